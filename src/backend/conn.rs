@@ -1,0 +1,311 @@
+//! One multiplexed, pipelined connection to a node. Sessions append their
+//! requests' bytes to a shared output buffer; one writer flushes everything
+//! queued with a single write, and one reader splits the reply stream at frame
+//! boundaries (no decoding) and hands each reply to the session that waits
+//! for it, in FIFO order.
+//!
+//! Failure of this connection fails only the requests sent on it. The task
+//! reconnects with exponential backoff for as long as the node is in use.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::protocol::{Limits, ReplyScanner};
+
+use super::{BackendError, ReplyTarget};
+
+/// `ASKING`, sent before a request that follows an `-ASK` redirect.
+const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Settings shared by a worker's backend connections.
+#[derive(Clone, Debug)]
+pub struct ConnSettings {
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time the oldest outstanding request may wait for its reply.
+    pub request_timeout: Duration,
+    /// First reconnect delay.
+    pub reconnect_min: Duration,
+    /// Longest reconnect delay.
+    pub reconnect_max: Duration,
+    /// Bounds for replies (a node is trusted, but not unboundedly).
+    pub limits: Limits,
+}
+
+/// A request waiting for its reply.
+struct Waiter {
+    /// `None` for replies keyway discards (the `+OK` to `ASKING`).
+    target: Option<Rc<dyn ReplyTarget>>,
+    token: u64,
+    sent: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Connecting,
+    Up,
+    Down,
+}
+
+struct State {
+    link: Link,
+    out: BytesMut,
+    inflight: VecDeque<Waiter>,
+}
+
+/// A multiplexed connection to one node; see the module docs.
+pub struct Conn {
+    addr: Arc<str>,
+    state: RefCell<State>,
+    wake_writer: Notify,
+    retired: Cell<bool>,
+}
+
+impl Conn {
+    /// Creates the connection and spawns its task on the current `LocalSet`.
+    /// `on_failure` runs whenever the connection fails (e.g. to ask for a
+    /// topology refresh).
+    pub fn spawn(addr: Arc<str>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()>) -> Rc<Conn> {
+        let conn = Rc::new(Conn {
+            addr,
+            state: RefCell::new(State {
+                link: Link::Connecting,
+                out: BytesMut::new(),
+                inflight: VecDeque::new(),
+            }),
+            wake_writer: Notify::new(),
+            retired: Cell::new(false),
+        });
+        tokio::task::spawn_local(run(conn.clone(), settings, on_failure));
+        conn
+    }
+
+    /// The node's address.
+    pub fn addr(&self) -> &Arc<str> {
+        &self.addr
+    }
+
+    /// Queues `request` (complete RESP bytes); its reply goes to
+    /// `target.deliver(token, ..)`. With `asking`, `ASKING` goes first.
+    /// Fails at once, without queueing, while the node is unreachable.
+    pub fn send(
+        &self,
+        request: &[u8],
+        asking: bool,
+        target: &Rc<dyn ReplyTarget>,
+        token: u64,
+    ) -> Result<(), BackendError> {
+        let mut state = self.state.borrow_mut();
+        if state.link == Link::Down {
+            return Err(BackendError::Unreachable(self.addr.clone()));
+        }
+        let was_idle = state.out.is_empty();
+        let sent = Instant::now();
+        if asking {
+            state.out.extend_from_slice(ASKING);
+            state.inflight.push_back(Waiter {
+                target: None,
+                token: 0,
+                sent,
+            });
+        }
+        state.out.extend_from_slice(request);
+        state.inflight.push_back(Waiter {
+            target: Some(target.clone()),
+            token,
+            sent,
+        });
+        drop(state);
+        if was_idle {
+            self.wake_writer.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Requests outstanding on this connection.
+    pub fn in_flight(&self) -> usize {
+        self.state.borrow().inflight.len()
+    }
+
+    /// Stops the connection once its outstanding requests are answered (the
+    /// node left the topology). The reader notices within one request timeout.
+    pub fn retire(&self) {
+        self.retired.set(true);
+    }
+
+    /// Fails every outstanding request with `error`.
+    fn fail_all(&self, error: &BackendError) {
+        let waiters = {
+            let mut state = self.state.borrow_mut();
+            state.out.clear();
+            std::mem::take(&mut state.inflight)
+        };
+        for waiter in waiters {
+            if let Some(target) = waiter.target {
+                target.deliver(waiter.token, Err(error.clone()));
+            }
+        }
+    }
+
+    fn set_link(&self, link: Link) {
+        self.state.borrow_mut().link = link;
+    }
+}
+
+/// The connection's life: connect, serve until failure, back off, repeat.
+async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()>) {
+    let mut backoff = settings.reconnect_min;
+    while !conn.retired.get() {
+        conn.set_link(Link::Connecting);
+        let connected =
+            tokio::time::timeout(settings.connect_timeout, TcpStream::connect(&*conn.addr)).await;
+        let error = match connected {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                debug!(node = %conn.addr, "backend connected");
+                conn.set_link(Link::Up);
+                backoff = settings.reconnect_min;
+                let (reader, writer) = stream.into_split();
+                let result = tokio::select! {
+                    r = write_loop(&conn, writer) => r,
+                    r = read_loop(&conn, reader, &settings) => r,
+                };
+                match result {
+                    Ok(()) => return, // retired and drained
+                    Err(ConnError::Io(e)) => {
+                        warn!(node = %conn.addr, error = %e, "backend connection lost");
+                        BackendError::Lost(conn.addr.clone())
+                    }
+                    Err(ConnError::Timeout) => {
+                        warn!(node = %conn.addr, timeout = ?settings.request_timeout, "backend did not answer in time; reconnecting");
+                        BackendError::Timeout(conn.addr.clone(), settings.request_timeout)
+                    }
+                }
+            }
+            Ok(Err(e)) => {
+                warn!(node = %conn.addr, error = %e, "cannot connect to backend");
+                BackendError::Unreachable(conn.addr.clone())
+            }
+            Err(_) => {
+                warn!(node = %conn.addr, timeout = ?settings.connect_timeout, "backend connect timed out");
+                BackendError::Unreachable(conn.addr.clone())
+            }
+        };
+        conn.set_link(Link::Down);
+        conn.fail_all(&error);
+        on_failure();
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(settings.reconnect_max);
+    }
+    conn.set_link(Link::Down);
+    conn.fail_all(&BackendError::Lost(conn.addr.clone()));
+}
+
+enum ConnError {
+    Io(io::Error),
+    Timeout,
+}
+
+impl From<io::Error> for ConnError {
+    fn from(e: io::Error) -> Self {
+        ConnError::Io(e)
+    }
+}
+
+/// Writes whatever is queued, all of it in one write, whenever there is some.
+async fn write_loop(conn: &Conn, mut writer: OwnedWriteHalf) -> Result<(), ConnError> {
+    loop {
+        let chunk = {
+            let mut state = conn.state.borrow_mut();
+            (!state.out.is_empty()).then(|| state.out.split())
+        };
+        match chunk {
+            Some(chunk) => writer.write_all(&chunk).await?,
+            None => conn.wake_writer.notified().await,
+        }
+    }
+}
+
+/// Splits replies off the stream and delivers each to its waiter. Also
+/// watches the oldest request's age, and ends when a retired connection has
+/// nothing outstanding.
+async fn read_loop(
+    conn: &Conn,
+    mut reader: OwnedReadHalf,
+    settings: &ConnSettings,
+) -> Result<(), ConnError> {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut scanner = ReplyScanner::new(settings.limits);
+    let timer = tokio::time::sleep(settings.request_timeout);
+    tokio::pin!(timer);
+    loop {
+        let oldest = conn.state.borrow().inflight.front().map(|w| w.sent);
+        if oldest.is_none() && conn.retired.get() {
+            return Ok(());
+        }
+        timer
+            .as_mut()
+            .reset(oldest.unwrap_or_else(Instant::now) + settings.request_timeout);
+        let read = tokio::select! {
+            r = reader.read_buf(&mut buf) => r?,
+            _ = timer.as_mut() => {
+                if conn.state.borrow().inflight.front().is_some_and(|w| w.sent + settings.request_timeout <= Instant::now()) {
+                    return Err(ConnError::Timeout);
+                }
+                continue;
+            }
+        };
+        if read == 0 {
+            return Err(ConnError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "node closed the connection",
+            )));
+        }
+        loop {
+            let len = match scanner.scan(&buf) {
+                Ok(Some(len)) => len,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(ConnError::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        e.to_string(),
+                    )))
+                }
+            };
+            let reply = buf.split_to(len).freeze();
+            let waiter = conn.state.borrow_mut().inflight.pop_front();
+            match waiter {
+                Some(Waiter {
+                    target: Some(target),
+                    token,
+                    ..
+                }) => target.deliver(token, Ok(reply)),
+                Some(Waiter { target: None, .. }) => {}
+                None => {
+                    return Err(ConnError::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "reply without a request",
+                    )))
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+    }
+}

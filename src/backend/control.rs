@@ -1,0 +1,47 @@
+//! One-shot queries for the control path (topology, `COMMAND`): connect,
+//! send one command, decode the whole reply, close. Never on the data path.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::protocol::{decode, encode, Limits, Value};
+
+/// Sends `args` to `addr` and returns the decoded reply (an error reply is
+/// `Ok(Value::Error)`); fails on I/O errors, bad replies, or after `timeout`.
+pub async fn query(addr: &str, args: &[&[u8]], timeout: Duration) -> io::Result<Value> {
+    tokio::time::timeout(timeout, query_inner(addr, args))
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer within {timeout:?}"),
+            )
+        })?
+}
+
+async fn query_inner(addr: &str, args: &[&[u8]]) -> io::Result<Value> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let mut out = BytesMut::new();
+    encode::command(&mut out, args);
+    stream.write_all(&out).await?;
+    let limits = Limits::default();
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    loop {
+        match decode(&buf, &limits) {
+            Ok(Some((value, _))) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed before the reply",
+            ));
+        }
+    }
+}

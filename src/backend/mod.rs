@@ -1,0 +1,56 @@
+//! Connections from one worker to the cluster's nodes: per node a few
+//! multiplexed, pipelined connections ([`conn`]), found by address in the
+//! worker's [`pool`]; plus one-shot [`control`] queries for the topology task.
+//!
+//! Everything here except `control` is single-threaded (`Rc`, `RefCell`):
+//! each worker owns its own connections, so the hot path takes no lock.
+
+pub mod conn;
+pub mod control;
+pub mod pool;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::protocol::encode;
+
+/// Receives the replies to requests sent on backend connections, in the order
+/// each connection's requests were sent. Implemented by client sessions.
+pub trait ReplyTarget {
+    /// The reply (or failure) for the request sent with `token`.
+    fn deliver(&self, token: u64, reply: Result<Bytes, BackendError>);
+}
+
+/// Why a request sent to a node got no reply from it. The client sees one
+/// Redis-style error per variant, saying whether the command may have run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendError {
+    /// The node could not be connected; the command did not run.
+    Unreachable(Arc<str>),
+    /// The connection broke before the reply; the command may have run.
+    Lost(Arc<str>),
+    /// The node did not answer in time; the connection was closed and the
+    /// command may have run.
+    Timeout(Arc<str>, Duration),
+}
+
+impl BackendError {
+    /// Appends the error reply the client gets.
+    pub fn write_reply(&self, out: &mut BytesMut) {
+        let text = match self {
+            BackendError::Unreachable(addr) => format!(
+                "CLUSTERDOWN keyway cannot connect to node {addr}; the cluster may be failing over, retry shortly"
+            ),
+            BackendError::Lost(addr) => format!(
+                "ERR keyway lost the connection to node {addr} before it replied; the command may or may not have run"
+            ),
+            BackendError::Timeout(addr, after) => format!(
+                "ERR keyway got no reply from node {addr} within {} ms; the command may or may not have run",
+                after.as_millis()
+            ),
+        };
+        encode::error(out, text.as_bytes());
+    }
+}

@@ -1,0 +1,80 @@
+//! Cluster knowledge: hash slots, the slot map, and the background task that
+//! keeps it fresh. Nothing here knows about clients.
+
+pub mod redirect;
+pub mod refresh;
+pub mod slot;
+pub mod topology;
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+
+use crate::command::CommandTable;
+
+pub use slot::{Slot, SLOT_COUNT};
+pub use topology::{NodeIndex, Topology};
+
+/// What every worker reads about the cluster: the current slot map and the
+/// command table, each swapped whole, plus the channel that asks the refresh
+/// task for a new map. Shared by all threads; read lock-free.
+pub struct ClusterView {
+    topology: ArcSwap<Topology>,
+    commands: ArcSwap<CommandTable>,
+    server_version: ArcSwap<String>,
+    wake: Notify,
+    moved: Mutex<Vec<(Slot, String)>>,
+}
+
+/// The version `HELLO` reports until a node has told keyway its own.
+const DEFAULT_SERVER_VERSION: &str = "7.0.0";
+
+impl ClusterView {
+    /// A view with no slot covered yet and the built-in command table.
+    pub fn new() -> Arc<ClusterView> {
+        Arc::new(ClusterView {
+            topology: ArcSwap::from_pointee(Topology::empty()),
+            commands: ArcSwap::from_pointee(CommandTable::builtin()),
+            server_version: ArcSwap::from_pointee(DEFAULT_SERVER_VERSION.to_string()),
+            wake: Notify::new(),
+            moved: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The slot map workers cache (see `arc_swap::Cache`).
+    pub fn topology(&self) -> &ArcSwap<Topology> {
+        &self.topology
+    }
+
+    /// The command table workers cache.
+    pub fn commands(&self) -> &ArcSwap<CommandTable> {
+        &self.commands
+    }
+
+    /// The Redis version the cluster's nodes report (`redis_version`).
+    pub fn server_version(&self) -> Arc<String> {
+        self.server_version.load_full()
+    }
+
+    /// Asks for a topology refresh soon; many calls before the refresh runs
+    /// coalesce into one.
+    pub fn request_refresh(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Records that a node answered `MOVED slot addr`: the slot map is patched
+    /// at once and a full refresh follows.
+    pub fn report_moved(&self, slot: Slot, addr: &str) {
+        let mut moved = self.moved.lock().unwrap_or_else(|e| e.into_inner());
+        if !moved.iter().any(|(s, a)| *s == slot && a == addr) {
+            moved.push((slot, addr.to_string()));
+        }
+        drop(moved);
+        self.wake.notify_one();
+    }
+
+    fn take_moved(&self) -> Vec<(Slot, String)> {
+        std::mem::take(&mut *self.moved.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}

@@ -1,0 +1,173 @@
+//! The one background task that fetches the cluster's topology: at start,
+//! when a worker asks (after `MOVED` or a backend failure; requests coalesce),
+//! and every refresh interval. While no node answers, keyway keeps serving
+//! (`-CLUSTERDOWN`) and keeps retrying.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+use crate::backend::control;
+use crate::config::Config;
+use crate::protocol::Value;
+
+use super::topology::Topology;
+use super::ClusterView;
+
+/// Shortest time between two refreshes triggered by workers, so a burst of
+/// `MOVED` during a migration costs one round of queries, not hundreds.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Runs until the process ends; call inside a tokio runtime.
+pub async fn run(view: Arc<ClusterView>, config: Arc<Config>) {
+    let mut epoch = 0u64;
+    let mut commands_loaded = false;
+    let mut warned = false;
+    loop {
+        match fetch(&view, &config).await {
+            Ok((topology, from)) => {
+                if warned {
+                    info!(node = %from, "cluster reachable again");
+                    warned = false;
+                }
+                let current = view.topology.load();
+                if current.epoch() == 0 || !topology.same_map(&current) {
+                    epoch += 1;
+                    let topology = topology.with_epoch(epoch);
+                    info!(
+                        epoch,
+                        from = %from,
+                        masters = topology.nodes().len(),
+                        covered = topology.covered_slots(),
+                        "topology updated"
+                    );
+                    view.topology.store(Arc::new(topology));
+                }
+                if !commands_loaded {
+                    commands_loaded = load_commands(&view, &config, &from).await;
+                }
+            }
+            Err(reason) => {
+                if !warned {
+                    warn!(
+                        seeds = ?config.seeds,
+                        %reason,
+                        "no cluster node answered; clients get -CLUSTERDOWN until one does; retrying every {:?}",
+                        config.retry_interval
+                    );
+                    warned = true;
+                }
+            }
+        }
+        let wait = if warned {
+            config.retry_interval
+        } else {
+            config.refresh_interval
+        };
+        let _ = tokio::time::timeout(wait, view.wake.notified()).await;
+        apply_moved(&view, &mut epoch);
+        tokio::time::sleep(DEBOUNCE).await;
+        apply_moved(&view, &mut epoch);
+    }
+}
+
+/// Publishes the slot moves workers reported since the last look.
+fn apply_moved(view: &ClusterView, epoch: &mut u64) {
+    let moved = view.take_moved();
+    if moved.is_empty() {
+        return;
+    }
+    let mut topology = Topology::clone(&view.topology.load());
+    for (slot, addr) in &moved {
+        *epoch += 1;
+        topology = topology.with_slot_moved(*slot, addr, *epoch);
+    }
+    debug!(
+        epoch = *epoch,
+        moves = moved.len(),
+        "slot map patched from MOVED"
+    );
+    view.topology.store(Arc::new(topology));
+}
+
+/// Asks the known masters, then the seeds, until one gives a usable map.
+async fn fetch(view: &ClusterView, config: &Config) -> Result<(Topology, String), String> {
+    let known = view.topology.load();
+    let candidates = known
+        .nodes()
+        .iter()
+        .map(|n| n.addr.to_string())
+        .chain(config.seeds.iter().cloned());
+    let mut last_error = String::from("no node to ask");
+    let mut tried = Vec::new();
+    for addr in candidates {
+        if tried.contains(&addr) {
+            continue;
+        }
+        match fetch_from(&addr, config).await {
+            Ok(topology) if topology.covered_slots() > 0 => return Ok((topology, addr)),
+            Ok(_) => last_error = format!("{addr}: no slot is assigned yet"),
+            Err(e) => last_error = format!("{addr}: {e}"),
+        }
+        tried.push(addr);
+    }
+    Err(last_error)
+}
+
+async fn fetch_from(addr: &str, config: &Config) -> Result<Topology, String> {
+    let timeout = config.connect_timeout + config.request_timeout;
+    let shards = control::query(addr, &[b"CLUSTER", b"SHARDS"], timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    match Topology::from_shards(&shards, addr) {
+        Ok(t) => Ok(t),
+        Err(_) if shards.is_error() => {
+            // Before Redis 7 there is no CLUSTER SHARDS.
+            let slots = control::query(addr, &[b"CLUSTER", b"SLOTS"], timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            Topology::from_slots(&slots, addr).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Extends the command table with what the node knows and keyway's embedded
+/// table does not (newer commands, modules). True once done.
+async fn load_commands(view: &ClusterView, config: &Config, addr: &str) -> bool {
+    let timeout = config.connect_timeout + config.request_timeout;
+    match control::query(addr, &[b"COMMAND"], timeout).await {
+        Ok(reply @ Value::Array(_)) => {
+            let mut table = crate::command::CommandTable::clone(&view.commands.load());
+            let added = table.extend_from_command_reply(&reply);
+            if added > 0 {
+                info!(added, from = %addr, "commands learned from the cluster");
+                view.commands.store(Arc::new(table));
+            }
+            load_server_version(view, addr, timeout).await;
+            true
+        }
+        Ok(other) => {
+            warn!(from = %addr, reply = ?other, "COMMAND failed; using the built-in command table");
+            true
+        }
+        Err(e) => {
+            debug!(from = %addr, error = %e, "COMMAND not loaded yet");
+            false
+        }
+    }
+}
+
+/// Records the nodes' `redis_version` for `HELLO` and `INFO`.
+async fn load_server_version(view: &ClusterView, addr: &str, timeout: Duration) {
+    let Ok(Value::Bulk(info)) = control::query(addr, &[b"INFO", b"server"], timeout).await else {
+        return;
+    };
+    let version = String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:").map(str::to_string));
+    if let Some(version) = version {
+        view.server_version.store(Arc::new(version));
+    }
+}

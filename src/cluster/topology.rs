@@ -1,0 +1,359 @@
+//! The slot map: which master serves each slot. Built by pure functions from
+//! a `CLUSTER SHARDS` or `CLUSTER SLOTS` reply, immutable once built, and
+//! swapped whole (see [`super::ClusterView`]).
+
+use std::sync::Arc;
+
+use crate::protocol::Value;
+
+use super::slot::{Slot, SLOT_COUNT};
+
+/// Index of a node in [`Topology::nodes`].
+pub type NodeIndex = u16;
+
+/// Marks a slot no master serves.
+const UNCOVERED: NodeIndex = NodeIndex::MAX;
+
+/// One master node of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// `host:port` keyway connects to.
+    pub addr: Arc<str>,
+}
+
+/// An immutable snapshot of the cluster's slot ownership.
+#[derive(Clone)]
+pub struct Topology {
+    epoch: u64,
+    nodes: Vec<Node>,
+    slots: Box<[NodeIndex]>,
+}
+
+/// Why a topology reply could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopologyError {
+    /// The node answered with an error (e.g. cluster support disabled).
+    #[error("node answered {0}")]
+    ErrorReply(String),
+    /// The reply does not have the documented shape.
+    #[error("unexpected reply shape: {0}")]
+    Malformed(&'static str),
+}
+
+impl std::fmt::Debug for Topology {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topology")
+            .field("epoch", &self.epoch)
+            .field("nodes", &self.nodes)
+            .field("covered", &self.covered_slots())
+            .finish()
+    }
+}
+
+impl Topology {
+    /// A map with no slot covered: what keyway serves before any node answered.
+    pub fn empty() -> Topology {
+        Topology {
+            epoch: 0,
+            nodes: Vec::new(),
+            slots: vec![UNCOVERED; SLOT_COUNT as usize].into_boxed_slice(),
+        }
+    }
+
+    /// Increases on every change; workers rebuild their per-node caches when it moves.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The master nodes, indexed by [`NodeIndex`].
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The master serving `slot`, if any.
+    #[inline]
+    pub fn master_of(&self, slot: Slot) -> Option<NodeIndex> {
+        let node = self.slots[slot.index()];
+        (node != UNCOVERED).then_some(node)
+    }
+
+    /// How many of the 16384 slots have a master.
+    pub fn covered_slots(&self) -> usize {
+        self.slots.iter().filter(|&&n| n != UNCOVERED).count()
+    }
+
+    /// The same map under a new epoch.
+    pub fn with_epoch(mut self, epoch: u64) -> Topology {
+        self.epoch = epoch;
+        self
+    }
+
+    /// A copy in which `slot` is served by `addr` (what a `MOVED` says), under `epoch`.
+    pub fn with_slot_moved(&self, slot: Slot, addr: &str, epoch: u64) -> Topology {
+        let mut next = self.clone();
+        next.epoch = epoch;
+        let index = next.node_index_or_insert(addr);
+        next.slots[slot.index()] = index;
+        next.drop_unused_nodes();
+        next
+    }
+
+    /// Same slot ownership (ignoring epochs)?
+    pub fn same_map(&self, other: &Topology) -> bool {
+        self.slots
+            .iter()
+            .zip(other.slots.iter())
+            .all(|(&a, &b)| self.addr_of(a) == other.addr_of(b))
+    }
+
+    fn addr_of(&self, index: NodeIndex) -> Option<&str> {
+        self.nodes.get(index as usize).map(|n| &*n.addr)
+    }
+
+    fn node_index_or_insert(&mut self, addr: &str) -> NodeIndex {
+        if let Some(i) = self.nodes.iter().position(|n| &*n.addr == addr) {
+            return i as NodeIndex;
+        }
+        self.nodes.push(Node { addr: addr.into() });
+        (self.nodes.len() - 1) as NodeIndex
+    }
+
+    /// Removes masters that serve no slot, renumbering the rest.
+    fn drop_unused_nodes(&mut self) {
+        let mut used = vec![false; self.nodes.len()];
+        for &n in self.slots.iter().filter(|&&n| n != UNCOVERED) {
+            used[n as usize] = true;
+        }
+        if used.iter().all(|&u| u) {
+            return;
+        }
+        let mut renumber = vec![UNCOVERED; self.nodes.len()];
+        let mut kept = Vec::new();
+        for (i, node) in self.nodes.drain(..).enumerate() {
+            if used[i] {
+                renumber[i] = kept.len() as NodeIndex;
+                kept.push(node);
+            }
+        }
+        self.nodes = kept;
+        for n in self.slots.iter_mut().filter(|n| **n != UNCOVERED) {
+            *n = renumber[*n as usize];
+        }
+    }
+
+    fn assign(&mut self, start: i64, end: i64, addr: &str) -> Result<(), TopologyError> {
+        if !(0..SLOT_COUNT as i64).contains(&start) || !(start..SLOT_COUNT as i64).contains(&end) {
+            return Err(TopologyError::Malformed("slot range out of bounds"));
+        }
+        let index = self.node_index_or_insert(addr);
+        self.slots[start as usize..=end as usize].fill(index);
+        Ok(())
+    }
+
+    /// Parses a `CLUSTER SHARDS` reply (Redis 7+). `answering` is the
+    /// `host:port` that answered: the spec says an empty or unknown endpoint
+    /// means "the node you asked".
+    pub fn from_shards(reply: &Value, answering: &str) -> Result<Topology, TopologyError> {
+        let shards = as_list(reply)?;
+        let mut topology = Topology::empty();
+        for shard in shards {
+            let ranges = shard
+                .map_get("slots")
+                .and_then(Value::as_array)
+                .ok_or(TopologyError::Malformed("shard without slots"))?;
+            if ranges.is_empty() {
+                continue;
+            }
+            let nodes = shard
+                .map_get("nodes")
+                .and_then(Value::as_array)
+                .ok_or(TopologyError::Malformed("shard without nodes"))?;
+            let master = nodes
+                .iter()
+                .find(|n| n.map_get("role").and_then(Value::as_bytes) == Some(b"master"));
+            let Some(master) = master else { continue };
+            let host = ["endpoint", "ip"]
+                .iter()
+                .filter_map(|k| master.map_get(k).and_then(Value::as_bytes))
+                .find(|h| !h.is_empty() && *h != b"?");
+            let port = master
+                .map_get("port")
+                .and_then(Value::as_int)
+                .ok_or(TopologyError::Malformed("node without port"))?;
+            let addr = node_addr(host, port, answering);
+            for pair in ranges.chunks(2) {
+                match pair {
+                    [start, end] => {
+                        let (Some(start), Some(end)) = (start.as_int(), end.as_int()) else {
+                            return Err(TopologyError::Malformed("slot bound is not an integer"));
+                        };
+                        topology.assign(start, end, &addr)?;
+                    }
+                    _ => return Err(TopologyError::Malformed("odd number of slot bounds")),
+                }
+            }
+        }
+        Ok(topology)
+    }
+
+    /// Parses a `CLUSTER SLOTS` reply (any Redis Cluster version).
+    pub fn from_slots(reply: &Value, answering: &str) -> Result<Topology, TopologyError> {
+        let ranges = as_list(reply)?;
+        let mut topology = Topology::empty();
+        for range in ranges {
+            let fields = range
+                .as_array()
+                .ok_or(TopologyError::Malformed("slot range is not an array"))?;
+            let [start, end, master, ..] = fields else {
+                return Err(TopologyError::Malformed("slot range without a master"));
+            };
+            let (Some(start), Some(end)) = (start.as_int(), end.as_int()) else {
+                return Err(TopologyError::Malformed("slot bound is not an integer"));
+            };
+            let master = master
+                .as_array()
+                .ok_or(TopologyError::Malformed("master is not an array"))?;
+            let host = master.first().and_then(Value::as_bytes);
+            let port = master
+                .get(1)
+                .and_then(Value::as_int)
+                .ok_or(TopologyError::Malformed("master without port"))?;
+            let host = host.filter(|h| !h.is_empty() && *h != b"?");
+            topology.assign(start, end, &node_addr(host, port, answering))?;
+        }
+        Ok(topology)
+    }
+}
+
+fn as_list(reply: &Value) -> Result<&[Value], TopologyError> {
+    if let Value::Error(e) = reply {
+        return Err(TopologyError::ErrorReply(
+            String::from_utf8_lossy(e).into_owned(),
+        ));
+    }
+    reply
+        .as_array()
+        .ok_or(TopologyError::Malformed("reply is not an array"))
+}
+
+/// `host:port`, taking the answering node's host when the reply has none.
+fn node_addr(host: Option<&[u8]>, port: i64, answering: &str) -> String {
+    let host = match host {
+        Some(h) => String::from_utf8_lossy(h).into_owned(),
+        None => answering
+            .rsplit_once(':')
+            .map_or(answering, |(h, _)| h)
+            .to_string(),
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn bulk(s: &str) -> Value {
+        Value::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    fn shard(ranges: &[i64], nodes: Vec<Value>) -> Value {
+        Value::Array(vec![
+            bulk("slots"),
+            Value::Array(ranges.iter().map(|&n| Value::Int(n)).collect()),
+            bulk("nodes"),
+            Value::Array(nodes),
+        ])
+    }
+
+    fn node(endpoint: &str, port: i64, role: &str) -> Value {
+        Value::Array(vec![
+            bulk("id"),
+            bulk("abc"),
+            bulk("port"),
+            Value::Int(port),
+            bulk("ip"),
+            bulk(endpoint),
+            bulk("endpoint"),
+            bulk(endpoint),
+            bulk("role"),
+            bulk(role),
+            bulk("health"),
+            bulk("online"),
+        ])
+    }
+
+    #[test]
+    fn shards_reply_maps_every_range_to_its_master() {
+        let reply = Value::Array(vec![
+            shard(
+                &[0, 5460],
+                vec![
+                    node("127.0.0.1", 7001, "replica"),
+                    node("127.0.0.1", 7000, "master"),
+                ],
+            ),
+            shard(&[5461, 10922], vec![node("127.0.0.1", 7002, "master")]),
+            shard(
+                &[10923, 16000, 16001, 16383],
+                vec![node("", 7003, "master")],
+            ),
+            shard(&[], vec![node("127.0.0.1", 7009, "master")]),
+        ]);
+        let t = Topology::from_shards(&reply, "10.0.0.9:7003").unwrap();
+        assert_eq!(t.covered_slots(), 16384);
+        let addr = |s: u16| &*t.nodes()[t.master_of(Slot::new(s).unwrap()).unwrap() as usize].addr;
+        assert_eq!(addr(0), "127.0.0.1:7000");
+        assert_eq!(addr(5461), "127.0.0.1:7002");
+        assert_eq!(addr(16383), "10.0.0.9:7003");
+        assert_eq!(t.nodes().len(), 3);
+    }
+
+    #[test]
+    fn slots_reply_and_uncovered_slots() {
+        let reply = Value::Array(vec![Value::Array(vec![
+            Value::Int(0),
+            Value::Int(99),
+            Value::Array(vec![bulk("127.0.0.1"), Value::Int(7000), bulk("id")]),
+            Value::Array(vec![bulk("127.0.0.1"), Value::Int(7001), bulk("id2")]),
+        ])]);
+        let t = Topology::from_slots(&reply, "x:1").unwrap();
+        assert_eq!(t.covered_slots(), 100);
+        assert!(t.master_of(Slot::new(100).unwrap()).is_none());
+    }
+
+    #[test]
+    fn bad_replies_are_errors_not_panics() {
+        let err = Value::Error(Bytes::from_static(
+            b"ERR This instance has cluster support disabled",
+        ));
+        assert!(matches!(
+            Topology::from_shards(&err, "a:1"),
+            Err(TopologyError::ErrorReply(_))
+        ));
+        let out_of_range = Value::Array(vec![shard(&[0, 16384], vec![node("h", 1, "master")])]);
+        assert!(Topology::from_shards(&out_of_range, "a:1").is_err());
+        let reversed = Value::Array(vec![shard(&[10, 5], vec![node("h", 1, "master")])]);
+        assert!(Topology::from_shards(&reversed, "a:1").is_err());
+        assert!(Topology::from_slots(&Value::Int(3), "a:1").is_err());
+    }
+
+    #[test]
+    fn moved_patches_one_slot_and_drops_empty_nodes() {
+        let reply = Value::Array(vec![
+            shard(&[0, 0], vec![node("h", 1, "master")]),
+            shard(&[1, 16383], vec![node("h", 2, "master")]),
+        ]);
+        let t = Topology::from_shards(&reply, "a:1").unwrap().with_epoch(1);
+        let moved = t.with_slot_moved(Slot::new(0).unwrap(), "h:2", 2);
+        assert_eq!(moved.epoch(), 2);
+        assert_eq!(moved.nodes().len(), 1);
+        assert_eq!(&*moved.nodes()[0].addr, "h:2");
+        assert!(!moved.same_map(&t));
+        assert!(t.same_map(&t.clone().with_epoch(9)));
+    }
+}

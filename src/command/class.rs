@@ -1,0 +1,188 @@
+//! Route classes: what keyway does with each command.
+//!
+//! The class is derived from Redis's own metadata (flags, key specs, the
+//! `request_policy` tip) by [`classify`], after a short list of explicit
+//! overrides, each with the reason it exists. Commands added at start-up
+//! from a backend's `COMMAND` reply (newer Redis, modules) go through the
+//! same rules.
+
+use super::flags::{CommandFlags, RequestPolicy, Tips};
+
+/// How keyway handles a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteClass {
+    /// Routed by the slot of its keys (all keys must share one slot, which
+    /// the caller checks). EVAL/FCALL with zero keys are still `Keyed`: with
+    /// no key, the caller sends them to any master.
+    Keyed,
+    /// No keys; any master can answer (TIME, LOLWUT, PUBLISH which the
+    /// cluster broadcasts, unknown subcommands of harmless containers).
+    AnyNode,
+    /// Answered by keyway itself (PING, ECHO, HELLO, AUTH, SELECT, COMMAND
+    /// and its subcommands, CLIENT SETNAME/GETNAME/ID/INFO/LIST, CLUSTER
+    /// KEYSLOT/INFO, READONLY/READWRITE).
+    Local,
+    /// Refused, with a reason shown to the client.
+    Unsupported(Reason),
+}
+
+/// Why keyway refuses a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Needs a fan-out to every master and a merge (KEYS, SCAN, DBSIZE,
+    /// FLUSHALL, INFO, WAIT, SCRIPT *, FUNCTION *, LATENCY *, SLOWLOG *, ...).
+    ClusterWide,
+    /// MULTI/EXEC/DISCARD/WATCH/UNWATCH: need a dedicated backend connection.
+    Transactions,
+    /// Blocking commands (BLPOP, ...; XREAD/XREADGROUP only with BLOCK).
+    Blocking,
+    /// The subscribe family and PUBSUB introspection.
+    PubSub,
+    /// Acts on the one node it reaches (CLUSTER *, CONFIG, DEBUG, SHUTDOWN,
+    /// REPLICAOF, SAVE, MONITOR, ... and everything flagged `admin`).
+    NodeAdmin,
+    /// Changes or reads the state of the backend connection, which keyway
+    /// shares between clients (CLIENT TRACKING/REPLY/CACHING, ASKING).
+    ConnectionState,
+}
+
+impl Reason {
+    /// The text after `ERR <COMMAND> ` in the error reply; says what to do.
+    pub fn message(self) -> &'static str {
+        match self {
+            Reason::ClusterWide => {
+                "is not supported by keyway yet: it needs a fan-out to every master; \
+                 send it to each master directly"
+            }
+            Reason::Transactions => {
+                "is not supported by keyway yet: transactions need a dedicated connection; \
+                 use a single command or a Lua script (EVAL) on keys of one slot"
+            }
+            Reason::Blocking => {
+                "is not supported by keyway yet: blocking commands need a dedicated connection; \
+                 poll with the non-blocking variant instead"
+            }
+            Reason::PubSub => {
+                "is not supported by keyway yet: subscriptions need a dedicated connection; \
+                 subscribe on a cluster node directly (PUBLISH and SPUBLISH work)"
+            }
+            Reason::NodeAdmin => {
+                "cannot be proxied: it acts on one node of the cluster; \
+                 send it to that node directly"
+            }
+            Reason::ConnectionState => {
+                "cannot be proxied: it changes a backend connection that keyway shares \
+                 between clients"
+            }
+        }
+    }
+}
+
+use Reason::*;
+use RouteClass::*;
+
+/// Exact-name overrides, checked first. Keep this list short: every entry
+/// is a command whose flags would classify it wrongly.
+const OVERRIDES: &[(&str, RouteClass)] = &[
+    // keyway owns the client connection: it answers these itself.
+    ("ping", Local), // flags say fan-out (request_policy:all_shards)
+    ("echo", Local),
+    ("quit", Local),
+    ("select", Local),
+    ("hello", Local),
+    ("auth", Local),
+    ("reset", Local),
+    ("readonly", Local),  // keyway's read policy, not the backend's
+    ("readwrite", Local), // idem
+    ("client|setname", Local),
+    ("client|getname", Local),
+    ("client|setinfo", Local), // Redis 7.2+
+    ("client|id", Local),
+    ("client|info", Local),
+    ("client|list", Local), // admin-flagged, but keyway lists its own clients
+    ("client|help", Local),
+    ("cluster|keyslot", Local), // pure function of the argument
+    ("cluster|info", Local),    // keyway reports its own view of the cluster
+    // Flagged pubsub, yet plain routable commands.
+    ("publish", AnyNode), // the cluster broadcasts it to every node
+    ("spublish", Keyed),  // routed by the slot of its shard channel
+    // Flagged blocking, but block only with a BLOCK option: the caller asks
+    // CommandSpec::is_blocking_call.
+    ("xread", Keyed),
+    ("xreadgroup", Keyed),
+    // No flag says "transaction"; WATCH even has key specs.
+    ("multi", Unsupported(Transactions)),
+    ("exec", Unsupported(Transactions)),
+    ("discard", Unsupported(Transactions)),
+    ("watch", Unsupported(Transactions)),
+    ("unwatch", Unsupported(Transactions)),
+    // Would flag the shared backend connection for someone else's command.
+    ("asking", Unsupported(ConnectionState)),
+];
+
+/// Whole families (a container and all its subcommands), after the exact
+/// overrides: flags vary inside them, the right answer does not.
+fn family_override(family: &str) -> Option<RouteClass> {
+    Some(match family {
+        "command" => Local, // keyway answers from this very table
+        // Topology and node management: keyway hides the topology.
+        "cluster" => Unsupported(NodeAdmin),
+        // Admin-flagged but per-node diagnostics or per-node state that a
+        // fan-out would apply or merge; same for scripts and functions,
+        // which must be loaded on every master.
+        "script" | "function" | "latency" | "slowlog" => Unsupported(ClusterWide),
+        "pubsub" => Unsupported(PubSub), // PUBSUB HELP is not flagged pubsub
+        _ => return None,
+    })
+}
+
+/// Classifies one command or subcommand (`name` lowercase, `a|b` for
+/// subcommands). Rules, first match wins:
+/// 1. exact overrides ([`OVERRIDES`]),
+/// 2. family overrides (`family_override`),
+/// 3. `pubsub` flag → PubSub,
+/// 4. `admin` flag → NodeAdmin,
+/// 5. remaining CLIENT subcommands → ConnectionState,
+/// 6. `blocking` flag → Blocking,
+/// 7. a fan-out `request_policy` tip and no keys → ClusterWide,
+/// 8. key specs → Keyed,
+/// 9. otherwise AnyNode.
+pub(crate) fn classify(name: &str, flags: CommandFlags, tips: Tips, has_keys: bool) -> RouteClass {
+    if let Some((_, class)) = OVERRIDES.iter().find(|(n, _)| *n == name) {
+        return *class;
+    }
+    let family = name.split_once('|').map_or(name, |(family, _)| family);
+    if let Some(class) = family_override(family) {
+        return class;
+    }
+    if flags.is_pubsub() {
+        return Unsupported(PubSub);
+    }
+    if flags.is_admin() {
+        return Unsupported(NodeAdmin);
+    }
+    if family == "client" {
+        // TRACKING, CACHING, REPLY, GETREDIR, NO-TOUCH and whatever comes
+        // next: all act on the (shared) backend connection.
+        return Unsupported(ConnectionState);
+    }
+    if flags.is_blocking() {
+        return Unsupported(Blocking);
+    }
+    let fan_out = matches!(
+        tips.request,
+        RequestPolicy::AllNodes | RequestPolicy::AllShards | RequestPolicy::Special
+    );
+    if fan_out && !has_keys {
+        return Unsupported(ClusterWide);
+    }
+    if has_keys {
+        Keyed
+    } else {
+        AnyNode
+    }
+}
+
+#[cfg(test)]
+#[path = "class_tests.rs"]
+mod tests;

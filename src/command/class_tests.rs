@@ -1,0 +1,233 @@
+//! One test per route class, against the embedded Redis 7.0 table.
+
+use super::super::CommandTable;
+use super::{Reason, RouteClass};
+
+fn class_of(table: &CommandTable, request: &str) -> RouteClass {
+    let args: Vec<&str> = request.split(' ').collect();
+    table.lookup(&args[..]).expect(request).class()
+}
+
+fn assert_all(requests: &[&str], expected: RouteClass) {
+    let table = CommandTable::builtin();
+    for request in requests {
+        assert_eq!(class_of(&table, request), expected, "{request}");
+    }
+}
+
+#[test]
+fn keyed() {
+    assert_all(
+        &[
+            "GET k",
+            "SET k v",
+            "MSET a 1",
+            "EVAL s 0",
+            "FCALL f 0",
+            "SPUBLISH ch m",
+            "XREAD STREAMS s 0",
+            "XREADGROUP GROUP g c STREAMS s >",
+            "OBJECT ENCODING k",
+            "MEMORY USAGE k",
+            "XINFO STREAM s",
+            "SORT k",
+            "MIGRATE h p k 0 1",
+            "XGROUP CREATE s g $",
+        ],
+        RouteClass::Keyed,
+    );
+}
+
+#[test]
+fn any_node() {
+    assert_all(
+        &[
+            "TIME",
+            "LOLWUT",
+            "PUBLISH ch m",
+            "OBJECT HELP",
+            "LASTSAVE",
+            "OBJECT nosuch",
+        ],
+        RouteClass::AnyNode,
+    );
+}
+
+#[test]
+fn local() {
+    assert_all(
+        &[
+            "PING",
+            "ECHO x",
+            "QUIT",
+            "SELECT 0",
+            "HELLO 3",
+            "AUTH p",
+            "RESET",
+            "COMMAND",
+            "COMMAND COUNT",
+            "COMMAND INFO get",
+            "COMMAND DOCS",
+            "COMMAND GETKEYS get k",
+            "CLIENT SETNAME x",
+            "CLIENT GETNAME",
+            "CLIENT ID",
+            "CLIENT INFO",
+            "CLIENT LIST",
+            "CLUSTER KEYSLOT k",
+            "CLUSTER INFO",
+            "READONLY",
+            "READWRITE",
+        ],
+        RouteClass::Local,
+    );
+}
+
+#[test]
+fn cluster_wide() {
+    assert_all(
+        &[
+            "KEYS *",
+            "SCAN 0",
+            "DBSIZE",
+            "FLUSHALL",
+            "FLUSHDB",
+            "RANDOMKEY",
+            "INFO",
+            "WAIT 1 0",
+            "SCRIPT LOAD s",
+            "SCRIPT FLUSH",
+            "SCRIPT EXISTS x",
+            "FUNCTION LOAD x",
+            "FUNCTION LIST",
+            "LATENCY LATEST",
+            "SLOWLOG GET",
+            "MEMORY STATS",
+            "MEMORY DOCTOR",
+        ],
+        RouteClass::Unsupported(Reason::ClusterWide),
+    );
+}
+
+#[test]
+fn transactions() {
+    assert_all(
+        &["MULTI", "EXEC", "DISCARD", "WATCH k", "UNWATCH"],
+        RouteClass::Unsupported(Reason::Transactions),
+    );
+}
+
+#[test]
+fn blocking() {
+    assert_all(
+        &[
+            "BLPOP a 0",
+            "BRPOP a 0",
+            "BLMOVE a b LEFT LEFT 0",
+            "BZPOPMIN z 0",
+            "BLMPOP 0 1 a LEFT",
+        ],
+        RouteClass::Unsupported(Reason::Blocking),
+    );
+}
+
+#[test]
+fn pubsub() {
+    assert_all(
+        &[
+            "SUBSCRIBE c",
+            "PSUBSCRIBE c*",
+            "SSUBSCRIBE c",
+            "UNSUBSCRIBE",
+            "PUNSUBSCRIBE",
+            "SUNSUBSCRIBE",
+            "PUBSUB CHANNELS",
+            "PUBSUB HELP",
+            "PUBSUB SHARDNUMSUB",
+        ],
+        RouteClass::Unsupported(Reason::PubSub),
+    );
+}
+
+#[test]
+fn node_admin() {
+    assert_all(
+        &[
+            "CLUSTER NODES",
+            "CLUSTER SLOTS",
+            "CLUSTER SETSLOT 1 NODE x",
+            "CLUSTER nosuch",
+            "MONITOR",
+            "SHUTDOWN",
+            "DEBUG OBJECT k",
+            "REPLICAOF h p",
+            "SLAVEOF h p",
+            "SAVE",
+            "BGSAVE",
+            "BGREWRITEAOF",
+            "CONFIG SET a b",
+            "CONFIG GET a",
+            "ACL SETUSER u",
+            "SYNC",
+            "PSYNC a 1",
+            "FAILOVER",
+            "CLIENT KILL ID 1",
+            "CLIENT PAUSE 10",
+            "MODULE LIST",
+        ],
+        RouteClass::Unsupported(Reason::NodeAdmin),
+    );
+}
+
+#[test]
+fn connection_state() {
+    assert_all(
+        &[
+            "CLIENT TRACKING on",
+            "CLIENT REPLY OFF",
+            "CLIENT CACHING yes",
+            "ASKING",
+            "CLIENT nosuch",
+        ],
+        RouteClass::Unsupported(Reason::ConnectionState),
+    );
+}
+
+#[test]
+fn every_builtin_command_is_classified_sensibly() {
+    let table = CommandTable::builtin();
+    for cmd in table
+        .iter()
+        .flat_map(|c| std::iter::once(c).chain(c.subcommands()))
+    {
+        // A command with keys is never routed anywhere at random.
+        if !cmd.key_specs().is_empty() {
+            assert_ne!(cmd.class(), RouteClass::AnyNode, "{}", cmd.name());
+        }
+        // Writes routed by slot must have keys to route by.
+        if cmd.class() == RouteClass::Keyed {
+            assert!(!cmd.key_specs().is_empty(), "{}", cmd.name());
+        }
+    }
+}
+
+#[test]
+fn messages_say_what_to_do() {
+    for reason in [
+        Reason::ClusterWide,
+        Reason::Transactions,
+        Reason::Blocking,
+        Reason::PubSub,
+        Reason::NodeAdmin,
+        Reason::ConnectionState,
+    ] {
+        let msg = reason.message();
+        assert!(
+            !msg.is_empty() && !msg.contains('\n') && !msg.contains('\r'),
+            "{reason:?}"
+        );
+    }
+    assert!(Reason::ClusterWide
+        .message()
+        .contains("fan-out to every master"));
+}

@@ -1,0 +1,96 @@
+//! The command table: how keyway routes each Redis command.
+//!
+//! The data comes from Redis itself. `generate.py` (beside this file) asks a
+//! throwaway redis-server for `COMMAND` and writes `commands.txt`: one line
+//! per command and subcommand with its arity, flags, policy tips and key
+//! specs. That file is embedded with `include_str!` and parsed once at
+//! start-up ([`CommandTable::builtin`]); then the backends' own `COMMAND`
+//! reply adds what they know and the file does not, such as newer commands
+//! and modules ([`CommandTable::extend_from_command_reply`]).
+//!
+//! Per request, the session:
+//! 1. [`CommandTable::lookup`]s the [`CommandSpec`] (no allocation),
+//! 2. checks [`CommandSpec::arity_ok`],
+//! 3. acts on its [`RouteClass`] (keyed, any node, local, or refused with a
+//!    [`Reason`]), checking [`CommandSpec::is_blocking_call`] for XREAD,
+//! 4. for keyed commands, collects the key positions with
+//!    [`CommandSpec::for_each_key`] to compute the slot.
+//!
+//! Files: `table.rs` (lookup), `spec.rs` (one command), `keys.rs` (key
+//! extraction), `class.rs` (route classes and their overrides), `flags.rs`
+//! (flag bitsets and tips), `data.rs` (the embedded text), `reply.rs`
+//! (extension from a `COMMAND` reply).
+
+mod class;
+mod data;
+mod flags;
+mod keys;
+mod reply;
+mod spec;
+mod table;
+
+pub use class::{Reason, RouteClass};
+pub use data::DataError;
+pub use flags::{CommandFlags, KeySpecFlags, RequestPolicy, ResponsePolicy};
+pub use keys::KeyError;
+pub use spec::{BeginSearch, CommandSpec, FindKeys, KeySpec};
+pub use table::CommandTable;
+
+/// Longest full command name (`container|subcommand`) keyway can look up;
+/// longer names are unknown commands. Redis's longest is 29 bytes
+/// (`cluster|count-failure-reports`); modules get room to spare.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Access to a request's arguments (`arg(0)` is the command name).
+/// keyway's protocol request implements it; tests use slices.
+pub trait CommandArgs {
+    /// Number of arguments, command name included.
+    fn argc(&self) -> usize;
+    /// Argument `i`; callers only ask for `i < argc()`.
+    fn arg(&self, i: usize) -> &[u8];
+}
+
+impl CommandArgs for [&[u8]] {
+    fn argc(&self) -> usize {
+        self.len()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        self[i]
+    }
+}
+
+impl CommandArgs for [&str] {
+    fn argc(&self) -> usize {
+        self.len()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        self[i].as_bytes()
+    }
+}
+
+impl CommandArgs for [Vec<u8>] {
+    fn argc(&self) -> usize {
+        self.len()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        &self[i]
+    }
+}
+
+impl CommandArgs for Vec<Vec<u8>> {
+    fn argc(&self) -> usize {
+        self.len()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        &self[i]
+    }
+}
+
+impl CommandArgs for [bytes::Bytes] {
+    fn argc(&self) -> usize {
+        self.len()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        &self[i]
+    }
+}

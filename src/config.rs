@@ -1,0 +1,461 @@
+//! Configuration: the TOML file's shape → command-line overrides → one
+//! validated, typed [`Config`]. No unvalidated configuration exists past
+//! [`Config::load`].
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::protocol::Limits;
+
+/// A configuration problem, naming the offending key. `main` prints it and
+/// exits with status 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key or a wrong type.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The TOML parser's message, which names the key.
+        message: String,
+    },
+    /// A key has a value outside its allowed range.
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid {
+        /// The key, as written in the file (`section.key`).
+        key: &'static str,
+        /// What is allowed.
+        reason: String,
+    },
+}
+
+/// The file as written; every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[proxy]` section.
+    #[serde(default)]
+    pub proxy: ProxySection,
+    /// `[cluster]` section.
+    #[serde(default)]
+    pub cluster: ClusterSection,
+    /// `[backend]` section.
+    #[serde(default)]
+    pub backend: BackendSection,
+    /// `[client]` section.
+    #[serde(default)]
+    pub client: ClientSection,
+}
+
+/// `[proxy]`: the listening side and process.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    /// Address clients connect to.
+    pub listen: Option<String>,
+    /// Worker threads; 0 or absent = one per CPU core.
+    pub workers: Option<usize>,
+    /// tracing filter, e.g. `info` or `keyway=debug`.
+    pub log_level: Option<String>,
+}
+
+/// `[cluster]`: how the topology is found and kept fresh.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Seed nodes, `host:port`.
+    pub seeds: Option<Vec<String>>,
+    /// Seconds between periodic topology refreshes.
+    pub refresh_interval_s: Option<u64>,
+    /// Milliseconds between retries while no seed answers.
+    pub retry_interval_ms: Option<u64>,
+}
+
+/// `[backend]`: connections from keyway to the cluster's nodes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSection {
+    /// Multiplexed connections per node per worker.
+    pub connections_per_node: Option<usize>,
+    /// Milliseconds to establish a connection.
+    pub connect_timeout_ms: Option<u64>,
+    /// Milliseconds a node may take to answer the oldest outstanding request.
+    pub request_timeout_ms: Option<u64>,
+    /// First reconnect delay in milliseconds; doubles up to `reconnect_max_ms`.
+    pub reconnect_min_ms: Option<u64>,
+    /// Longest reconnect delay in milliseconds.
+    pub reconnect_max_ms: Option<u64>,
+}
+
+/// `[client]`: limits per client connection.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSection {
+    /// Largest bulk string a client may send, in bytes.
+    pub max_bulk_len: Option<u64>,
+    /// Requests a client may have outstanding before keyway stops reading it.
+    pub max_pipeline: Option<usize>,
+    /// MOVED/ASK redirects followed for one request before giving up.
+    pub max_redirects: Option<u32>,
+    /// TRYAGAIN retries for one request before giving up.
+    pub max_tryagain: Option<u32>,
+    /// Most simultaneous client connections per process.
+    pub max_clients: Option<usize>,
+}
+
+/// Command-line overrides; `None` leaves the file's value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--cluster`, comma separated.
+    pub cluster: Option<String>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+    /// `--log-level`.
+    pub log_level: Option<String>,
+}
+
+/// The validated configuration every part of keyway reads.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address clients connect to.
+    pub listen: SocketAddr,
+    /// Worker threads.
+    pub workers: NonZeroUsize,
+    /// tracing filter.
+    pub log_level: String,
+    /// Seed nodes, `host:port`, never empty.
+    pub seeds: Vec<String>,
+    /// Period of the background topology refresh.
+    pub refresh_interval: Duration,
+    /// Delay between topology attempts while no node answers.
+    pub retry_interval: Duration,
+    /// Multiplexed connections per node per worker.
+    pub connections_per_node: NonZeroUsize,
+    /// Time to establish a backend connection.
+    pub connect_timeout: Duration,
+    /// Time a node may take for the oldest outstanding request.
+    pub request_timeout: Duration,
+    /// First reconnect delay.
+    pub reconnect_min: Duration,
+    /// Longest reconnect delay.
+    pub reconnect_max: Duration,
+    /// Parser bounds for client requests.
+    pub limits: Limits,
+    /// Outstanding requests per client before reading pauses.
+    pub max_pipeline: NonZeroUsize,
+    /// Redirects followed per request.
+    pub max_redirects: u32,
+    /// TRYAGAIN retries per request.
+    pub max_tryagain: u32,
+    /// Simultaneous client connections per process.
+    pub max_clients: NonZeroUsize,
+}
+
+/// Defaults, also written in `conf/keyway.toml`.
+pub mod defaults {
+    /// `proxy.listen`.
+    pub const LISTEN: &str = "127.0.0.1:6380";
+    /// `proxy.log_level`.
+    pub const LOG_LEVEL: &str = "info";
+    /// `cluster.seeds`.
+    pub const SEED: &str = "127.0.0.1:7000";
+    /// `cluster.refresh_interval_s`.
+    pub const REFRESH_INTERVAL_S: u64 = 10;
+    /// `cluster.retry_interval_ms`.
+    pub const RETRY_INTERVAL_MS: u64 = 1000;
+    /// `backend.connections_per_node`.
+    pub const CONNECTIONS_PER_NODE: usize = 1;
+    /// `backend.connect_timeout_ms`.
+    pub const CONNECT_TIMEOUT_MS: u64 = 1000;
+    /// `backend.request_timeout_ms`.
+    pub const REQUEST_TIMEOUT_MS: u64 = 5000;
+    /// `backend.reconnect_min_ms`.
+    pub const RECONNECT_MIN_MS: u64 = 50;
+    /// `backend.reconnect_max_ms`.
+    pub const RECONNECT_MAX_MS: u64 = 2000;
+    /// `client.max_bulk_len`: 512 MiB, like redis-server's proto-max-bulk-len.
+    pub const MAX_BULK_LEN: u64 = 512 * 1024 * 1024;
+    /// `client.max_pipeline`.
+    pub const MAX_PIPELINE: usize = 1024;
+    /// `client.max_redirects`.
+    pub const MAX_REDIRECTS: u32 = 5;
+    /// `client.max_tryagain`.
+    pub const MAX_TRYAGAIN: u32 = 10;
+    /// `client.max_clients`: like redis-server's maxclients.
+    pub const MAX_CLIENTS: usize = 10_000;
+}
+
+impl Config {
+    /// Reads `path` (if any), applies `overrides`, and validates the result.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                FileConfig::parse(&text).map_err(|message| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message,
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        file.apply(overrides).validate()
+    }
+}
+
+impl FileConfig {
+    /// Parses the TOML text; the error names the offending key.
+    pub fn parse(text: &str) -> Result<FileConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// Lays the command-line overrides over the file's values.
+    pub fn apply(mut self, o: &Overrides) -> FileConfig {
+        if let Some(listen) = &o.listen {
+            self.proxy.listen = Some(listen.clone());
+        }
+        if let Some(cluster) = &o.cluster {
+            self.cluster.seeds = Some(cluster.split(',').map(|s| s.trim().to_string()).collect());
+        }
+        if let Some(workers) = o.workers {
+            self.proxy.workers = Some(workers);
+        }
+        if let Some(level) = &o.log_level {
+            self.proxy.log_level = Some(level.clone());
+        }
+        self
+    }
+
+    /// Checks every value and turns the file into a [`Config`].
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        use defaults::*;
+        let listen_text = self.proxy.listen.unwrap_or_else(|| LISTEN.to_string());
+        let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
+            key: "proxy.listen",
+            reason: format!("`{listen_text}` is not an IP:port address"),
+        })?;
+        let workers = match self.proxy.workers {
+            None => std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+            Some(n) => NonZeroUsize::new(n)
+                .filter(|n| n.get() <= 1024)
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "proxy.workers",
+                    reason: format!("{n} is not between 1 and 1024"),
+                })?,
+        };
+        let seeds = self.cluster.seeds.unwrap_or_else(|| vec![SEED.to_string()]);
+        if seeds.is_empty() {
+            return Err(invalid("cluster.seeds", "at least one host:port is needed"));
+        }
+        for seed in &seeds {
+            if !is_host_port(seed) {
+                return Err(ConfigError::Invalid {
+                    key: "cluster.seeds",
+                    reason: format!("`{seed}` is not host:port"),
+                });
+            }
+        }
+        let ms =
+            |v: Option<u64>, default: u64, key: &'static str| -> Result<Duration, ConfigError> {
+                match v.unwrap_or(default) {
+                    0 => Err(invalid(key, "must be greater than 0")),
+                    n => Ok(Duration::from_millis(n)),
+                }
+            };
+        let refresh_s = self
+            .cluster
+            .refresh_interval_s
+            .unwrap_or(REFRESH_INTERVAL_S);
+        if refresh_s == 0 {
+            return Err(invalid(
+                "cluster.refresh_interval_s",
+                "must be greater than 0",
+            ));
+        }
+        let reconnect_min = ms(
+            self.backend.reconnect_min_ms,
+            RECONNECT_MIN_MS,
+            "backend.reconnect_min_ms",
+        )?;
+        let reconnect_max = ms(
+            self.backend.reconnect_max_ms,
+            RECONNECT_MAX_MS,
+            "backend.reconnect_max_ms",
+        )?;
+        if reconnect_max < reconnect_min {
+            return Err(invalid(
+                "backend.reconnect_max_ms",
+                "must not be less than backend.reconnect_min_ms",
+            ));
+        }
+        let max_bulk_len = self.client.max_bulk_len.unwrap_or(MAX_BULK_LEN);
+        if max_bulk_len == 0 || max_bulk_len > 1 << 40 {
+            return Err(invalid(
+                "client.max_bulk_len",
+                "must be between 1 and 2^40 bytes",
+            ));
+        }
+        let nonzero = |v: Option<usize>, default: usize, key: &'static str| {
+            NonZeroUsize::new(v.unwrap_or(default))
+                .ok_or_else(|| invalid(key, "must be greater than 0"))
+        };
+        let log_level = self
+            .proxy
+            .log_level
+            .unwrap_or_else(|| LOG_LEVEL.to_string());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(ConfigError::Invalid {
+                key: "proxy.log_level",
+                reason: format!(
+                    "`{log_level}` is not a level (error, warn, info, debug, trace) or filter"
+                ),
+            });
+        }
+        Ok(Config {
+            listen,
+            workers,
+            log_level,
+            seeds,
+            refresh_interval: Duration::from_secs(refresh_s),
+            retry_interval: ms(
+                self.cluster.retry_interval_ms,
+                RETRY_INTERVAL_MS,
+                "cluster.retry_interval_ms",
+            )?,
+            connections_per_node: nonzero(
+                self.backend.connections_per_node,
+                CONNECTIONS_PER_NODE,
+                "backend.connections_per_node",
+            )?,
+            connect_timeout: ms(
+                self.backend.connect_timeout_ms,
+                CONNECT_TIMEOUT_MS,
+                "backend.connect_timeout_ms",
+            )?,
+            request_timeout: ms(
+                self.backend.request_timeout_ms,
+                REQUEST_TIMEOUT_MS,
+                "backend.request_timeout_ms",
+            )?,
+            reconnect_min,
+            reconnect_max,
+            limits: Limits {
+                max_bulk_len: max_bulk_len as usize,
+                ..Limits::default()
+            },
+            max_pipeline: nonzero(
+                self.client.max_pipeline,
+                MAX_PIPELINE,
+                "client.max_pipeline",
+            )?,
+            max_redirects: self.client.max_redirects.unwrap_or(MAX_REDIRECTS),
+            max_tryagain: self.client.max_tryagain.unwrap_or(MAX_TRYAGAIN),
+            max_clients: nonzero(self.client.max_clients, MAX_CLIENTS, "client.max_clients")?,
+        })
+    }
+}
+
+fn invalid(key: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.to_string(),
+    }
+}
+
+/// `host:port` with a non-empty host and a numeric port.
+fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, o: Overrides) -> Result<Config, ConfigError> {
+        FileConfig::parse(text)
+            .map_err(|message| ConfigError::Parse {
+                path: "t".into(),
+                message,
+            })?
+            .apply(&o)
+            .validate()
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let c = load("", Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), defaults::LISTEN);
+        assert_eq!(c.seeds, vec![defaults::SEED.to_string()]);
+        assert_eq!(c.limits.max_bulk_len, 512 * 1024 * 1024);
+    }
+
+    #[test]
+    fn shipped_config_file_is_valid_and_matches_defaults() {
+        let text = include_str!("../conf/keyway.toml");
+        let c = load(text, Overrides::default()).unwrap();
+        let d = load("", Overrides::default()).unwrap();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let o = Overrides {
+            listen: Some("127.0.0.1:7777".into()),
+            cluster: Some("a:1, b:2".into()),
+            workers: Some(3),
+            log_level: Some("debug".into()),
+        };
+        let c = load("[proxy]\nlisten = \"0.0.0.0:1\"\nworkers = 8\n", o).unwrap();
+        assert_eq!(c.listen.port(), 7777);
+        assert_eq!(c.seeds, vec!["a:1".to_string(), "b:2".to_string()]);
+        assert_eq!(c.workers.get(), 3);
+        assert_eq!(c.log_level, "debug");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = |text: &str, o: Overrides| load(text, o).unwrap_err().to_string();
+        assert!(err("[proxy]\nlisten = \"nope\"", Overrides::default()).contains("proxy.listen"));
+        assert!(err(
+            "",
+            Overrides {
+                workers: Some(0),
+                ..Default::default()
+            }
+        )
+        .contains("proxy.workers"));
+        assert!(err("[proxy]\nbogus = 1", Overrides::default()).contains("bogus"));
+        assert!(
+            err("[cluster]\nseeds = [\"nohost\"]", Overrides::default()).contains("cluster.seeds")
+        );
+        assert!(
+            err("[backend]\nconnect_timeout_ms = 0", Overrides::default())
+                .contains("backend.connect_timeout_ms")
+        );
+        assert!(err(
+            "[backend]\nreconnect_min_ms = 10\nreconnect_max_ms = 5",
+            Overrides::default()
+        )
+        .contains("reconnect_max_ms"));
+        assert!(err("[proxy]\nworkers = \"x\"", Overrides::default()).contains("workers"));
+    }
+}

@@ -1,0 +1,91 @@
+//! Per-worker listening sockets (`SO_REUSEPORT`, so the kernel spreads new
+//! clients across workers) and the accept loop with the client limit.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::worker::Worker;
+
+/// Pending connections the kernel queues per listener.
+const BACKLOG: i32 = 1024;
+
+/// How long a stopping worker waits for its clients to leave.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A non-blocking listener on `addr` that other workers can bind too.
+pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Accepts clients and runs `serve` for each until `shutdown` is true; then
+/// waits up to [`SHUTDOWN_GRACE`] for this worker's clients to leave.
+pub async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    worker: Rc<Worker>,
+    mut shutdown: watch::Receiver<bool>,
+    serve: F,
+) where
+    F: Fn(Rc<Worker>, TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + 'static,
+{
+    let live = Rc::new(());
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let shared = &worker.shared;
+        if shared.clients.fetch_add(1, Ordering::Relaxed) >= shared.config.max_clients.get() {
+            shared.clients.fetch_sub(1, Ordering::Relaxed);
+            debug!(%peer, "client refused: max_clients reached");
+            tokio::task::spawn_local(async move {
+                let _ = stream
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
+            });
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let session = serve(worker.clone(), stream, peer);
+        let live = live.clone();
+        let worker = worker.clone();
+        tokio::task::spawn_local(async move {
+            session.await;
+            worker.shared.clients.fetch_sub(1, Ordering::Relaxed);
+            drop(live);
+        });
+    }
+    drop(listener);
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while Rc::strong_count(&live) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    info!(remaining = Rc::strong_count(&live) - 1, "worker stopped");
+}

@@ -1,0 +1,434 @@
+//! One client connection. The reader parses requests and dispatches each to a
+//! node (or answers it locally); every request takes a place in an ordered
+//! queue; replies fill their places as they arrive from any node, and the
+//! writer flushes every ready reply at the queue's front in one write. So a
+//! pipeline stays a pipeline, spread over all shards, with replies in order.
+//!
+//! Redirects (`MOVED`, `ASK`, `TRYAGAIN`) are followed here, within budgets,
+//! before the reply takes its place.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tracing::debug;
+
+use crate::backend::pool::NodeConns;
+use crate::backend::{BackendError, ReplyTarget};
+use crate::cluster::redirect::{self, Redirect};
+use crate::cluster::Slot;
+use crate::protocol::{encode, Request, RequestParser};
+use crate::router::{self, Route};
+use crate::worker::Worker;
+
+use super::local::{self, ClientInfo, Outcome};
+
+/// Smallest free space offered to a read; the buffer is allocated on the
+/// first read, so idle clients cost no buffer.
+const READ_RESERVE: usize = 4096;
+/// Output buffers larger than this are released after a flush.
+const KEEP_OUTPUT: usize = 1 << 20;
+/// How long a closing session may take to flush its last replies.
+const FLUSH_ON_CLOSE: Duration = Duration::from_secs(5);
+/// First pause before retrying after `-TRYAGAIN`; doubles per retry.
+const TRYAGAIN_BACKOFF: Duration = Duration::from_millis(5);
+
+/// Serves one client until it leaves.
+pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+    let id = worker.shared.next_client_id();
+    let session = Rc::new_cyclic(|me| Session {
+        me: me.clone(),
+        client: RefCell::new(ClientInfo::new(id, peer)),
+        worker,
+        queue: RefCell::new(Queue {
+            entries: VecDeque::new(),
+            front_token: 0,
+        }),
+        ready: Notify::new(),
+        space: Notify::new(),
+        closing: Cell::new(false),
+        scratch: RefCell::new(BytesMut::new()),
+    });
+    debug!(id, %peer, "client connected");
+    session.run(stream).await;
+    debug!(id, %peer, "client disconnected");
+}
+
+/// A place in the reply order.
+struct Entry {
+    /// The reply, once known.
+    reply: Option<Bytes>,
+    /// The request, kept while it may have to be sent again (redirects).
+    request: Option<Request>,
+    redirects: u32,
+    tryagains: u32,
+}
+
+struct Queue {
+    entries: VecDeque<Entry>,
+    /// Token of `entries[0]`; tokens count requests since the session began.
+    front_token: u64,
+}
+
+impl Queue {
+    fn index(&self, token: u64) -> Option<usize> {
+        let i = token.checked_sub(self.front_token)? as usize;
+        (i < self.entries.len()).then_some(i)
+    }
+}
+
+/// Where to send a request.
+enum Target<'a> {
+    Slot(Slot),
+    AnyMaster,
+    Node(&'a str, bool),
+}
+
+/// Why the reader stopped.
+#[derive(PartialEq, Eq)]
+enum ReadEnd {
+    /// The client went away: nothing more to write.
+    Gone,
+    /// QUIT or a protocol error: flush what is queued, then close.
+    Close,
+}
+
+struct Session {
+    me: Weak<Session>,
+    worker: Rc<Worker>,
+    client: RefCell<ClientInfo>,
+    queue: RefCell<Queue>,
+    /// Woken when the front entry has its reply, or when closing.
+    ready: Notify,
+    /// Woken when the writer made room in the queue.
+    space: Notify,
+    closing: Cell<bool>,
+    /// Reused for replies keyway builds itself.
+    scratch: RefCell<BytesMut>,
+}
+
+impl Session {
+    async fn run(self: Rc<Self>, stream: TcpStream) {
+        let reader = self.read_loop(&stream);
+        let writer = self.write_loop(&stream);
+        tokio::pin!(reader, writer);
+        tokio::select! {
+            end = &mut reader => {
+                if end == ReadEnd::Close {
+                    self.closing.set(true);
+                    self.ready.notify_one();
+                    let _ = tokio::time::timeout(FLUSH_ON_CLOSE, &mut writer).await;
+                }
+            }
+            _ = &mut writer => {}
+        }
+    }
+
+    async fn read_loop(&self, stream: &TcpStream) -> ReadEnd {
+        let config = &self.worker.shared.config;
+        let max_pipeline = config.max_pipeline.get();
+        let mut parser = RequestParser::new(config.limits);
+        let mut buf = BytesMut::new();
+        loop {
+            while self.queue.borrow().entries.len() >= max_pipeline {
+                self.space.notified().await;
+            }
+            if stream.readable().await.is_err() {
+                return ReadEnd::Gone;
+            }
+            if buf.capacity() - buf.len() < READ_RESERVE {
+                // Doubling keeps a large value's arrival linear in its size.
+                buf.reserve(buf.len().max(READ_RESERVE));
+            }
+            match stream.try_read_buf(&mut buf) {
+                Ok(0) => return ReadEnd::Gone,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => return ReadEnd::Gone,
+            }
+            loop {
+                match parser.parse(&mut buf) {
+                    Ok(Some(request)) => {
+                        if !self.submit(request) {
+                            return ReadEnd::Close;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let text = format!("ERR Protocol error: {e}");
+                        self.push_local(|out| encode::error(out, text.as_bytes()));
+                        debug!(client = self.client.borrow().id, error = %e, "protocol error; closing");
+                        return ReadEnd::Close;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write_loop(&self, stream: &TcpStream) -> io::Result<()> {
+        let mut out = BytesMut::new();
+        loop {
+            self.take_ready(&mut out);
+            if out.is_empty() {
+                if self.closing.get() && self.queue.borrow().entries.is_empty() {
+                    return Ok(());
+                }
+                self.ready.notified().await;
+                continue;
+            }
+            write_all(stream, &out).await?;
+            out.clear();
+            if out.capacity() > KEEP_OUTPUT {
+                out = BytesMut::new();
+            }
+        }
+    }
+
+    /// Moves every ready reply at the queue's front into `out`.
+    fn take_ready(&self, out: &mut BytesMut) {
+        let mut queue = self.queue.borrow_mut();
+        let mut taken = 0;
+        while let Some(Entry { reply: Some(_), .. }) = queue.entries.front() {
+            if let Some(Entry {
+                reply: Some(reply), ..
+            }) = queue.entries.pop_front()
+            {
+                out.extend_from_slice(&reply);
+            }
+            taken += 1;
+        }
+        queue.front_token += taken;
+        if taken > 0 {
+            self.space.notify_one();
+        }
+    }
+
+    /// Takes a new request's place in the queue and starts it on its way.
+    /// False when the client asked to close (`QUIT`).
+    fn submit(&self, request: Request) -> bool {
+        let worker = &self.worker;
+        let table = worker.shared.view.commands().load();
+        let target = match router::route(&table, &request) {
+            Route::Slot(slot) => Target::Slot(slot),
+            Route::AnyNode => Target::AnyMaster,
+            Route::Local(spec) => {
+                let mut scratch = self.scratch.borrow_mut();
+                let outcome = local::execute(
+                    spec,
+                    &request,
+                    &mut self.client.borrow_mut(),
+                    &worker.shared,
+                    &table,
+                    &mut scratch,
+                );
+                match outcome {
+                    Outcome::Forward => Target::AnyMaster,
+                    Outcome::Reply | Outcome::Quit => {
+                        let reply = scratch.split().freeze();
+                        drop(scratch);
+                        self.push(Some(reply), None);
+                        return outcome != Outcome::Quit;
+                    }
+                }
+            }
+            Route::Reject(rejection) => {
+                self.push_local(|out| rejection.write_reply(&request, out));
+                return true;
+            }
+        };
+        drop(table);
+        let token = self.push(None, Some(request));
+        self.dispatch(token, target);
+        true
+    }
+
+    /// Appends an entry; returns its token.
+    fn push(&self, reply: Option<Bytes>, request: Option<Request>) -> u64 {
+        let mut queue = self.queue.borrow_mut();
+        let token = queue.front_token + queue.entries.len() as u64;
+        let front = queue.entries.is_empty();
+        let ready = reply.is_some();
+        queue.entries.push_back(Entry {
+            reply,
+            request,
+            redirects: 0,
+            tryagains: 0,
+        });
+        if front && ready {
+            self.ready.notify_one();
+        }
+        token
+    }
+
+    /// Appends a reply keyway builds itself.
+    fn push_local(&self, build: impl FnOnce(&mut BytesMut)) {
+        let reply = {
+            let mut scratch = self.scratch.borrow_mut();
+            build(&mut scratch);
+            scratch.split().freeze()
+        };
+        self.push(Some(reply), None);
+    }
+
+    /// Sends the request of entry `token` to `target`.
+    fn dispatch(&self, token: u64, target: Target<'_>) {
+        let worker = &self.worker;
+        let conns: Result<Rc<NodeConns>, &'static str> = match target {
+            Target::Node(addr, _) => Ok(worker.node(addr)),
+            Target::Slot(slot) => {
+                let topology = worker.shared.view.topology().load();
+                match topology.master_of(slot) {
+                    Some(index) => Ok(worker.master(&topology, index)),
+                    None if topology.epoch() == 0 => Err(NO_TOPOLOGY),
+                    None => Err("CLUSTERDOWN Hash slot not served"),
+                }
+            }
+            Target::AnyMaster => {
+                let topology = worker.shared.view.topology().load();
+                worker.any_master(&topology).ok_or(NO_TOPOLOGY)
+            }
+        };
+        let asking = matches!(target, Target::Node(_, true));
+        let sent = match conns {
+            Ok(conns) => {
+                let queue = self.queue.borrow();
+                let (Some(i), Some(me)) = (queue.index(token), self.me.upgrade()) else {
+                    return;
+                };
+                let Some(request) = queue.entries[i].request.as_ref() else {
+                    return;
+                };
+                let me: Rc<dyn ReplyTarget> = me;
+                conns.pick().send(request.raw(), asking, &me, token)
+            }
+            Err(text) => {
+                let mut scratch = self.scratch.borrow_mut();
+                encode::error(&mut scratch, text.as_bytes());
+                let reply = scratch.split().freeze();
+                drop(scratch);
+                return self.complete(token, reply);
+            }
+        };
+        if let Err(e) = sent {
+            self.complete_with_error(token, &e);
+        }
+    }
+
+    /// Puts `reply` in place of entry `token`.
+    fn complete(&self, token: u64, reply: Bytes) {
+        let mut queue = self.queue.borrow_mut();
+        let Some(i) = queue.index(token) else { return };
+        let entry = &mut queue.entries[i];
+        entry.reply = Some(reply);
+        entry.request = None;
+        if i == 0 {
+            self.ready.notify_one();
+        }
+    }
+
+    fn complete_with_error(&self, token: u64, error: &BackendError) {
+        let reply = {
+            let mut scratch = self.scratch.borrow_mut();
+            error.write_reply(&mut scratch);
+            scratch.split().freeze()
+        };
+        self.complete(token, reply);
+    }
+
+    /// Follows a redirect for entry `token`, or returns false when its budget
+    /// is spent (the node's error then goes to the client as is).
+    fn follow(&self, token: u64, redirect: Redirect<'_>) -> bool {
+        let config = &self.worker.shared.config;
+        let attempt = {
+            let mut queue = self.queue.borrow_mut();
+            let Some(i) = queue.index(token) else {
+                return true;
+            };
+            let entry = &mut queue.entries[i];
+            if matches!(redirect, Redirect::TryAgain) {
+                entry.tryagains += 1;
+                (entry.tryagains <= config.max_tryagain).then_some(entry.tryagains)
+            } else {
+                entry.redirects += 1;
+                (entry.redirects <= config.max_redirects).then_some(entry.redirects)
+            }
+        };
+        let Some(attempt) = attempt else { return false };
+        match redirect {
+            Redirect::Moved { slot, addr } => {
+                self.worker.shared.view.report_moved(slot, addr);
+                self.dispatch(token, Target::Node(addr, false));
+            }
+            Redirect::Ask { addr, .. } => self.dispatch(token, Target::Node(addr, true)),
+            Redirect::TryAgain => {
+                let Some(me) = self.me.upgrade() else {
+                    return true;
+                };
+                let pause = TRYAGAIN_BACKOFF * 2u32.saturating_pow(attempt.min(8) - 1);
+                tokio::task::spawn_local(async move {
+                    tokio::time::sleep(pause).await;
+                    me.redispatch(token);
+                });
+            }
+        }
+        true
+    }
+
+    /// Routes entry `token` again from scratch (after `TRYAGAIN`).
+    fn redispatch(&self, token: u64) {
+        let route = {
+            let queue = self.queue.borrow();
+            let Some(request) = queue
+                .index(token)
+                .and_then(|i| queue.entries[i].request.as_ref())
+            else {
+                return;
+            };
+            let table = self.worker.shared.view.commands().load();
+            match router::route(&table, request) {
+                Route::Slot(slot) => Target::Slot(slot),
+                _ => Target::AnyMaster,
+            }
+        };
+        self.dispatch(token, route);
+    }
+}
+
+impl ReplyTarget for Session {
+    fn deliver(&self, token: u64, reply: Result<Bytes, BackendError>) {
+        match reply {
+            Ok(reply) => {
+                if reply.first() == Some(&b'-') {
+                    if let Some(redirect) = redirect::parse(&reply) {
+                        if self.follow(token, redirect) {
+                            return;
+                        }
+                    }
+                }
+                self.complete(token, reply);
+            }
+            Err(e) => self.complete_with_error(token, &e),
+        }
+    }
+}
+
+/// The reply while keyway has never reached a cluster node.
+const NO_TOPOLOGY: &str =
+    "CLUSTERDOWN keyway has not reached any cluster node yet; check the seeds in its config (it keeps retrying)";
+
+async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match stream.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! # keyway — a Redis Cluster proxy
+//!
+//! Plain (non-cluster) Redis clients connect to one `host:port`; keyway
+//! serves a whole Redis Cluster behind it.
+//!
+//! ## How a request flows
+//!
+//! ```text
+//! client ──► frontend::listener ──► frontend::session ──► router ──► backend::conn ──► node
+//!              (SO_REUSEPORT,         (parse with          (command     (one multiplexed,
+//!               one per worker)        protocol::request,   table +      pipelined connection
+//!                                      ordered reply        slot)        per node per worker)
+//!                                      queue)
+//! ```
+//!
+//! 1. [`worker`]: N threads, each a tokio current-thread runtime with its own
+//!    listener and its own backend connections. A request never crosses threads.
+//! 2. [`frontend::session`] reads into one buffer; [`protocol`] finds complete
+//!    requests without copying (a request is `Bytes` plus argument offsets).
+//! 3. [`router`] looks the command up in the [`command`] table (generated from
+//!    Redis's own `COMMAND` metadata, extended from the cluster at start-up)
+//!    and decides: the slot of its keys ([`cluster::Slot`]), any master, a
+//!    local answer ([`frontend::local`]), or a Redis-style refusal.
+//! 4. [`backend::conn`] appends the unchanged request bytes to the node's
+//!    output buffer; one write flushes everything queued. Its reader splits
+//!    replies at frame boundaries (no decoding) and hands each to its session.
+//! 5. The session follows `MOVED`/`ASK`/`TRYAGAIN` within budgets, keeps
+//!    replies in request order, and flushes all ready replies in one write.
+//! 6. [`cluster::refresh`] is the one task that fetches the slot map
+//!    (`CLUSTER SHARDS`, else `CLUSTER SLOTS`) at start, on `MOVED`, on
+//!    backend failures and periodically; workers read it lock-free through
+//!    [`cluster::ClusterView`] (arc-swap).
+//!
+//! [`config`] turns the TOML file plus flags into one validated `Config`;
+//! [`server`] starts everything and owns shutdown.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod cluster;
+pub mod command;
+pub mod config;
+pub mod frontend;
+pub mod protocol;
+pub mod router;
+pub mod server;
+pub mod worker;

@@ -1,0 +1,58 @@
+//! The `keyway` binary: flags → config → logging → [`keyway::server::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use keyway::config::{Config, Overrides};
+
+/// A Redis Cluster proxy: plain Redis clients on one address, a whole Redis
+/// Cluster behind it.
+#[derive(Parser, Debug)]
+#[command(name = "keyway", version, about)]
+struct Args {
+    /// Config file (TOML); see conf/keyway.toml for every key.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:6380 (overrides proxy.listen).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Seed nodes, host:port[,host:port...] (overrides cluster.seeds).
+    #[arg(long, value_name = "SEEDS")]
+    cluster: Option<String>,
+    /// Worker threads (overrides proxy.workers; default: one per core).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Log filter: error, warn, info, debug, trace (overrides proxy.log_level).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let overrides = Overrides {
+        listen: args.listen,
+        cluster: args.cluster,
+        workers: args.workers,
+        log_level: args.log_level,
+    };
+    let config = match Config::load(args.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("keyway: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log_level))
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match keyway::server::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Where a request goes: the command table's class for the command, its keys'
+//! slot, or the reason it is refused. Pure: no sockets, no topology.
+
+use bytes::BytesMut;
+
+use crate::cluster::Slot;
+use crate::command::{CommandArgs, CommandSpec, CommandTable, KeyError, Reason, RouteClass};
+use crate::protocol::{encode, Request};
+
+/// The decision for one request.
+#[derive(Debug)]
+pub enum Route<'t> {
+    /// To the master serving this slot.
+    Slot(Slot),
+    /// To any master (keyless commands, scripts without keys).
+    AnyNode,
+    /// keyway answers it itself.
+    Local(&'t CommandSpec),
+    /// Refused; the reply says why.
+    Reject(Rejection<'t>),
+}
+
+/// Why a request is refused before it reaches the cluster.
+#[derive(Debug)]
+pub enum Rejection<'t> {
+    /// No such command (in the table or learned from the cluster).
+    UnknownCommand,
+    /// Wrong number of arguments.
+    WrongArity(&'t CommandSpec),
+    /// Keys in more than one slot.
+    CrossSlot,
+    /// A class keyway does not serve (yet).
+    Unsupported(&'t CommandSpec, Reason),
+    /// The key arguments are malformed (e.g. a bad `numkeys`).
+    Keys(KeyError),
+}
+
+impl CommandArgs for Request {
+    fn argc(&self) -> usize {
+        Request::argc(self)
+    }
+
+    fn arg(&self, i: usize) -> &[u8] {
+        Request::arg(self, i)
+    }
+}
+
+/// Routes `request` using `table`.
+pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
+    let Some(spec) = table.lookup(request) else {
+        return Route::Reject(Rejection::UnknownCommand);
+    };
+    if !spec.arity_ok(request.argc()) {
+        return Route::Reject(Rejection::WrongArity(spec));
+    }
+    match spec.class() {
+        RouteClass::Local => Route::Local(spec),
+        RouteClass::AnyNode => Route::AnyNode,
+        RouteClass::Unsupported(reason) => Route::Reject(Rejection::Unsupported(spec, reason)),
+        RouteClass::Keyed if spec.is_blocking_call(request) => {
+            Route::Reject(Rejection::Unsupported(spec, Reason::Blocking))
+        }
+        RouteClass::Keyed => keyed(spec, request),
+    }
+}
+
+/// The one slot all keys share, or `CROSSSLOT`; keyless calls (e.g.
+/// `EVAL script 0`) may go to any master.
+fn keyed<'t>(spec: &'t CommandSpec, request: &Request) -> Route<'t> {
+    let mut slot: Option<Slot> = None;
+    let mut cross = false;
+    let keys = spec.for_each_key(request, |i| {
+        let s = Slot::of_key(request.arg(i));
+        match slot {
+            None => slot = Some(s),
+            Some(first) if first != s => cross = true,
+            Some(_) => {}
+        }
+    });
+    match (keys, slot) {
+        (Err(e), _) => Route::Reject(Rejection::Keys(e)),
+        (Ok(()), _) if cross => Route::Reject(Rejection::CrossSlot),
+        (Ok(()), Some(slot)) => Route::Slot(slot),
+        (Ok(()), None) => Route::AnyNode,
+    }
+}
+
+impl Rejection<'_> {
+    /// Appends the Redis-style error reply for `request`.
+    pub fn write_reply(&self, request: &Request, out: &mut BytesMut) {
+        let text = match self {
+            Rejection::UnknownCommand => unknown_command(request),
+            Rejection::WrongArity(spec) => {
+                format!("ERR wrong number of arguments for '{}' command", spec.name())
+            }
+            Rejection::CrossSlot => {
+                "CROSSSLOT Keys in request don't hash to the same slot (use a {hash tag} to put related keys in one slot)"
+                    .to_string()
+            }
+            Rejection::Unsupported(spec, reason) => {
+                format!("ERR '{}' {}", spec.name().replace('|', " "), reason.message())
+            }
+            Rejection::Keys(e) => format!("ERR {e}"),
+        };
+        encode::error(out, text.as_bytes());
+    }
+}
+
+/// redis-server's text: the name and the start of the arguments.
+fn unknown_command(request: &Request) -> String {
+    let mut text = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        String::from_utf8_lossy(truncated(request.arg(0)))
+    );
+    for arg in request.args().skip(1) {
+        if text.len() > 256 {
+            break;
+        }
+        text.push('\'');
+        text.push_str(&String::from_utf8_lossy(truncated(arg)));
+        text.push_str("' ");
+    }
+    text
+}
+
+fn truncated(arg: &[u8]) -> &[u8] {
+    &arg[..arg.len().min(128)]
+}

@@ -1,0 +1,154 @@
+//! Workers: one OS thread each, running a tokio current-thread runtime with
+//! its own `SO_REUSEPORT` listener and its own backend connections, so a
+//! request never crosses threads. What workers share ([`Shared`]) is
+//! read-mostly: the cluster view, the config, and a few process counters.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tracing::{info, info_span, Instrument};
+
+use crate::backend::conn::ConnSettings;
+use crate::backend::pool::{NodeConns, Pool};
+use crate::cluster::{ClusterView, NodeIndex, Topology};
+use crate::config::Config;
+use crate::frontend::{listener, session};
+
+/// State shared by every worker of the process.
+pub struct Shared {
+    /// Slot map and command table.
+    pub view: Arc<ClusterView>,
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Connected clients, all workers together (for `max_clients`).
+    pub clients: AtomicUsize,
+    next_client_id: AtomicU64,
+}
+
+impl Shared {
+    /// Bundles what workers share.
+    pub fn new(view: Arc<ClusterView>, config: Arc<Config>) -> Arc<Shared> {
+        Arc::new(Shared {
+            view,
+            config,
+            clients: AtomicUsize::new(0),
+            next_client_id: AtomicU64::new(1),
+        })
+    }
+
+    /// A process-unique client id, as `CLIENT ID` reports.
+    pub fn next_client_id(&self) -> u64 {
+        self.next_client_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// One worker's own state, used only on its thread.
+pub struct Worker {
+    /// What all workers share.
+    pub shared: Arc<Shared>,
+    pool: Pool,
+    /// Connections by [`NodeIndex`] for the topology epoch they were built for.
+    by_index: RefCell<(u64, Vec<Rc<NodeConns>>)>,
+    next_any: Cell<usize>,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>) -> Rc<Worker> {
+        let config = &shared.config;
+        let settings = ConnSettings {
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            reconnect_min: config.reconnect_min,
+            reconnect_max: config.reconnect_max,
+            limits: crate::protocol::Limits::default(),
+        };
+        let view = shared.view.clone();
+        let on_failure: Rc<dyn Fn()> = Rc::new(move || view.request_refresh());
+        Rc::new(Worker {
+            pool: Pool::new(settings, config.connections_per_node.get(), on_failure),
+            shared,
+            by_index: RefCell::new((u64::MAX, Vec::new())),
+            next_any: Cell::new(0),
+        })
+    }
+
+    /// The connections to master `index` of `topology`.
+    #[inline]
+    pub fn master(&self, topology: &Topology, index: NodeIndex) -> Rc<NodeConns> {
+        let mut cache = self.by_index.borrow_mut();
+        if cache.0 != topology.epoch() {
+            cache.1 = topology
+                .nodes()
+                .iter()
+                .map(|n| self.pool.node(&n.addr))
+                .collect();
+            cache.0 = topology.epoch();
+            self.pool
+                .retain(|addr| topology.nodes().iter().any(|n| &*n.addr == addr));
+        }
+        cache.1[index as usize].clone()
+    }
+
+    /// Some master of `topology`, spreading keyless commands round-robin.
+    pub fn any_master(&self, topology: &Topology) -> Option<Rc<NodeConns>> {
+        let count = topology.nodes().len();
+        if count == 0 {
+            return None;
+        }
+        let i = self.next_any.get() % count;
+        self.next_any.set(i + 1);
+        Some(self.master(topology, i as NodeIndex))
+    }
+
+    /// The connections to the node at `addr` (a redirect target), which may
+    /// not be in this worker's topology yet.
+    pub fn node(&self, addr: &str) -> Rc<NodeConns> {
+        self.pool.node(addr)
+    }
+}
+
+/// Starts `config.workers` worker threads serving clients until `shutdown`
+/// turns true. Returns their join handles.
+pub fn spawn_workers(
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let mut handles = Vec::new();
+    for id in 0..shared.config.workers.get() {
+        // Bind here, not in the thread, so a bad address fails start-up.
+        let listener = listener::bind(shared.config.listen)?;
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("keyway-worker-{id}"))
+            .spawn(move || run_worker(id, shared, listener, shutdown))?;
+        handles.push(handle);
+    }
+    info!(listen = %shared.config.listen, workers = shared.config.workers.get(), "keyway accepting clients");
+    Ok(handles)
+}
+
+fn run_worker(
+    id: usize,
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    shutdown: watch::Receiver<bool>,
+) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let worker = Worker::new(shared);
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .expect("listener registers with the runtime");
+        listener::accept_loop(listener, worker, shutdown, session::serve)
+            .instrument(info_span!("worker", id))
+            .await;
+    });
+}
