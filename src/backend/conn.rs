@@ -15,13 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::net;
 use crate::protocol::{Limits, ReplyScanner};
 
 use super::{BackendError, ReplyTarget};
@@ -155,11 +154,14 @@ impl Conn {
             state.out.clear();
             std::mem::take(&mut state.inflight)
         };
+        let mut targets = Targets::default();
         for waiter in waiters {
             if let Some(target) = waiter.target {
                 target.deliver(waiter.token, Err(error.clone()));
+                targets.add(&target);
             }
         }
+        targets.flush();
     }
 
     fn set_link(&self, link: Link) {
@@ -180,10 +182,9 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
                 debug!(node = %conn.addr, "backend connected");
                 conn.set_link(Link::Up);
                 backoff = settings.reconnect_min;
-                let (reader, writer) = stream.into_split();
                 let result = tokio::select! {
-                    r = write_loop(&conn, writer) => r,
-                    r = read_loop(&conn, reader, &settings) => r,
+                    r = write_loop(&conn, &stream) => r,
+                    r = read_loop(&conn, &stream, &settings) => r,
                 };
                 match result {
                     Ok(()) => return, // retired and drained
@@ -228,15 +229,37 @@ impl From<io::Error> for ConnError {
 }
 
 /// Writes whatever is queued, all of it in one write, whenever there is some.
-async fn write_loop(conn: &Conn, mut writer: OwnedWriteHalf) -> Result<(), ConnError> {
+async fn write_loop(conn: &Conn, stream: &TcpStream) -> Result<(), ConnError> {
     loop {
-        let chunk = {
-            let mut state = conn.state.borrow_mut();
-            (!state.out.is_empty()).then(|| state.out.split())
-        };
-        match chunk {
-            Some(chunk) => writer.write_all(&chunk).await?,
-            None => conn.wake_writer.notified().await,
+        let mut chunk = conn.state.borrow_mut().out.split();
+        if chunk.is_empty() {
+            conn.wake_writer.notified().await;
+            continue;
+        }
+        net::write_all(stream, &mut chunk).await?;
+    }
+}
+
+/// The distinct targets that got replies from one read, to flush once each.
+#[derive(Default)]
+struct Targets(Vec<Rc<dyn ReplyTarget>>);
+
+impl Targets {
+    fn add(&mut self, target: &Rc<dyn ReplyTarget>) {
+        // Replies for one client tend to come in runs; a repeat that is not
+        // adjacent costs one extra flush that finds nothing to write.
+        if !self
+            .0
+            .last()
+            .is_some_and(|last| std::ptr::addr_eq(Rc::as_ptr(last), Rc::as_ptr(target)))
+        {
+            self.0.push(target.clone());
+        }
+    }
+
+    fn flush(&mut self) {
+        for target in self.0.drain(..) {
+            target.flush();
         }
     }
 }
@@ -246,11 +269,12 @@ async fn write_loop(conn: &Conn, mut writer: OwnedWriteHalf) -> Result<(), ConnE
 /// nothing outstanding.
 async fn read_loop(
     conn: &Conn,
-    mut reader: OwnedReadHalf,
+    stream: &TcpStream,
     settings: &ConnSettings,
 ) -> Result<(), ConnError> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut scanner = ReplyScanner::new(settings.limits);
+    let mut targets = Targets::default();
     let timer = tokio::time::sleep(settings.request_timeout);
     tokio::pin!(timer);
     loop {
@@ -261,20 +285,27 @@ async fn read_loop(
         timer
             .as_mut()
             .reset(oldest.unwrap_or_else(Instant::now) + settings.request_timeout);
-        let read = tokio::select! {
-            r = reader.read_buf(&mut buf) => r?,
+        tokio::select! {
+            r = stream.readable() => r?,
             _ = timer.as_mut() => {
                 if conn.state.borrow().inflight.front().is_some_and(|w| w.sent + settings.request_timeout <= Instant::now()) {
                     return Err(ConnError::Timeout);
                 }
                 continue;
             }
-        };
-        if read == 0 {
-            return Err(ConnError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "node closed the connection",
-            )));
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        match net::read_some(stream, &mut buf)? {
+            None => continue,
+            Some(0) => {
+                return Err(ConnError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "node closed the connection",
+                )))
+            }
+            Some(_) => {}
         }
         loop {
             let len = match scanner.scan(&buf) {
@@ -294,7 +325,10 @@ async fn read_loop(
                     target: Some(target),
                     token,
                     ..
-                }) => target.deliver(token, Ok(reply)),
+                }) => {
+                    target.deliver(token, Ok(reply));
+                    targets.add(&target);
+                }
                 Some(Waiter { target: None, .. }) => {}
                 None => {
                     return Err(ConnError::Io(io::Error::new(
@@ -304,8 +338,6 @@ async fn read_loop(
                 }
             }
         }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
-        }
+        targets.flush();
     }
 }

@@ -21,6 +21,10 @@ use crate::protocol::encode;
 pub trait ReplyTarget {
     /// The reply (or failure) for the request sent with `token`.
     fn deliver(&self, token: u64, reply: Result<Bytes, BackendError>);
+
+    /// Called once after a batch of deliveries (all replies of one read), so
+    /// the target can send everything it received in one write.
+    fn flush(&self);
 }
 
 /// Why a request sent to a node got no reply from it. The client sees one

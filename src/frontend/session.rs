@@ -23,6 +23,7 @@ use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplyTarget};
 use crate::cluster::redirect::{self, Redirect};
 use crate::cluster::Slot;
+use crate::net;
 use crate::protocol::{encode, Request, RequestParser};
 use crate::router::{self, Route};
 use crate::worker::Worker;
@@ -46,17 +47,21 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         me: me.clone(),
         client: RefCell::new(ClientInfo::new(id, peer)),
         worker,
+        stream,
         queue: RefCell::new(Queue {
             entries: VecDeque::new(),
             front_token: 0,
         }),
-        ready: Notify::new(),
+        out: RefCell::new(BytesMut::new()),
+        write_blocked: Cell::new(false),
+        broken: Cell::new(false),
+        writer: Notify::new(),
         space: Notify::new(),
         closing: Cell::new(false),
         scratch: RefCell::new(BytesMut::new()),
     });
     debug!(id, %peer, "client connected");
-    session.run(stream).await;
+    session.run().await;
     debug!(id, %peer, "client disconnected");
 }
 
@@ -102,11 +107,19 @@ enum ReadEnd {
 struct Session {
     me: Weak<Session>,
     worker: Rc<Worker>,
+    stream: TcpStream,
     client: RefCell<ClientInfo>,
     queue: RefCell<Queue>,
-    /// Woken when the front entry has its reply, or when closing.
-    ready: Notify,
-    /// Woken when the writer made room in the queue.
+    /// Replies taken from the queue and not yet written.
+    out: RefCell<BytesMut>,
+    /// Set when the socket took less than offered: the writer task waits
+    /// for it to drain; flushes leave the rest to it meanwhile.
+    write_blocked: Cell<bool>,
+    /// Set when writing failed: the client is gone.
+    broken: Cell<bool>,
+    /// Wakes the writer task: writes blocked, failed, or closing.
+    writer: Notify,
+    /// Woken when replies left the queue (reading may resume).
     space: Notify,
     closing: Cell<bool>,
     /// Reused for replies keyway builds itself.
@@ -114,15 +127,16 @@ struct Session {
 }
 
 impl Session {
-    async fn run(self: Rc<Self>, stream: TcpStream) {
-        let reader = self.read_loop(&stream);
-        let writer = self.write_loop(&stream);
+    async fn run(self: Rc<Self>) {
+        let reader = self.read_loop();
+        let writer = self.write_loop();
         tokio::pin!(reader, writer);
         tokio::select! {
             end = &mut reader => {
                 if end == ReadEnd::Close {
                     self.closing.set(true);
-                    self.ready.notify_one();
+                    self.flush();
+                    self.writer.notify_one();
                     let _ = tokio::time::timeout(FLUSH_ON_CLOSE, &mut writer).await;
                 }
             }
@@ -130,7 +144,7 @@ impl Session {
         }
     }
 
-    async fn read_loop(&self, stream: &TcpStream) -> ReadEnd {
+    async fn read_loop(&self) -> ReadEnd {
         let config = &self.worker.shared.config;
         let max_pipeline = config.max_pipeline.get();
         let mut parser = RequestParser::new(config.limits);
@@ -139,18 +153,17 @@ impl Session {
             while self.queue.borrow().entries.len() >= max_pipeline {
                 self.space.notified().await;
             }
-            if stream.readable().await.is_err() {
+            if self.stream.readable().await.is_err() {
                 return ReadEnd::Gone;
             }
             if buf.capacity() - buf.len() < READ_RESERVE {
                 // Doubling keeps a large value's arrival linear in its size.
                 buf.reserve(buf.len().max(READ_RESERVE));
             }
-            match stream.try_read_buf(&mut buf) {
-                Ok(0) => return ReadEnd::Gone,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(_) => return ReadEnd::Gone,
+            match net::read_some(&self.stream, &mut buf) {
+                Ok(None) => continue,
+                Ok(Some(0)) | Err(_) => return ReadEnd::Gone,
+                Ok(Some(_)) => {}
             }
             loop {
                 match parser.parse(&mut buf) {
@@ -168,24 +181,60 @@ impl Session {
                     }
                 }
             }
+            self.flush();
+            if self.broken.get() {
+                return ReadEnd::Gone;
+            }
         }
     }
 
-    async fn write_loop(&self, stream: &TcpStream) -> io::Result<()> {
-        let mut out = BytesMut::new();
+    /// Finishes writes the socket could not take at once, and ends the
+    /// session once it is closing and everything is written.
+    async fn write_loop(&self) -> io::Result<()> {
         loop {
-            self.take_ready(&mut out);
-            if out.is_empty() {
-                if self.closing.get() && self.queue.borrow().entries.is_empty() {
-                    return Ok(());
-                }
-                self.ready.notified().await;
+            if self.broken.get() {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            if self.write_blocked.get() {
+                self.stream.writable().await?;
+                self.write_blocked.set(false);
+                self.flush();
                 continue;
             }
-            write_all(stream, &out).await?;
-            out.clear();
-            if out.capacity() > KEEP_OUTPUT {
-                out = BytesMut::new();
+            if self.closing.get()
+                && self.queue.borrow().entries.is_empty()
+                && self.out.borrow().is_empty()
+            {
+                return Ok(());
+            }
+            self.writer.notified().await;
+        }
+    }
+
+    /// Writes every ready reply at the queue's front, in one write when the
+    /// socket takes it all; what it does not take waits for the writer task.
+    fn flush(&self) {
+        if self.write_blocked.get() || self.broken.get() {
+            return;
+        }
+        let mut out = self.out.borrow_mut();
+        self.take_ready(&mut out);
+        match net::write_some(&self.stream, &mut out) {
+            Ok(true) => {
+                if out.capacity() > KEEP_OUTPUT {
+                    *out = BytesMut::new();
+                }
+                if self.closing.get() {
+                    self.writer.notify_one();
+                }
+            }
+            Ok(false) => {
+                self.write_blocked.set(true);
+                self.writer.notify_one();
+            }
+            Err(_) => {
+                self.broken.set(true);
+                self.writer.notify_one();
             }
         }
     }
@@ -252,17 +301,12 @@ impl Session {
     fn push(&self, reply: Option<Bytes>, request: Option<Request>) -> u64 {
         let mut queue = self.queue.borrow_mut();
         let token = queue.front_token + queue.entries.len() as u64;
-        let front = queue.entries.is_empty();
-        let ready = reply.is_some();
         queue.entries.push_back(Entry {
             reply,
             request,
             redirects: 0,
             tryagains: 0,
         });
-        if front && ready {
-            self.ready.notify_one();
-        }
         token
     }
 
@@ -320,16 +364,13 @@ impl Session {
         }
     }
 
-    /// Puts `reply` in place of entry `token`.
+    /// Puts `reply` in place of entry `token`; the next flush sends it.
     fn complete(&self, token: u64, reply: Bytes) {
         let mut queue = self.queue.borrow_mut();
         let Some(i) = queue.index(token) else { return };
         let entry = &mut queue.entries[i];
         entry.reply = Some(reply);
         entry.request = None;
-        if i == 0 {
-            self.ready.notify_one();
-        }
     }
 
     fn complete_with_error(&self, token: u64, error: &BackendError) {
@@ -374,6 +415,7 @@ impl Session {
                 tokio::task::spawn_local(async move {
                     tokio::time::sleep(pause).await;
                     me.redispatch(token);
+                    me.flush();
                 });
             }
         }
@@ -416,19 +458,12 @@ impl ReplyTarget for Session {
             Err(e) => self.complete_with_error(token, &e),
         }
     }
+
+    fn flush(&self) {
+        Session::flush(self);
+    }
 }
 
 /// The reply while keyway has never reached a cluster node.
 const NO_TOPOLOGY: &str =
     "CLUSTERDOWN keyway has not reached any cluster node yet; check the seeds in its config (it keeps retrying)";
-
-async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        match stream.try_write(data) {
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
