@@ -1,0 +1,139 @@
+# shellcheck shell=bash
+# A throwaway Redis Cluster (3 masters + 3 replicas) on free loopback ports,
+# for scripts: source this file, then
+#
+#   ensure_redis            # install redis-server/redis-tools if missing
+#   start_cluster DIR       # 6 nodes, data+logs in DIR; exports CLUSTER_*
+#   stop_cluster            # kill exactly the nodes start_cluster started
+#
+# start_cluster exports CLUSTER_SEEDS (comma-separated host:port of the
+# masters at creation, the form keyway's --cluster takes), CLUSTER_PORTS
+# (space-separated client ports of all nodes), CLUSTER_PIDS and CLUSTER_DIR.
+
+# Installs redis-server, redis-cli and redis-benchmark from Debian's packages
+# when any is missing (with sudo when not root).
+ensure_redis() {
+    if command -v redis-server >/dev/null && command -v redis-cli >/dev/null &&
+        command -v redis-benchmark >/dev/null; then
+        return 0
+    fi
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    echo "redis-server/redis-tools missing: installing them with apt-get" >&2
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools
+    command -v redis-server >/dev/null || { echo "redis-server still missing after apt-get" >&2; return 1; }
+}
+
+# Prints N distinct free loopback ports, one per line.
+free_ports() {
+    local n=$1
+    if command -v python3 >/dev/null; then
+        python3 - "$n" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+for s in socks:
+    print(s.getsockname()[1])
+PY
+        return
+    fi
+    # No python3: probe random ports with bash's /dev/tcp (a refused
+    # connection means nothing listens there).
+    local -A seen=()
+    local found=0 port
+    while [ "$found" -lt "$n" ]; do
+        port=$((20000 + RANDOM % 20000))
+        [ -n "${seen[$port]:-}" ] && continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            seen[$port]=1
+            echo "$port"
+            found=$((found + 1))
+        fi
+    done
+}
+
+# Polls "$@" every 0.1 s until it succeeds; gives up after $1 seconds.
+_cluster_poll() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.1
+    done
+}
+
+_cluster_converged() {
+    local p
+    for p in $CLUSTER_PORTS; do
+        redis-cli -p "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+    done
+    redis-cli --cluster check "127.0.0.1:${CLUSTER_PORTS%% *}" 2>/dev/null |
+        grep -q 'All 16384 slots covered' || return 1
+    # Every replica synced: CLUSTER SLOTS lists a replica only once its
+    # replication offset moved; redis-cli prints 10 lines per range then.
+    [ "$(redis-cli -p "${CLUSTER_PORTS%% *}" cluster slots | wc -l)" -ge 30 ]
+}
+
+# Starts a 3+3 cluster with its files in DIR (created if needed).
+start_cluster() {
+    local dir=$1 i p
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    local ports
+    mapfile -t ports < <(free_ports 12)
+    CLUSTER_DIR=$dir
+    CLUSTER_PORTS="${ports[*]:0:6}"
+    CLUSTER_PIDS=""
+    for i in 0 1 2 3 4 5; do
+        p=${ports[$i]}
+        redis-server --port "$p" --cluster-port "${ports[$((i + 6))]}" --bind 127.0.0.1 \
+            --protected-mode no --cluster-enabled yes --cluster-config-file "nodes-$p.conf" \
+            --cluster-node-timeout 2000 --save '' --appendonly no --daemonize no \
+            --repl-diskless-sync-delay 0 --repl-ping-replica-period 1 \
+            --dir "$dir" --logfile "$dir/node-$p.log" </dev/null >/dev/null 2>&1 &
+        CLUSTER_PIDS="$CLUSTER_PIDS $!"
+    done
+    CLUSTER_PIDS=${CLUSTER_PIDS# }
+    export CLUSTER_DIR CLUSTER_PORTS CLUSTER_PIDS
+    for p in $CLUSTER_PORTS; do
+        if ! _cluster_poll 10 redis-cli -p "$p" ping >/dev/null 2>&1; then
+            echo "redis-server on port $p did not start; log tail:" >&2
+            tail -n 20 "$dir/node-$p.log" >&2
+            stop_cluster
+            return 1
+        fi
+    done
+    local addrs=()
+    for p in $CLUSTER_PORTS; do addrs+=("127.0.0.1:$p"); done
+    if ! redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes \
+        >"$dir/create.log" 2>&1; then
+        echo "redis-cli --cluster create failed:" >&2
+        cat "$dir/create.log" >&2
+        stop_cluster
+        return 1
+    fi
+    if ! _cluster_poll 45 _cluster_converged; then
+        echo "cluster did not converge within 45 s; logs in $dir" >&2
+        stop_cluster
+        return 1
+    fi
+    CLUSTER_SEEDS=$(redis-cli -p "${CLUSTER_PORTS%% *}" cluster nodes |
+        awk '$3 ~ /master/ {split($2, a, "@"); print a[1]}' | paste -sd, -)
+    export CLUSTER_SEEDS
+}
+
+# Kills the nodes started by start_cluster and waits for them.
+stop_cluster() {
+    [ -n "${CLUSTER_PIDS:-}" ] || return 0
+    local pid
+    for pid in $CLUSTER_PIDS; do kill "$pid" 2>/dev/null || true; done
+    for pid in $CLUSTER_PIDS; do
+        _cluster_poll 10 bash -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    CLUSTER_PIDS=""
+}
