@@ -35,6 +35,9 @@ use super::local::{self, ClientInfo, Outcome};
 const READ_RESERVE: usize = 4096;
 /// Output buffers larger than this are released after a flush.
 const KEEP_OUTPUT: usize = 1 << 20;
+/// Ready replies are written before the rest of the pipeline is answered
+/// once they reach this size; below it, one write per pipeline is cheaper.
+const EARLY_WRITE: usize = 64 * 1024;
 /// How long a closing session may take to flush its last replies.
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(5);
 /// First pause before retrying after `-TRYAGAIN`; doubles per retry.
@@ -50,6 +53,7 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         stream,
         queue: RefCell::new(Queue {
             entries: VecDeque::new(),
+            waiting: 0,
             front_token: 0,
         }),
         out: RefCell::new(BytesMut::new()),
@@ -77,6 +81,8 @@ struct Entry {
 
 struct Queue {
     entries: VecDeque<Entry>,
+    /// Entries still without a reply.
+    waiting: usize,
     /// Token of `entries[0]`; tokens count requests since the session began.
     front_token: u64,
 }
@@ -211,14 +217,18 @@ impl Session {
         }
     }
 
-    /// Writes every ready reply at the queue's front, in one write when the
-    /// socket takes it all; what it does not take waits for the writer task.
+    /// Writes the ready replies at the queue's front once the whole pipeline
+    /// is answered (or they pile up past [`EARLY_WRITE`]), in one write when
+    /// the socket takes it all; what it does not take waits for the writer task.
     fn flush(&self) {
         if self.write_blocked.get() || self.broken.get() {
             return;
         }
         let mut out = self.out.borrow_mut();
-        self.take_ready(&mut out);
+        let waiting = self.take_ready(&mut out);
+        if out.is_empty() || (waiting > 0 && out.len() < EARLY_WRITE && !self.closing.get()) {
+            return;
+        }
         match net::write_some(&self.stream, &mut out) {
             Ok(true) => {
                 if out.capacity() > KEEP_OUTPUT {
@@ -239,8 +249,9 @@ impl Session {
         }
     }
 
-    /// Moves every ready reply at the queue's front into `out`.
-    fn take_ready(&self, out: &mut BytesMut) {
+    /// Moves every ready reply at the queue's front into `out`; returns how
+    /// many requests still wait for replies.
+    fn take_ready(&self, out: &mut BytesMut) -> usize {
         let mut queue = self.queue.borrow_mut();
         let mut taken = 0;
         while let Some(Entry { reply: Some(_), .. }) = queue.entries.front() {
@@ -256,6 +267,7 @@ impl Session {
         if taken > 0 {
             self.space.notify_one();
         }
+        queue.waiting
     }
 
     /// Takes a new request's place in the queue and starts it on its way.
@@ -301,6 +313,7 @@ impl Session {
     fn push(&self, reply: Option<Bytes>, request: Option<Request>) -> u64 {
         let mut queue = self.queue.borrow_mut();
         let token = queue.front_token + queue.entries.len() as u64;
+        queue.waiting += usize::from(reply.is_none());
         queue.entries.push_back(Entry {
             reply,
             request,
@@ -369,8 +382,11 @@ impl Session {
         let mut queue = self.queue.borrow_mut();
         let Some(i) = queue.index(token) else { return };
         let entry = &mut queue.entries[i];
-        entry.reply = Some(reply);
-        entry.request = None;
+        if entry.reply.is_none() {
+            entry.reply = Some(reply);
+            entry.request = None;
+            queue.waiting -= 1;
+        }
     }
 
     fn complete_with_error(&self, token: u64, error: &BackendError) {
