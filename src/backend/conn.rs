@@ -65,6 +65,9 @@ struct State {
     link: Link,
     out: BytesMut,
     inflight: VecDeque<Waiter>,
+    /// When the first request of the batch now in `out` was queued; the
+    /// whole batch shares it (one clock read per batch, not per request).
+    batch_started: Instant,
 }
 
 /// A multiplexed connection to one node; see the module docs.
@@ -86,6 +89,7 @@ impl Conn {
                 link: Link::Connecting,
                 out: BytesMut::new(),
                 inflight: VecDeque::new(),
+                batch_started: Instant::now(),
             }),
             wake_writer: Notify::new(),
             retired: Cell::new(false),
@@ -114,7 +118,10 @@ impl Conn {
             return Err(BackendError::Unreachable(self.addr.clone()));
         }
         let was_idle = state.out.is_empty();
-        let sent = Instant::now();
+        if was_idle {
+            state.batch_started = Instant::now();
+        }
+        let sent = state.batch_started;
         if asking {
             state.out.extend_from_slice(ASKING);
             state.inflight.push_back(Waiter {
