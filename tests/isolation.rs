@@ -1,0 +1,137 @@
+//! One slow or dead node must not hold up the rest: keyway's backend
+//! connections are per node, so a stalled master delays (or times out) only
+//! the requests sent to it, and a dead master fails only its own requests,
+//! even inside one pipeline.
+
+mod support;
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use support::{key_for_slot, util::TempDir, Cluster, Proxy};
+
+/// A key served by `master`, and one served by another master.
+fn keys_on_and_off(cluster: &Cluster, master: &str) -> (String, String) {
+    let on = (0..16384u16)
+        .find(|&s| cluster.node_of_slot(s) == master)
+        .unwrap();
+    let off = (0..16384u16)
+        .find(|&s| cluster.node_of_slot(s) != master)
+        .unwrap();
+    (key_for_slot(on), key_for_slot(off))
+}
+
+#[test]
+fn a_stalled_master_times_out_alone_while_other_shards_keep_serving() {
+    let cluster = Cluster::start();
+    let dir = TempDir::new("isolation");
+    let config = dir.path().join("keyway.toml");
+    std::fs::write(&config, "[backend]\nrequest_timeout_ms = 2000\n").unwrap();
+    let proxy = Proxy::start_with(&cluster, &["--config", config.to_str().unwrap()]);
+
+    let stalled = cluster.node_of_slot(0);
+    let (slow_key, fast_key) = keys_on_and_off(&cluster, &stalled);
+    let mut con = proxy.conn();
+    let () = redis::cmd("SET")
+        .arg(&slow_key)
+        .arg("before")
+        .query(&mut con)
+        .unwrap();
+
+    // The stalled master stops processing commands for 5 s: longer than
+    // keyway's request timeout.
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(5000)
+        .arg("ALL")
+        .query(&mut cluster.conn(&stalled))
+        .unwrap();
+
+    let (events, seen) = mpsc::channel();
+    let slow = {
+        let addr = proxy.addr();
+        let events = events.clone();
+        let slow_key = slow_key.clone();
+        std::thread::spawn(move || {
+            let mut con = support::cluster::connect(&addr, Duration::from_secs(10)).unwrap();
+            let reply: redis::RedisResult<Option<String>> =
+                redis::cmd("GET").arg(&slow_key).query(&mut con);
+            events.send("slow done").unwrap();
+            reply
+        })
+    };
+    // While the slow GET waits, another client works on another shard.
+    for i in 0..100 {
+        let () = redis::cmd("SET")
+            .arg(&fast_key)
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
+        let v: i64 = redis::cmd("GET").arg(&fast_key).query(&mut con).unwrap();
+        assert_eq!(v, i);
+    }
+    events.send("fast done").unwrap();
+
+    let reply = slow.join().unwrap();
+    let err = reply.expect_err("the stalled master's GET should time out in keyway");
+    assert!(
+        err.to_string().contains("no reply from node") && err.to_string().contains("2000 ms"),
+        "timeout error should name the node and the timeout: {err}"
+    );
+    assert_eq!(
+        seen.recv().unwrap(),
+        "fast done",
+        "the other shard waited for the stalled one"
+    );
+
+    // Once the node answers again, keyway reconnects and serves it.
+    let back = support::poll_until(Duration::from_secs(10), || {
+        redis::cmd("GET")
+            .arg(&slow_key)
+            .query::<Option<String>>(&mut con)
+            .ok()
+    });
+    assert_eq!(
+        back.flatten().as_deref(),
+        Some("before"),
+        "{}",
+        proxy.log_tail(30)
+    );
+}
+
+#[test]
+fn a_dead_master_fails_only_its_own_requests_in_a_pipeline() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let victim = cluster.node_of_slot(0);
+    let (dead_key, live_key) = keys_on_and_off(&cluster, &victim);
+    let mut con = proxy.conn();
+    let () = redis::cmd("SET")
+        .arg(&live_key)
+        .arg("alive")
+        .query(&mut con)
+        .unwrap();
+
+    cluster.kill_node(&victim);
+    let mut raw = proxy.raw_client();
+    let pipeline: Vec<u8> = [
+        support::resp::encode(&[b"GET", live_key.as_bytes()]),
+        support::resp::encode(&[b"GET", dead_key.as_bytes()]),
+        support::resp::encode(&[b"GET", live_key.as_bytes()]),
+        support::resp::encode(&[b"PING"]),
+    ]
+    .concat();
+    raw.send(&pipeline);
+    assert_eq!(raw.reply_text(), "$5\r\nalive\r\n");
+    let dead = raw.reply_text();
+    assert!(
+        dead.starts_with("-CLUSTERDOWN") || dead.starts_with("-ERR keyway lost"),
+        "the dead master's request should fail with a clear error: {dead:?}"
+    );
+    assert!(
+        dead.contains(&victim),
+        "the error should name the node: {dead:?}"
+    );
+    assert_eq!(raw.reply_text(), "$5\r\nalive\r\n");
+    assert_eq!(raw.reply_text(), "+PONG\r\n");
+}
