@@ -279,20 +279,15 @@ impl Session {
             Route::Slot(slot) => Target::Slot(slot),
             Route::AnyNode => Target::AnyMaster,
             Route::Local(spec) => {
-                let mut scratch = self.scratch.borrow_mut();
-                let outcome = local::execute(
-                    spec,
-                    &request,
-                    &mut self.client.borrow_mut(),
-                    &worker.shared,
-                    &table,
-                    &mut scratch,
-                );
+                let mut outcome = Outcome::Reply;
+                let reply = self.build_reply(|out| {
+                    let mut client = self.client.borrow_mut();
+                    outcome =
+                        local::execute(spec, &request, &mut client, &worker.shared, &table, out);
+                });
                 match outcome {
                     Outcome::Forward => Target::AnyMaster,
                     Outcome::Reply | Outcome::Quit => {
-                        let reply = scratch.split().freeze();
-                        drop(scratch);
                         self.push(Some(reply), None);
                         return outcome != Outcome::Quit;
                     }
@@ -323,13 +318,16 @@ impl Session {
         token
     }
 
+    /// A reply keyway builds itself, in the reused scratch buffer.
+    fn build_reply(&self, build: impl FnOnce(&mut BytesMut)) -> Bytes {
+        let mut scratch = self.scratch.borrow_mut();
+        build(&mut scratch);
+        scratch.split().freeze()
+    }
+
     /// Appends a reply keyway builds itself.
     fn push_local(&self, build: impl FnOnce(&mut BytesMut)) {
-        let reply = {
-            let mut scratch = self.scratch.borrow_mut();
-            build(&mut scratch);
-            scratch.split().freeze()
-        };
+        let reply = self.build_reply(build);
         self.push(Some(reply), None);
     }
 
@@ -365,15 +363,11 @@ impl Session {
                 conns.pick().send(request.raw(), asking, &me, token)
             }
             Err(text) => {
-                let mut scratch = self.scratch.borrow_mut();
-                encode::error(&mut scratch, text.as_bytes());
-                let reply = scratch.split().freeze();
-                drop(scratch);
-                return self.complete(token, reply);
+                return self.complete_local(token, |out| encode::error(out, text.as_bytes()))
             }
         };
         if let Err(e) = sent {
-            self.complete_with_error(token, &e);
+            self.complete_local(token, |out| e.write_reply(out));
         }
     }
 
@@ -389,17 +383,16 @@ impl Session {
         }
     }
 
-    fn complete_with_error(&self, token: u64, error: &BackendError) {
-        let reply = {
-            let mut scratch = self.scratch.borrow_mut();
-            error.write_reply(&mut scratch);
-            scratch.split().freeze()
-        };
+    /// Completes entry `token` with a reply keyway builds itself.
+    fn complete_local(&self, token: u64, build: impl FnOnce(&mut BytesMut)) {
+        let reply = self.build_reply(build);
         self.complete(token, reply);
     }
 
     /// Follows a redirect for entry `token`, or returns false when its budget
-    /// is spent (the node's error then goes to the client as is).
+    /// is spent. Then a `TRYAGAIN` goes to the client as is (it already says
+    /// "retry later"), while a `MOVED`/`ASK`, which a plain client cannot
+    /// follow, is replaced by an error saying what happened.
     fn follow(&self, token: u64, redirect: Redirect<'_>) -> bool {
         let config = &self.worker.shared.config;
         let attempt = {
@@ -416,7 +409,17 @@ impl Session {
                 (entry.redirects <= config.max_redirects).then_some(entry.redirects)
             }
         };
-        let Some(attempt) = attempt else { return false };
+        let Some(attempt) = attempt else {
+            if let Redirect::Moved { slot, .. } | Redirect::Ask { slot, .. } = redirect {
+                let text = format!(
+                    "TRYAGAIN keyway followed {} MOVED/ASK redirects for slot {slot} without reaching its master; the cluster is resharding, retry shortly",
+                    config.max_redirects
+                );
+                self.complete_local(token, |out| encode::error(out, text.as_bytes()));
+                return true;
+            }
+            return false;
+        };
         match redirect {
             Redirect::Moved { slot, addr } => {
                 self.worker.shared.view.report_moved(slot, addr);
@@ -471,7 +474,7 @@ impl ReplyTarget for Session {
                 }
                 self.complete(token, reply);
             }
-            Err(e) => self.complete_with_error(token, &e),
+            Err(e) => self.complete_local(token, |out| e.write_reply(out)),
         }
     }
 
