@@ -42,6 +42,7 @@ pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod frontend;
+pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod router;

@@ -16,6 +16,7 @@ use crate::worker::{spawn_workers, Shared};
 /// (e.g. the listen address is taken); an unreachable cluster is not an
 /// error: keyway serves `-CLUSTERDOWN` and keeps retrying.
 pub fn run(config: Config) -> io::Result<()> {
+    crate::metrics::describe();
     let config = Arc::new(config);
     let view = ClusterView::new();
     let shared = Shared::new(view.clone(), config.clone());

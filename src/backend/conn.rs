@@ -215,6 +215,7 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
             }
         };
         conn.set_link(Link::Down);
+        crate::metrics::backend_failure(error.kind());
         conn.fail_all(&error);
         on_failure();
         tokio::time::sleep(backoff).await;

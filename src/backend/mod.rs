@@ -41,6 +41,15 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// A short label for metrics: `unreachable`, `lost` or `timeout`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendError::Unreachable(_) => "unreachable",
+            BackendError::Lost(_) => "lost",
+            BackendError::Timeout(..) => "timeout",
+        }
+    }
+
     /// Appends the error reply the client gets.
     pub fn write_reply(&self, out: &mut BytesMut) {
         let text = match self {

@@ -42,6 +42,11 @@ pub async fn run(view: Arc<ClusterView>, config: Arc<Config>) {
                         covered = topology.covered_slots(),
                         "topology updated"
                     );
+                    crate::metrics::topology_updated(
+                        epoch,
+                        topology.covered_slots(),
+                        topology.nodes().len(),
+                    );
                     view.topology.store(Arc::new(topology));
                 }
                 if !commands_loaded {
@@ -88,6 +93,7 @@ fn apply_moved(view: &ClusterView, epoch: &mut u64) {
         moves = moved.len(),
         "slot map patched from MOVED"
     );
+    crate::metrics::topology_updated(*epoch, topology.covered_slots(), topology.nodes().len());
     view.topology.store(Arc::new(topology));
 }
 

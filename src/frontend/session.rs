@@ -180,6 +180,7 @@ impl Session {
                     }
                     Ok(None) => break,
                     Err(e) => {
+                        crate::metrics::protocol_error();
                         let text = format!("ERR Protocol error: {e}");
                         self.push_local(|out| encode::error(out, text.as_bytes()));
                         debug!(client = self.client.borrow().id, error = %e, "protocol error; closing");
@@ -422,11 +423,16 @@ impl Session {
         };
         match redirect {
             Redirect::Moved { slot, addr } => {
+                crate::metrics::redirect("moved");
                 self.worker.shared.view.report_moved(slot, addr);
                 self.dispatch(token, Target::Node(addr, false));
             }
-            Redirect::Ask { addr, .. } => self.dispatch(token, Target::Node(addr, true)),
+            Redirect::Ask { addr, .. } => {
+                crate::metrics::redirect("ask");
+                self.dispatch(token, Target::Node(addr, true));
+            }
             Redirect::TryAgain => {
+                crate::metrics::redirect("tryagain");
                 let Some(me) = self.me.upgrade() else {
                     return true;
                 };
