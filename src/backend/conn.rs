@@ -31,6 +31,9 @@ const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Write buffers larger than this are released once written.
+const KEEP_BUFFER: usize = 1 << 20;
+
 /// Settings shared by a worker's backend connections.
 #[derive(Clone, Debug)]
 pub struct ConnSettings {
@@ -237,14 +240,25 @@ impl From<io::Error> for ConnError {
 }
 
 /// Writes whatever is queued, all of it in one write, whenever there is some.
+/// Two buffers take turns (sessions fill one while the other is written), so
+/// both keep their capacity: no allocation per batch.
 async fn write_loop(conn: &Conn, stream: &TcpStream) -> Result<(), ConnError> {
+    let mut writing = BytesMut::new();
     loop {
-        let mut chunk = conn.state.borrow_mut().out.split();
-        if chunk.is_empty() {
+        {
+            let mut state = conn.state.borrow_mut();
+            if !state.out.is_empty() {
+                std::mem::swap(&mut state.out, &mut writing);
+            }
+        }
+        if writing.is_empty() {
             conn.wake_writer.notified().await;
             continue;
         }
-        net::write_all(stream, &mut chunk).await?;
+        net::write_all(stream, &mut writing).await?;
+        if writing.capacity() > KEEP_BUFFER {
+            writing = BytesMut::new();
+        }
     }
 }
 

@@ -1,0 +1,79 @@
+//! Hash-slot benches: `Slot::of_key` (table-driven CRC16/XMODEM from the
+//! `crc16` crate, hash tag found by slicing) beside a naive baseline that
+//! computes the CRC bit by bit and copies the hash tag into a `Vec<u8>`.
+//!
+//! Keys: `user:1000:profile` (no tag), `{user1000}.following` (tag), and a
+//! 64-byte key (no tag).
+//!
+//!     cargo bench --bench slot
+//!     cargo bench --bench slot -- --warm-up-time 1 --measurement-time 2
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use keyway::cluster::Slot;
+
+/// The baseline: CRC16/XMODEM (poly 0x1021, init 0), one bit at a time.
+fn naive_crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The baseline: the hashed part of `key` copied into a new `Vec`.
+fn naive_hash_tag(key: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(key);
+    if let Some(open) = text.find('{') {
+        if let Some(len) = text[open + 1..].find('}') {
+            if len > 0 {
+                return text[open + 1..open + 1 + len].as_bytes().to_vec();
+            }
+        }
+    }
+    key.to_vec()
+}
+
+/// The baseline slot: naive hash tag, naive CRC.
+fn naive_slot(key: &[u8]) -> u16 {
+    naive_crc16(&naive_hash_tag(key)) & 0x3fff
+}
+
+fn keys() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("plain_17B", b"user:1000:profile".to_vec()),
+        ("tagged_20B", b"{user1000}.following".to_vec()),
+        (
+            "plain_64B",
+            b"session:7f3a9c1e5b2d4068a1c3e5f7b9d02468:user:1000:cart:items:v2".to_vec(),
+        ),
+    ]
+}
+
+fn of_key(c: &mut Criterion) {
+    // The baseline agrees with `CLUSTER KEYSLOT` on redis-server 7.0.
+    assert_eq!(naive_slot(b"123456789"), 12739);
+    assert_eq!(naive_slot(b"foo{}{bar}"), Slot::of_key(b"foo{}{bar}").get());
+    for (name, key) in keys() {
+        assert!(
+            !name.ends_with("64B") || key.len() == 64,
+            "{name} is {} bytes",
+            key.len()
+        );
+        assert_eq!(Slot::of_key(&key).get(), naive_slot(&key), "{name}");
+        let mut g = c.benchmark_group(format!("slot/{name}"));
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("keyway", |b| b.iter(|| Slot::of_key(black_box(&key))));
+        g.bench_function("naive", |b| b.iter(|| naive_slot(black_box(&key))));
+        g.finish();
+    }
+}
+
+criterion_group!(benches, of_key);
+criterion_main!(benches);
