@@ -41,7 +41,7 @@ pub fn describe() {
     describe_counter!(
         BACKEND_FAILURES,
         Unit::Count,
-        "Backend connection failures, by kind (unreachable, lost, timeout)."
+        "Backend connection failures, by kind (unreachable, lost, timeout, bad_reply)."
     );
     describe_counter!(
         TOPOLOGY_UPDATES,
@@ -77,7 +77,7 @@ pub fn redirect(kind: &'static str) {
     counter!(REDIRECTS, "kind" => kind).increment(1);
 }
 
-/// A backend connection failed; `kind` is `unreachable`, `lost` or `timeout`.
+/// A backend connection failed; `kind` is `unreachable`, `lost`, `timeout` or `bad_reply`.
 pub fn backend_failure(kind: &'static str) {
     counter!(BACKEND_FAILURES, "kind" => kind).increment(1);
 }

@@ -179,24 +179,34 @@ impl Conn {
     }
 }
 
-/// The connection's life: connect, serve until failure, back off, repeat.
+/// A connection that lived at least this long before failing is followed by
+/// an immediate reconnect; a shorter one by the growing backoff.
+const STABLE: Duration = Duration::from_secs(1);
+
+/// The connection's life: connect, serve until failure, reconnect.
+///
+/// While connecting, requests queue. A node that refuses connections is
+/// `Down` during the backoff: its requests fail at once instead of waiting.
+/// A connection that breaks (or times out, or gets a malformed reply) from
+/// a node that accepted it is re-opened at once, and requests keep queueing
+/// meanwhile, so one bad moment is not turned into a burst of errors.
 async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()>) {
     let mut backoff = settings.reconnect_min;
     while !conn.retired.get() {
         conn.set_link(Link::Connecting);
         let connected =
             tokio::time::timeout(settings.connect_timeout, TcpStream::connect(&*conn.addr)).await;
-        let error = match connected {
+        let (error, lived) = match connected {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 debug!(node = %conn.addr, "backend connected");
                 conn.set_link(Link::Up);
-                backoff = settings.reconnect_min;
+                let since = Instant::now();
                 let result = tokio::select! {
                     r = write_loop(&conn, &stream) => r,
                     r = read_loop(&conn, &stream, &settings) => r,
                 };
-                match result {
+                let error = match result {
                     Ok(()) => return, // retired and drained
                     Err(ConnError::Io(e)) => {
                         warn!(node = %conn.addr, error = %e, "backend connection lost");
@@ -206,23 +216,34 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
                         warn!(node = %conn.addr, timeout = ?settings.request_timeout, "backend did not answer in time; reconnecting");
                         BackendError::Timeout(conn.addr.clone(), settings.request_timeout)
                     }
-                }
+                    Err(ConnError::BadReply(e)) => {
+                        warn!(node = %conn.addr, error = %e, "backend sent a malformed reply; reconnecting");
+                        BackendError::BadReply(conn.addr.clone())
+                    }
+                };
+                conn.set_link(Link::Connecting);
+                (error, since.elapsed())
             }
             Ok(Err(e)) => {
                 warn!(node = %conn.addr, error = %e, "cannot connect to backend");
-                BackendError::Unreachable(conn.addr.clone())
+                conn.set_link(Link::Down);
+                (BackendError::Unreachable(conn.addr.clone()), Duration::ZERO)
             }
             Err(_) => {
                 warn!(node = %conn.addr, timeout = ?settings.connect_timeout, "backend connect timed out");
-                BackendError::Unreachable(conn.addr.clone())
+                conn.set_link(Link::Down);
+                (BackendError::Unreachable(conn.addr.clone()), Duration::ZERO)
             }
         };
-        conn.set_link(Link::Down);
         crate::metrics::backend_failure(error.kind());
         conn.fail_all(&error);
         on_failure();
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(settings.reconnect_max);
+        if lived >= STABLE {
+            backoff = settings.reconnect_min;
+        } else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(settings.reconnect_max);
+        }
     }
     conn.set_link(Link::Down);
     conn.fail_all(&BackendError::Lost(conn.addr.clone()));
@@ -231,6 +252,7 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
 enum ConnError {
     Io(io::Error),
     Timeout,
+    BadReply(crate::protocol::ProtocolError),
 }
 
 impl From<io::Error> for ConnError {
@@ -333,12 +355,7 @@ async fn read_loop(
             let len = match scanner.scan(&buf) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
-                Err(e) => {
-                    return Err(ConnError::Io(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        e.to_string(),
-                    )))
-                }
+                Err(e) => return Err(ConnError::BadReply(e)),
             };
             let reply = buf.split_to(len).freeze();
             let waiter = conn.state.borrow_mut().inflight.pop_front();

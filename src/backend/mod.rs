@@ -38,15 +38,19 @@ pub enum BackendError {
     /// The node did not answer in time; the connection was closed and the
     /// command may have run.
     Timeout(Arc<str>, Duration),
+    /// The node's reply was not valid RESP; the connection was closed and
+    /// the command may have run.
+    BadReply(Arc<str>),
 }
 
 impl BackendError {
-    /// A short label for metrics: `unreachable`, `lost` or `timeout`.
+    /// A short label for metrics: `unreachable`, `lost`, `timeout` or `bad_reply`.
     pub fn kind(&self) -> &'static str {
         match self {
             BackendError::Unreachable(_) => "unreachable",
             BackendError::Lost(_) => "lost",
             BackendError::Timeout(..) => "timeout",
+            BackendError::BadReply(_) => "bad_reply",
         }
     }
 
@@ -62,6 +66,9 @@ impl BackendError {
             BackendError::Timeout(addr, after) => format!(
                 "ERR keyway got no reply from node {addr} within {} ms; the command may or may not have run",
                 after.as_millis()
+            ),
+            BackendError::BadReply(addr) => format!(
+                "ERR keyway got a malformed reply from node {addr} and reconnected; the command may or may not have run"
             ),
         };
         encode::error(out, text.as_bytes());

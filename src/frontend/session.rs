@@ -54,6 +54,7 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         queue: RefCell::new(Queue {
             entries: VecDeque::new(),
             waiting: 0,
+            held: 0,
             front_token: 0,
         }),
         out: RefCell::new(BytesMut::new()),
@@ -62,6 +63,7 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         writer: Notify::new(),
         space: Notify::new(),
         closing: Cell::new(false),
+        sent_epoch: Cell::new(0),
         scratch: RefCell::new(BytesMut::new()),
     });
     debug!(id, %peer, "client connected");
@@ -77,12 +79,16 @@ struct Entry {
     request: Option<Request>,
     redirects: u32,
     tryagains: u32,
+    /// Not sent yet: waits behind requests sent under an older slot map.
+    held: bool,
 }
 
 struct Queue {
     entries: VecDeque<Entry>,
-    /// Entries still without a reply.
+    /// Entries still without a reply (sent or held).
     waiting: usize,
+    /// Entries held back (see [`Session::start`]).
+    held: usize,
     /// Token of `entries[0]`; tokens count requests since the session began.
     front_token: u64,
 }
@@ -128,6 +134,8 @@ struct Session {
     /// Woken when replies left the queue (reading may resume).
     space: Notify,
     closing: Cell<bool>,
+    /// The slot-map epoch under which the requests in flight were sent.
+    sent_epoch: Cell<u64>,
     /// Reused for replies keyway builds itself.
     scratch: RefCell<BytesMut>,
 }
@@ -178,7 +186,10 @@ impl Session {
                             return ReadEnd::Close;
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        self.release_held();
+                        break;
+                    }
                     Err(e) => {
                         crate::metrics::protocol_error();
                         let text = format!("ERR Protocol error: {e}");
@@ -301,8 +312,57 @@ impl Session {
         };
         drop(table);
         let token = self.push(None, Some(request));
-        self.dispatch(token, target);
+        self.start(token, target);
         true
+    }
+
+    /// Sends a new request, unless the slot map changed while earlier
+    /// requests of this client are still in flight: then it is held until
+    /// they are answered. Otherwise a read routed by the new map could reach
+    /// the slot's new master before a write sent by the old map (and
+    /// redirected from there), and read the value the write replaced.
+    /// Redis orders one connection's commands; so does keyway.
+    fn start(&self, token: u64, target: Target<'_>) {
+        let epoch = self.worker.shared.view.topology().load().epoch();
+        {
+            let mut queue = self.queue.borrow_mut();
+            let in_flight = queue.waiting - queue.held - 1;
+            if queue.held > 0 || (in_flight > 0 && epoch != self.sent_epoch.get()) {
+                if let Some(i) = queue.index(token) {
+                    queue.entries[i].held = true;
+                    queue.held += 1;
+                }
+                return;
+            }
+        }
+        self.sent_epoch.set(epoch);
+        self.dispatch(token, target);
+    }
+
+    /// Sends the held requests, in order, once nothing sent before them is
+    /// still in flight.
+    fn release_held(&self) {
+        loop {
+            let tokens = {
+                let mut queue = self.queue.borrow_mut();
+                if queue.held == 0 || queue.waiting != queue.held {
+                    return;
+                }
+                // Nothing is in flight, so every entry without a reply is a
+                // held one; they are sent under the current map.
+                queue.held = 0;
+                queue.entries.iter_mut().for_each(|e| e.held = false);
+                let first = queue.entries.iter().position(|e| e.reply.is_none());
+                let end = queue.front_token + queue.entries.len() as u64;
+                first.map_or(end, |i| queue.front_token + i as u64)..end
+            };
+            self.sent_epoch
+                .set(self.worker.shared.view.topology().load().epoch());
+            // `start` holds them again if the map moves once more meanwhile.
+            for token in tokens {
+                self.restart(token);
+            }
+        }
     }
 
     /// Appends an entry; returns its token.
@@ -315,6 +375,7 @@ impl Session {
             request,
             redirects: 0,
             tryagains: 0,
+            held: false,
         });
         token
     }
@@ -439,7 +500,8 @@ impl Session {
                 let pause = TRYAGAIN_BACKOFF * 2u32.saturating_pow(attempt.min(8) - 1);
                 tokio::task::spawn_local(async move {
                     tokio::time::sleep(pause).await;
-                    me.redispatch(token);
+                    me.restart(token);
+                    me.release_held();
                     me.flush();
                 });
             }
@@ -447,13 +509,16 @@ impl Session {
         true
     }
 
-    /// Routes entry `token` again from scratch (after `TRYAGAIN`).
-    fn redispatch(&self, token: u64) {
+    /// Routes entry `token` again from scratch and starts it (after
+    /// `TRYAGAIN`, or when it was held). Entries already answered are skipped.
+    fn restart(&self, token: u64) {
         let route = {
             let queue = self.queue.borrow();
             let Some(request) = queue
                 .index(token)
-                .and_then(|i| queue.entries[i].request.as_ref())
+                .map(|i| &queue.entries[i])
+                .filter(|e| e.reply.is_none())
+                .and_then(|e| e.request.as_ref())
             else {
                 return;
             };
@@ -463,7 +528,7 @@ impl Session {
                 _ => Target::AnyMaster,
             }
         };
-        self.dispatch(token, route);
+        self.start(token, route);
     }
 }
 
@@ -482,6 +547,7 @@ impl ReplyTarget for Session {
             }
             Err(e) => self.complete_local(token, |out| e.write_reply(out)),
         }
+        self.release_held();
     }
 
     fn flush(&self) {

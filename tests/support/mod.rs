@@ -20,6 +20,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod cluster;
+pub mod fake_node;
 pub mod migration;
 pub mod proxy;
 pub mod resp;
