@@ -4,4 +4,5 @@
 
 pub mod listener;
 pub mod local;
+pub mod replies;
 pub mod session;

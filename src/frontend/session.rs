@@ -8,7 +8,6 @@
 //! before the reply takes its place.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
@@ -29,6 +28,7 @@ use crate::router::{self, Route};
 use crate::worker::Worker;
 
 use super::local::{self, ClientInfo, Outcome};
+use super::replies::{Budget, Replies};
 
 /// Smallest free space offered to a read; the buffer is allocated on the
 /// first read, so idle clients cost no buffer.
@@ -51,12 +51,7 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         client: RefCell::new(ClientInfo::new(id, peer)),
         worker,
         stream,
-        queue: RefCell::new(Queue {
-            entries: VecDeque::new(),
-            waiting: 0,
-            held: 0,
-            front_token: 0,
-        }),
+        replies: RefCell::new(Replies::default()),
         out: RefCell::new(BytesMut::new()),
         write_blocked: Cell::new(false),
         broken: Cell::new(false),
@@ -69,35 +64,6 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     debug!(id, %peer, "client connected");
     session.run().await;
     debug!(id, %peer, "client disconnected");
-}
-
-/// A place in the reply order.
-struct Entry {
-    /// The reply, once known.
-    reply: Option<Bytes>,
-    /// The request, kept while it may have to be sent again (redirects).
-    request: Option<Request>,
-    redirects: u32,
-    tryagains: u32,
-    /// Not sent yet: waits behind requests sent under an older slot map.
-    held: bool,
-}
-
-struct Queue {
-    entries: VecDeque<Entry>,
-    /// Entries still without a reply (sent or held).
-    waiting: usize,
-    /// Entries held back (see [`Session::start`]).
-    held: usize,
-    /// Token of `entries[0]`; tokens count requests since the session began.
-    front_token: u64,
-}
-
-impl Queue {
-    fn index(&self, token: u64) -> Option<usize> {
-        let i = token.checked_sub(self.front_token)? as usize;
-        (i < self.entries.len()).then_some(i)
-    }
 }
 
 /// Where to send a request.
@@ -121,7 +87,7 @@ struct Session {
     worker: Rc<Worker>,
     stream: TcpStream,
     client: RefCell<ClientInfo>,
-    queue: RefCell<Queue>,
+    replies: RefCell<Replies>,
     /// Replies taken from the queue and not yet written.
     out: RefCell<BytesMut>,
     /// Set when the socket took less than offered: the writer task waits
@@ -164,7 +130,7 @@ impl Session {
         let mut parser = RequestParser::new(config.limits);
         let mut buf = BytesMut::new();
         loop {
-            while self.queue.borrow().entries.len() >= max_pipeline {
+            while self.replies.borrow().len() >= max_pipeline {
                 self.space.notified().await;
             }
             if self.stream.readable().await.is_err() {
@@ -220,7 +186,7 @@ impl Session {
                 continue;
             }
             if self.closing.get()
-                && self.queue.borrow().entries.is_empty()
+                && self.replies.borrow().is_empty()
                 && self.out.borrow().is_empty()
             {
                 return Ok(());
@@ -237,7 +203,13 @@ impl Session {
             return;
         }
         let mut out = self.out.borrow_mut();
-        let waiting = self.take_ready(&mut out);
+        let waiting = {
+            let mut replies = self.replies.borrow_mut();
+            if replies.take_ready(&mut out) > 0 {
+                self.space.notify_one();
+            }
+            replies.waiting()
+        };
         if out.is_empty() || (waiting > 0 && out.len() < EARLY_WRITE && !self.closing.get()) {
             return;
         }
@@ -261,27 +233,6 @@ impl Session {
         }
     }
 
-    /// Moves every ready reply at the queue's front into `out`; returns how
-    /// many requests still wait for replies.
-    fn take_ready(&self, out: &mut BytesMut) -> usize {
-        let mut queue = self.queue.borrow_mut();
-        let mut taken = 0;
-        while let Some(Entry { reply: Some(_), .. }) = queue.entries.front() {
-            if let Some(Entry {
-                reply: Some(reply), ..
-            }) = queue.entries.pop_front()
-            {
-                out.extend_from_slice(&reply);
-            }
-            taken += 1;
-        }
-        queue.front_token += taken;
-        if taken > 0 {
-            self.space.notify_one();
-        }
-        queue.waiting
-    }
-
     /// Takes a new request's place in the queue and starts it on its way.
     /// False when the client asked to close (`QUIT`).
     fn submit(&self, request: Request) -> bool {
@@ -300,7 +251,7 @@ impl Session {
                 match outcome {
                     Outcome::Forward => Target::AnyMaster,
                     Outcome::Reply | Outcome::Quit => {
-                        self.push(Some(reply), None);
+                        self.replies.borrow_mut().push_ready(reply);
                         return outcome != Outcome::Quit;
                     }
                 }
@@ -311,7 +262,7 @@ impl Session {
             }
         };
         drop(table);
-        let token = self.push(None, Some(request));
+        let token = self.replies.borrow_mut().push_pending(request);
         self.start(token, target);
         true
     }
@@ -325,13 +276,11 @@ impl Session {
     fn start(&self, token: u64, target: Target<'_>) {
         let epoch = self.worker.shared.view.topology().load().epoch();
         {
-            let mut queue = self.queue.borrow_mut();
-            let in_flight = queue.waiting - queue.held - 1;
-            if queue.held > 0 || (in_flight > 0 && epoch != self.sent_epoch.get()) {
-                if let Some(i) = queue.index(token) {
-                    queue.entries[i].held = true;
-                    queue.held += 1;
-                }
+            let mut replies = self.replies.borrow_mut();
+            // This request counts as in flight itself.
+            let others = replies.in_flight().saturating_sub(1);
+            if replies.held() > 0 || (others > 0 && epoch != self.sent_epoch.get()) {
+                replies.hold(token);
                 return;
             }
         }
@@ -340,22 +289,13 @@ impl Session {
     }
 
     /// Sends the held requests, in order, once nothing sent before them is
-    /// still in flight.
+    /// still in flight, under the slot map current now.
     fn release_held(&self) {
         loop {
-            let tokens = {
-                let mut queue = self.queue.borrow_mut();
-                if queue.held == 0 || queue.waiting != queue.held {
-                    return;
-                }
-                // Nothing is in flight, so every entry without a reply is a
-                // held one; they are sent under the current map.
-                queue.held = 0;
-                queue.entries.iter_mut().for_each(|e| e.held = false);
-                let first = queue.entries.iter().position(|e| e.reply.is_none());
-                let end = queue.front_token + queue.entries.len() as u64;
-                first.map_or(end, |i| queue.front_token + i as u64)..end
-            };
+            let tokens = self.replies.borrow_mut().release();
+            if tokens.is_empty() {
+                return;
+            }
             self.sent_epoch
                 .set(self.worker.shared.view.topology().load().epoch());
             // `start` holds them again if the map moves once more meanwhile.
@@ -363,21 +303,6 @@ impl Session {
                 self.restart(token);
             }
         }
-    }
-
-    /// Appends an entry; returns its token.
-    fn push(&self, reply: Option<Bytes>, request: Option<Request>) -> u64 {
-        let mut queue = self.queue.borrow_mut();
-        let token = queue.front_token + queue.entries.len() as u64;
-        queue.waiting += usize::from(reply.is_none());
-        queue.entries.push_back(Entry {
-            reply,
-            request,
-            redirects: 0,
-            tryagains: 0,
-            held: false,
-        });
-        token
     }
 
     /// A reply keyway builds itself, in the reused scratch buffer.
@@ -390,7 +315,7 @@ impl Session {
     /// Appends a reply keyway builds itself.
     fn push_local(&self, build: impl FnOnce(&mut BytesMut)) {
         let reply = self.build_reply(build);
-        self.push(Some(reply), None);
+        self.replies.borrow_mut().push_ready(reply);
     }
 
     /// Sends the request of entry `token` to `target`.
@@ -414,11 +339,8 @@ impl Session {
         let asking = matches!(target, Target::Node(_, true));
         let sent = match conns {
             Ok(conns) => {
-                let queue = self.queue.borrow();
-                let (Some(i), Some(me)) = (queue.index(token), self.me.upgrade()) else {
-                    return;
-                };
-                let Some(request) = queue.entries[i].request.as_ref() else {
+                let replies = self.replies.borrow();
+                let (Some(request), Some(me)) = (replies.request(token), self.me.upgrade()) else {
                     return;
                 };
                 let me: Rc<dyn ReplyTarget> = me;
@@ -435,14 +357,7 @@ impl Session {
 
     /// Puts `reply` in place of entry `token`; the next flush sends it.
     fn complete(&self, token: u64, reply: Bytes) {
-        let mut queue = self.queue.borrow_mut();
-        let Some(i) = queue.index(token) else { return };
-        let entry = &mut queue.entries[i];
-        if entry.reply.is_none() {
-            entry.reply = Some(reply);
-            entry.request = None;
-            queue.waiting -= 1;
-        }
+        self.replies.borrow_mut().complete(token, reply);
     }
 
     /// Completes entry `token` with a reply keyway builds itself.
@@ -457,20 +372,11 @@ impl Session {
     /// follow, is replaced by an error saying what happened.
     fn follow(&self, token: u64, redirect: Redirect<'_>) -> bool {
         let config = &self.worker.shared.config;
-        let attempt = {
-            let mut queue = self.queue.borrow_mut();
-            let Some(i) = queue.index(token) else {
-                return true;
-            };
-            let entry = &mut queue.entries[i];
-            if matches!(redirect, Redirect::TryAgain) {
-                entry.tryagains += 1;
-                (entry.tryagains <= config.max_tryagain).then_some(entry.tryagains)
-            } else {
-                entry.redirects += 1;
-                (entry.redirects <= config.max_redirects).then_some(entry.redirects)
-            }
+        let (budget, max) = match redirect {
+            Redirect::TryAgain => (Budget::TryAgain, config.max_tryagain),
+            _ => (Budget::Redirects, config.max_redirects),
         };
+        let attempt = self.replies.borrow_mut().spend(token, budget, max);
         let Some(attempt) = attempt else {
             if let Redirect::Moved { slot, .. } | Redirect::Ask { slot, .. } = redirect {
                 let text = format!(
@@ -513,13 +419,8 @@ impl Session {
     /// `TRYAGAIN`, or when it was held). Entries already answered are skipped.
     fn restart(&self, token: u64) {
         let route = {
-            let queue = self.queue.borrow();
-            let Some(request) = queue
-                .index(token)
-                .map(|i| &queue.entries[i])
-                .filter(|e| e.reply.is_none())
-                .and_then(|e| e.request.as_ref())
-            else {
+            let replies = self.replies.borrow();
+            let Some(request) = replies.request(token) else {
                 return;
             };
             let table = self.worker.shared.view.commands().load();
@@ -536,14 +437,11 @@ impl ReplyTarget for Session {
     fn deliver(&self, token: u64, reply: Result<Bytes, BackendError>) {
         match reply {
             Ok(reply) => {
-                if reply.first() == Some(&b'-') {
-                    if let Some(redirect) = redirect::parse(&reply) {
-                        if self.follow(token, redirect) {
-                            return;
-                        }
-                    }
+                let followed = reply.first() == Some(&b'-')
+                    && redirect::parse(&reply).is_some_and(|r| self.follow(token, r));
+                if !followed {
+                    self.complete(token, reply);
                 }
-                self.complete(token, reply);
             }
             Err(e) => self.complete_local(token, |out| e.write_reply(out)),
         }

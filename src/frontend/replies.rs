@@ -1,0 +1,249 @@
+//! A client's replies in request order. Every request takes a place (its
+//! token); replies fill places in any order, as they arrive from any node;
+//! only the ready prefix leaves. Also counts what is still awaited and what
+//! is held back (see `Session::start`). Pure bookkeeping: no I/O.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::protocol::Request;
+
+/// A place in the reply order.
+struct Entry {
+    /// The reply, once known.
+    reply: Option<Bytes>,
+    /// The request, kept while it may have to be sent again (redirects).
+    request: Option<Request>,
+    redirects: u32,
+    tryagains: u32,
+    /// Not sent yet.
+    held: bool,
+}
+
+/// Which redirect budget a redirect spends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    /// `MOVED` and `ASK`.
+    Redirects,
+    /// `TRYAGAIN`.
+    TryAgain,
+}
+
+/// The ordered replies of one client; see the module docs.
+#[derive(Default)]
+pub struct Replies {
+    entries: VecDeque<Entry>,
+    /// Entries without a reply (sent or held).
+    waiting: usize,
+    /// Entries held back.
+    held: usize,
+    /// Token of `entries[0]`; tokens count requests since the session began.
+    front_token: u64,
+}
+
+impl Replies {
+    /// Places in the queue (answered or not).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// No place at all.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Requests sent and not answered yet (held ones excluded).
+    pub fn in_flight(&self) -> usize {
+        self.waiting - self.held
+    }
+
+    /// Requests held back.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Takes a place with its reply already known; returns its token.
+    pub fn push_ready(&mut self, reply: Bytes) -> u64 {
+        self.push(Some(reply), None)
+    }
+
+    /// Takes a place for a request whose reply will come; returns its token.
+    pub fn push_pending(&mut self, request: Request) -> u64 {
+        self.push(None, Some(request))
+    }
+
+    fn push(&mut self, reply: Option<Bytes>, request: Option<Request>) -> u64 {
+        let token = self.front_token + self.entries.len() as u64;
+        self.waiting += usize::from(reply.is_none());
+        self.entries.push_back(Entry {
+            reply,
+            request,
+            redirects: 0,
+            tryagains: 0,
+            held: false,
+        });
+        token
+    }
+
+    fn index(&self, token: u64) -> Option<usize> {
+        let i = token.checked_sub(self.front_token)? as usize;
+        (i < self.entries.len()).then_some(i)
+    }
+
+    /// The request of place `token`, while it still waits for its reply.
+    pub fn request(&self, token: u64) -> Option<&Request> {
+        let entry = &self.entries[self.index(token)?];
+        entry
+            .reply
+            .is_none()
+            .then_some(entry.request.as_ref())
+            .flatten()
+    }
+
+    /// Fills place `token` (once; later replies for it are ignored).
+    pub fn complete(&mut self, token: u64, reply: Bytes) {
+        let Some(i) = self.index(token) else { return };
+        let entry = &mut self.entries[i];
+        if entry.reply.is_none() {
+            entry.reply = Some(reply);
+            entry.request = None;
+            self.waiting -= 1;
+        }
+    }
+
+    /// Counts one more redirect of place `token` against `budget` (of `max`
+    /// allowed); the attempt number, or `None` when the budget is spent or
+    /// the place is gone.
+    pub fn spend(&mut self, token: u64, budget: Budget, max: u32) -> Option<u32> {
+        let i = self.index(token)?;
+        let entry = &mut self.entries[i];
+        let used = match budget {
+            Budget::Redirects => &mut entry.redirects,
+            Budget::TryAgain => &mut entry.tryagains,
+        };
+        *used += 1;
+        (*used <= max).then_some(*used)
+    }
+
+    /// Holds place `token` back instead of sending it.
+    pub fn hold(&mut self, token: u64) {
+        if let Some(i) = self.index(token) {
+            if !self.entries[i].held {
+                self.entries[i].held = true;
+                self.held += 1;
+            }
+        }
+    }
+
+    /// When something is held and nothing is in flight any more: un-holds
+    /// everything and returns the tokens to send again, in order (every
+    /// place without a reply is then a held one). Otherwise an empty range.
+    pub fn release(&mut self) -> Range<u64> {
+        let end = self.front_token + self.entries.len() as u64;
+        if self.held == 0 || self.in_flight() > 0 {
+            return end..end;
+        }
+        self.held = 0;
+        self.entries.iter_mut().for_each(|e| e.held = false);
+        let first = self.entries.iter().position(|e| e.reply.is_none());
+        first.map_or(end, |i| self.front_token + i as u64)..end
+    }
+
+    /// Moves the ready replies at the front into `out`; returns how many
+    /// places it freed.
+    pub fn take_ready(&mut self, out: &mut BytesMut) -> usize {
+        let mut taken = 0;
+        while let Some(Entry { reply: Some(_), .. }) = self.entries.front() {
+            if let Some(Entry {
+                reply: Some(reply), ..
+            }) = self.entries.pop_front()
+            {
+                out.extend_from_slice(&reply);
+            }
+            taken += 1;
+        }
+        self.front_token += taken as u64;
+        taken
+    }
+
+    /// Places still without a reply.
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(name: &str) -> Request {
+        Request::from_args(&[name.as_bytes()])
+    }
+
+    fn bytes(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    #[test]
+    fn replies_leave_in_request_order_whatever_order_they_arrive_in() {
+        let mut q = Replies::default();
+        let a = q.push_pending(request("a"));
+        let b = q.push_pending(request("b"));
+        let c = q.push_ready(bytes("+c\r\n"));
+        let d = q.push_pending(request("d"));
+        assert_eq!((a, b, c, d), (0, 1, 2, 3));
+        let mut out = BytesMut::new();
+        q.complete(b, bytes("+b\r\n"));
+        assert_eq!(q.take_ready(&mut out), 0, "a still missing");
+        q.complete(a, bytes("+a\r\n"));
+        assert_eq!(q.take_ready(&mut out), 3);
+        assert_eq!(&out[..], b"+a\r\n+b\r\n+c\r\n");
+        assert_eq!(q.waiting(), 1);
+        q.complete(d, bytes("+d\r\n"));
+        q.complete(d, bytes("+late duplicate\r\n"));
+        q.take_ready(&mut out);
+        assert_eq!(&out[..], b"+a\r\n+b\r\n+c\r\n+d\r\n");
+        assert!(q.is_empty());
+        q.complete(a, bytes("+stale\r\n"));
+        assert_eq!(q.waiting(), 0);
+    }
+
+    #[test]
+    fn held_places_are_released_once_nothing_is_in_flight() {
+        let mut q = Replies::default();
+        let sent = q.push_pending(request("sent"));
+        let local = q.push_ready(bytes("+PONG\r\n"));
+        let held1 = q.push_pending(request("h1"));
+        let held2 = q.push_pending(request("h2"));
+        q.hold(held1);
+        q.hold(held2);
+        q.hold(held2);
+        assert_eq!((q.in_flight(), q.held()), (1, 2));
+        assert!(q.release().is_empty(), "`sent` is still in flight");
+        q.complete(sent, bytes("+OK\r\n"));
+        let again: Vec<u64> = q.release().collect();
+        // The local reply between them is answered already; restarting it
+        // is a no-op because it has no request left.
+        assert_eq!(again, vec![held1, held2]);
+        assert!(q.request(local).is_none());
+        assert_eq!(
+            q.request(held1).map(|r| r.arg(0).to_vec()),
+            Some(b"h1".to_vec())
+        );
+        assert_eq!((q.in_flight(), q.held()), (2, 0));
+        assert!(q.release().is_empty(), "nothing held any more");
+    }
+
+    #[test]
+    fn budgets_are_counted_per_place() {
+        let mut q = Replies::default();
+        let t = q.push_pending(request("x"));
+        assert_eq!(q.spend(t, Budget::Redirects, 2), Some(1));
+        assert_eq!(q.spend(t, Budget::TryAgain, 2), Some(1));
+        assert_eq!(q.spend(t, Budget::Redirects, 2), Some(2));
+        assert_eq!(q.spend(t, Budget::Redirects, 2), None);
+        assert_eq!(q.spend(99, Budget::Redirects, 2), None);
+    }
+}
