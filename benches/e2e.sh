@@ -160,6 +160,7 @@ conns() {
     conns_memory keyway "$keyway_pid" "$kport"
     # Baseline: one redis-server node holding the same connections.
     local node_pid=${CLUSTER_PIDS%% *}
+    redis-cli -p "$seed_port" config set maxclients $((CONNS + 1000)) >/dev/null
     conns_memory redis "$node_pid" "$seed_port"
 }
 

@@ -66,11 +66,10 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     debug!(id, %peer, "client disconnected");
 }
 
-/// Where to send a request.
-enum Target<'a> {
+/// Where a new request goes.
+enum Target {
     Slot(Slot),
     AnyMaster,
-    Node(&'a str, bool),
 }
 
 /// Why the reader stopped.
@@ -262,7 +261,10 @@ impl Session {
             }
         };
         drop(table);
-        let token = self.replies.borrow_mut().push_pending(request);
+        let token = self
+            .replies
+            .borrow_mut()
+            .push_pending(request.raw().clone());
         self.start(token, target);
         true
     }
@@ -273,8 +275,10 @@ impl Session {
     /// the slot's new master before a write sent by the old map (and
     /// redirected from there), and read the value the write replaced.
     /// Redis orders one connection's commands; so does keyway.
-    fn start(&self, token: u64, target: Target<'_>) {
-        let epoch = self.worker.shared.view.topology().load().epoch();
+    fn start(&self, token: u64, target: Target) {
+        let worker = &self.worker;
+        let topology = worker.shared.view.topology().load();
+        let epoch = topology.epoch();
         {
             let mut replies = self.replies.borrow_mut();
             // This request counts as in flight itself.
@@ -285,7 +289,16 @@ impl Session {
             }
         }
         self.sent_epoch.set(epoch);
-        self.dispatch(token, target);
+        let conns = match target {
+            Target::Slot(slot) => match topology.master_of(slot) {
+                Some(index) => Ok(worker.master(&topology, index)),
+                None if epoch == 0 => Err(NO_TOPOLOGY),
+                None => Err("CLUSTERDOWN Hash slot not served"),
+            },
+            Target::AnyMaster => worker.any_master(&topology).ok_or(NO_TOPOLOGY),
+        };
+        drop(topology);
+        self.send(token, conns, false);
     }
 
     /// Sends the held requests, in order, once nothing sent before them is
@@ -318,25 +331,9 @@ impl Session {
         self.replies.borrow_mut().push_ready(reply);
     }
 
-    /// Sends the request of entry `token` to `target`.
-    fn dispatch(&self, token: u64, target: Target<'_>) {
-        let worker = &self.worker;
-        let conns: Result<Rc<NodeConns>, &'static str> = match target {
-            Target::Node(addr, _) => Ok(worker.node(addr)),
-            Target::Slot(slot) => {
-                let topology = worker.shared.view.topology().load();
-                match topology.master_of(slot) {
-                    Some(index) => Ok(worker.master(&topology, index)),
-                    None if topology.epoch() == 0 => Err(NO_TOPOLOGY),
-                    None => Err("CLUSTERDOWN Hash slot not served"),
-                }
-            }
-            Target::AnyMaster => {
-                let topology = worker.shared.view.topology().load();
-                worker.any_master(&topology).ok_or(NO_TOPOLOGY)
-            }
-        };
-        let asking = matches!(target, Target::Node(_, true));
+    /// Sends the request of entry `token` on `conns` (with `ASKING` first
+    /// when `asking`), or answers it with the error in `conns`.
+    fn send(&self, token: u64, conns: Result<Rc<NodeConns>, &'static str>, asking: bool) {
         let sent = match conns {
             Ok(conns) => {
                 let replies = self.replies.borrow();
@@ -344,7 +341,7 @@ impl Session {
                     return;
                 };
                 let me: Rc<dyn ReplyTarget> = me;
-                conns.pick().send(request.raw(), asking, &me, token)
+                conns.pick().send(request, asking, &me, token)
             }
             Err(text) => {
                 return self.complete_local(token, |out| encode::error(out, text.as_bytes()))
@@ -392,11 +389,11 @@ impl Session {
             Redirect::Moved { slot, addr } => {
                 crate::metrics::redirect("moved");
                 self.worker.shared.view.report_moved(slot, addr);
-                self.dispatch(token, Target::Node(addr, false));
+                self.send(token, Ok(self.worker.node(addr)), false);
             }
             Redirect::Ask { addr, .. } => {
                 crate::metrics::redirect("ask");
-                self.dispatch(token, Target::Node(addr, true));
+                self.send(token, Ok(self.worker.node(addr)), true);
             }
             Redirect::TryAgain => {
                 crate::metrics::redirect("tryagain");
@@ -418,18 +415,22 @@ impl Session {
     /// Routes entry `token` again from scratch and starts it (after
     /// `TRYAGAIN`, or when it was held). Entries already answered are skipped.
     fn restart(&self, token: u64) {
-        let route = {
-            let replies = self.replies.borrow();
-            let Some(request) = replies.request(token) else {
-                return;
-            };
-            let table = self.worker.shared.view.commands().load();
-            match router::route(&table, request) {
-                Route::Slot(slot) => Target::Slot(slot),
-                _ => Target::AnyMaster,
-            }
+        let Some(raw) = self.replies.borrow().request(token).cloned() else {
+            return;
         };
-        self.start(token, route);
+        // The bytes parsed once already; this cannot fail, but if it did the
+        // client must still get an answer.
+        let Some(request) = Request::reparse(&raw, self.worker.shared.config.limits) else {
+            let text = b"ERR keyway could not route this request again; please retry";
+            return self.complete_local(token, |out| encode::error(out, text));
+        };
+        let table = self.worker.shared.view.commands().load();
+        let target = match router::route(&table, &request) {
+            Route::Slot(slot) => Target::Slot(slot),
+            _ => Target::AnyMaster,
+        };
+        drop(table);
+        self.start(token, target);
     }
 }
 

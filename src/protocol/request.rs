@@ -68,6 +68,15 @@ impl Request {
             .map(|&(s, e)| &self.raw[s as usize..e as usize])
     }
 
+    /// Parses again a request whose bytes keyway parsed once already (and
+    /// kept as [`Request::raw`]), for rare paths that need its arguments
+    /// again. Copies; `None` if `raw` is not one complete request.
+    pub fn reparse(raw: &[u8], limits: Limits) -> Option<Request> {
+        let mut buf = BytesMut::from(raw);
+        let request = RequestParser::new(limits).parse(&mut buf).ok()??;
+        buf.is_empty().then_some(request)
+    }
+
     /// Builds a request from its arguments, encoding RESP once. Used for
     /// commands keyway sends itself (`ASKING`, `CLUSTER SHARDS`) and for
     /// inline commands.
