@@ -18,6 +18,10 @@ use keyway::command::CommandTable;
 use keyway::protocol::Request;
 use keyway::router::{route, Rejection, Route};
 
+#[path = "support/naive_slot.rs"]
+mod naive_slot;
+use naive_slot::naive_slot;
+
 /// The baseline's decision.
 #[derive(Debug, PartialEq, Eq)]
 enum NaiveRoute {
@@ -71,30 +75,6 @@ impl NaiveRouter {
             _ => NaiveRoute::AnyNode,
         }
     }
-}
-
-/// Bitwise CRC16/XMODEM of the hash tag, copied into a `Vec` first.
-fn naive_slot(key: &[u8]) -> u16 {
-    let text = String::from_utf8_lossy(key);
-    let hashed = match text
-        .find('{')
-        .and_then(|o| Some((o, text[o + 1..].find('}')?)))
-    {
-        Some((open, len)) if len > 0 => text[open + 1..open + 1 + len].as_bytes().to_vec(),
-        _ => key.to_vec(),
-    };
-    let mut crc: u16 = 0;
-    for &b in &hashed {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc & 0x3fff
 }
 
 fn requests() -> Vec<(&'static str, Request)> {
