@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::backend::control;
@@ -19,11 +19,20 @@ use super::ClusterView;
 /// `MOVED` during a migration costs one round of queries, not hundreds.
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
+/// After a worker asks for a refresh (a `MOVED`, a node that stopped
+/// answering), the map is re-read this often for [`FAST_WINDOW`]: a failover
+/// or a resharding is under way, and the cluster's new map should reach the
+/// workers soon after the cluster settles, not a full refresh interval later.
+const FAST_REFRESH: Duration = Duration::from_millis(250);
+/// How long refreshes stay frequent after the last request for one.
+const FAST_WINDOW: Duration = Duration::from_secs(10);
+
 /// Runs until the process ends; call inside a tokio runtime.
 pub async fn run(view: Arc<ClusterView>, config: Arc<Config>) {
     let mut epoch = 0u64;
     let mut commands_loaded = false;
     let mut warned = false;
+    let mut fast_until = Instant::now();
     loop {
         match fetch(&view, &config).await {
             Ok((topology, from)) => {
@@ -67,10 +76,17 @@ pub async fn run(view: Arc<ClusterView>, config: Arc<Config>) {
         }
         let wait = if warned {
             config.retry_interval
+        } else if Instant::now() < fast_until {
+            FAST_REFRESH.min(config.refresh_interval)
         } else {
             config.refresh_interval
         };
-        let _ = tokio::time::timeout(wait, view.wake.notified()).await;
+        if tokio::time::timeout(wait, view.wake.notified())
+            .await
+            .is_ok()
+        {
+            fast_until = Instant::now() + FAST_WINDOW;
+        }
         apply_moved(&view, &mut epoch);
         tokio::time::sleep(DEBOUNCE).await;
         apply_moved(&view, &mut epoch);
