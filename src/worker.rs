@@ -119,13 +119,21 @@ pub fn spawn_workers(
 ) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut handles = Vec::new();
     for id in 0..shared.config.workers.get() {
-        // Bind here, not in the thread, so a bad address fails start-up.
-        let listener = listener::bind(shared.config.listen)?;
+        // The socket and the runtime are made here, not in the thread, so
+        // that any failure (address in use, no file descriptors) stops
+        // start-up with an error instead of leaving a worker missing.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _context = runtime.enter();
+            tokio::net::TcpListener::from_std(listener::bind(shared.config.listen)?)?
+        };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         let handle = std::thread::Builder::new()
             .name(format!("keyway-worker-{id}"))
-            .spawn(move || run_worker(id, shared, listener, shutdown))?;
+            .spawn(move || run_worker(id, runtime, shared, listener, shutdown))?;
         handles.push(handle);
     }
     info!(listen = %shared.config.listen, workers = shared.config.workers.get(), "keyway accepting clients");
@@ -134,19 +142,14 @@ pub fn spawn_workers(
 
 fn run_worker(
     id: usize,
+    runtime: tokio::runtime::Runtime,
     shared: Arc<Shared>,
-    listener: std::net::TcpListener,
+    listener: tokio::net::TcpListener,
     shutdown: watch::Receiver<bool>,
 ) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime builds");
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let worker = Worker::new(shared);
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .expect("listener registers with the runtime");
         listener::accept_loop(listener, worker, shutdown, session::serve)
             .instrument(info_span!("worker", id))
             .await;
