@@ -54,7 +54,8 @@ struct Waiter {
     /// `None` for replies keyway discards (the `+OK` to `ASKING`).
     target: Option<Rc<dyn ReplyTarget>>,
     token: u64,
-    sent: Instant,
+    /// When its write batch began filling; the request timeout runs from here.
+    queued: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,11 +102,6 @@ impl Conn {
         conn
     }
 
-    /// The node's address.
-    pub fn addr(&self) -> &Arc<str> {
-        &self.addr
-    }
-
     /// Queues `request` (complete RESP bytes); its reply goes to
     /// `target.deliver(token, ..)`. With `asking`, `ASKING` goes first.
     /// Fails at once, without queueing, while the node is unreachable.
@@ -124,31 +120,26 @@ impl Conn {
         if was_idle {
             state.batch_started = Instant::now();
         }
-        let sent = state.batch_started;
+        let queued = state.batch_started;
         if asking {
             state.out.extend_from_slice(ASKING);
             state.inflight.push_back(Waiter {
                 target: None,
                 token: 0,
-                sent,
+                queued,
             });
         }
         state.out.extend_from_slice(request);
         state.inflight.push_back(Waiter {
             target: Some(target.clone()),
             token,
-            sent,
+            queued,
         });
         drop(state);
         if was_idle {
             self.wake_writer.notify_one();
         }
         Ok(())
-    }
-
-    /// Requests outstanding on this connection.
-    pub fn in_flight(&self) -> usize {
-        self.state.borrow().inflight.len()
     }
 
     /// Stops the connection once its outstanding requests are answered (the
@@ -322,7 +313,7 @@ async fn read_loop(
     let timer = tokio::time::sleep(settings.request_timeout);
     tokio::pin!(timer);
     loop {
-        let oldest = conn.state.borrow().inflight.front().map(|w| w.sent);
+        let oldest = conn.state.borrow().inflight.front().map(|w| w.queued);
         if oldest.is_none() && conn.retired.get() {
             return Ok(());
         }
@@ -332,7 +323,7 @@ async fn read_loop(
         tokio::select! {
             r = stream.readable() => r?,
             _ = timer.as_mut() => {
-                if conn.state.borrow().inflight.front().is_some_and(|w| w.sent + settings.request_timeout <= Instant::now()) {
+                if conn.state.borrow().inflight.front().is_some_and(|w| w.queued + settings.request_timeout <= Instant::now()) {
                     return Err(ConnError::Timeout);
                 }
                 continue;

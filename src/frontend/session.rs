@@ -261,10 +261,7 @@ impl Session {
             }
         };
         drop(table);
-        let token = self
-            .replies
-            .borrow_mut()
-            .push_pending(request.raw().clone());
+        let token = self.replies.borrow_mut().push_pending(request.into_raw());
         self.start(token, target);
         true
     }

@@ -34,6 +34,11 @@ impl Request {
         &self.raw
     }
 
+    /// The whole frame, giving up the argument offsets.
+    pub fn into_raw(self) -> Bytes {
+        self.raw
+    }
+
     /// Number of arguments, command name included.
     pub fn argc(&self) -> usize {
         self.args.len()

@@ -268,22 +268,20 @@ impl Cluster {
 
     /// Running nodes that are masters right now (asked live with `ROLE`).
     pub fn masters(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .roles()
-            .into_iter()
-            .filter(|(_, r)| r == "master")
-            .map(|(a, _)| a)
-            .collect();
-        v.sort();
-        v
+        self.nodes_in_role("master")
     }
 
     /// Running nodes that are replicas right now (asked live with `ROLE`).
     pub fn replicas(&self) -> Vec<String> {
+        self.nodes_in_role("slave")
+    }
+
+    /// Running nodes whose `ROLE` is `role`, sorted.
+    fn nodes_in_role(&self, role: &str) -> Vec<String> {
         let mut v: Vec<String> = self
             .roles()
             .into_iter()
-            .filter(|(_, r)| r == "slave")
+            .filter(|(_, r)| r == role)
             .map(|(a, _)| a)
             .collect();
         v.sort();
