@@ -121,7 +121,7 @@ fn bad_and_unusual_input() {
     assert_eq!(raw.reply_text(), "$2\r\nhi\r\n");
 
     // Connection-level commands keyway answers itself.
-    assert_starts(&raw.cmd(&["HELLO", "3"]), "-NOPROTO", "HELLO 3");
+    assert_starts(&raw.cmd(&["HELLO", "4"]), "-NOPROTO", "HELLO 4");
     let hello2 = raw.cmd(&["HELLO", "2"]);
     assert!(
         hello2.starts_with('*') && hello2.contains("proto"),

@@ -4,6 +4,10 @@
 //! boundaries (no decoding) and hands each reply to the session that waits
 //! for it, in FIFO order.
 //!
+//! A connection speaks one reply protocol: a RESP3 one says `HELLO 3` on
+//! every connect before any request goes out. Out-of-band pushes (RESP3 `>`
+//! frames) answer no request and are dropped.
+//!
 //! Failure of this connection fails only the requests sent on it. The task
 //! reconnects with exponential backoff for as long as the node is in use.
 
@@ -21,7 +25,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::net;
-use crate::protocol::{Limits, ReplyScanner};
+use crate::protocol::{encode, Limits, Protocol, ReplyScanner};
 
 use super::{BackendError, ReplyTarget};
 
@@ -77,18 +81,25 @@ struct State {
 /// A multiplexed connection to one node; see the module docs.
 pub struct Conn {
     addr: Arc<str>,
+    proto: Protocol,
     state: RefCell<State>,
     wake_writer: Notify,
     retired: Cell<bool>,
 }
 
 impl Conn {
-    /// Creates the connection and spawns its task on the current `LocalSet`.
-    /// `on_failure` runs whenever the connection fails (e.g. to ask for a
-    /// topology refresh).
-    pub fn spawn(addr: Arc<str>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()>) -> Rc<Conn> {
+    /// Creates a connection whose replies come in `proto`, and spawns its
+    /// task on the current `LocalSet`. `on_failure` runs whenever the
+    /// connection fails (e.g. to ask for a topology refresh).
+    pub fn spawn(
+        addr: Arc<str>,
+        proto: Protocol,
+        settings: Rc<ConnSettings>,
+        on_failure: Rc<dyn Fn()>,
+    ) -> Rc<Conn> {
         let conn = Rc::new(Conn {
             addr,
+            proto,
             state: RefCell::new(State {
                 link: Link::Connecting,
                 out: BytesMut::new(),
@@ -143,7 +154,9 @@ impl Conn {
     }
 
     /// Stops the connection once its outstanding requests are answered (the
-    /// node left the topology). The reader notices within one request timeout.
+    /// node left the topology). The reader notices within one request
+    /// timeout. A connection not yet up still connects once to serve what
+    /// was queued.
     pub fn retire(&self) {
         self.retired.set(true);
     }
@@ -183,10 +196,14 @@ const STABLE: Duration = Duration::from_secs(1);
 /// meanwhile, so one bad moment is not turned into a burst of errors.
 async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()>) {
     let mut backoff = settings.reconnect_min;
-    while !conn.retired.get() {
+    loop {
         conn.set_link(Link::Connecting);
-        let connected =
-            tokio::time::timeout(settings.connect_timeout, TcpStream::connect(&*conn.addr)).await;
+        let connected = tokio::time::timeout(settings.connect_timeout, async {
+            let stream = TcpStream::connect(&*conn.addr).await?;
+            handshake(&stream, conn.proto, &settings).await?;
+            Ok::<_, io::Error>(stream)
+        })
+        .await;
         let (error, lived) = match connected {
             Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
@@ -229,6 +246,9 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
         crate::metrics::backend_failure(error.kind());
         conn.fail_all(&error);
         on_failure();
+        if conn.retired.get() {
+            break;
+        }
         if lived >= STABLE {
             backoff = settings.reconnect_min;
         } else {
@@ -237,7 +257,47 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
         }
     }
     conn.set_link(Link::Down);
-    conn.fail_all(&BackendError::Lost(conn.addr.clone()));
+}
+
+/// `HELLO 3`, sent first on a RESP3 connection.
+const HELLO3: &[&[u8]] = &[b"HELLO", b"3"];
+
+/// Switches a fresh connection to its protocol: nothing to do for RESP2;
+/// for RESP3, `HELLO 3` and its reply, which must be a map (an error means
+/// the node cannot speak RESP3, and the connection is not used).
+async fn handshake(stream: &TcpStream, proto: Protocol, settings: &ConnSettings) -> io::Result<()> {
+    if proto == Protocol::Resp2 {
+        return Ok(());
+    }
+    let mut out = BytesMut::new();
+    encode::command(&mut out, HELLO3);
+    net::write_all(stream, &mut out).await?;
+    let mut buf = BytesMut::with_capacity(512);
+    let mut scanner = ReplyScanner::new(settings.limits);
+    let len = loop {
+        stream.readable().await?;
+        buf.reserve(512);
+        match net::read_some(stream, &mut buf)? {
+            None => continue,
+            Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Some(_) => {}
+        }
+        match scanner.scan(&buf) {
+            Ok(Some(len)) => break len,
+            Ok(None) => {}
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        }
+    };
+    match buf.first() {
+        Some(b'%') if len == buf.len() => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "HELLO 3 refused: {}",
+                String::from_utf8_lossy(&buf[..len]).trim_end()
+            ),
+        )),
+    }
 }
 
 enum ConnError {
@@ -349,6 +409,10 @@ async fn read_loop(
                 Err(e) => return Err(ConnError::BadReply(e)),
             };
             let reply = buf.split_to(len).freeze();
+            if reply.first() == Some(&b'>') {
+                debug!(node = %conn.addr, "dropped an out-of-band push");
+                continue;
+            }
             let waiter = conn.state.borrow_mut().inflight.pop_front();
             match waiter {
                 Some(Waiter {

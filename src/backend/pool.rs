@@ -1,31 +1,72 @@
 //! A worker's connections, by node address: created on first use, retired
-//! when the node leaves the topology.
+//! when the node leaves the topology. Each node has a set of RESP2
+//! connections and, opened on first use, a set of RESP3 ones, so every
+//! reply reaches its client byte for byte in the protocol it chose.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::protocol::Protocol;
+
 use super::conn::{Conn, ConnSettings};
 
-/// The connections of one worker to one node; requests spread round-robin.
+/// What opening a set of connections to a node takes.
+struct Opener {
+    settings: Rc<ConnSettings>,
+    per_node: usize,
+    on_failure: Rc<dyn Fn()>,
+}
+
+impl Opener {
+    fn open(&self, addr: &Arc<str>, proto: Protocol) -> Vec<Rc<Conn>> {
+        (0..self.per_node)
+            .map(|_| {
+                Conn::spawn(
+                    addr.clone(),
+                    proto,
+                    self.settings.clone(),
+                    self.on_failure.clone(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The connections of one worker to one node.
 pub struct NodeConns {
-    conns: Vec<Rc<Conn>>,
-    next: Cell<usize>,
+    addr: Arc<str>,
+    opener: Rc<Opener>,
+    resp2: Vec<Rc<Conn>>,
+    resp3: OnceCell<Vec<Rc<Conn>>>,
+    retired: Cell<bool>,
 }
 
 impl NodeConns {
-    /// The connection the next request goes to.
+    /// The connection for client `client` speaking `proto`. One client always
+    /// gets the same connection (per protocol), so the node sees its
+    /// requests in the order it sent them; clients spread over the set.
     #[inline]
-    pub fn pick(&self) -> &Conn {
-        let i = self.next.get();
-        self.next
-            .set(if i + 1 == self.conns.len() { 0 } else { i + 1 });
-        &self.conns[i]
+    pub fn pick(&self, proto: Protocol, client: u64) -> &Conn {
+        let conns = match proto {
+            Protocol::Resp2 => &self.resp2,
+            Protocol::Resp3 => self.resp3.get_or_init(|| {
+                let conns = self.opener.open(&self.addr, Protocol::Resp3);
+                if self.retired.get() {
+                    // Serve what is sent now, then close.
+                    conns.iter().for_each(|c| c.retire());
+                }
+                conns
+            }),
+        };
+        &conns[(client % conns.len() as u64) as usize]
     }
 
     fn retire(&self) {
-        for conn in &self.conns {
+        self.retired.set(true);
+        let resp3 = self.resp3.get().into_iter().flatten();
+        for conn in self.resp2.iter().chain(resp3) {
             conn.retire();
         }
     }
@@ -33,35 +74,37 @@ impl NodeConns {
 
 /// All of one worker's backend connections.
 pub struct Pool {
-    settings: Rc<ConnSettings>,
-    per_node: usize,
-    on_failure: Rc<dyn Fn()>,
+    opener: Rc<Opener>,
     nodes: RefCell<HashMap<Arc<str>, Rc<NodeConns>>>,
 }
 
 impl Pool {
-    /// An empty pool; `per_node` connections are opened to each node used.
-    /// `on_failure` runs when any connection fails.
+    /// An empty pool; `per_node` connections per protocol are opened to each
+    /// node used. `on_failure` runs when any connection fails.
     pub fn new(settings: ConnSettings, per_node: usize, on_failure: Rc<dyn Fn()>) -> Pool {
         Pool {
-            settings: Rc::new(settings),
-            per_node: per_node.max(1),
-            on_failure,
+            opener: Rc::new(Opener {
+                settings: Rc::new(settings),
+                per_node: per_node.max(1),
+                on_failure,
+            }),
             nodes: RefCell::new(HashMap::new()),
         }
     }
 
-    /// The connections to `addr`, opened now if this worker has none.
+    /// The connections to `addr`, its RESP2 ones opened now if this worker
+    /// has none.
     pub fn node(&self, addr: &str) -> Rc<NodeConns> {
         if let Some(node) = self.nodes.borrow().get(addr) {
             return node.clone();
         }
         let addr: Arc<str> = addr.into();
         let node = Rc::new(NodeConns {
-            conns: (0..self.per_node)
-                .map(|_| Conn::spawn(addr.clone(), self.settings.clone(), self.on_failure.clone()))
-                .collect(),
-            next: Cell::new(0),
+            resp2: self.opener.open(&addr, Protocol::Resp2),
+            resp3: OnceCell::new(),
+            retired: Cell::new(false),
+            addr: addr.clone(),
+            opener: self.opener.clone(),
         });
         self.nodes.borrow_mut().insert(addr, node.clone());
         node

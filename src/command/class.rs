@@ -101,6 +101,12 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("client|info", Local),
     ("client|list", Local), // admin-flagged, but keyway lists its own clients
     ("client|help", Local),
+    // Client-side caching: keyway answers for the client (tracking stays
+    // off; TRACKING ON is refused with the options named).
+    ("client|tracking", Local),
+    ("client|caching", Local),
+    ("client|getredir", Local),
+    ("client|trackinginfo", Local),
     ("cluster|keyslot", Local), // pure function of the argument
     ("cluster|info", Local),    // keyway reports its own view of the cluster
     // Flagged pubsub, yet plain routable commands.
@@ -162,8 +168,8 @@ pub(crate) fn classify(name: &str, flags: CommandFlags, tips: Tips, has_keys: bo
         return Unsupported(NodeAdmin);
     }
     if family == "client" {
-        // TRACKING, CACHING, REPLY, GETREDIR, NO-TOUCH and whatever comes
-        // next: all act on the (shared) backend connection.
+        // REPLY, NO-EVICT, NO-TOUCH and whatever comes next: all act on
+        // the (shared) backend connection.
         return Unsupported(ConnectionState);
     }
     if flags.is_blocking() {

@@ -1,6 +1,7 @@
 //! Commands keyway answers itself: connection commands (`PING`, `ECHO`,
 //! `QUIT`, `SELECT`, `HELLO`, `AUTH`, `RESET`), the client's own `CLIENT`
 //! state, `COMMAND COUNT`, and `CLUSTER KEYSLOT`/`INFO` from the proxy's view.
+//! Every reply is written in the protocol the client chose with `HELLO`.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -9,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::cluster::{Slot, SLOT_COUNT};
 use crate::command::{CommandSpec, CommandTable};
-use crate::protocol::{encode, Request};
+use crate::protocol::{encode, parse_i64, Protocol, Request};
 use crate::worker::Shared;
 
 /// What the session does after a local command.
@@ -36,6 +37,8 @@ pub struct ClientInfo {
     pub lib_name: Option<Bytes>,
     /// `CLIENT SETINFO LIB-VER`.
     pub lib_ver: Option<Bytes>,
+    /// The reply protocol, chosen with `HELLO`.
+    pub proto: Protocol,
     connected: Instant,
 }
 
@@ -48,6 +51,7 @@ impl ClientInfo {
             name: None,
             lib_name: None,
             lib_ver: None,
+            proto: Protocol::Resp2,
             connected: Instant::now(),
         }
     }
@@ -63,6 +67,7 @@ pub fn execute(
     out: &mut BytesMut,
 ) -> Outcome {
     let arg = |i: usize| request.get(i).unwrap_or_default();
+    let proto = client.proto;
     match spec.name() {
         "ping" => match request.get(1) {
             Some(message) => encode::bulk(out, message),
@@ -75,12 +80,20 @@ pub fn execute(
         }
         "select" => select(arg(1), out),
         "hello" => hello(request, client, shared, out),
-        "auth" => encode::error(
-            out,
-            b"ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        ),
+        "auth" => match request.argc() {
+            2 => encode::error(
+                out,
+                b"ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            ),
+            3 => match authenticate(arg(1)) {
+                Ok(()) => encode::simple(out, b"OK"),
+                Err(text) => encode::error(out, text),
+            },
+            _ => encode::error(out, b"ERR syntax error"),
+        },
         "reset" => {
             client.name = None;
+            client.proto = Protocol::Resp2;
             encode::simple(out, b"RESET");
         }
         "readonly" | "readwrite" => encode::simple(out, b"OK"),
@@ -90,7 +103,7 @@ pub fn execute(
         "client|id" => encode::integer(out, client.id as i64),
         "client|getname" => match &client.name {
             Some(name) => encode::bulk(out, name),
-            None => encode::null_bulk(out),
+            None => encode::null(out, proto),
         },
         "client|setname" => match valid_name(arg(2)) {
             Ok(name) => {
@@ -100,9 +113,25 @@ pub fn execute(
             Err(text) => encode::error(out, text),
         },
         "client|setinfo" => client_setinfo(arg(2), arg(3), client, out),
-        "client|info" => encode::bulk(out, client_line(client).as_bytes()),
+        "client|info" => encode::verbatim(out, proto, client_line(client).as_bytes()),
+        "client|tracking" => client_tracking(request, out),
+        "client|caching" => encode::error(
+            out,
+            b"ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        ),
+        "client|getredir" => encode::integer(out, -1),
+        "client|trackinginfo" => {
+            encode::map_header(out, proto, 3);
+            encode::bulk(out, b"flags");
+            encode::set_header(out, proto, 1);
+            encode::bulk(out, b"off");
+            encode::bulk(out, b"redirect");
+            encode::integer(out, -1);
+            encode::bulk(out, b"prefixes");
+            encode::array_header(out, 0);
+        }
         "cluster|keyslot" => encode::integer(out, Slot::of_key(arg(2)).get() as i64),
-        "cluster|info" => encode::bulk(out, cluster_info(shared).as_bytes()),
+        "cluster|info" => encode::verbatim(out, proto, cluster_info(shared).as_bytes()),
         other => {
             let text = format!(
                 "ERR '{}' is not supported by keyway yet",
@@ -125,37 +154,40 @@ fn select(index: &[u8], out: &mut BytesMut) {
     }
 }
 
-/// `HELLO [protover [AUTH user pass] [SETNAME name]]`, RESP2 only for now.
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`, as redis-server
+/// does it: options are checked first, then the credentials; only then are
+/// the name and the protocol changed, and the reply is in the new protocol.
 fn hello(request: &Request, client: &mut ClientInfo, shared: &Shared, out: &mut BytesMut) {
-    if let Some(version) = request.get(1) {
-        match std::str::from_utf8(version)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-        {
-            Some(2) => {}
-            Some(_) => {
-                return encode::error(
-                    out,
-                    b"NOPROTO sorry, this protocol version is not supported",
-                )
+    let version = shared.view.server_version();
+    let mut proto = client.proto;
+    if let Some(asked) = request.get(1) {
+        let Some(asked) = parse_i64(asked) else {
+            return encode::error(
+                out,
+                b"ERR Protocol version is not an integer or out of range",
+            );
+        };
+        proto = match Protocol::from_version(asked) {
+            Some(Protocol::Resp3) if !speaks_resp3(&version) => {
+                let text = format!(
+                    "NOPROTO the cluster runs Redis {version}, which has no RESP3; use HELLO 2"
+                );
+                return encode::error(out, text.as_bytes());
             }
-            None => {
-                return encode::error(
-                    out,
-                    b"ERR Protocol version is not an integer or out of range",
-                )
-            }
-        }
+            Some(p) => p,
+            None => return encode::error(out, b"NOPROTO unsupported protocol version"),
+        };
     }
-    let mut i = 2;
+    let mut user = None;
     let mut new_name = None;
+    let mut i = 2;
     while i < request.argc() {
         let option = request.arg(i);
-        if option.eq_ignore_ascii_case(b"AUTH") && i + 2 < request.argc() {
-            // No password is configured on keyway's client side yet, so
-            // every user is accepted, as redis-server's default user does.
+        let more = request.argc() - 1 - i;
+        if option.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
+            user = Some(request.arg(i + 1));
             i += 3;
-        } else if option.eq_ignore_ascii_case(b"SETNAME") && i + 1 < request.argc() {
+        } else if option.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
             match valid_name(request.arg(i + 1)) {
                 Ok(name) => new_name = Some(name),
                 Err(text) => return encode::error(out, text),
@@ -169,34 +201,78 @@ fn hello(request: &Request, client: &mut ClientInfo, shared: &Shared, out: &mut 
             return encode::error(out, text.as_bytes());
         }
     }
+    if let Err(text) = user.map_or(Ok(()), authenticate) {
+        return encode::error(out, text);
+    }
     if let Some(name) = new_name {
         client.name = name;
     }
-    let version = shared.view.server_version();
-    let fields: [(&[u8], Field); 7] = [
-        (b"server", Field::Bulk(b"redis")),
-        (b"version", Field::Bulk(version.as_bytes())),
-        (b"proto", Field::Int(2)),
-        (b"id", Field::Int(client.id as i64)),
-        (b"mode", Field::Bulk(b"standalone")),
-        (b"role", Field::Bulk(b"master")),
-        (b"modules", Field::EmptyArray),
-    ];
-    encode::array_header(out, fields.len() * 2);
-    for (key, value) in fields {
+    client.proto = proto;
+    encode::map_header(out, proto, 7);
+    let text_fields: [(&[u8], &[u8]); 2] =
+        [(b"server", b"redis"), (b"version", version.as_bytes())];
+    for (key, value) in text_fields {
         encode::bulk(out, key);
-        match value {
-            Field::Bulk(v) => encode::bulk(out, v),
-            Field::Int(n) => encode::integer(out, n),
-            Field::EmptyArray => encode::array_header(out, 0),
-        }
+        encode::bulk(out, value);
+    }
+    for (key, value) in [(&b"proto"[..], proto.version()), (b"id", client.id as i64)] {
+        encode::bulk(out, key);
+        encode::integer(out, value);
+    }
+    // A standalone master: clients must not switch to cluster mode.
+    for (key, value) in [(&b"mode"[..], &b"standalone"[..]), (b"role", b"master")] {
+        encode::bulk(out, key);
+        encode::bulk(out, value);
+    }
+    encode::bulk(out, b"modules");
+    encode::array_header(out, 0);
+}
+
+/// Whether Redis `version` (e.g. `7.0.15`) speaks RESP3: 6.0 and later.
+fn speaks_resp3(version: &str) -> bool {
+    let major = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    major.map_or(true, |m| m >= 6)
+}
+
+/// Checks `AUTH`/`HELLO AUTH` credentials. keyway has no client password
+/// yet, so it behaves like redis-server's passwordless `default` user: that
+/// user is accepted with any password, any other user is unknown.
+fn authenticate(user: &[u8]) -> Result<(), &'static [u8]> {
+    if user == b"default" {
+        Ok(())
+    } else {
+        Err(b"WRONGPASS invalid username-password pair or user is disabled.")
     }
 }
 
-enum Field<'a> {
-    Bulk(&'a [u8]),
-    Int(i64),
-    EmptyArray,
+/// `CLIENT TRACKING OFF` is honoured (tracking is never on); `ON` is
+/// refused with the options named, since keyway does not forward
+/// invalidation messages yet. Never accepted and then silently ignored.
+fn client_tracking(request: &Request, out: &mut BytesMut) {
+    let mode = request.get(2).unwrap_or_default();
+    if mode.eq_ignore_ascii_case(b"OFF") {
+        return encode::simple(out, b"OK");
+    }
+    if !mode.eq_ignore_ascii_case(b"ON") {
+        return encode::error(out, b"ERR syntax error");
+    }
+    let options: Vec<String> = request
+        .args()
+        .skip(3)
+        .map(|a| String::from_utf8_lossy(a).to_uppercase())
+        .collect();
+    let asked = if options.is_empty() {
+        "ON".to_string()
+    } else {
+        format!("ON {}", options.join(" "))
+    };
+    let text = format!(
+        "ERR CLIENT TRACKING {asked} is not supported by keyway: it does not forward the cluster's invalidation messages, so client-side caching would serve stale data; turn client-side caching off in the client"
+    );
+    encode::error(out, text.as_bytes());
 }
 
 /// A client name as `CLIENT SETNAME` accepts it: printable, no spaces.
@@ -239,11 +315,12 @@ fn client_line(client: &ClientInfo) -> String {
             .unwrap_or_default()
     }
     format!(
-        "id={} addr={} name={} age={} db=0 resp=2 lib-name={} lib-ver={}\n",
+        "id={} addr={} name={} age={} db=0 resp={} lib-name={} lib-ver={}\n",
         client.id,
         client.peer,
         text(&client.name),
         client.connected.elapsed().as_secs(),
+        client.proto.version(),
         text(&client.lib_name),
         text(&client.lib_ver),
     )

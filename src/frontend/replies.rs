@@ -8,6 +8,8 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::protocol::Protocol;
+
 /// A place in the reply order. Kept small (48 bytes): a pipeline's places
 /// are touched once per request and reply, and cache misses on them showed
 /// in profiles when each held a whole parsed `Request`.
@@ -17,6 +19,9 @@ struct Entry {
     tryagains: u16,
     /// Not sent yet.
     held: bool,
+    /// The protocol the client spoke when it sent the request: its reply
+    /// comes in that one, even if a later `HELLO` switched.
+    proto: Protocol,
 }
 
 enum State {
@@ -75,23 +80,24 @@ impl Replies {
 
     /// Takes a place with its reply already known; returns its token.
     pub fn push_ready(&mut self, reply: Bytes) -> u64 {
-        self.push(State::Ready(reply))
+        self.push(State::Ready(reply), Protocol::Resp2)
     }
 
-    /// Takes a place for a request (its raw bytes) whose reply will come;
-    /// returns its token.
-    pub fn push_pending(&mut self, request: Bytes) -> u64 {
+    /// Takes a place for a request (its raw bytes) whose reply will come
+    /// in `proto`; returns its token.
+    pub fn push_pending(&mut self, request: Bytes, proto: Protocol) -> u64 {
         self.waiting += 1;
-        self.push(State::Pending(request))
+        self.push(State::Pending(request), proto)
     }
 
-    fn push(&mut self, state: State) -> u64 {
+    fn push(&mut self, state: State, proto: Protocol) -> u64 {
         let token = self.front_token + self.entries.len() as u64;
         self.entries.push_back(Entry {
             state,
             redirects: 0,
             tryagains: 0,
             held: false,
+            proto,
         });
         token
     }
@@ -101,10 +107,12 @@ impl Replies {
         (i < self.entries.len()).then_some(i)
     }
 
-    /// The request bytes of place `token`, while it waits for its reply.
-    pub fn request(&self, token: u64) -> Option<&Bytes> {
-        match &self.entries[self.index(token)?].state {
-            State::Pending(request) => Some(request),
+    /// The request bytes of place `token` and the protocol its reply must
+    /// come in, while it waits for its reply.
+    pub fn request(&self, token: u64) -> Option<(&Bytes, Protocol)> {
+        let entry = &self.entries[self.index(token)?];
+        match &entry.state {
+            State::Pending(request) => Some((request, entry.proto)),
             State::Ready(_) => None,
         }
     }
@@ -196,10 +204,10 @@ mod tests {
     #[test]
     fn replies_leave_in_request_order_whatever_order_they_arrive_in() {
         let mut q = Replies::default();
-        let a = q.push_pending(request("a"));
-        let b = q.push_pending(request("b"));
+        let a = q.push_pending(request("a"), Protocol::Resp2);
+        let b = q.push_pending(request("b"), Protocol::Resp2);
         let c = q.push_ready(bytes("+c\r\n"));
-        let d = q.push_pending(request("d"));
+        let d = q.push_pending(request("d"), Protocol::Resp2);
         assert_eq!((a, b, c, d), (0, 1, 2, 3));
         let mut out = BytesMut::new();
         q.complete(b, bytes("+b\r\n"));
@@ -220,10 +228,10 @@ mod tests {
     #[test]
     fn held_places_are_released_once_nothing_is_in_flight() {
         let mut q = Replies::default();
-        let sent = q.push_pending(request("sent"));
+        let sent = q.push_pending(request("sent"), Protocol::Resp2);
         let local = q.push_ready(bytes("+PONG\r\n"));
-        let held1 = q.push_pending(request("h1"));
-        let held2 = q.push_pending(request("h2"));
+        let held1 = q.push_pending(request("h1"), Protocol::Resp2);
+        let held2 = q.push_pending(request("h2"), Protocol::Resp2);
         q.hold(held1);
         q.hold(held2);
         q.hold(held2);
@@ -235,7 +243,7 @@ mod tests {
         // is a no-op because it has no request left.
         assert_eq!(again, vec![held1, held2]);
         assert!(q.request(local).is_none());
-        assert_eq!(q.request(held1).map(|r| &r[..]), Some(&b"h1"[..]));
+        assert_eq!(q.request(held1).map(|r| &r.0[..]), Some(&b"h1"[..]));
         assert_eq!((q.in_flight(), q.held()), (2, 0));
         assert!(q.release().is_empty(), "nothing held any more");
     }
@@ -248,7 +256,7 @@ mod tests {
     #[test]
     fn budgets_are_counted_per_place() {
         let mut q = Replies::default();
-        let t = q.push_pending(request("x"));
+        let t = q.push_pending(request("x"), Protocol::Resp2);
         assert_eq!(q.spend(t, Budget::Redirects, 2), Some(1));
         assert_eq!(q.spend(t, Budget::TryAgain, 2), Some(1));
         assert_eq!(q.spend(t, Budget::Redirects, 2), Some(2));

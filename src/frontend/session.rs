@@ -23,7 +23,7 @@ use crate::backend::{BackendError, ReplyTarget};
 use crate::cluster::redirect::{self, Redirect};
 use crate::cluster::Slot;
 use crate::net;
-use crate::protocol::{encode, Request, RequestParser};
+use crate::protocol::{encode, Protocol, Request, RequestParser};
 use crate::router::{self, Route};
 use crate::worker::Worker;
 
@@ -59,6 +59,7 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         space: Notify::new(),
         closing: Cell::new(false),
         sent_epoch: Cell::new(0),
+        sent_proto: Cell::new(Protocol::Resp2),
         scratch: RefCell::new(BytesMut::new()),
     });
     debug!(id, %peer, "client connected");
@@ -101,6 +102,9 @@ struct Session {
     closing: Cell<bool>,
     /// The slot-map epoch under which the requests in flight were sent.
     sent_epoch: Cell<u64>,
+    /// The protocol (so the backend connection) the requests in flight were
+    /// sent in.
+    sent_proto: Cell<Protocol>,
     /// Reused for replies keyway builds itself.
     scratch: RefCell<BytesMut>,
 }
@@ -261,29 +265,39 @@ impl Session {
             }
         };
         drop(table);
-        let token = self.replies.borrow_mut().push_pending(request.into_raw());
+        let proto = self.client.borrow().proto;
+        let token = self
+            .replies
+            .borrow_mut()
+            .push_pending(request.into_raw(), proto);
         self.start(token, target);
         true
     }
 
-    /// Sends a new request, unless the slot map changed while earlier
-    /// requests of this client are still in flight: then it is held until
-    /// they are answered. Otherwise a read routed by the new map could reach
-    /// the slot's new master before a write sent by the old map (and
-    /// redirected from there), and read the value the write replaced.
-    /// Redis orders one connection's commands; so does keyway.
+    /// Sends a new request, unless the slot map or the client's protocol
+    /// changed while earlier requests of this client are still in flight:
+    /// then it is held until they are answered. Otherwise a read routed by
+    /// the new map (or sent on the other protocol's connection) could reach
+    /// the master before a write sent earlier by the old map (or on the
+    /// other connection), and read the value the write replaced. Redis
+    /// orders one connection's commands; so does keyway.
     fn start(&self, token: u64, target: Target) {
         let worker = &self.worker;
         let topology = worker.shared.view.topology().load();
         let epoch = topology.epoch();
         {
             let mut replies = self.replies.borrow_mut();
+            let Some((_, proto)) = replies.request(token) else {
+                return;
+            };
             // This request counts as in flight itself.
             let others = replies.in_flight().saturating_sub(1);
-            if replies.held() > 0 || (others > 0 && epoch != self.sent_epoch.get()) {
+            let moved = epoch != self.sent_epoch.get() || proto != self.sent_proto.get();
+            if replies.held() > 0 || (others > 0 && moved) {
                 replies.hold(token);
                 return;
             }
+            self.sent_proto.set(proto);
         }
         self.sent_epoch.set(epoch);
         let conns = match target {
@@ -308,7 +322,12 @@ impl Session {
             }
             self.sent_epoch
                 .set(self.worker.shared.view.topology().load().epoch());
-            // `start` holds them again if the map moves once more meanwhile.
+            // The first goes out in its own protocol; `start` holds the
+            // ones after it again if the protocol or the map changes.
+            let first = self.replies.borrow().request(tokens.start).map(|(_, p)| p);
+            if let Some(proto) = first {
+                self.sent_proto.set(proto);
+            }
             for token in tokens {
                 self.restart(token);
             }
@@ -334,11 +353,14 @@ impl Session {
         let sent = match conns {
             Ok(conns) => {
                 let replies = self.replies.borrow();
-                let (Some(request), Some(me)) = (replies.request(token), self.me.upgrade()) else {
+                let (Some((request, proto)), Some(me)) =
+                    (replies.request(token), self.me.upgrade())
+                else {
                     return;
                 };
                 let me: Rc<dyn ReplyTarget> = me;
-                conns.pick().send(request, asking, &me, token)
+                let client = self.client.borrow().id;
+                conns.pick(proto, client).send(request, asking, &me, token)
             }
             Err(text) => {
                 return self.complete_local(token, |out| encode::error(out, text.as_bytes()))
@@ -412,7 +434,12 @@ impl Session {
     /// Routes entry `token` again from scratch and starts it (after
     /// `TRYAGAIN`, or when it was held). Entries already answered are skipped.
     fn restart(&self, token: u64) {
-        let Some(raw) = self.replies.borrow().request(token).cloned() else {
+        let Some(raw) = self
+            .replies
+            .borrow()
+            .request(token)
+            .map(|(raw, _)| raw.clone())
+        else {
             return;
         };
         // The bytes parsed once already; this cannot fail, but if it did the

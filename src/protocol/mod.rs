@@ -9,7 +9,8 @@
 //!   without decoding them: the proxy forwards replies unchanged.
 //! - [`decode`] / [`Value`] decode a reply into a tree, for the control path
 //!   only (topology, `COMMAND`).
-//! - [`encode`] writes the replies and commands keyway builds itself.
+//! - [`encode`] writes the replies and commands keyway builds itself, in
+//!   the [`Protocol`] each client chose with `HELLO`.
 //!
 //! Both incremental parsers remember their progress between calls, so a
 //! frame that arrives in many reads is scanned once (O(n) in its length).
@@ -27,6 +28,36 @@ pub use error::ProtocolError;
 pub use reply::ReplyScanner;
 pub use request::{Request, RequestParser};
 pub use value::{decode, Value};
+
+/// The reply protocol a client chose with `HELLO` (RESP2 until it asks).
+/// Requests are the same in both; only replies differ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// RESP2: every connection starts here.
+    #[default]
+    Resp2,
+    /// RESP3: maps, sets, doubles, booleans, nulls, verbatim strings, pushes.
+    Resp3,
+}
+
+impl Protocol {
+    /// The protocol for a `HELLO` version number, if keyway speaks it.
+    pub fn from_version(version: i64) -> Option<Protocol> {
+        match version {
+            2 => Some(Protocol::Resp2),
+            3 => Some(Protocol::Resp3),
+            _ => None,
+        }
+    }
+
+    /// The version number, as `HELLO` and `CLIENT INFO` show it.
+    pub fn version(self) -> i64 {
+        match self {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        }
+    }
+}
 
 /// Parser bounds, like redis-server's `proto-max-bulk-len` and friends.
 ///

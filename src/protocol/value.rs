@@ -1,10 +1,10 @@
 //! A small decoded reply tree, for the control path only (topology,
 //! `COMMAND` replies). The hot path never decodes: see [`super::ReplyScanner`].
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::reply::parse_len;
-use super::{encode, find_byte, parse_i64, Limits, ProtocolError};
+use super::{encode, find_byte, parse_i64, Limits, Protocol, ProtocolError};
 
 /// A decoded RESP2/RESP3 reply. RESP2 null bulk and null array, and RESP3
 /// null, all decode to [`Value::Nil`].
@@ -243,65 +243,38 @@ impl Value {
         }
     }
 
-    /// Appends this value as RESP3 (RESP2 types as RESP2: `Nil` is written
-    /// as `$-1`, so it reads back on either protocol). Verbatim strings get
-    /// the `txt:` format; errors are written as simple errors (CR/LF become
-    /// spaces).
-    pub fn encode(&self, buf: &mut BytesMut) {
+    /// Appends this value in `proto`: as decoded for RESP3, with the RESP2
+    /// fallbacks of [`encode`] for RESP2 (a map as a flat array, a double as
+    /// a bulk string, ...). Verbatim strings get the `txt:` format; errors
+    /// are written as simple errors (CR/LF become spaces).
+    pub fn encode(&self, buf: &mut BytesMut, proto: Protocol) {
         match self {
             Value::Simple(s) => encode::simple(buf, s),
             Value::Error(s) => encode::error(buf, s),
             Value::Int(i) => encode::integer(buf, *i),
             Value::Bulk(b) => encode::bulk(buf, b),
-            Value::Nil => encode::null_bulk(buf),
+            Value::Nil => encode::null(buf, proto),
             Value::Array(items) | Value::Set(items) | Value::Push(items) => {
-                let prefix = match self {
-                    Value::Array(_) => b'*',
-                    Value::Set(_) => b'~',
-                    _ => b'>',
-                };
-                header(buf, prefix, items.len());
-                items.iter().for_each(|v| v.encode(buf));
+                match self {
+                    Value::Array(_) => encode::array_header(buf, items.len()),
+                    Value::Set(_) => encode::set_header(buf, proto, items.len()),
+                    _ => encode::push_header(buf, proto, items.len()),
+                }
+                items.iter().for_each(|v| v.encode(buf, proto));
             }
             Value::Map(entries) => {
-                header(buf, b'%', entries.len());
+                encode::map_header(buf, proto, entries.len());
                 for (k, v) in entries {
-                    k.encode(buf);
-                    v.encode(buf);
+                    k.encode(buf, proto);
+                    v.encode(buf, proto);
                 }
             }
-            Value::Double(d) => {
-                let text = if d.is_nan() {
-                    "nan".to_string()
-                } else {
-                    d.to_string()
-                };
-                buf.put_u8(b',');
-                buf.put_slice(text.as_bytes());
-                buf.put_slice(b"\r\n");
-            }
-            Value::Bool(b) => buf.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
-            Value::BigNumber(n) => {
-                buf.put_u8(b'(');
-                buf.put_slice(n);
-                buf.put_slice(b"\r\n");
-            }
-            Value::Verbatim(text) => {
-                header(buf, b'=', text.len() + 4);
-                buf.put_slice(b"txt:");
-                buf.put_slice(text);
-                buf.put_slice(b"\r\n");
-            }
+            Value::Double(d) => encode::double(buf, proto, *d),
+            Value::Bool(b) => encode::boolean(buf, proto, *b),
+            Value::BigNumber(n) => encode::big_number(buf, proto, n),
+            Value::Verbatim(text) => encode::verbatim(buf, proto, text),
         }
     }
-}
-
-/// Appends `prefix`, `len` and CRLF.
-fn header(buf: &mut BytesMut, prefix: u8, len: usize) {
-    // Reuse the array header writer and patch its type byte.
-    let at = buf.len();
-    encode::array_header(buf, len);
-    buf[at] = prefix;
 }
 
 #[cfg(test)]

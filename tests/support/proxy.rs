@@ -215,14 +215,7 @@ impl Proxy {
     /// A raw TCP connection to keyway with [`OP_TIMEOUT`] read/write
     /// timeouts, for malformed-input tests.
     pub fn raw_connect(&self) -> TcpStream {
-        let addr = self.addr().parse().expect("socket address");
-        let s = TcpStream::connect_timeout(&addr, OP_TIMEOUT)
-            .unwrap_or_else(|e| panic!("raw connect to keyway: {e}"));
-        s.set_read_timeout(Some(OP_TIMEOUT)).expect("read timeout");
-        s.set_write_timeout(Some(OP_TIMEOUT))
-            .expect("write timeout");
-        s.set_nodelay(true).expect("nodelay");
-        s
+        super::resp::connect_stream(&self.addr(), OP_TIMEOUT)
     }
 
     /// A [`RawClient`] on a fresh [`Proxy::raw_connect`] socket.

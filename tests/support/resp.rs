@@ -86,6 +86,18 @@ pub fn encode(args: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// A TCP connection to `addr` with `timeout` on connect, reads and writes,
+/// and no Nagle delay.
+pub fn connect_stream(addr: &str, timeout: std::time::Duration) -> std::net::TcpStream {
+    let sockaddr = addr.parse().expect("socket address");
+    let s = std::net::TcpStream::connect_timeout(&sockaddr, timeout)
+        .unwrap_or_else(|e| panic!("raw connect to {addr}: {e}"));
+    s.set_read_timeout(Some(timeout)).expect("read timeout");
+    s.set_write_timeout(Some(timeout)).expect("write timeout");
+    s.set_nodelay(true).expect("nodelay");
+    s
+}
+
 /// A raw RESP client over a TCP stream (which should carry read/write
 /// timeouts, as [`super::Proxy::raw_connect`] sets), for asserting exact
 /// bytes on the wire.
@@ -94,6 +106,12 @@ pub struct RawClient {
 }
 
 impl RawClient {
+    /// Connects to `addr` (keyway or a node directly) with `timeout` on
+    /// connect, reads and writes.
+    pub fn connect(addr: &str, timeout: std::time::Duration) -> RawClient {
+        RawClient::new(connect_stream(addr, timeout))
+    }
+
     /// Wraps a connected stream.
     pub fn new(stream: std::net::TcpStream) -> RawClient {
         RawClient {

@@ -117,6 +117,42 @@ fn encode_round_trips() {
         Value::Push(vec![]),
     ]);
     let mut buf = BytesMut::new();
-    v.encode(&mut buf);
+    v.encode(&mut buf, Protocol::Resp3);
     assert_eq!(one(&buf), v);
+}
+
+#[test]
+fn encode_for_resp2_flattens_resp3_types() {
+    let v = Value::Array(vec![
+        Value::Map(vec![(
+            Value::Bulk(b("k")),
+            Value::Set(vec![Value::Bool(true)]),
+        )]),
+        Value::Double(f64::INFINITY),
+        Value::BigNumber(b("123")),
+        Value::Verbatim(b("text")),
+        Value::Nil,
+        Value::Push(vec![Value::Bool(false)]),
+    ]);
+    let mut buf = BytesMut::new();
+    v.encode(&mut buf, Protocol::Resp2);
+    let want = Value::Array(vec![
+        Value::Array(vec![Value::Bulk(b("k")), Value::Array(vec![Value::Int(1)])]),
+        Value::Bulk(b("inf")),
+        Value::Bulk(b("123")),
+        Value::Bulk(b("text")),
+        Value::Nil,
+        Value::Array(vec![Value::Int(0)]),
+    ]);
+    assert_eq!(one(&buf), want);
+    for prefix in [b'%', b'~', b',', b'#', b'(', b'=', b'_', b'>'] {
+        assert!(
+            !buf[..]
+                .split(|&c| c == b'\n')
+                .any(|line| line.first() == Some(&prefix)),
+            "RESP3 type {} in a RESP2 reply: {:?}",
+            prefix as char,
+            String::from_utf8_lossy(&buf)
+        );
+    }
 }
