@@ -4,8 +4,9 @@
 # cluster.
 #
 #   benches/e2e.sh              # throughput table (default)
+#   benches/e2e.sh resp3        # through keyway: RESP3 clients (-3) vs RESP2
 #   benches/e2e.sh conns        # memory of idle client connections
-#   benches/e2e.sh all          # both
+#   benches/e2e.sh all          # all three
 #
 # Environment: N (requests per run, 200000), ROUNDS (3), CLIENTS (50),
 # PIPELINES ("1 16"), TESTS ("set get"), KEYWAY_WORKERS (1: keyway and
@@ -28,8 +29,8 @@ WORKERS=${KEYWAY_WORKERS:-1}
 CONNS=${CONNS:-10000}
 TCK=$(getconf CLK_TCK)
 
-case $mode in throughput | conns | all) ;; *)
-    echo "usage: $0 [throughput|conns|all]" >&2
+case $mode in throughput | resp3 | conns | all) ;; *)
+    echo "usage: $0 [throughput|resp3|conns|all]" >&2
     exit 2
     ;;
 esac
@@ -42,8 +43,7 @@ keyway_pid=""
 cleanup() {
     trap - INT TERM EXIT
     if [ -n "$keyway_pid" ]; then
-        kill "$keyway_pid" 2>/dev/null || true
-        wait "$keyway_pid" 2>/dev/null || true
+        stop_keyway
     fi
     stop_cluster
     rm -rf "$tmp"
@@ -58,19 +58,30 @@ fi
 start_cluster "$tmp/cluster"
 seed_port=${CLUSTER_PORTS%% *}
 
-kport=$(free_ports 1)
-"$KEYWAY_BIN" --listen "127.0.0.1:$kport" --cluster "$CLUSTER_SEEDS" \
-    --workers "$WORKERS" --log-level warn >"$tmp/keyway.log" 2>&1 &
-keyway_pid=$!
-deadline=$((SECONDS + 30))
-until redis-cli -p "$kport" set bench:ready 1 2>/dev/null | grep -q OK; do
-    if ! kill -0 "$keyway_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
-        echo "keyway did not start serving; log:" >&2
-        tail -n 30 "$tmp/keyway.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
+# start_keyway: a fresh keyway on a free port; sets kport and keyway_pid.
+start_keyway() {
+    kport=$(free_ports 1)
+    "$KEYWAY_BIN" --listen "127.0.0.1:$kport" --cluster "$CLUSTER_SEEDS" \
+        --workers "$WORKERS" --log-level warn >"$tmp/keyway.log" 2>&1 &
+    keyway_pid=$!
+    local deadline=$((SECONDS + 30))
+    until redis-cli -p "$kport" set bench:ready 1 2>/dev/null | grep -q OK; do
+        if ! kill -0 "$keyway_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            echo "keyway did not start serving; log:" >&2
+            tail -n 30 "$tmp/keyway.log" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+}
+
+stop_keyway() {
+    kill "$keyway_pid" 2>/dev/null || true
+    wait "$keyway_pid" 2>/dev/null || true
+    keyway_pid=""
+}
+
+start_keyway
 
 # keyway's user+system CPU so far, in clock ticks (fields 14 and 15; the
 # command name in field 2 holds no spaces for keyway).
@@ -79,60 +90,74 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$keyway_pid/stat"; }
 # rps_of CSV_FILE TEST: the requests/s column of redis-benchmark --csv.
 rps_of() { awk -F'"' -v t="${2^^}" '$2 == t {print $4}' "$1"; }
 
-run_bench() { # run_bench {direct|keyway} TEST P
+run_bench() { # run_bench {direct|keyway|keyway3} TEST P
     local kind=$1 t=$2 p=$3 out="$tmp/out.csv" before after
     local args=(-c "$CLIENTS" -r 100000 -d 64 -t "$t" -P "$p" -n "$N" -q --csv)
-    if [ "$kind" = direct ]; then
+    case $kind in
+    direct)
         redis-benchmark --cluster -h 127.0.0.1 -p "$seed_port" "${args[@]}" >"$out"
-        echo "$t $p direct $(rps_of "$out" "$t") 0"
-    else
-        before=$(cpu_ticks)
-        redis-benchmark -h 127.0.0.1 -p "$kport" "${args[@]}" >"$out"
-        after=$(cpu_ticks)
-        echo "$t $p keyway $(rps_of "$out" "$t") $((after - before))"
-    fi
+        echo "$t $p $kind $(rps_of "$out" "$t") 0"
+        return
+        ;;
+    keyway3) args+=(-3) ;;
+    esac
+    before=$(cpu_ticks)
+    redis-benchmark -h 127.0.0.1 -p "$kport" "${args[@]}" >"$out"
+    after=$(cpu_ticks)
+    echo "$t $p $kind $(rps_of "$out" "$t") $((after - before))"
 }
 
-throughput() {
-    local results="$tmp/results" r p t
+# compare BASE OTHER: runs both kinds interleaved, ROUNDS times, and prints
+# medians: ops/s of each, OTHER/BASE, and keyway's CPU per op in each.
+compare() {
+    local base=$1 other=$2 results="$tmp/results" r p t
     : >"$results"
-    echo "throughput: N=$N clients=$CLIENTS rounds=$ROUNDS keyway workers=$WORKERS" >&2
+    echo "$base vs $other: N=$N clients=$CLIENTS rounds=$ROUNDS keyway workers=$WORKERS" >&2
     for r in $(seq "$ROUNDS"); do
         for p in $PIPELINES; do
             for t in $TESTS; do
-                run_bench direct "$t" "$p" | tee -a "$results" >&2
-                run_bench keyway "$t" "$p" | tee -a "$results" >&2
+                run_bench "$base" "$t" "$p" | tee -a "$results" >&2
+                run_bench "$other" "$t" "$p" | tee -a "$results" >&2
             done
         done
         echo "round $r done" >&2
     done
     # Medians over the rounds; CPU per op from keyway's ticks over N ops.
-    awk -v n="$N" -v tck="$TCK" '
+    awk -v n="$N" -v tck="$TCK" -v base="$base" -v other="$other" '
         function median(s,   a, k, i, j, x) {
           k = split(s, a, " ")
           for (i = 2; i <= k; i++) { x = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
           return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
         }
+        function cpu(s) { return median(s) / tck * 1e6 / n }
         { key = $1 " " $2; if (!(key in seen)) { seen[key] = 1; order[++m] = key }
-          if ($3 == "direct") d[key] = d[key] " " $4; else { k[key] = k[key] " " $4; c[key] = c[key] " " $5 } }
+          if ($3 == base) { b[key] = b[key] " " $4; bc[key] = bc[key] " " $5 }
+          else { o[key] = o[key] " " $4; oc[key] = oc[key] " " $5 } }
         END {
-          printf "%-6s %3s %14s %14s %8s %16s\n", "test", "P", "direct ops/s", "keyway ops/s", "ratio", "keyway us CPU/op"
+          printf "%-6s %3s %14s %14s %8s %14s %14s\n", "test", "P", base " ops/s", other " ops/s", "ratio", base " us/op", other " us/op"
           for (i = 1; i <= m; i++) {
             key = order[i]; split(key, tp, " ")
-            dm = median(d[key]); km = median(k[key]); cm = median(c[key])
-            printf "%-6s %3s %14.0f %14.0f %8.2f %16.2f\n", toupper(tp[1]), tp[2], dm, km, (dm > 0 ? km / dm : 0), cm / tck * 1e6 / n
+            bm = median(b[key]); om = median(o[key])
+            printf "%-6s %3s %14.0f %14.0f %8.2f %14.2f %14.2f\n", toupper(tp[1]), tp[2], bm, om, (bm > 0 ? om / bm : 0), cpu(bc[key]), cpu(oc[key])
           }
         }' "$results"
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-# conns_memory NAME PID PORT: RSS growth of PID while CONNS idle clients
-# (each has sent one PING, so the server has set the session up) are open.
+# conns_memory NAME PID PORT [GREETING]: RSS growth of PID while CONNS idle
+# clients are open. Each has sent one command so the server has set the
+# session up: PING (the default), or HELLO 2 / HELLO 3 (GREETING hello2 /
+# hello3), whose replies are the same size in both protocols.
 conns_memory() {
-    python3 - "$1" "$2" "$3" "$CONNS" <<'PY'
+    python3 - "$1" "$2" "$3" "$CONNS" "${4:-ping}" <<'PY'
 import socket, sys, time
 name, pid, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+hello, want = {
+    "ping": (b"PING\r\n", b"+PONG"),
+    "hello2": (b"HELLO 2\r\n", b"*14"),
+    "hello3": (b"HELLO 3\r\n", b"%7"),
+}[sys.argv[5]]
 def rss():
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -141,14 +166,14 @@ before = rss()
 socks = []
 for i in range(n):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(b"PING\r\n")
+    s.sendall(hello)
     socks.append(s)
 for s in socks:
-    reply = s.recv(64)
-    assert reply.startswith(b"+PONG"), reply
+    reply = s.recv(4096)
+    assert reply.startswith(want), reply
 time.sleep(1)
 after = rss()
-print(f"{name:8} {n} idle connections: RSS {before} KiB -> {after} KiB, "
+print(f"{name:13} {n} idle connections: RSS {before} KiB -> {after} KiB, "
       f"{(after - before) / n:.2f} KiB per connection")
 for s in socks:
     s.close()
@@ -158,6 +183,14 @@ PY
 conns() {
     echo "idle connections: CONNS=$CONNS (open files limit $(ulimit -n))" >&2
     conns_memory keyway "$keyway_pid" "$kport"
+    # RESP2 and RESP3 sessions, each in a fresh process so that memory freed
+    # by the batch before is not reused.
+    local greeting
+    for greeting in hello2 hello3; do
+        stop_keyway
+        start_keyway
+        conns_memory "keyway-$greeting" "$keyway_pid" "$kport" "$greeting"
+    done
     # Baseline: one redis-server node holding the same connections.
     local node_pid=${CLUSTER_PIDS%% *}
     redis-cli -p "$seed_port" config set maxclients $((CONNS + 1000)) >/dev/null
@@ -165,10 +198,12 @@ conns() {
 }
 
 case $mode in
-throughput) throughput ;;
+throughput) compare direct keyway ;;
+resp3) compare keyway keyway3 ;;
 conns) conns ;;
 all)
-    throughput
+    compare direct keyway
+    compare keyway keyway3
     conns
     ;;
 esac

@@ -87,7 +87,7 @@ pub struct ClusterSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendSection {
-    /// Multiplexed connections per node per worker.
+    /// Multiplexed connections per node per worker, per protocol.
     pub connections_per_node: Option<usize>,
     /// Milliseconds to establish a connection.
     pub connect_timeout_ms: Option<u64>,
@@ -143,7 +143,7 @@ pub struct Config {
     pub refresh_interval: Duration,
     /// Delay between topology attempts while no node answers.
     pub retry_interval: Duration,
-    /// Multiplexed connections per node per worker.
+    /// Multiplexed connections per node per worker, per protocol.
     pub connections_per_node: NonZeroUsize,
     /// Time to establish a backend connection.
     pub connect_timeout: Duration,

@@ -26,6 +26,9 @@
 //!    replies at frame boundaries (no decoding) and hands each to its session.
 //! 5. The session follows `MOVED`/`ASK`/`TRYAGAIN` within budgets, keeps
 //!    replies in request order, and flushes all ready replies in one write.
+//!    Each client speaks RESP2 or RESP3 (`HELLO`); each node has backend
+//!    connections per protocol, so replies are forwarded unconverted, and
+//!    only replies keyway builds are encoded per client ([`protocol::encode`]).
 //! 6. [`cluster::refresh`] is the one task that fetches the slot map
 //!    (`CLUSTER SHARDS`, else `CLUSTER SLOTS`) at start, on `MOVED`, on
 //!    backend failures and periodically; workers read it lock-free through
