@@ -113,6 +113,12 @@ pub struct ClientSection {
     pub max_tryagain: Option<u32>,
     /// Most simultaneous client connections per process.
     pub max_clients: Option<usize>,
+    /// A subscriber whose unsent output passes this many MiB is disconnected.
+    pub pubsub_output_limit_hard_mb: Option<u64>,
+    /// ... or stays above this many MiB for `pubsub_output_limit_soft_seconds`.
+    pub pubsub_output_limit_soft_mb: Option<u64>,
+    /// Seconds a subscriber's output may stay above the soft limit.
+    pub pubsub_output_limit_soft_seconds: Option<u64>,
 }
 
 /// Command-line overrides; `None` leaves the file's value.
@@ -163,6 +169,21 @@ pub struct Config {
     pub max_tryagain: u32,
     /// Simultaneous client connections per process.
     pub max_clients: NonZeroUsize,
+    /// Output limits for clients with subscriptions.
+    pub pubsub_output_limit: OutputLimit,
+}
+
+/// When a client that reads too slowly is disconnected: its unsent output
+/// passed `hard` bytes, or stayed above `soft` bytes for `soft_for` (like
+/// redis-server's `client-output-buffer-limit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Bytes never to exceed.
+    pub hard: usize,
+    /// Bytes not to exceed for longer than `soft_for`.
+    pub soft: usize,
+    /// How long output may stay above `soft`.
+    pub soft_for: Duration,
 }
 
 /// Defaults, also written in `conf/keyway.toml`.
@@ -197,6 +218,13 @@ pub mod defaults {
     pub const MAX_TRYAGAIN: u32 = 10;
     /// `client.max_clients`: like redis-server's maxclients.
     pub const MAX_CLIENTS: usize = 10_000;
+    /// `client.pubsub_output_limit_hard_mb`: like redis-server's
+    /// `client-output-buffer-limit pubsub 32mb 8mb 60`.
+    pub const PUBSUB_OUTPUT_LIMIT_HARD_MB: u64 = 32;
+    /// `client.pubsub_output_limit_soft_mb`.
+    pub const PUBSUB_OUTPUT_LIMIT_SOFT_MB: u64 = 8;
+    /// `client.pubsub_output_limit_soft_seconds`.
+    pub const PUBSUB_OUTPUT_LIMIT_SOFT_SECONDS: u64 = 60;
 }
 
 impl Config {
@@ -315,6 +343,34 @@ impl FileConfig {
             NonZeroUsize::new(v.unwrap_or(default))
                 .ok_or_else(|| invalid(key, "must be greater than 0"))
         };
+        let mib = |v: Option<u64>, default: u64, key: &'static str| match v.unwrap_or(default) {
+            0 => Err(invalid(key, "must be greater than 0")),
+            n if n > 1 << 20 => Err(invalid(key, "must be at most 1048576 (1 TiB)")),
+            n => Ok(n as usize * 1024 * 1024),
+        };
+        let pubsub_output_limit = OutputLimit {
+            hard: mib(
+                self.client.pubsub_output_limit_hard_mb,
+                PUBSUB_OUTPUT_LIMIT_HARD_MB,
+                "client.pubsub_output_limit_hard_mb",
+            )?,
+            soft: mib(
+                self.client.pubsub_output_limit_soft_mb,
+                PUBSUB_OUTPUT_LIMIT_SOFT_MB,
+                "client.pubsub_output_limit_soft_mb",
+            )?,
+            soft_for: Duration::from_secs(
+                self.client
+                    .pubsub_output_limit_soft_seconds
+                    .unwrap_or(PUBSUB_OUTPUT_LIMIT_SOFT_SECONDS),
+            ),
+        };
+        if pubsub_output_limit.soft > pubsub_output_limit.hard {
+            return Err(invalid(
+                "client.pubsub_output_limit_soft_mb",
+                "must not be more than client.pubsub_output_limit_hard_mb",
+            ));
+        }
         let log_level = self
             .proxy
             .log_level
@@ -367,6 +423,7 @@ impl FileConfig {
             max_redirects: self.client.max_redirects.unwrap_or(MAX_REDIRECTS),
             max_tryagain: self.client.max_tryagain.unwrap_or(MAX_TRYAGAIN),
             max_clients: nonzero(self.client.max_clients, MAX_CLIENTS, "client.max_clients")?,
+            pubsub_output_limit,
         })
     }
 }

@@ -34,6 +34,10 @@
 //!    backend failures and periodically; workers read it lock-free through
 //!    [`cluster::ClusterView`] (arc-swap).
 //!
+//! [`pubsub`] is each worker's hub for subscriptions: every channel is
+//! subscribed once, on a shared subscriber connection, and each message is
+//! fanned out to the worker's clients that want it.
+//!
 //! [`config`] turns the TOML file plus flags into one validated `Config`;
 //! [`server`] starts everything and owns shutdown.
 
@@ -48,6 +52,7 @@ pub mod frontend;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod pubsub;
 pub mod router;
 pub mod server;
 pub mod worker;

@@ -9,6 +9,7 @@ use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
 const CLIENTS_ACCEPTED: &str = "keyway_client_connections_total";
 const CLIENTS_REJECTED: &str = "keyway_client_rejections_total";
 const PROTOCOL_ERRORS: &str = "keyway_client_protocol_errors_total";
+const SLOW_SUBSCRIBERS: &str = "keyway_slow_subscribers_closed_total";
 const REDIRECTS: &str = "keyway_redirects_total";
 const BACKEND_FAILURES: &str = "keyway_backend_failures_total";
 const TOPOLOGY_UPDATES: &str = "keyway_topology_updates_total";
@@ -32,6 +33,11 @@ pub fn describe() {
         PROTOCOL_ERRORS,
         Unit::Count,
         "Client connections closed for malformed RESP."
+    );
+    describe_counter!(
+        SLOW_SUBSCRIBERS,
+        Unit::Count,
+        "Subscribers disconnected for passing client.pubsub_output_limit_*."
     );
     describe_counter!(
         REDIRECTS,
@@ -70,6 +76,11 @@ pub fn client_rejected() {
 /// A client sent malformed RESP and was disconnected.
 pub fn protocol_error() {
     counter!(PROTOCOL_ERRORS).increment(1);
+}
+
+/// A subscriber that read too slowly was disconnected.
+pub fn slow_subscriber_closed() {
+    counter!(SLOW_SUBSCRIBERS).increment(1);
 }
 
 /// A redirect was followed; `kind` is `moved`, `ask` or `tryagain`.

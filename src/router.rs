@@ -16,6 +16,9 @@ pub enum Route<'t> {
     AnyNode,
     /// keyway answers it itself.
     Local(&'t CommandSpec),
+    /// Changes the client's subscriptions; for shard channels, the slot
+    /// they share (`None` when the command names none).
+    Subscription(&'t CommandSpec, Option<Slot>),
     /// Refused; the reply says why.
     Reject(Rejection<'t>),
 }
@@ -55,6 +58,11 @@ pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
     }
     match spec.class() {
         RouteClass::Local => Route::Local(spec),
+        RouteClass::Subscription => match keyed(spec, request) {
+            Route::Slot(slot) => Route::Subscription(spec, Some(slot)),
+            Route::AnyNode => Route::Subscription(spec, None),
+            rejected => rejected,
+        },
         RouteClass::AnyNode => Route::AnyNode,
         RouteClass::Unsupported(reason) => Route::Reject(Rejection::Unsupported(spec, reason)),
         RouteClass::Keyed if spec.is_blocking_call(request) => {

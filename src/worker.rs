@@ -17,6 +17,7 @@ use crate::backend::pool::{NodeConns, Pool};
 use crate::cluster::{ClusterView, NodeIndex, Topology};
 use crate::config::Config;
 use crate::frontend::{listener, session};
+use crate::pubsub::Hub;
 
 /// State shared by every worker of the process.
 pub struct Shared {
@@ -50,6 +51,8 @@ impl Shared {
 pub struct Worker {
     /// What all workers share.
     pub shared: Arc<Shared>,
+    /// This worker's subscriptions.
+    pub hub: Rc<Hub>,
     pool: Pool,
     /// Connections by [`NodeIndex`] for the topology epoch they were built for.
     by_index: RefCell<(u64, Vec<Rc<NodeConns>>)>,
@@ -68,7 +71,13 @@ impl Worker {
         };
         let view = shared.view.clone();
         let on_failure: Rc<dyn Fn()> = Rc::new(move || view.request_refresh());
+        let hub = Hub::new(
+            shared.view.clone(),
+            settings.connect_timeout,
+            settings.limits,
+        );
         Rc::new(Worker {
+            hub,
             pool: Pool::new(settings, config.connections_per_node.get(), on_failure),
             shared,
             by_index: RefCell::new((u64::MAX, Vec::new())),

@@ -1,6 +1,8 @@
 //! Connections from one worker to the cluster's nodes: per node a few
 //! multiplexed, pipelined connections ([`conn`]), found by address in the
-//! worker's [`pool`]; plus one-shot [`control`] queries for the topology task.
+//! worker's [`pool`]; [`subscriber`] connections shared by a worker's
+//! subscribed clients; plus one-shot [`control`] queries for the topology
+//! task.
 //!
 //! Everything here except `control` is single-threaded (`Rc`, `RefCell`):
 //! each worker owns its own connections, so the hot path takes no lock.
@@ -8,6 +10,7 @@
 pub mod conn;
 pub mod control;
 pub mod pool;
+pub mod subscriber;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,6 +18,10 @@ pub enum RouteClass {
     /// No keys; any master can answer (TIME, LOLWUT, PUBLISH which the
     /// cluster broadcasts, unknown subcommands of harmless containers).
     AnyNode,
+    /// Changes the client's subscriptions (SUBSCRIBE, PSUBSCRIBE,
+    /// SSUBSCRIBE and their UNSUBSCRIBE): served by the worker's pub/sub
+    /// hub. SSUBSCRIBE's channels must share one slot, like keys.
+    Subscription,
     /// Answered by keyway itself (PING, ECHO, HELLO, AUTH, SELECT, COMMAND
     /// and its subcommands, CLIENT SETNAME/GETNAME/ID/INFO/LIST, CLUSTER
     /// KEYSLOT/INFO, READONLY/READWRITE).
@@ -36,7 +40,7 @@ pub enum Reason {
     Transactions,
     /// Blocking commands (BLPOP, ...; XREAD/XREADGROUP only with BLOCK).
     Blocking,
-    /// The subscribe family and PUBSUB introspection.
+    /// PUBSUB introspection (CHANNELS, NUMSUB, ...): needs a fan-out.
     PubSub,
     /// Acts on the one node it reaches (CLUSTER *, CONFIG, DEBUG, SHUTDOWN,
     /// REPLICAOF, SAVE, MONITOR, ... and everything flagged `admin`).
@@ -63,8 +67,8 @@ impl Reason {
                  poll with the non-blocking variant instead"
             }
             Reason::PubSub => {
-                "is not supported by keyway yet: subscriptions need a dedicated connection; \
-                 subscribe on a cluster node directly (PUBLISH and SPUBLISH work)"
+                "is not supported by keyway yet: it needs a fan-out to every node; \
+                 send it to each node directly"
             }
             Reason::NodeAdmin => {
                 "cannot be proxied: it acts on one node of the cluster; \
@@ -109,6 +113,13 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("client|trackinginfo", Local),
     ("cluster|keyslot", Local), // pure function of the argument
     ("cluster|info", Local),    // keyway reports its own view of the cluster
+    // Served by the worker's pub/sub hub.
+    ("subscribe", Subscription),
+    ("unsubscribe", Subscription),
+    ("psubscribe", Subscription),
+    ("punsubscribe", Subscription),
+    ("ssubscribe", Subscription),
+    ("sunsubscribe", Subscription),
     // Flagged pubsub, yet plain routable commands.
     ("publish", AnyNode), // the cluster broadcasts it to every node
     ("spublish", Keyed),  // routed by the slot of its shard channel

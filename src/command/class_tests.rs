@@ -145,10 +145,11 @@ fn pubsub() {
             "UNSUBSCRIBE",
             "PUNSUBSCRIBE",
             "SUNSUBSCRIBE",
-            "PUBSUB CHANNELS",
-            "PUBSUB HELP",
-            "PUBSUB SHARDNUMSUB",
         ],
+        RouteClass::Subscription,
+    );
+    assert_all(
+        &["PUBSUB CHANNELS", "PUBSUB HELP", "PUBSUB SHARDNUMSUB"],
         RouteClass::Unsupported(Reason::PubSub),
     );
 }

@@ -13,6 +13,8 @@ use crate::command::{CommandSpec, CommandTable};
 use crate::protocol::{encode, parse_i64, Protocol, Request};
 use crate::worker::Shared;
 
+use super::subscriptions::Subscriptions;
+
 /// What the session does after a local command.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -39,6 +41,8 @@ pub struct ClientInfo {
     pub lib_ver: Option<Bytes>,
     /// The reply protocol, chosen with `HELLO`.
     pub proto: Protocol,
+    /// Channels, patterns and shard channels.
+    pub subscriptions: Subscriptions,
     connected: Instant,
 }
 
@@ -52,6 +56,7 @@ impl ClientInfo {
             lib_name: None,
             lib_ver: None,
             proto: Protocol::Resp2,
+            subscriptions: Subscriptions::default(),
             connected: Instant::now(),
         }
     }
@@ -69,6 +74,12 @@ pub fn execute(
     let arg = |i: usize| request.get(i).unwrap_or_default();
     let proto = client.proto;
     match spec.name() {
+        // A RESP2 client in subscribed mode gets `["pong", message]`.
+        "ping" if proto == Protocol::Resp2 && client.subscriptions.any() => {
+            encode::array_header(out, 2);
+            encode::bulk(out, b"pong");
+            encode::bulk(out, request.get(1).unwrap_or_default());
+        }
         "ping" => match request.get(1) {
             Some(message) => encode::bulk(out, message),
             None => encode::simple(out, b"PONG"),

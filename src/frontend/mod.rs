@@ -1,8 +1,9 @@
 //! The client side: the listener (socket options, client limit), the session
 //! that reads requests, routes them and writes replies in order, and the
-//! commands keyway answers itself.
+//! commands keyway answers itself, and each client's subscriptions.
 
 pub mod listener;
 pub mod local;
 pub mod replies;
 pub mod session;
+pub mod subscriptions;

@@ -53,6 +53,8 @@ pub struct Replies {
     waiting: usize,
     /// Entries held back.
     held: usize,
+    /// Bytes of the replies that are ready and not taken yet.
+    ready_bytes: usize,
     /// Token of `entries[0]`; tokens count requests since the session began.
     front_token: u64,
 }
@@ -80,6 +82,7 @@ impl Replies {
 
     /// Takes a place with its reply already known; returns its token.
     pub fn push_ready(&mut self, reply: Bytes) -> u64 {
+        self.ready_bytes += reply.len();
         self.push(State::Ready(reply), Protocol::Resp2)
     }
 
@@ -122,6 +125,7 @@ impl Replies {
         let Some(i) = self.index(token) else { return };
         let entry = &mut self.entries[i];
         if !entry.is_ready() {
+            self.ready_bytes += reply.len();
             entry.state = State::Ready(reply);
             self.waiting -= 1;
         }
@@ -175,6 +179,7 @@ impl Replies {
                 ..
             }) = self.entries.pop_front()
             {
+                self.ready_bytes -= reply.len();
                 out.extend_from_slice(&reply);
             }
             taken += 1;
@@ -186,6 +191,12 @@ impl Replies {
     /// Places still without a reply.
     pub fn waiting(&self) -> usize {
         self.waiting
+    }
+
+    /// Bytes of replies that are ready but not taken yet (some may wait
+    /// behind a reply still missing).
+    pub fn ready_bytes(&self) -> usize {
+        self.ready_bytes
     }
 }
 
@@ -212,10 +223,11 @@ mod tests {
         let mut out = BytesMut::new();
         q.complete(b, bytes("+b\r\n"));
         assert_eq!(q.take_ready(&mut out), 0, "a still missing");
+        assert_eq!(q.ready_bytes(), 8, "+b and +c wait behind a");
         q.complete(a, bytes("+a\r\n"));
         assert_eq!(q.take_ready(&mut out), 3);
         assert_eq!(&out[..], b"+a\r\n+b\r\n+c\r\n");
-        assert_eq!(q.waiting(), 1);
+        assert_eq!((q.waiting(), q.ready_bytes()), (1, 0));
         q.complete(d, bytes("+d\r\n"));
         q.complete(d, bytes("+late duplicate\r\n"));
         q.take_ready(&mut out);

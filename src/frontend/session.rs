@@ -16,19 +16,22 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplyTarget};
 use crate::cluster::redirect::{self, Redirect};
 use crate::cluster::Slot;
+use crate::command::{CommandSpec, CommandTable, RouteClass};
 use crate::net;
 use crate::protocol::{encode, Protocol, Request, RequestParser};
+use crate::pubsub::{Message, Subscriber, TopicKind};
 use crate::router::{self, Route};
 use crate::worker::Worker;
 
 use super::local::{self, ClientInfo, Outcome};
 use super::replies::{Budget, Replies};
+use super::subscriptions::confirmation;
 
 /// Smallest free space offered to a read; the buffer is allocated on the
 /// first read, so idle clients cost no buffer.
@@ -61,9 +64,12 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         sent_epoch: Cell::new(0),
         sent_proto: Cell::new(Protocol::Resp2),
         scratch: RefCell::new(BytesMut::new()),
+        flush_due: Cell::new(false),
+        over_soft_limit: Cell::new(None),
     });
     debug!(id, %peer, "client connected");
-    session.run().await;
+    session.clone().run().await;
+    session.unsubscribe_all();
     debug!(id, %peer, "client disconnected");
 }
 
@@ -107,6 +113,10 @@ struct Session {
     sent_proto: Cell<Protocol>,
     /// Reused for replies keyway builds itself.
     scratch: RefCell<BytesMut>,
+    /// Messages were queued since the hub last flushed this client.
+    flush_due: Cell<bool>,
+    /// Since when the unsent output of this subscriber is over the soft limit.
+    over_soft_limit: Cell<Option<std::time::Instant>>,
 }
 
 impl Session {
@@ -241,9 +251,18 @@ impl Session {
     fn submit(&self, request: Request) -> bool {
         let worker = &self.worker;
         let table = worker.shared.view.commands().load();
+        if let Some(name) = self.refused_while_subscribed(&table, &request) {
+            let text = format!("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
+            self.push_local(|out| encode::error(out, text.as_bytes()));
+            return true;
+        }
         let target = match router::route(&table, &request) {
             Route::Slot(slot) => Target::Slot(slot),
             Route::AnyNode => Target::AnyMaster,
+            Route::Subscription(spec, _) => {
+                self.subscription(spec.name(), &request);
+                return true;
+            }
             Route::Local(spec) => {
                 let mut outcome = Outcome::Reply;
                 let reply = self.build_reply(|out| {
@@ -251,6 +270,9 @@ impl Session {
                     outcome =
                         local::execute(spec, &request, &mut client, &worker.shared, &table, out);
                 });
+                if spec.name() == "reset" {
+                    self.unsubscribe_all();
+                }
                 match outcome {
                     Outcome::Forward => Target::AnyMaster,
                     Outcome::Reply | Outcome::Quit => {
@@ -272,6 +294,129 @@ impl Session {
             .push_pending(request.into_raw(), proto);
         self.start(token, target);
         true
+    }
+
+    /// The command's name if this is a RESP2 client in subscribed mode and
+    /// the command is not one it may send there (as redis-server decides).
+    fn refused_while_subscribed(&self, table: &CommandTable, request: &Request) -> Option<String> {
+        {
+            let client = self.client.borrow();
+            if client.proto != Protocol::Resp2 || !client.subscriptions.any() {
+                return None;
+            }
+        }
+        let spec: &CommandSpec = table.lookup(request)?;
+        let allowed = spec.class() == RouteClass::Subscription
+            || matches!(spec.name(), "ping" | "quit" | "reset");
+        (!allowed).then(|| spec.name().to_string())
+    }
+
+    /// `(P|S)SUBSCRIBE` / `(P|S)UNSUBSCRIBE`: updates the client's
+    /// subscriptions and the worker's hub, and answers with one confirmation
+    /// per topic. A subscription new to the worker is confirmed once its
+    /// node confirmed it, so a message published after the client's
+    /// confirmation cannot be missed.
+    fn subscription(&self, name: &str, request: &Request) {
+        let (kind, subscribe) = match name {
+            "subscribe" => (TopicKind::Channel, true),
+            "psubscribe" => (TopicKind::Pattern, true),
+            "ssubscribe" => (TopicKind::Shard, true),
+            "unsubscribe" => (TopicKind::Channel, false),
+            "punsubscribe" => (TopicKind::Pattern, false),
+            _ => (TopicKind::Shard, false),
+        };
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let hub = &self.worker.hub;
+        let mut topics: Vec<Bytes> = request.args().skip(1).map(Bytes::copy_from_slice).collect();
+        let mut wait_on = None;
+        let mut client = self.client.borrow_mut();
+        let (id, proto) = (client.id, client.proto);
+        let mut scratch = self.scratch.borrow_mut();
+        if subscribe {
+            for topic in &topics {
+                if client.subscriptions.insert(kind, topic) {
+                    let subscriber: Rc<dyn Subscriber> = me.clone();
+                    wait_on = hub.subscribe(kind, topic, id, subscriber).or(wait_on);
+                }
+                let count = client.subscriptions.count(kind);
+                confirmation(&mut scratch, proto, name, Some(topic), count);
+            }
+        } else {
+            if topics.is_empty() {
+                topics = client.subscriptions.topics(kind);
+            }
+            if topics.is_empty() {
+                confirmation(
+                    &mut scratch,
+                    proto,
+                    name,
+                    None,
+                    client.subscriptions.count(kind),
+                );
+            }
+            for topic in &topics {
+                if client.subscriptions.remove(kind, topic) {
+                    hub.unsubscribe(kind, topic, id);
+                }
+                let count = client.subscriptions.count(kind);
+                confirmation(&mut scratch, proto, name, Some(topic), count);
+            }
+        }
+        let reply = scratch.split().freeze();
+        drop((client, scratch));
+        match wait_on {
+            None => {
+                self.replies.borrow_mut().push_ready(reply);
+            }
+            Some(conn) => {
+                let token = self.replies.borrow_mut().push_pending(Bytes::new(), proto);
+                conn.when_answered(Box::new(move || {
+                    me.complete(token, reply);
+                    me.release_held();
+                    me.flush();
+                }));
+            }
+        }
+    }
+
+    /// Drops every subscription of this client (`RESET`, or it left).
+    fn unsubscribe_all(&self) {
+        let id = self.client.borrow().id;
+        let topics = self.client.borrow_mut().subscriptions.clear();
+        for (kind, topic) in topics {
+            self.worker.hub.unsubscribe(kind, &topic, id);
+        }
+    }
+
+    /// Disconnects a subscriber whose unsent output passed the hard limit,
+    /// or stayed over the soft limit too long.
+    fn enforce_output_limit(&self) {
+        let limit = self.worker.shared.config.pubsub_output_limit;
+        let pending = self.replies.borrow().ready_bytes() + self.out.borrow().len();
+        let over = if pending > limit.hard {
+            true
+        } else if pending > limit.soft {
+            let since = self
+                .over_soft_limit
+                .get()
+                .unwrap_or_else(std::time::Instant::now);
+            self.over_soft_limit.set(Some(since));
+            since.elapsed() >= limit.soft_for
+        } else {
+            self.over_soft_limit.set(None);
+            false
+        };
+        if over {
+            warn!(
+                client = self.client.borrow().id,
+                pending, "subscriber reads too slowly; closing it (client.pubsub_output_limit_*)"
+            );
+            crate::metrics::slow_subscriber_closed();
+            self.broken.set(true);
+            self.writer.notify_one();
+        }
     }
 
     /// Sends a new request, unless the slot map or the client's protocol
@@ -455,6 +600,23 @@ impl Session {
         };
         drop(table);
         self.start(token, target);
+    }
+}
+
+impl Subscriber for Session {
+    fn message(&self, message: &Message<'_>) -> bool {
+        if self.broken.get() {
+            return false;
+        }
+        let proto = self.client.borrow().proto;
+        self.replies.borrow_mut().push_ready(message.bytes(proto));
+        self.enforce_output_limit();
+        !self.flush_due.replace(true)
+    }
+
+    fn flush(&self) {
+        self.flush_due.set(false);
+        Session::flush(self);
     }
 }
 

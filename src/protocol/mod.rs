@@ -9,6 +9,8 @@
 //!   without decoding them: the proxy forwards replies unchanged.
 //! - [`decode`] / [`Value`] decode a reply into a tree, for the control path
 //!   only (topology, `COMMAND`).
+//! - [`pubsub`] locates the kind and channel of a subscriber connection's
+//!   frames, so messages are fanned out without decoding.
 //! - [`encode`] writes the replies and commands keyway builds itself, in
 //!   the [`Protocol`] each client chose with `HELLO`.
 //!
@@ -20,6 +22,7 @@
 pub mod encode;
 mod error;
 mod inline;
+pub mod pubsub;
 mod reply;
 mod request;
 mod value;

@@ -1,0 +1,262 @@
+//! A subscriber connection: one connection to one node, in subscribed mode,
+//! shared by all of a worker's clients that subscribe through it. The
+//! worker's pub/sub hub sends one (un)subscribe command per channel or
+//! pattern, so every command gets exactly one reply; messages and
+//! unsolicited frames come in between and go to the hub as they are.
+//!
+//! The connection does not reconnect: when it fails, it tells the hub, which
+//! subscribes again on whatever node then serves the topics.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+use crate::net;
+use crate::protocol::pubsub::{parse_pubsub, PubSubFrame, PubSubKind};
+use crate::protocol::{encode, Limits, ReplyScanner};
+
+/// Receives what a subscriber connection hears; implemented by the hub.
+pub trait SubscriberSink {
+    /// A message, or a subscription frame the node sent on its own (a
+    /// `sunsubscribe` for a shard channel whose slot moved away).
+    fn frame(&self, conn: &SubscriberConn, frame: Bytes, parsed: PubSubFrame);
+    /// The node refused the (un)subscribe command for `topic` (e.g. `-MOVED`
+    /// for a shard channel).
+    fn refused(&self, conn: &SubscriberConn, topic: Bytes, reply: Bytes);
+    /// Called after the frames of one read were handed over.
+    fn flush(&self);
+    /// The connection failed: nothing is subscribed on it any more.
+    fn lost(&self, conn: &SubscriberConn);
+}
+
+/// A command sent and not answered yet.
+struct Sent {
+    topic: Bytes,
+}
+
+/// Runs once every command sent before it was registered is answered.
+type Waiter = Box<dyn FnOnce()>;
+
+#[derive(Default)]
+struct State {
+    out: BytesMut,
+    sent: VecDeque<Sent>,
+    /// Commands sent / answered since the connection was made.
+    sent_count: u64,
+    answered: u64,
+    waiters: VecDeque<(u64, Waiter)>,
+}
+
+/// A subscriber connection; see the module docs.
+pub struct SubscriberConn {
+    addr: Arc<str>,
+    state: RefCell<State>,
+    wake_writer: Notify,
+    closed: Cell<bool>,
+}
+
+impl SubscriberConn {
+    /// Opens a subscriber connection to `addr`; frames go to `sink`.
+    pub fn spawn(
+        addr: Arc<str>,
+        sink: Rc<dyn SubscriberSink>,
+        connect_timeout: Duration,
+        limits: Limits,
+    ) -> Rc<SubscriberConn> {
+        let conn = Rc::new(SubscriberConn {
+            addr,
+            state: RefCell::default(),
+            wake_writer: Notify::new(),
+            closed: Cell::new(false),
+        });
+        let task = conn.clone();
+        tokio::task::spawn_local(async move {
+            let error = task.run(&*sink, connect_timeout, limits).await;
+            warn!(node = %task.addr, %error, "subscriber connection lost; subscribing again");
+            task.close();
+            sink.lost(&task);
+        });
+        conn
+    }
+
+    /// The node's address.
+    pub fn addr(&self) -> &Arc<str> {
+        &self.addr
+    }
+
+    /// False once the connection failed.
+    pub fn is_open(&self) -> bool {
+        !self.closed.get()
+    }
+
+    /// Queues `verb topic` (e.g. `SUBSCRIBE news`).
+    pub fn command(&self, verb: &[u8], topic: &Bytes) {
+        if self.closed.get() {
+            return;
+        }
+        let mut state = self.state.borrow_mut();
+        let was_idle = state.out.is_empty();
+        encode::command(&mut state.out, &[verb, topic]);
+        state.sent.push_back(Sent {
+            topic: topic.clone(),
+        });
+        state.sent_count += 1;
+        drop(state);
+        if was_idle {
+            self.wake_writer.notify_one();
+        }
+    }
+
+    /// Runs `then` once every command queued so far is answered (or the
+    /// connection failed): at once if nothing is outstanding.
+    pub fn when_answered(&self, then: Waiter) {
+        let mut state = self.state.borrow_mut();
+        if self.closed.get() || state.answered >= state.sent_count {
+            drop(state);
+            return then();
+        }
+        let until = state.sent_count;
+        state.waiters.push_back((until, then));
+    }
+
+    /// Marks the connection failed and runs every waiter.
+    fn close(&self) {
+        self.closed.set(true);
+        let waiters = {
+            let mut state = self.state.borrow_mut();
+            state.sent.clear();
+            state.out.clear();
+            std::mem::take(&mut state.waiters)
+        };
+        for (_, waiter) in waiters {
+            waiter();
+        }
+    }
+
+    async fn run(
+        &self,
+        sink: &dyn SubscriberSink,
+        connect_timeout: Duration,
+        limits: Limits,
+    ) -> io::Error {
+        let stream =
+            match tokio::time::timeout(connect_timeout, TcpStream::connect(&*self.addr)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return e,
+                Err(_) => return io::ErrorKind::TimedOut.into(),
+            };
+        let _ = stream.set_nodelay(true);
+        debug!(node = %self.addr, "subscriber connection up");
+        tokio::select! {
+            e = self.write_loop(&stream) => e,
+            e = self.read_loop(&stream, sink, limits) => e,
+        }
+    }
+
+    async fn write_loop(&self, stream: &TcpStream) -> io::Error {
+        let mut writing = BytesMut::new();
+        loop {
+            std::mem::swap(&mut self.state.borrow_mut().out, &mut writing);
+            if writing.is_empty() {
+                self.wake_writer.notified().await;
+                continue;
+            }
+            if let Err(e) = net::write_all(stream, &mut writing).await {
+                return e;
+            }
+        }
+    }
+
+    async fn read_loop(
+        &self,
+        stream: &TcpStream,
+        sink: &dyn SubscriberSink,
+        limits: Limits,
+    ) -> io::Error {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut scanner = ReplyScanner::new(limits);
+        loop {
+            if let Err(e) = stream.readable().await {
+                return e;
+            }
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(16 * 1024);
+            }
+            match net::read_some(stream, &mut buf) {
+                Ok(None) => continue,
+                Ok(Some(0)) => return io::ErrorKind::UnexpectedEof.into(),
+                Ok(Some(_)) => {}
+                Err(e) => return e,
+            }
+            loop {
+                let len = match scanner.scan(&buf) {
+                    Ok(Some(len)) => len,
+                    Ok(None) => break,
+                    Err(e) => return io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+                };
+                let frame = buf.split_to(len).freeze();
+                self.on_frame(frame, sink);
+            }
+            sink.flush();
+            self.run_waiters();
+        }
+    }
+
+    /// Sorts one frame: a message or unsolicited frame goes to the sink; the
+    /// reply to the oldest command sent is counted (and, if an error,
+    /// reported).
+    fn on_frame(&self, frame: Bytes, sink: &dyn SubscriberSink) {
+        let parsed = parse_pubsub(&frame);
+        let is_reply = match &parsed {
+            Some(p) if matches!(p.kind, PubSubKind::Subscribed | PubSubKind::Unsubscribed) => {
+                let state = self.state.borrow();
+                state
+                    .sent
+                    .front()
+                    .is_some_and(|s| s.topic[..] == frame[p.topic.clone()])
+            }
+            Some(_) => false,
+            None => true, // an error (or anything else) answers a command
+        };
+        if !is_reply {
+            if let Some(parsed) = parsed {
+                sink.frame(self, frame, parsed);
+            }
+            return;
+        }
+        let sent = {
+            let mut state = self.state.borrow_mut();
+            state.answered += 1;
+            state.sent.pop_front()
+        };
+        if parsed.is_none() {
+            if let Some(sent) = sent {
+                sink.refused(self, sent.topic, frame);
+            }
+        }
+    }
+
+    fn run_waiters(&self) {
+        loop {
+            let waiter = {
+                let mut state = self.state.borrow_mut();
+                match state.waiters.front() {
+                    Some((until, _)) if *until <= state.answered => state.waiters.pop_front(),
+                    _ => None,
+                }
+            };
+            match waiter {
+                Some((_, waiter)) => waiter(),
+                None => return,
+            }
+        }
+    }
+}
