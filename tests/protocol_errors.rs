@@ -154,8 +154,7 @@ fn bad_and_unusual_input() {
         &["BLPOP", "list", "0"],
         &["BRPOP", "list", "1"],
         &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"],
-        &["SUBSCRIBE", "chan"],
-        &["PSUBSCRIBE", "ch*"],
+        &["PUBSUB", "CHANNELS"],
     ] {
         let reply = raw.cmd(args);
         assert_starts(&reply, "-ERR", &format!("{args:?}"));
