@@ -4,7 +4,7 @@
 use bytes::BytesMut;
 
 use crate::cluster::Slot;
-use crate::command::{CommandArgs, CommandSpec, CommandTable, KeyError, Reason, RouteClass};
+use crate::command::{CommandArgs, CommandSpec, CommandTable, KeyError, Merge, Reason, RouteClass};
 use crate::protocol::{encode, Request};
 
 /// The decision for one request.
@@ -14,6 +14,8 @@ pub enum Route<'t> {
     Slot(Slot),
     /// To any master (keyless commands, scripts without keys).
     AnyNode,
+    /// To every master, their replies merged.
+    FanOut(Merge),
     /// keyway answers it itself.
     Local(&'t CommandSpec),
     /// Changes the client's subscriptions; for shard channels, the slot
@@ -58,6 +60,9 @@ pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
     }
     match spec.class() {
         RouteClass::Local => Route::Local(spec),
+        RouteClass::FanOut(merge) => Route::FanOut(merge),
+        RouteClass::Channel => Route::Slot(Slot::of_key(request.arg(1))),
+        RouteClass::Subscription if request.argc() == 1 => Route::Subscription(spec, None),
         RouteClass::Subscription => match keyed(spec, request) {
             Route::Slot(slot) => Route::Subscription(spec, Some(slot)),
             Route::AnyNode => Route::Subscription(spec, None),
@@ -108,7 +113,7 @@ impl Rejection<'_> {
             Rejection::Unsupported(spec, reason) => {
                 format!("ERR '{}' {}", spec.name().replace('|', " "), reason.message())
             }
-            Rejection::Keys(e) => format!("ERR {e}"),
+            Rejection::Keys(e) => e.to_string(),
         };
         encode::error(out, text.as_bytes());
     }

@@ -18,6 +18,14 @@ pub enum RouteClass {
     /// No keys; any master can answer (TIME, LOLWUT, PUBLISH which the
     /// cluster broadcasts, unknown subcommands of harmless containers).
     AnyNode,
+    /// Sent to the master of the slot its first argument (a channel) hashes
+    /// to: PUBLISH. The cluster broadcasts it from any node, but messages
+    /// published through different nodes can overtake each other on the
+    /// way; through one node per channel they arrive in publish order.
+    Channel,
+    /// Sent to every master; their replies are merged as the [`Merge`] says
+    /// (PUBSUB CHANNELS, NUMSUB, NUMPAT, SHARDCHANNELS, SHARDNUMSUB).
+    FanOut(Merge),
     /// Changes the client's subscriptions (SUBSCRIBE, PSUBSCRIBE,
     /// SSUBSCRIBE and their UNSUBSCRIBE): served by the worker's pub/sub
     /// hub. SSUBSCRIBE's channels must share one slot, like keys.
@@ -30,6 +38,18 @@ pub enum RouteClass {
     Unsupported(Reason),
 }
 
+/// How the masters' replies to a [`RouteClass::FanOut`] command combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Merge {
+    /// Arrays of names: their sorted union, each name once.
+    Union,
+    /// Integers: their sum.
+    Sum,
+    /// `name, count` pairs (a map in RESP3): counts summed per name, names
+    /// in the order of the first reply.
+    SumPerName,
+}
+
 /// Why keyway refuses a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
@@ -40,7 +60,7 @@ pub enum Reason {
     Transactions,
     /// Blocking commands (BLPOP, ...; XREAD/XREADGROUP only with BLOCK).
     Blocking,
-    /// PUBSUB introspection (CHANNELS, NUMSUB, ...): needs a fan-out.
+    /// Pub/sub commands keyway has no rule for (e.g. from a module).
     PubSub,
     /// Acts on the one node it reaches (CLUSTER *, CONFIG, DEBUG, SHUTDOWN,
     /// REPLICAOF, SAVE, MONITOR, ... and everything flagged `admin`).
@@ -67,8 +87,8 @@ impl Reason {
                  poll with the non-blocking variant instead"
             }
             Reason::PubSub => {
-                "is not supported by keyway yet: it needs a fan-out to every node; \
-                 send it to each node directly"
+                "is not supported by keyway: it is a pub/sub command keyway has no rule for; \
+                 send it to a cluster node directly"
             }
             Reason::NodeAdmin => {
                 "cannot be proxied: it acts on one node of the cluster; \
@@ -121,8 +141,14 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("ssubscribe", Subscription),
     ("sunsubscribe", Subscription),
     // Flagged pubsub, yet plain routable commands.
-    ("publish", AnyNode), // the cluster broadcasts it to every node
-    ("spublish", Keyed),  // routed by the slot of its shard channel
+    ("publish", Channel), // broadcast by the cluster; one node per channel keeps order
+    // Introspection: every master knows its own subscribers.
+    ("pubsub|channels", FanOut(Merge::Union)),
+    ("pubsub|shardchannels", FanOut(Merge::Union)),
+    ("pubsub|numpat", FanOut(Merge::Sum)),
+    ("pubsub|numsub", FanOut(Merge::SumPerName)),
+    ("pubsub|shardnumsub", FanOut(Merge::SumPerName)),
+    ("spublish", Keyed), // routed by the slot of its shard channel
     // Flagged blocking, but block only with a BLOCK option: the caller asks
     // CommandSpec::is_blocking_call.
     ("xread", Keyed),
@@ -148,7 +174,7 @@ fn family_override(family: &str) -> Option<RouteClass> {
         // fan-out would apply or merge; same for scripts and functions,
         // which must be loaded on every master.
         "script" | "function" | "latency" | "slowlog" => Unsupported(ClusterWide),
-        "pubsub" => Unsupported(PubSub), // PUBSUB HELP is not flagged pubsub
+        "pubsub" => AnyNode, // HELP; the rest are exact overrides above
         _ => return None,
     })
 }

@@ -41,16 +41,14 @@ fn keyed() {
 #[test]
 fn any_node() {
     assert_all(
-        &[
-            "TIME",
-            "LOLWUT",
-            "PUBLISH ch m",
-            "OBJECT HELP",
-            "LASTSAVE",
-            "OBJECT nosuch",
-        ],
+        &["TIME", "LOLWUT", "OBJECT HELP", "LASTSAVE", "OBJECT nosuch"],
         RouteClass::AnyNode,
     );
+}
+
+#[test]
+fn publish_goes_by_channel() {
+    assert_all(&["PUBLISH ch m"], RouteClass::Channel);
 }
 
 #[test]
@@ -148,10 +146,17 @@ fn pubsub() {
         ],
         RouteClass::Subscription,
     );
+    use super::super::Merge;
     assert_all(
-        &["PUBSUB CHANNELS", "PUBSUB HELP", "PUBSUB SHARDNUMSUB"],
-        RouteClass::Unsupported(Reason::PubSub),
+        &["PUBSUB CHANNELS", "PUBSUB SHARDCHANNELS x*"],
+        RouteClass::FanOut(Merge::Union),
     );
+    assert_all(&["PUBSUB NUMPAT"], RouteClass::FanOut(Merge::Sum));
+    assert_all(
+        &["PUBSUB NUMSUB a b", "PUBSUB SHARDNUMSUB a"],
+        RouteClass::FanOut(Merge::SumPerName),
+    );
+    assert_all(&["PUBSUB HELP"], RouteClass::AnyNode);
 }
 
 #[test]

@@ -29,7 +29,7 @@ mod reply;
 mod spec;
 mod table;
 
-pub use class::{Reason, RouteClass};
+pub use class::{Merge, Reason, RouteClass};
 pub use data::DataError;
 pub use flags::{CommandFlags, KeySpecFlags, RequestPolicy, ResponsePolicy};
 pub use keys::KeyError;

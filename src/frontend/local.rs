@@ -74,6 +74,9 @@ pub fn execute(
     let arg = |i: usize| request.get(i).unwrap_or_default();
     let proto = client.proto;
     match spec.name() {
+        "ping" if request.argc() > 2 => {
+            encode::error(out, b"ERR wrong number of arguments for 'ping' command")
+        }
         // A RESP2 client in subscribed mode gets `["pong", message]`.
         "ping" if proto == Protocol::Resp2 && client.subscriptions.any() => {
             encode::array_header(out, 2);

@@ -2,6 +2,7 @@
 //! that reads requests, routes them and writes replies in order, and the
 //! commands keyway answers itself, and each client's subscriptions.
 
+pub mod fanout;
 pub mod listener;
 pub mod local;
 pub mod replies;

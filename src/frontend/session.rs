@@ -21,14 +21,15 @@ use tracing::{debug, warn};
 use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplyTarget};
 use crate::cluster::redirect::{self, Redirect};
-use crate::cluster::Slot;
-use crate::command::{CommandSpec, CommandTable, RouteClass};
+use crate::cluster::{NodeIndex, Slot, Topology};
+use crate::command::{CommandSpec, CommandTable, Merge, RouteClass};
 use crate::net;
 use crate::protocol::{encode, Protocol, Request, RequestParser};
 use crate::pubsub::{Message, Subscriber, TopicKind};
 use crate::router::{self, Route};
 use crate::worker::Worker;
 
+use super::fanout::{Collector, Gather};
 use super::local::{self, ClientInfo, Outcome};
 use super::replies::{Budget, Replies};
 use super::subscriptions::confirmation;
@@ -77,6 +78,8 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
 enum Target {
     Slot(Slot),
     AnyMaster,
+    /// Every master, the replies merged.
+    AllMasters(Merge),
 }
 
 /// Why the reader stopped.
@@ -259,6 +262,7 @@ impl Session {
         let target = match router::route(&table, &request) {
             Route::Slot(slot) => Target::Slot(slot),
             Route::AnyNode => Target::AnyMaster,
+            Route::FanOut(merge) => Target::AllMasters(merge),
             Route::Subscription(spec, _) => {
                 self.subscription(spec.name(), &request);
                 return true;
@@ -305,7 +309,10 @@ impl Session {
                 return None;
             }
         }
-        let spec: &CommandSpec = table.lookup(request)?;
+        // Unknown commands and wrong arities get their own errors first.
+        let spec: &CommandSpec = table
+            .lookup(request)
+            .filter(|s| s.arity_ok(request.argc()))?;
         let allowed = spec.class() == RouteClass::Subscription
             || matches!(spec.name(), "ping" | "quit" | "reset");
         (!allowed).then(|| spec.name().to_string())
@@ -446,6 +453,7 @@ impl Session {
         }
         self.sent_epoch.set(epoch);
         let conns = match target {
+            Target::AllMasters(merge) => return self.fan_out(token, merge, &topology),
             Target::Slot(slot) => match topology.master_of(slot) {
                 Some(index) => Ok(worker.master(&topology, index)),
                 None if epoch == 0 => Err(NO_TOPOLOGY),
@@ -596,10 +604,53 @@ impl Session {
         let table = self.worker.shared.view.commands().load();
         let target = match router::route(&table, &request) {
             Route::Slot(slot) => Target::Slot(slot),
+            Route::FanOut(merge) => Target::AllMasters(merge),
             _ => Target::AnyMaster,
         };
         drop(table);
         self.start(token, target);
+    }
+
+    /// Sends entry `token` to every master of `topology`; a [`Gather`]
+    /// merges the replies into the entry.
+    fn fan_out(&self, token: u64, merge: Merge, topology: &Topology) {
+        let masters = topology.nodes().len();
+        if masters == 0 {
+            return self.complete_local(token, |out| encode::error(out, NO_TOPOLOGY.as_bytes()));
+        }
+        let (Some((request, proto)), Some(me)) = (
+            self.replies
+                .borrow()
+                .request(token)
+                .map(|(r, p)| (r.clone(), p)),
+            self.me.upgrade(),
+        ) else {
+            return;
+        };
+        let id = self.client.borrow().id;
+        let gather: Rc<dyn ReplyTarget> = Gather::new(me, token, merge, proto, masters);
+        for index in 0..masters {
+            let conns = self.worker.master(topology, index as NodeIndex);
+            if let Err(e) = conns
+                .pick(proto, id)
+                .send(&request, false, &gather, index as u64)
+            {
+                gather.deliver(index as u64, Err(e));
+            }
+        }
+    }
+}
+
+impl Collector for Session {
+    fn gathered(&self, token: u64, reply: Bytes) {
+        // May run inside `start` (a part failed at once): releasing held
+        // requests waits for the flush, which never runs nested.
+        self.complete(token, reply);
+    }
+
+    fn flush_gathered(&self) {
+        self.release_held();
+        Session::flush(self);
     }
 }
 

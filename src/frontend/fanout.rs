@@ -1,0 +1,227 @@
+//! Commands every master answers together: the request goes to each master,
+//! and their replies are merged into one reply in the client's protocol.
+//! [`Gather`] collects the parts; [`merge`] combines them as the command's
+//! [`Merge`] says. The first error among the parts is the reply.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::backend::{BackendError, ReplyTarget};
+use crate::command::Merge;
+use crate::protocol::{decode, encode, Limits, Protocol, Value};
+
+/// Receives a merged reply; implemented by sessions.
+pub trait Collector {
+    /// The merged reply for entry `token`. May be called while the request
+    /// is being sent (when a node is down at once).
+    fn gathered(&self, token: u64, reply: Bytes);
+    /// Called after a batch of backend replies completed a merge: the
+    /// collector may now send held requests and write what is ready.
+    fn flush_gathered(&self);
+}
+
+/// The parts of one fanned-out request.
+pub struct Gather {
+    collector: Rc<dyn Collector>,
+    token: u64,
+    merge: Merge,
+    proto: Protocol,
+    parts: RefCell<Vec<Option<Result<Bytes, BackendError>>>>,
+    missing: Cell<usize>,
+}
+
+impl Gather {
+    /// A collector for `parts` replies to entry `token`.
+    pub fn new(
+        collector: Rc<dyn Collector>,
+        token: u64,
+        merge: Merge,
+        proto: Protocol,
+        parts: usize,
+    ) -> Rc<Gather> {
+        Rc::new(Gather {
+            collector,
+            token,
+            merge,
+            proto,
+            parts: RefCell::new(vec![None; parts]),
+            missing: Cell::new(parts),
+        })
+    }
+}
+
+impl ReplyTarget for Gather {
+    fn deliver(&self, part: u64, reply: Result<Bytes, BackendError>) {
+        {
+            let mut parts = self.parts.borrow_mut();
+            let Some(slot @ None) = parts.get_mut(part as usize) else {
+                return;
+            };
+            *slot = Some(reply);
+        }
+        self.missing.set(self.missing.get() - 1);
+        if self.missing.get() > 0 {
+            return;
+        }
+        let parts = std::mem::take(&mut *self.parts.borrow_mut());
+        let mut out = BytesMut::new();
+        merge(
+            self.merge,
+            parts.into_iter().flatten(),
+            self.proto,
+            &mut out,
+        );
+        self.collector.gathered(self.token, out.freeze());
+    }
+
+    fn flush(&self) {
+        if self.missing.get() == 0 {
+            self.collector.flush_gathered();
+        }
+    }
+}
+
+/// Merges the masters' replies into `out`, in `proto`.
+pub fn merge(
+    how: Merge,
+    parts: impl Iterator<Item = Result<Bytes, BackendError>>,
+    proto: Protocol,
+    out: &mut BytesMut,
+) {
+    let mut values = Vec::new();
+    for part in parts {
+        let value = match part {
+            Ok(bytes) => match decode(&bytes, &Limits::default()) {
+                Ok(Some((value, _))) => value,
+                _ => {
+                    return encode::error(out, b"ERR keyway could not merge a node's reply");
+                }
+            },
+            Err(e) => return e.write_reply(out),
+        };
+        if value.is_error() {
+            return value.encode(out, proto);
+        }
+        values.push(value);
+    }
+    match how {
+        Merge::Union => {
+            let mut all: Vec<&[u8]> = values
+                .iter()
+                .flat_map(|v| v.as_array().unwrap_or_default())
+                .filter_map(Value::as_bytes)
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            encode::array_header(out, all.len());
+            all.into_iter().for_each(|item| encode::bulk(out, item));
+        }
+        Merge::Sum => {
+            let sum = values.iter().filter_map(Value::as_int).sum();
+            encode::integer(out, sum);
+        }
+        Merge::SumPerName => {
+            // Names in the order of the first reply (the request's order).
+            let mut order = Vec::new();
+            let mut sums: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+            for value in &values {
+                for (name, n) in pairs(value) {
+                    let (Some(name), Some(n)) = (name.as_bytes(), n.as_int()) else {
+                        continue;
+                    };
+                    let sum = sums.entry(name.to_vec()).or_insert_with(|| {
+                        order.push(name.to_vec());
+                        0
+                    });
+                    *sum += n;
+                }
+            }
+            encode::map_header(out, proto, order.len());
+            for name in order {
+                encode::bulk(out, &name);
+                encode::integer(out, sums[&name]);
+            }
+        }
+    }
+}
+
+/// The entries of a map, or of a RESP2 flat `[k1, v1, k2, v2, ...]` array.
+fn pairs(value: &Value) -> Vec<(&Value, &Value)> {
+    match value {
+        Value::Map(entries) => entries.iter().map(|(k, v)| (k, v)).collect(),
+        Value::Array(items) => items.chunks_exact(2).map(|kv| (&kv[0], &kv[1])).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(how: Merge, parts: &[&[u8]], proto: Protocol) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        let parts = parts.iter().map(|p| Ok(Bytes::copy_from_slice(p)));
+        merge(how, parts, proto, &mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn unions_sums_and_per_name_sums() {
+        let union = run(
+            Merge::Union,
+            &[
+                b"*2\r\n$1\r\nb\r\n$1\r\na\r\n",
+                b"*1\r\n$1\r\nb\r\n",
+                b"*0\r\n",
+            ],
+            Protocol::Resp2,
+        );
+        assert_eq!(union, b"*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+        assert_eq!(
+            run(
+                Merge::Sum,
+                &[b":2\r\n", b":0\r\n", b":5\r\n"],
+                Protocol::Resp2
+            ),
+            b":7\r\n"
+        );
+        let numsub: [&[u8]; 2] = [
+            b"*4\r\n$1\r\nx\r\n:1\r\n$1\r\ny\r\n:0\r\n",
+            b"*4\r\n$1\r\nx\r\n:2\r\n$1\r\ny\r\n:3\r\n",
+        ];
+        assert_eq!(
+            run(Merge::SumPerName, &numsub, Protocol::Resp2),
+            b"*4\r\n$1\r\nx\r\n:3\r\n$1\r\ny\r\n:3\r\n"
+        );
+        let numsub3: [&[u8]; 2] = [
+            b"%2\r\n$1\r\nx\r\n:1\r\n$1\r\ny\r\n:0\r\n",
+            b"%2\r\n$1\r\nx\r\n:2\r\n$1\r\ny\r\n:3\r\n",
+        ];
+        assert_eq!(
+            run(Merge::SumPerName, &numsub3, Protocol::Resp3),
+            b"%2\r\n$1\r\nx\r\n:3\r\n$1\r\ny\r\n:3\r\n"
+        );
+    }
+
+    #[test]
+    fn the_first_error_is_the_reply() {
+        assert_eq!(
+            run(
+                Merge::Sum,
+                &[b":1\r\n", b"-ERR boom\r\n", b"-ERR other\r\n"],
+                Protocol::Resp2
+            ),
+            b"-ERR boom\r\n"
+        );
+        let mut out = BytesMut::new();
+        let parts = [
+            Ok(Bytes::from_static(b":1\r\n")),
+            Err(BackendError::Lost("n:1".into())),
+        ];
+        merge(Merge::Sum, parts.into_iter(), Protocol::Resp2, &mut out);
+        assert!(out.starts_with(b"-ERR keyway lost the connection to node n:1"));
+    }
+}
