@@ -97,6 +97,8 @@ pub struct BackendSection {
     pub reconnect_min_ms: Option<u64>,
     /// Longest reconnect delay in milliseconds.
     pub reconnect_max_ms: Option<u64>,
+    /// Dedicated connections for blocked clients, per worker.
+    pub max_blocking_connections: Option<usize>,
 }
 
 /// `[client]`: limits per client connection.
@@ -159,6 +161,8 @@ pub struct Config {
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
+    /// Dedicated connections for blocked clients, per worker.
+    pub max_blocking_connections: NonZeroUsize,
     /// Parser bounds for client requests.
     pub limits: Limits,
     /// Outstanding requests per client before reading pauses.
@@ -208,6 +212,8 @@ pub mod defaults {
     pub const RECONNECT_MIN_MS: u64 = 50;
     /// `backend.reconnect_max_ms`.
     pub const RECONNECT_MAX_MS: u64 = 2000;
+    /// `backend.max_blocking_connections`.
+    pub const MAX_BLOCKING_CONNECTIONS: usize = 1000;
     /// `client.max_bulk_len`: 512 MiB, like redis-server's proto-max-bulk-len.
     pub const MAX_BULK_LEN: u64 = 512 * 1024 * 1024;
     /// `client.max_pipeline`.
@@ -411,6 +417,11 @@ impl FileConfig {
             )?,
             reconnect_min,
             reconnect_max,
+            max_blocking_connections: nonzero(
+                self.backend.max_blocking_connections,
+                MAX_BLOCKING_CONNECTIONS,
+                "backend.max_blocking_connections",
+            )?,
             limits: Limits {
                 max_bulk_len: max_bulk_len as usize,
                 ..Limits::default()

@@ -16,6 +16,9 @@ pub enum Route<'t> {
     AnyNode,
     /// To every master, their replies merged.
     FanOut(Merge),
+    /// To the master serving this slot, on a dedicated connection: the
+    /// command may block.
+    Blocking(Slot),
     /// keyway answers it itself.
     Local(&'t CommandSpec),
     /// Changes the client's subscriptions; for shard channels, the slot
@@ -70,10 +73,17 @@ pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
         },
         RouteClass::AnyNode => Route::AnyNode,
         RouteClass::Unsupported(reason) => Route::Reject(Rejection::Unsupported(spec, reason)),
-        RouteClass::Keyed if spec.is_blocking_call(request) => {
-            Route::Reject(Rejection::Unsupported(spec, Reason::Blocking))
-        }
+        RouteClass::KeyedBlocking => blocking(keyed(spec, request)),
+        RouteClass::Keyed if spec.is_blocking_call(request) => blocking(keyed(spec, request)),
         RouteClass::Keyed => keyed(spec, request),
+    }
+}
+
+/// A keyed route, made blocking.
+fn blocking(route: Route<'_>) -> Route<'_> {
+    match route {
+        Route::Slot(slot) => Route::Blocking(slot),
+        other => other,
     }
 }
 

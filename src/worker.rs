@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{info, info_span, Instrument};
 
+use crate::backend::blocking::BlockingPool;
 use crate::backend::conn::ConnSettings;
 use crate::backend::pool::{NodeConns, Pool};
 use crate::cluster::{ClusterView, NodeIndex, Topology};
@@ -53,6 +54,8 @@ pub struct Worker {
     pub shared: Arc<Shared>,
     /// This worker's subscriptions.
     pub hub: Rc<Hub>,
+    /// Dedicated connections for blocking commands.
+    pub blocking: Rc<BlockingPool>,
     pool: Pool,
     /// Connections by [`NodeIndex`] for the topology epoch they were built for.
     by_index: RefCell<(u64, Vec<Rc<NodeConns>>)>,
@@ -76,8 +79,13 @@ impl Worker {
             settings.connect_timeout,
             settings.limits,
         );
+        let blocking = BlockingPool::new(
+            Rc::new(settings.clone()),
+            config.max_blocking_connections.get(),
+        );
         Rc::new(Worker {
             hub,
+            blocking,
             pool: Pool::new(settings, config.connections_per_node.get(), on_failure),
             shared,
             by_index: RefCell::new((u64::MAX, Vec::new())),

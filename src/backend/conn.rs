@@ -30,7 +30,7 @@ use crate::protocol::{encode, Limits, Protocol, ReplyScanner};
 use super::{BackendError, ReplyTarget};
 
 /// `ASKING`, sent before a request that follows an `-ASK` redirect.
-const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
+pub(crate) const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
@@ -265,7 +265,11 @@ const HELLO3: &[&[u8]] = &[b"HELLO", b"3"];
 /// Switches a fresh connection to its protocol: nothing to do for RESP2;
 /// for RESP3, `HELLO 3` and its reply, which must be a map (an error means
 /// the node cannot speak RESP3, and the connection is not used).
-async fn handshake(stream: &TcpStream, proto: Protocol, settings: &ConnSettings) -> io::Result<()> {
+pub(crate) async fn handshake(
+    stream: &TcpStream,
+    proto: Protocol,
+    settings: &ConnSettings,
+) -> io::Result<()> {
     if proto == Protocol::Resp2 {
         return Ok(());
     }

@@ -1,12 +1,14 @@
 //! Connections from one worker to the cluster's nodes: per node a few
 //! multiplexed, pipelined connections ([`conn`]), found by address in the
-//! worker's [`pool`]; [`subscriber`] connections shared by a worker's
+//! worker's [`pool`]; dedicated [`blocking`] connections for commands that
+//! may block; [`subscriber`] connections shared by a worker's
 //! subscribed clients; plus one-shot [`control`] queries for the topology
 //! task.
 //!
 //! Everything here except `control` is single-threaded (`Rc`, `RefCell`):
 //! each worker owns its own connections, so the hot path takes no lock.
 
+pub mod blocking;
 pub mod conn;
 pub mod control;
 pub mod pool;

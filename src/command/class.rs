@@ -18,6 +18,10 @@ pub enum RouteClass {
     /// No keys; any master can answer (TIME, LOLWUT, PUBLISH which the
     /// cluster broadcasts, unknown subcommands of harmless containers).
     AnyNode,
+    /// Blocks until data arrives or its timeout passes (BLPOP, BZPOPMIN,
+    /// BLMOVE, ...; XREAD/XREADGROUP with BLOCK are `Keyed` and checked per
+    /// call): routed by its keys like `Keyed`, on a dedicated connection.
+    KeyedBlocking,
     /// Sent to the master of the slot its first argument (a channel) hashes
     /// to: PUBLISH. The cluster broadcasts it from any node, but messages
     /// published through different nodes can overtake each other on the
@@ -58,7 +62,8 @@ pub enum Reason {
     ClusterWide,
     /// MULTI/EXEC/DISCARD/WATCH/UNWATCH: need a dedicated backend connection.
     Transactions,
-    /// Blocking commands (BLPOP, ...; XREAD/XREADGROUP only with BLOCK).
+    /// Blocking commands without keys (none in Redis 7.0; modules may
+    /// have some).
     Blocking,
     /// Pub/sub commands keyway has no rule for (e.g. from a module).
     PubSub,
@@ -186,7 +191,7 @@ fn family_override(family: &str) -> Option<RouteClass> {
 /// 3. `pubsub` flag → PubSub,
 /// 4. `admin` flag → NodeAdmin,
 /// 5. remaining CLIENT subcommands → ConnectionState,
-/// 6. `blocking` flag → Blocking,
+/// 6. `blocking` flag → KeyedBlocking (Unsupported without keys),
 /// 7. a fan-out `request_policy` tip and no keys → ClusterWide,
 /// 8. key specs → Keyed,
 /// 9. otherwise AnyNode.
@@ -210,7 +215,11 @@ pub(crate) fn classify(name: &str, flags: CommandFlags, tips: Tips, has_keys: bo
         return Unsupported(ConnectionState);
     }
     if flags.is_blocking() {
-        return Unsupported(Blocking);
+        return if has_keys {
+            KeyedBlocking
+        } else {
+            Unsupported(Blocking)
+        };
     }
     let fan_out = matches!(
         tips.request,

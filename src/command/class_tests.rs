@@ -129,7 +129,7 @@ fn blocking() {
             "BZPOPMIN z 0",
             "BLMPOP 0 1 a LEFT",
         ],
-        RouteClass::Unsupported(Reason::Blocking),
+        RouteClass::KeyedBlocking,
     );
 }
 

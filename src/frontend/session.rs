@@ -11,6 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -67,10 +68,17 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         scratch: RefCell::new(BytesMut::new()),
         flush_due: Cell::new(false),
         over_soft_limit: Cell::new(None),
+        blocked: RefCell::new(None),
+        force_send: Cell::new(false),
     });
     debug!(id, %peer, "client connected");
     session.clone().run().await;
     session.unsubscribe_all();
+    // Closing the dedicated connection unblocks the command on the node,
+    // which then never pops an element for this client.
+    if let Some((_, task)) = session.blocked.take() {
+        task.abort();
+    }
     debug!(id, %peer, "client disconnected");
 }
 
@@ -80,6 +88,8 @@ enum Target {
     AnyMaster,
     /// Every master, the replies merged.
     AllMasters(Merge),
+    /// The master of the slot, on a dedicated connection.
+    Blocking(Slot),
 }
 
 /// Why the reader stopped.
@@ -120,6 +130,12 @@ struct Session {
     flush_due: Cell<bool>,
     /// Since when the unsent output of this subscriber is over the soft limit.
     over_soft_limit: Cell<Option<std::time::Instant>>,
+    /// The blocking command in flight (at most one: requests after it are
+    /// held), and its task on a dedicated connection.
+    blocked: RefCell<Option<(u64, tokio::task::AbortHandle)>>,
+    /// Send the next request without the ordering check: it is the first
+    /// of the held ones, released because nothing is in flight.
+    force_send: Cell<bool>,
 }
 
 impl Session {
@@ -263,6 +279,7 @@ impl Session {
             Route::Slot(slot) => Target::Slot(slot),
             Route::AnyNode => Target::AnyMaster,
             Route::FanOut(merge) => Target::AllMasters(merge),
+            Route::Blocking(slot) => Target::Blocking(slot),
             Route::Subscription(spec, _) => {
                 self.subscription(spec.name(), &request);
                 return true;
@@ -444,8 +461,14 @@ impl Session {
             };
             // This request counts as in flight itself.
             let others = replies.in_flight().saturating_sub(1);
-            let moved = epoch != self.sent_epoch.get() || proto != self.sent_proto.get();
-            if replies.held() > 0 || (others > 0 && moved) {
+            // A blocking command goes on a connection of its own: nothing
+            // may be in flight beside it, in either direction.
+            let moved = epoch != self.sent_epoch.get()
+                || proto != self.sent_proto.get()
+                || matches!(target, Target::Blocking(_))
+                || self.blocked.borrow().is_some();
+            let forced = self.force_send.replace(false);
+            if !forced && (replies.held() > 0 || (others > 0 && moved)) {
                 replies.hold(token);
                 return;
             }
@@ -454,6 +477,18 @@ impl Session {
         self.sent_epoch.set(epoch);
         let conns = match target {
             Target::AllMasters(merge) => return self.fan_out(token, merge, &topology),
+            Target::Blocking(slot) => {
+                return match topology.master_of(slot) {
+                    Some(index) => {
+                        let addr = topology.nodes()[index as usize].addr.clone();
+                        drop(topology);
+                        self.block(token, addr, false)
+                    }
+                    None => self.complete_local(token, |out| {
+                        encode::error(out, b"CLUSTERDOWN Hash slot not served")
+                    }),
+                };
+            }
             Target::Slot(slot) => match topology.master_of(slot) {
                 Some(index) => Ok(worker.master(&topology, index)),
                 None if epoch == 0 => Err(NO_TOPOLOGY),
@@ -475,15 +510,18 @@ impl Session {
             }
             self.sent_epoch
                 .set(self.worker.shared.view.topology().load().epoch());
-            // The first goes out in its own protocol; `start` holds the
-            // ones after it again if the protocol or the map changes.
+            // The first goes out whatever it is (nothing is in flight);
+            // `start` holds the ones after it again if the protocol, the
+            // map or the connection changes.
             let first = self.replies.borrow().request(tokens.start).map(|(_, p)| p);
             if let Some(proto) = first {
                 self.sent_proto.set(proto);
+                self.force_send.set(true);
             }
             for token in tokens {
                 self.restart(token);
             }
+            self.force_send.set(false);
         }
     }
 
@@ -561,11 +599,11 @@ impl Session {
             Redirect::Moved { slot, addr } => {
                 crate::metrics::redirect("moved");
                 self.worker.shared.view.report_moved(slot, addr);
-                self.send(token, Ok(self.worker.node(addr)), false);
+                self.resend(token, addr, false);
             }
             Redirect::Ask { addr, .. } => {
                 crate::metrics::redirect("ask");
-                self.send(token, Ok(self.worker.node(addr)), true);
+                self.resend(token, addr, true);
             }
             Redirect::TryAgain => {
                 crate::metrics::redirect("tryagain");
@@ -582,6 +620,49 @@ impl Session {
             }
         }
         true
+    }
+
+    /// Sends entry `token` again, to `addr`, the way it went before: on a
+    /// dedicated connection if it is the blocking command in flight.
+    fn resend(&self, token: u64, addr: &str, asking: bool) {
+        let blocking = matches!(*self.blocked.borrow(), Some((t, _)) if t == token);
+        if blocking {
+            self.block(token, addr.into(), asking);
+        } else {
+            self.send(token, Ok(self.worker.node(addr)), asking);
+        }
+    }
+
+    /// Runs entry `token` on a dedicated connection to `addr` (see
+    /// [`crate::backend::blocking`]); its reply comes back through
+    /// `deliver`, so redirects are followed as for any request.
+    fn block(&self, token: u64, addr: Arc<str>, asking: bool) {
+        let pool = self.worker.blocking.clone();
+        let Some(permit) = pool.try_acquire() else {
+            *self.blocked.borrow_mut() = None;
+            let text = format!(
+                "ERR keyway has {} blocked clients on this worker, its limit (backend.max_blocking_connections); retry later",
+                pool.max()
+            );
+            return self.complete_local(token, |out| encode::error(out, text.as_bytes()));
+        };
+        let (Some((request, proto)), Some(me)) = (
+            self.replies
+                .borrow()
+                .request(token)
+                .map(|(r, p)| (r.clone(), p)),
+            self.me.upgrade(),
+        ) else {
+            return;
+        };
+        let task = tokio::task::spawn_local(async move {
+            let reply = pool.run(permit, addr, proto, request, asking).await;
+            // Done blocking (unless a redirect starts it again).
+            me.blocked.borrow_mut().take();
+            me.deliver(token, reply);
+            Session::flush(&me);
+        });
+        *self.blocked.borrow_mut() = Some((token, task.abort_handle()));
     }
 
     /// Routes entry `token` again from scratch and starts it (after
@@ -605,6 +686,7 @@ impl Session {
         let target = match router::route(&table, &request) {
             Route::Slot(slot) => Target::Slot(slot),
             Route::FanOut(merge) => Target::AllMasters(merge),
+            Route::Blocking(slot) => Target::Blocking(slot),
             _ => Target::AnyMaster,
         };
         drop(table);
