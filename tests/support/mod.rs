@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod fake_node;
 pub mod migration;
 pub mod proxy;
+pub mod pubsub_client;
 pub mod resp;
 pub mod slot;
 pub mod slotmap;
