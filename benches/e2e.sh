@@ -6,12 +6,14 @@
 #   benches/e2e.sh              # throughput table (default)
 #   benches/e2e.sh resp3        # through keyway: RESP3 clients (-3) vs RESP2
 #   benches/e2e.sh conns        # memory of idle client connections
-#   benches/e2e.sh all          # all three
+#   benches/e2e.sh blocked      # through keyway: no blocked clients vs BLOCKED in BLPOP
+#   benches/e2e.sh pubsub       # SUBS subscribers: memory each, messages delivered/s
+#   benches/e2e.sh all          # all of them
 #
 # Environment: N (requests per run, 200000), ROUNDS (3), CLIENTS (50),
 # PIPELINES ("1 16"), TESTS ("set get"), KEYWAY_WORKERS (1: keyway and
 # redis share 2 cores, so one worker is the fairer default), CONNS (10000),
-# KEYWAY_BIN (default target/release/keyway, built here).
+# BLOCKED (200), SUBS (10000), MESSAGES (100), KEYWAY_BIN (default target/release/keyway, built here).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,8 +31,12 @@ WORKERS=${KEYWAY_WORKERS:-1}
 CONNS=${CONNS:-10000}
 TCK=$(getconf CLK_TCK)
 
-case $mode in throughput | resp3 | conns | all) ;; *)
-    echo "usage: $0 [throughput|resp3|conns|all]" >&2
+BLOCKED=${BLOCKED:-200}
+SUBS=${SUBS:-10000}
+MESSAGES=${MESSAGES:-100}
+
+case $mode in throughput | resp3 | conns | blocked | pubsub | all) ;; *)
+    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|all]" >&2
     exit 2
     ;;
 esac
@@ -90,7 +96,24 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$keyway_pid/stat"; }
 # rps_of CSV_FILE TEST: the requests/s column of redis-benchmark --csv.
 rps_of() { awk -F'"' -v t="${2^^}" '$2 == t {print $4}' "$1"; }
 
-run_bench() { # run_bench {direct|keyway|keyway3} TEST P
+# hold_blocked: BLOCKED clients blocked in BLPOP on keyway until killed;
+# creates $tmp/blocked.ready once all are blocked.
+hold_blocked() {
+    exec python3 - "$kport" "$BLOCKED" "$tmp/blocked.ready" <<'PY'
+import socket, sys, time
+port, n, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(f"BLPOP bench:blocked:{i} 0\r\n".encode())
+    socks.append(s)
+time.sleep(0.5)
+open(ready, "w").close()
+time.sleep(3600)
+PY
+}
+
+run_bench() { # run_bench {direct|keyway|keyway3|keyway-blocked} TEST P
     local kind=$1 t=$2 p=$3 out="$tmp/out.csv" before after
     local args=(-c "$CLIENTS" -r 100000 -d 64 -t "$t" -P "$p" -n "$N" -q --csv)
     case $kind in
@@ -101,9 +124,20 @@ run_bench() { # run_bench {direct|keyway|keyway3} TEST P
         ;;
     keyway3) args+=(-3) ;;
     esac
+    local holder=""
+    if [ "$kind" = keyway-blocked ]; then
+        hold_blocked &
+        holder=$!
+        until [ -e "$tmp/blocked.ready" ]; do sleep 0.1; done
+    fi
     before=$(cpu_ticks)
     redis-benchmark -h 127.0.0.1 -p "$kport" "${args[@]}" >"$out"
     after=$(cpu_ticks)
+    if [ -n "$holder" ]; then
+        kill "$holder" 2>/dev/null || true
+        wait "$holder" 2>/dev/null || true
+        rm -f "$tmp/blocked.ready"
+    fi
     echo "$t $p $kind $(rps_of "$out" "$t") $((after - before))"
 }
 
@@ -197,13 +231,67 @@ conns() {
     conns_memory redis "$node_pid" "$seed_port"
 }
 
+# pubsub: SUBS subscribers of one channel through keyway: RSS per
+# subscriber, then MESSAGES messages published and the time until the last
+# subscriber has read them all (deliveries/s), and keyway CPU per delivery.
+pubsub() {
+    python3 - "$keyway_pid" "$kport" "$SUBS" "$MESSAGES" "$TCK" <<'PY'
+import selectors, socket, sys, time
+pid, port, n, m, tck = (int(a) for a in sys.argv[1:6])
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+def cpu():
+    f = open(f"/proc/{pid}/stat").read().split()
+    return int(f[13]) + int(f[14])
+before = rss()
+subs = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"SUBSCRIBE bench:news\r\n")
+    subs.append(s)
+for s in subs:
+    assert s.recv(4096).startswith(b"*3"), "subscribe confirmation"
+    s.setblocking(False)
+time.sleep(1)
+after = rss()
+print(f"{n} subscribers: RSS {before} KiB -> {after} KiB, {(after - before) / n:.2f} KiB per subscriber")
+frame = b"*3\r\n$7\r\nmessage\r\n$10\r\nbench:news\r\n$8\r\npayload!\r\n"
+want = len(frame) * m
+pub = socket.create_connection(("127.0.0.1", port))
+c0, t0 = cpu(), time.time()
+pub.sendall(b"PUBLISH bench:news payload!\r\n" * m)
+sel = selectors.DefaultSelector()
+got = {}
+for s in subs:
+    sel.register(s, selectors.EVENT_READ)
+    got[s] = 0
+left = n
+while left:
+    for key, _ in sel.select(timeout=30):
+        s = key.fileobj
+        data = s.recv(1 << 16)
+        got[s] += len(data)
+        if got[s] >= want:
+            sel.unregister(s)
+            left -= 1
+elapsed, c1 = time.time() - t0, cpu()
+print(f"{m} messages to {n} subscribers: {n * m} deliveries in {elapsed:.2f} s = {n * m / elapsed:,.0f} deliveries/s; keyway CPU {(c1 - c0) / tck * 1e6 / (n * m):.3f} us per delivery")
+PY
+}
+
 case $mode in
 throughput) compare direct keyway ;;
 resp3) compare keyway keyway3 ;;
 conns) conns ;;
+blocked) compare keyway keyway-blocked ;;
+pubsub) pubsub ;;
 all)
     compare direct keyway
     compare keyway keyway3
+    compare keyway keyway-blocked
+    pubsub
     conns
     ;;
 esac

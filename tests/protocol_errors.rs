@@ -151,10 +151,7 @@ fn bad_and_unusual_input() {
         &["MULTI"],
         &["EXEC"],
         &["WATCH", "k"],
-        &["BLPOP", "list", "0"],
-        &["BRPOP", "list", "1"],
-        &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"],
-        &["PUBSUB", "CHANNELS"],
+        &["WAIT", "1", "0"],
     ] {
         let reply = raw.cmd(args);
         assert_starts(&reply, "-ERR", &format!("{args:?}"));
