@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::fake_node::{FakeNode, Reply, SlotMap};
 use support::util::TempDir;
-use support::{poll_until, Cluster, Proxy, RawClient, OP_TIMEOUT};
+use support::{poll_until, Cluster, Proxy, RawClient, Ready, OP_TIMEOUT};
 
 /// Starts `args` on a fresh client, which blocks; returns the client.
 fn block(proxy: &Proxy, args: &[&str]) -> RawClient {
@@ -315,4 +316,32 @@ fn no_queue_element_is_lost_while_consumers_come_and_go() {
         missing.len(),
         &missing[..missing.len().min(10)]
     );
+}
+
+/// The race a real cluster cannot show on demand: the node pops an element
+/// for a blocked client just as that client leaves (here a fake node that
+/// answers after keyway already closed the command's connection). keyway
+/// puts the element back where it was instead of losing it.
+#[test]
+fn an_element_popped_for_a_client_that_left_is_put_back() {
+    let map = SlotMap::default();
+    let node = FakeNode::start_with_map(map.clone());
+    map.set(&[(0, 16383, &node.addr())]);
+    let proxy = Proxy::spawn(&[node.addr()], &[], Ready::Ping);
+    let mut probe = proxy.raw_client();
+    poll_until(Duration::from_secs(10), || {
+        (probe.cmd(&["GET", "warmup"]) == "$-1\r\n").then_some(())
+    })
+    .expect("keyway reached the fake node");
+    node.script(
+        "q",
+        [Reply::raw("*2\r\n$1\r\nq\r\n$7\r\nelement\r\n").delayed(Duration::from_millis(500))],
+    );
+    let client = block(&proxy, &["BLPOP", "q", "0"]);
+    std::thread::sleep(Duration::from_millis(150));
+    drop(client);
+    poll_until(Duration::from_secs(5), || {
+        (node.count(&["LPUSH", "q", "element"]) == 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("element not put back; keyway log:\n{}", proxy.log_tail(20)));
 }

@@ -4,19 +4,23 @@
 //! bounded per-worker pool, for exactly one command. No request timeout
 //! applies: `BLPOP k 0` may wait forever.
 //!
-//! The command runs inside a future the session can drop: dropping it (the
-//! client left) closes the connection at once, so the node unblocks it and
-//! never pops an element for a client that is gone. A connection whose
-//! command completed goes back to a small idle list for the next one.
+//! When the client leaves, the session signals [`Abandon`]: the connection
+//! is half-closed at once, so the node drops the blocked command and never
+//! pops an element for a client that is gone. A reply the node sent before
+//! it saw the close is still read and handed back ([`Outcome::Abandoned`]),
+//! so the caller can put the element back ([`super::giveback`]). A
+//! connection whose command completed goes back to a small idle list.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 use crate::net;
 use crate::protocol::{Protocol, ReplyScanner};
@@ -26,6 +30,34 @@ use super::BackendError;
 
 /// Idle connections kept per node and protocol.
 const IDLE_PER_NODE: usize = 8;
+
+/// How long a reply the node sent before it saw an abandoned command's
+/// close may take to arrive.
+const ABANDON_LINGER: Duration = Duration::from_secs(1);
+
+/// Tells a running blocking command that its client left.
+#[derive(Default)]
+pub struct Abandon {
+    left: Cell<bool>,
+    notify: Notify,
+}
+
+impl Abandon {
+    /// The client left: stop waiting.
+    pub fn signal(&self) {
+        self.left.set(true);
+        self.notify.notify_one();
+    }
+}
+
+/// How a blocking command ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The node's reply.
+    Reply(Bytes),
+    /// The client left first; the reply the node had already sent, if any.
+    Abandoned(Option<Bytes>),
+}
 
 /// Idle connections by node address and protocol.
 type IdleStreams = HashMap<(Arc<str>, Protocol), Vec<TcpStream>>;
@@ -73,7 +105,7 @@ impl BlockingPool {
     }
 
     /// Runs `request` (with `ASKING` first when `asking`) on a dedicated
-    /// connection to `addr` speaking `proto`, and returns its reply.
+    /// connection to `addr` speaking `proto`, until its reply or `abandon`.
     pub async fn run(
         &self,
         _permit: Permit,
@@ -81,7 +113,11 @@ impl BlockingPool {
         proto: Protocol,
         request: Bytes,
         asking: bool,
-    ) -> Result<Bytes, BackendError> {
+        abandon: &Abandon,
+    ) -> Result<Outcome, BackendError> {
+        if abandon.left.get() {
+            return Ok(Outcome::Abandoned(None));
+        }
         let stream = match self.idle_stream(&addr, proto) {
             Some(stream) => stream,
             None => self
@@ -89,16 +125,18 @@ impl BlockingPool {
                 .await
                 .map_err(|_| BackendError::Unreachable(addr.clone()))?,
         };
-        let reply = self
-            .exchange(&stream, &request, asking)
+        let outcome = self
+            .exchange(&stream, &request, asking, abandon)
             .await
             .map_err(|_| BackendError::Lost(addr.clone()))?;
-        let mut idle = self.idle.borrow_mut();
-        let list = idle.entry((addr, proto)).or_default();
-        if list.len() < IDLE_PER_NODE {
-            list.push(stream);
+        if let Outcome::Reply(_) = outcome {
+            let mut idle = self.idle.borrow_mut();
+            let list = idle.entry((addr, proto)).or_default();
+            if list.len() < IDLE_PER_NODE {
+                list.push(stream);
+            }
         }
-        Ok(reply)
+        Ok(outcome)
     }
 
     /// An idle connection that is still open and has nothing unread.
@@ -128,12 +166,15 @@ impl BlockingPool {
     }
 
     /// Writes the request and reads its reply (after `ASKING`'s, if sent).
+    /// On `abandon`, half-closes the connection and reads on for at most
+    /// [`ABANDON_LINGER`], for a reply the node sent before it saw that.
     async fn exchange(
         &self,
         stream: &TcpStream,
         request: &[u8],
         asking: bool,
-    ) -> io::Result<Bytes> {
+        abandon: &Abandon,
+    ) -> io::Result<Outcome> {
         let mut out = BytesMut::with_capacity(request.len() + ASKING.len());
         if asking {
             out.extend_from_slice(ASKING);
@@ -143,13 +184,26 @@ impl BlockingPool {
         let mut buf = BytesMut::with_capacity(4096);
         let mut scanner = ReplyScanner::new(self.settings.limits);
         let mut skip = usize::from(asking);
+        let linger = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(linger);
+        let mut abandoned = false;
         loop {
-            stream.readable().await?;
+            tokio::select! {
+                r = stream.readable() => r?,
+                _ = abandon.notify.notified(), if !abandoned => {
+                    abandoned = true;
+                    socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write)?;
+                    linger.as_mut().reset(tokio::time::Instant::now() + ABANDON_LINGER);
+                    continue;
+                }
+                _ = &mut linger => return Ok(Outcome::Abandoned(None)),
+            }
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(buf.len().max(4096));
             }
             match net::read_some(stream, &mut buf)? {
                 None => continue,
+                Some(0) if abandoned => return Ok(Outcome::Abandoned(None)),
                 Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Some(_) => {}
             }
@@ -158,10 +212,13 @@ impl BlockingPool {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
             {
                 let reply = buf.split_to(len).freeze();
-                if skip == 0 {
-                    return Ok(reply);
+                if skip > 0 {
+                    skip -= 1;
+                } else if abandoned {
+                    return Ok(Outcome::Abandoned(Some(reply)));
+                } else {
+                    return Ok(Outcome::Reply(reply));
                 }
-                skip -= 1;
             }
         }
     }

@@ -55,7 +55,8 @@ pub struct ConnSettings {
 
 /// A request waiting for its reply.
 struct Waiter {
-    /// `None` for replies keyway discards (the `+OK` to `ASKING`).
+    /// `None` for replies keyway discards (the `+OK` to `ASKING`, commands
+    /// of its own).
     target: Option<Rc<dyn ReplyTarget>>,
     token: u64,
     /// When its write batch began filling; the request timeout runs from here.
@@ -123,6 +124,21 @@ impl Conn {
         target: &Rc<dyn ReplyTarget>,
         token: u64,
     ) -> Result<(), BackendError> {
+        self.queue(request, asking, Some(target.clone()), token)
+    }
+
+    /// Queues a command of keyway's own whose reply nobody waits for.
+    pub fn send_unanswered(&self, request: &[u8]) -> Result<(), BackendError> {
+        self.queue(request, false, None, 0)
+    }
+
+    fn queue(
+        &self,
+        request: &[u8],
+        asking: bool,
+        target: Option<Rc<dyn ReplyTarget>>,
+        token: u64,
+    ) -> Result<(), BackendError> {
         let mut state = self.state.borrow_mut();
         if state.link == Link::Down {
             return Err(BackendError::Unreachable(self.addr.clone()));
@@ -142,7 +158,7 @@ impl Conn {
         }
         state.out.extend_from_slice(request);
         state.inflight.push_back(Waiter {
-            target: Some(target.clone()),
+            target,
             token,
             queued,
         });

@@ -11,6 +11,7 @@
 pub mod blocking;
 pub mod conn;
 pub mod control;
+pub mod giveback;
 pub mod pool;
 pub mod subscriber;
 

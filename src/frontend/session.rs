@@ -19,13 +19,15 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
+use crate::backend::blocking::{Abandon, Outcome as BlockingOutcome};
+use crate::backend::giveback;
 use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplyTarget};
 use crate::cluster::redirect::{self, Redirect};
 use crate::cluster::{NodeIndex, Slot, Topology};
 use crate::command::{CommandSpec, CommandTable, Merge, RouteClass};
 use crate::net;
-use crate::protocol::{encode, Protocol, Request, RequestParser};
+use crate::protocol::{encode, Limits, Protocol, Request, RequestParser};
 use crate::pubsub::{Message, Subscriber, TopicKind};
 use crate::router::{self, Route};
 use crate::worker::Worker;
@@ -76,8 +78,8 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     session.unsubscribe_all();
     // Closing the dedicated connection unblocks the command on the node,
     // which then never pops an element for this client.
-    if let Some((_, task)) = session.blocked.take() {
-        task.abort();
+    if let Some((_, abandon)) = session.blocked.take() {
+        abandon.signal();
     }
     debug!(id, %peer, "client disconnected");
 }
@@ -131,8 +133,8 @@ struct Session {
     /// Since when the unsent output of this subscriber is over the soft limit.
     over_soft_limit: Cell<Option<std::time::Instant>>,
     /// The blocking command in flight (at most one: requests after it are
-    /// held), and its task on a dedicated connection.
-    blocked: RefCell<Option<(u64, tokio::task::AbortHandle)>>,
+    /// held), and how to tell it the client left.
+    blocked: RefCell<Option<(u64, Rc<Abandon>)>>,
     /// Send the next request without the ordering check: it is the first
     /// of the held ones, released because nothing is in flight.
     force_send: Cell<bool>,
@@ -655,14 +657,64 @@ impl Session {
         ) else {
             return;
         };
-        let task = tokio::task::spawn_local(async move {
-            let reply = pool.run(permit, addr, proto, request, asking).await;
-            // Done blocking (unless a redirect starts it again).
-            me.blocked.borrow_mut().take();
-            me.deliver(token, reply);
-            Session::flush(&me);
+        let abandon = Rc::new(Abandon::default());
+        *self.blocked.borrow_mut() = Some((token, abandon.clone()));
+        tokio::task::spawn_local(async move {
+            let outcome = pool
+                .run(
+                    permit,
+                    addr.clone(),
+                    proto,
+                    request.clone(),
+                    asking,
+                    &abandon,
+                )
+                .await;
+            match outcome {
+                Ok(BlockingOutcome::Reply(reply)) => {
+                    // Done blocking (unless a redirect starts it again).
+                    me.blocked.borrow_mut().take();
+                    me.deliver(token, Ok(reply));
+                    Session::flush(&me);
+                }
+                Ok(BlockingOutcome::Abandoned(Some(reply))) => {
+                    me.give_back(&addr, &request, &reply)
+                }
+                Ok(BlockingOutcome::Abandoned(None)) => {}
+                Err(e) => {
+                    me.blocked.borrow_mut().take();
+                    me.deliver(token, Err(e));
+                    Session::flush(&me);
+                }
+            }
         });
-        *self.blocked.borrow_mut() = Some((token, task.abort_handle()));
+    }
+
+    /// The node answered a blocking command after its client left: puts the
+    /// popped element back (see [`crate::backend::giveback`]).
+    fn give_back(&self, addr: &str, request: &Bytes, reply: &Bytes) {
+        let limits = self.worker.shared.config.limits;
+        let (Some(request), Ok(Some((value, _)))) = (
+            Request::reparse(request, limits),
+            crate::protocol::decode(reply, &Limits::default()),
+        ) else {
+            return;
+        };
+        let name = String::from_utf8_lossy(request.arg(0)).to_lowercase();
+        let args: Vec<&[u8]> = request.args().skip(1).collect();
+        let Some(command) = giveback::give_back(&name, &args, &value) else {
+            return;
+        };
+        let parts: Vec<&[u8]> = command.iter().map(|b| &b[..]).collect();
+        let mut bytes = BytesMut::new();
+        encode::command(&mut bytes, &parts);
+        let id = self.client.borrow().id;
+        let sent = self
+            .worker
+            .node(addr)
+            .pick(Protocol::Resp2, id)
+            .send_unanswered(&bytes);
+        warn!(client = id, node = addr, command = %name, given_back = sent.is_ok(), "client left as its blocking command was answered; putting the element back");
     }
 
     /// Routes entry `token` again from scratch and starts it (after
