@@ -67,8 +67,11 @@ seed_port=${CLUSTER_PORTS%% *}
 # start_keyway: a fresh keyway on a free port; sets kport and keyway_pid.
 start_keyway() {
     kport=$(free_ports 1)
-    "$KEYWAY_BIN" --listen "127.0.0.1:$kport" --cluster "$CLUSTER_SEEDS" \
-        --workers "$WORKERS" --log-level warn >"$tmp/keyway.log" 2>&1 &
+    # Room for every client the modes open (CONNS, SUBS, plus the probes).
+    printf '[client]\nmax_clients = 1000000\n' >"$tmp/keyway.toml"
+    "$KEYWAY_BIN" --config "$tmp/keyway.toml" --listen "127.0.0.1:$kport" \
+        --cluster "$CLUSTER_SEEDS" --workers "$WORKERS" --log-level warn \
+        >"$tmp/keyway.log" 2>&1 &
     keyway_pid=$!
     local deadline=$((SECONDS + 30))
     until redis-cli -p "$kport" set bench:ready 1 2>/dev/null | grep -q OK; do
@@ -262,6 +265,7 @@ want = len(frame) * m
 pub = socket.create_connection(("127.0.0.1", port))
 c0, t0 = cpu(), time.time()
 pub.sendall(b"PUBLISH bench:news payload!\r\n" * m)
+assert pub.recv(64).startswith(b":"), "PUBLISH accepted"
 sel = selectors.DefaultSelector()
 got = {}
 for s in subs:
@@ -269,7 +273,9 @@ for s in subs:
     got[s] = 0
 left = n
 while left:
-    for key, _ in sel.select(timeout=30):
+    ready = sel.select(timeout=30)
+    assert ready, f"{left} subscribers got nothing for 30 s"
+    for key, _ in ready:
         s = key.fileobj
         data = s.recv(1 << 16)
         got[s] += len(data)
