@@ -90,36 +90,36 @@ fn brpop_workers_consume_every_task_once() {
     }
 }
 
-/// The entry ids of an `XREADGROUP` / `XAUTOCLAIM` / `XCLAIM` reply.
+/// The ids of a list of stream entries (`[[id, fields], ...]`).
+fn ids_of_entries(entries: &Value) -> Vec<String> {
+    let Value::Array(items) = entries else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|e| match e {
+            Value::Array(parts) => match parts.first() {
+                Some(Value::BulkString(id)) => Some(String::from_utf8_lossy(id).into()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// The entry ids of an `XREADGROUP` reply (`[[stream, entries], ...]`, nil
+/// on timeout).
 fn entry_ids(value: &Value) -> Vec<String> {
-    fn ids_of_entries(entries: &Value) -> Vec<String> {
-        match entries {
-            Value::Array(items) => items
-                .iter()
-                .filter_map(|e| match e {
-                    Value::Array(parts) => match parts.first() {
-                        Some(Value::BulkString(id)) => Some(String::from_utf8_lossy(id).into()),
-                        _ => None,
-                    },
-                    _ => None,
-                })
-                .collect(),
+    let Value::Array(streams) = value else {
+        return Vec::new();
+    };
+    streams
+        .iter()
+        .flat_map(|s| match s {
+            Value::Array(p) if p.len() == 2 => ids_of_entries(&p[1]),
             _ => Vec::new(),
-        }
-    }
-    match value {
-        // XREADGROUP: [[stream, entries], ...]
-        Value::Array(streams) if streams.iter().all(|s| matches!(s, Value::Array(p) if p.len() == 2 && matches!(p[0], Value::BulkString(_)) && matches!(p[1], Value::Array(_)))) => {
-            streams
-                .iter()
-                .flat_map(|s| match s {
-                    Value::Array(p) => ids_of_entries(&p[1]),
-                    _ => Vec::new(),
-                })
-                .collect()
-        }
-        _ => Vec::new(),
-    }
+        })
+        .collect()
 }
 
 #[test]
@@ -231,19 +231,7 @@ fn a_consumer_group_acknowledges_every_stream_message_once() {
     let Value::Array(parts) = &auto else {
         panic!("XAUTOCLAIM reply: {auto:?}")
     };
-    let mut rescued: Vec<String> = match &parts[1] {
-        Value::Array(entries) => entries
-            .iter()
-            .filter_map(|e| match e {
-                Value::Array(p) => match p.first() {
-                    Some(Value::BulkString(id)) => Some(String::from_utf8_lossy(id).into()),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect(),
-        other => panic!("XAUTOCLAIM entries: {other:?}"),
-    };
+    let mut rescued = ids_of_entries(&parts[1]);
     rescued.sort();
     let mut want = stranded.clone();
     want.sort();

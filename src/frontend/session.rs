@@ -564,6 +564,17 @@ impl Session {
         }
     }
 
+    /// Entry `token`'s request and protocol while it waits for its reply,
+    /// with this session as the reply target.
+    fn pending(&self, token: u64) -> Option<(Bytes, Protocol, Rc<Session>)> {
+        let (request, proto) = self
+            .replies
+            .borrow()
+            .request(token)
+            .map(|(r, p)| (r.clone(), p))?;
+        Some((request, proto, self.me.upgrade()?))
+    }
+
     /// Puts `reply` in place of entry `token`; the next flush sends it.
     fn complete(&self, token: u64, reply: Bytes) {
         self.replies.borrow_mut().complete(token, reply);
@@ -648,13 +659,7 @@ impl Session {
             );
             return self.complete_local(token, |out| encode::error(out, text.as_bytes()));
         };
-        let (Some((request, proto)), Some(me)) = (
-            self.replies
-                .borrow()
-                .request(token)
-                .map(|(r, p)| (r.clone(), p)),
-            self.me.upgrade(),
-        ) else {
+        let Some((request, proto, me)) = self.pending(token) else {
             return;
         };
         let abandon = Rc::new(Abandon::default());
@@ -752,13 +757,7 @@ impl Session {
         if masters == 0 {
             return self.complete_local(token, |out| encode::error(out, NO_TOPOLOGY.as_bytes()));
         }
-        let (Some((request, proto)), Some(me)) = (
-            self.replies
-                .borrow()
-                .request(token)
-                .map(|(r, p)| (r.clone(), p)),
-            self.me.upgrade(),
-        ) else {
+        let Some((request, proto, me)) = self.pending(token) else {
             return;
         };
         let id = self.client.borrow().id;
