@@ -865,3 +865,61 @@ fn a_subscriber_that_does_not_read_is_disconnected_at_the_output_limit() {
         "keyway still serves"
     );
 }
+
+/// A shard channel whose slot moves to another master (resharding) keeps
+/// delivering: keyway notices the old owner dropping it (or refusing it) and
+/// subscribes again on the new one, without the client doing anything.
+#[test]
+fn a_shard_channel_follows_its_slot_to_a_new_master() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let tags = tags_on_distinct_masters(&cluster, 2);
+    let channel = format!("{{{}}}moving", tags[0].0);
+    let (from, to) = (tags[0].1.clone(), tags[1].1.clone());
+    let slot = key_slot(channel.as_bytes());
+    let mut sub = PubSubClient::connect(&proxy.addr());
+    assert_eq!(
+        sub.cmd(&["SSUBSCRIBE", &channel]),
+        confirmation('*', "ssubscribe", &channel, 1)
+    );
+    let mut publisher = proxy.conn();
+    publish(&mut publisher, "SPUBLISH", &channel, "before");
+    assert_eq!(sub.frame(), frame('*', &["smessage", &channel, "before"]));
+
+    cluster.migrate_slot(slot, &from, &to);
+    assert_eq!(cluster.node_of_slot(slot), to);
+
+    // Publish until a message arrives (those sent before keyway moved the
+    // subscription may be lost: pub/sub is at-most-once), then every later
+    // one arrives, in order.
+    let mut n = 0;
+    let arrived = poll_until(Duration::from_secs(15), || {
+        n += 1;
+        publish(&mut publisher, "SPUBLISH", &channel, &format!("probe{n}"));
+        sub.try_frame(Duration::from_millis(200))
+    });
+    let first = arrived.expect("no message after the slot moved");
+    assert!(first.contains("probe"), "{first:?}");
+    while sub.try_frame(Duration::from_millis(300)).is_some() {}
+    for i in 0..5 {
+        publish(&mut publisher, "SPUBLISH", &channel, &format!("after{i}"));
+        assert_eq!(
+            sub.frame(),
+            frame('*', &["smessage", &channel, &format!("after{i}")])
+        );
+    }
+    // The subscription now lives on the new owner, and only there.
+    let shard_subscribers = |node: &str| -> i64 {
+        let reply: Vec<redis::Value> = redis::cmd("PUBSUB")
+            .arg("SHARDNUMSUB")
+            .arg(&channel)
+            .query(&mut cluster.conn(node))
+            .unwrap();
+        match &reply[1] {
+            redis::Value::Int(n) => *n,
+            other => panic!("SHARDNUMSUB: {other:?}"),
+        }
+    };
+    assert!(shard_subscribers(&to) >= 1);
+    assert_eq!(shard_subscribers(&from), 0);
+}
