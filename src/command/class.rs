@@ -52,6 +52,9 @@ pub enum Merge {
     /// `name, count` pairs (a map in RESP3): counts summed per name, names
     /// in the order of the first reply.
     SumPerName,
+    /// The same reply from every master (`+OK`, a script's SHA1): that
+    /// reply; different replies are an error.
+    Same,
 }
 
 /// Why keyway refuses a command.
@@ -153,6 +156,14 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("pubsub|numpat", FanOut(Merge::Sum)),
     ("pubsub|numsub", FanOut(Merge::SumPerName)),
     ("pubsub|shardnumsub", FanOut(Merge::SumPerName)),
+    // The keyspace is the union of the masters' keyspaces.
+    ("dbsize", FanOut(Merge::Sum)),
+    ("keys", FanOut(Merge::Union)),
+    ("flushall", FanOut(Merge::Same)),
+    ("flushdb", FanOut(Merge::Same)),
+    // A script loaded through keyway is loaded on every master.
+    ("script|load", FanOut(Merge::Same)),
+    ("script|flush", FanOut(Merge::Same)),
     ("spublish", Keyed), // routed by the slot of its shard channel
     // Flagged blocking, but block only with a BLOCK option: the caller asks
     // CommandSpec::is_blocking_call.

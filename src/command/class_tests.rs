@@ -86,19 +86,24 @@ fn local() {
 }
 
 #[test]
+fn keyspace_and_scripts_fan_out() {
+    use super::super::Merge;
+    assert_all(&["DBSIZE"], RouteClass::FanOut(Merge::Sum));
+    assert_all(&["KEYS *"], RouteClass::FanOut(Merge::Union));
+    assert_all(
+        &["FLUSHALL", "FLUSHDB ASYNC", "SCRIPT LOAD s", "SCRIPT FLUSH"],
+        RouteClass::FanOut(Merge::Same),
+    );
+}
+
+#[test]
 fn cluster_wide() {
     assert_all(
         &[
-            "KEYS *",
             "SCAN 0",
-            "DBSIZE",
-            "FLUSHALL",
-            "FLUSHDB",
             "RANDOMKEY",
             "INFO",
             "WAIT 1 0",
-            "SCRIPT LOAD s",
-            "SCRIPT FLUSH",
             "SCRIPT EXISTS x",
             "FUNCTION LOAD x",
             "FUNCTION LIST",

@@ -123,6 +123,19 @@ pub fn merge(
             let sum = values.iter().filter_map(Value::as_int).sum();
             encode::integer(out, sum);
         }
+        Merge::Same => {
+            let Some(first) = values.first() else {
+                return encode::error(out, b"ERR no master answered");
+            };
+            if values.iter().all(|v| v == first) {
+                first.encode(out, proto);
+            } else {
+                encode::error(
+                    out,
+                    b"ERR the cluster's masters answered differently; run the command on each master directly",
+                );
+            }
+        }
         Merge::SumPerName => {
             // Names in the order of the first reply (the request's order).
             let mut order = Vec::new();
@@ -204,6 +217,18 @@ mod tests {
             run(Merge::SumPerName, &numsub3, Protocol::Resp3),
             b"%2\r\n$1\r\nx\r\n:3\r\n$1\r\ny\r\n:3\r\n"
         );
+    }
+
+    #[test]
+    fn same_replies_merge_into_one() {
+        let sha: &[u8] = b"$3\r\nabc\r\n";
+        assert_eq!(run(Merge::Same, &[sha, sha, sha], Protocol::Resp2), sha);
+        assert_eq!(
+            run(Merge::Same, &[b"+OK\r\n", b"+OK\r\n"], Protocol::Resp2),
+            b"+OK\r\n"
+        );
+        let differ = run(Merge::Same, &[b"+OK\r\n", b":1\r\n"], Protocol::Resp2);
+        assert!(differ.starts_with(b"-ERR the cluster's masters answered differently"));
     }
 
     #[test]

@@ -1,0 +1,88 @@
+//! Commands over the whole keyspace, answered by every master together:
+//! `DBSIZE` (summed), `KEYS` (the union), `FLUSHALL`/`FLUSHDB` and `SCRIPT
+//! LOAD`/`FLUSH` (run on every master, one reply), with keys spread over
+//! every slot range.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::{key_slot, Cluster, Proxy};
+
+#[test]
+fn keyspace_commands_see_every_master() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let mut con = proxy.conn();
+    // The harness may have written a key of its own while starting keyway.
+    let before: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    let keys: Vec<String> = (0..1000).map(|i| format!("cw:{i}")).collect();
+    let masters: BTreeSet<String> = keys
+        .iter()
+        .map(|k| cluster.node_of_slot(key_slot(k.as_bytes())))
+        .collect();
+    assert_eq!(masters.len(), 3, "keys spread over every master");
+    let mut pipe = redis::pipe();
+    for k in &keys {
+        pipe.cmd("SET").arg(k).arg(1).ignore();
+    }
+    pipe.cmd("SET").arg("other").arg(1).ignore();
+    let _: () = pipe.query(&mut con).unwrap();
+
+    let size: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(size, before + keys.len() + 1);
+    let found: BTreeSet<String> = redis::cmd("KEYS").arg("cw:*").query(&mut con).unwrap();
+    assert_eq!(found, keys.iter().cloned().collect::<BTreeSet<_>>());
+
+    // A script loaded through keyway runs by SHA on every master.
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return redis.call('INCR', KEYS[1])")
+        .query(&mut con)
+        .unwrap();
+    for k in keys.iter().take(50) {
+        let n: i64 = redis::cmd("EVALSHA")
+            .arg(&sha)
+            .arg(1)
+            .arg(k)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(n, 2, "{k}");
+    }
+    for master in cluster.masters() {
+        let exists: Vec<i64> = redis::cmd("SCRIPT")
+            .arg("EXISTS")
+            .arg(&sha)
+            .query(&mut cluster.conn(&master))
+            .unwrap();
+        assert_eq!(exists, vec![1], "loaded on {master}");
+    }
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
+    let gone: redis::RedisResult<i64> = redis::cmd("EVALSHA")
+        .arg(&sha)
+        .arg(1)
+        .arg("cw:1")
+        .query(&mut con);
+    assert!(gone.is_err_and(|e| e.code() == Some("NOSCRIPT")));
+
+    // RESP3 clients get the same, in RESP3.
+    let mut raw = proxy.raw_client();
+    assert!(raw.cmd(&["HELLO", "3"]).starts_with("%7"));
+    assert_eq!(
+        raw.cmd(&["DBSIZE"]),
+        format!(":{}\r\n", before + keys.len() + 1)
+    );
+    assert_eq!(raw.cmd(&["KEYS", "other"]), "*1\r\n$5\r\nother\r\n");
+
+    assert_eq!(raw.cmd(&["FLUSHDB", "ASYNC"]), "+OK\r\n");
+    let _: () = redis::cmd("SET")
+        .arg("again")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    let size: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(size, 0);
+    let found: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    assert!(found.is_empty(), "{found:?}");
+}
