@@ -239,8 +239,8 @@ impl Hub {
     }
 
     /// Marks `topic` as no longer subscribed anywhere and repairs soon.
-    fn unplace(&self, kind: TopicKind, topic: &[u8]) {
-        let key = (kind, Bytes::copy_from_slice(topic));
+    fn unplace(&self, kind: TopicKind, topic: Bytes) {
+        let key = (kind, topic);
         if let Some(t) = self.topics.borrow_mut().get_mut(&key) {
             t.node = None;
         }
@@ -283,9 +283,10 @@ impl Hub {
     }
 
     /// Hands a message to every subscriber of its topic.
-    fn fan_out(&self, kind: TopicKind, frame: &Bytes, topic: &[u8]) {
+    /// `topic` is a slice of `frame`: looking it up copies nothing.
+    fn fan_out(&self, kind: TopicKind, frame: &Bytes, topic: Bytes) {
         let topics = self.topics.borrow();
-        let Some(t) = topics.get(&(kind, Bytes::copy_from_slice(topic))) else {
+        let Some(t) = topics.get(&(kind, topic)) else {
             return;
         };
         let message = Message {
@@ -303,7 +304,7 @@ impl Hub {
 
 impl SubscriberSink for Hub {
     fn frame(&self, conn: &SubscriberConn, frame: Bytes, parsed: PubSubFrame) {
-        let topic = &frame[parsed.topic.clone()];
+        let topic = frame.slice(parsed.topic.clone());
         match parsed.kind {
             PubSubKind::Message => self.fan_out(TopicKind::Channel, &frame, topic),
             PubSubKind::PMessage => self.fan_out(TopicKind::Pattern, &frame, topic),
@@ -320,15 +321,17 @@ impl SubscriberSink for Hub {
     fn refused(&self, conn: &SubscriberConn, topic: Bytes, reply: Bytes) {
         debug!(node = %conn.addr(), reply = %String::from_utf8_lossy(&reply).trim_end(), "subscribe refused; subscribing again");
         if self.shard.borrow().get(conn.addr()).is_some() {
-            self.unplace(TopicKind::Shard, &topic);
+            self.unplace(TopicKind::Shard, topic);
         }
     }
 
     fn flush(&self) {
-        let touched = std::mem::take(&mut *self.touched.borrow_mut());
-        for subscriber in touched {
+        // Taken out while flushing, put back to keep its capacity.
+        let mut touched = self.touched.take();
+        for subscriber in touched.drain(..) {
             subscriber.flush();
         }
+        *self.touched.borrow_mut() = touched;
     }
 
     fn lost(&self, conn: &SubscriberConn) {

@@ -37,18 +37,14 @@ pub trait SubscriberSink {
     fn lost(&self, conn: &SubscriberConn);
 }
 
-/// A command sent and not answered yet.
-struct Sent {
-    topic: Bytes,
-}
-
 /// Runs once every command sent before it was registered is answered.
 type Waiter = Box<dyn FnOnce()>;
 
 #[derive(Default)]
 struct State {
     out: BytesMut,
-    sent: VecDeque<Sent>,
+    /// The topic of each command sent and not answered yet.
+    sent: VecDeque<Bytes>,
     /// Commands sent / answered since the connection was made.
     sent_count: u64,
     answered: u64,
@@ -105,9 +101,7 @@ impl SubscriberConn {
         let mut state = self.state.borrow_mut();
         let was_idle = state.out.is_empty();
         encode::command(&mut state.out, &[verb, topic]);
-        state.sent.push_back(Sent {
-            topic: topic.clone(),
-        });
+        state.sent.push_back(topic.clone());
         state.sent_count += 1;
         drop(state);
         if was_idle {
@@ -221,7 +215,7 @@ impl SubscriberConn {
                 state
                     .sent
                     .front()
-                    .is_some_and(|s| s.topic[..] == frame[p.topic.clone()])
+                    .is_some_and(|topic| topic[..] == frame[p.topic.clone()])
             }
             Some(_) => false,
             None => true, // an error (or anything else) answers a command
@@ -239,7 +233,7 @@ impl SubscriberConn {
         };
         if parsed.is_none() {
             if let Some(sent) = sent {
-                sink.refused(self, sent.topic, frame);
+                sink.refused(self, sent, frame);
             }
         }
     }

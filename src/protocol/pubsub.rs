@@ -41,7 +41,7 @@ pub struct PubSubFrame {
 /// (errors, other replies, malformed frames).
 pub fn parse_pubsub(frame: &[u8]) -> Option<PubSubFrame> {
     let rest = frame.strip_prefix(b"*")?;
-    let mut at = 1 + line_end(rest)? + 2;
+    let mut at = 1 + find_byte(rest, b'\r')? + 2;
     let kind = bulk_at(frame, &mut at)?;
     let (kind, shard) = match &frame[kind] {
         b"message" => (PubSubKind::Message, false),
@@ -57,15 +57,10 @@ pub fn parse_pubsub(frame: &[u8]) -> Option<PubSubFrame> {
     Some(PubSubFrame { kind, topic, shard })
 }
 
-/// Offset of the `\r` ending the line that starts `buf`.
-fn line_end(buf: &[u8]) -> Option<usize> {
-    find_byte(buf, b'\r')
-}
-
 /// The payload range of the bulk string at `*at`, advancing `*at` past it.
 fn bulk_at(frame: &[u8], at: &mut usize) -> Option<Range<usize>> {
     let rest = frame.get(*at..)?.strip_prefix(b"$")?;
-    let cr = line_end(rest)?;
+    let cr = find_byte(rest, b'\r')?;
     let len = usize::try_from(parse_i64(&rest[..cr])?).ok()?;
     let start = *at + 1 + cr + 2;
     let end = start.checked_add(len)?;
