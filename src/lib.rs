@@ -34,6 +34,10 @@
 //!    backend failures and periodically; workers read it lock-free through
 //!    [`cluster::ClusterView`] (arc-swap).
 //!
+//! Transactions ([`frontend::transaction`]): keyway queues `MULTI`'s
+//! commands itself and sends `MULTI` … `EXEC` as one request at `EXEC`;
+//! `WATCH` holds a dedicated connection until `EXEC`.
+//!
 //! [`pubsub`] is each worker's hub for subscriptions: every channel is
 //! subscribed once, on a shared subscriber connection, and each message is
 //! fanned out to the worker's clients that want it.

@@ -21,6 +21,9 @@ pub enum Route<'t> {
     Blocking(Slot),
     /// keyway answers it itself.
     Local(&'t CommandSpec),
+    /// MULTI, EXEC, DISCARD, WATCH or UNWATCH; for WATCH, the slot its
+    /// keys share.
+    Transaction(&'t CommandSpec, Option<Slot>),
     /// Changes the client's subscriptions; for shard channels, the slot
     /// they share (`None` when the command names none).
     Subscription(&'t CommandSpec, Option<Slot>),
@@ -72,6 +75,11 @@ pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
             rejected => rejected,
         },
         RouteClass::AnyNode => Route::AnyNode,
+        RouteClass::Transaction => match keyed(spec, request) {
+            Route::Slot(slot) => Route::Transaction(spec, Some(slot)),
+            Route::AnyNode => Route::Transaction(spec, None),
+            rejected => rejected,
+        },
         RouteClass::Unsupported(reason) => Route::Reject(Rejection::Unsupported(spec, reason)),
         RouteClass::KeyedBlocking => blocking(keyed(spec, request)),
         RouteClass::Keyed if spec.is_blocking_call(request) => blocking(keyed(spec, request)),

@@ -13,11 +13,12 @@ use tokio::sync::watch;
 use tracing::{info, info_span, Instrument};
 
 use crate::backend::blocking::BlockingPool;
-use crate::backend::conn::ConnSettings;
+use crate::backend::conn::{Conn, ConnSettings};
 use crate::backend::pool::{NodeConns, Pool};
 use crate::cluster::{ClusterView, NodeIndex, Topology};
 use crate::config::Config;
 use crate::frontend::{listener, session};
+use crate::protocol::Protocol;
 use crate::pubsub::Hub;
 
 /// State shared by every worker of the process.
@@ -125,6 +126,12 @@ impl Worker {
     /// not be in this worker's topology yet.
     pub fn node(&self, addr: &str) -> Rc<NodeConns> {
         self.pool.node(addr)
+    }
+
+    /// A new connection to `addr` for one client alone (see
+    /// [`Pool::dedicated`]).
+    pub fn dedicated(&self, addr: &str, proto: Protocol) -> Rc<Conn> {
+        self.pool.dedicated(addr, proto)
     }
 }
 

@@ -79,12 +79,26 @@ struct State {
     batch_started: Instant,
 }
 
+/// Whether a connection comes back after it fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reconnect {
+    /// Shared connections: reconnect with backoff while the node is in use.
+    Always,
+    /// Dedicated connections that hold state on the node (`WATCH`): state
+    /// lost with the connection must not look kept, so a failed connection
+    /// stays down and every later request fails at once.
+    Never,
+}
+
 /// A multiplexed connection to one node; see the module docs.
 pub struct Conn {
     addr: Arc<str>,
     proto: Protocol,
+    reconnect: Reconnect,
     state: RefCell<State>,
     wake_writer: Notify,
+    /// Woken by [`Conn::retire`], so an idle connection closes at once.
+    wake_reader: Notify,
     retired: Cell<bool>,
 }
 
@@ -95,12 +109,14 @@ impl Conn {
     pub fn spawn(
         addr: Arc<str>,
         proto: Protocol,
+        reconnect: Reconnect,
         settings: Rc<ConnSettings>,
         on_failure: Rc<dyn Fn()>,
     ) -> Rc<Conn> {
         let conn = Rc::new(Conn {
             addr,
             proto,
+            reconnect,
             state: RefCell::new(State {
                 link: Link::Connecting,
                 out: BytesMut::new(),
@@ -108,6 +124,7 @@ impl Conn {
                 batch_started: Instant::now(),
             }),
             wake_writer: Notify::new(),
+            wake_reader: Notify::new(),
             retired: Cell::new(false),
         });
         tokio::task::spawn_local(run(conn.clone(), settings, on_failure));
@@ -124,12 +141,26 @@ impl Conn {
         target: &Rc<dyn ReplyTarget>,
         token: u64,
     ) -> Result<(), BackendError> {
-        self.queue(request, asking, Some(target.clone()), token)
+        self.queue(request, asking, Some(target.clone()), token, 1)
+    }
+
+    /// Queues `request`, several commands that must reach the node back to
+    /// back (a transaction: `MULTI`, its commands, `EXEC`), answered by
+    /// `replies` replies, which go to `target.deliver(i, ..)` for `i` in
+    /// `0..replies`. With `asking`, `ASKING` goes first.
+    pub fn send_many(
+        &self,
+        request: &[u8],
+        replies: u32,
+        asking: bool,
+        target: &Rc<dyn ReplyTarget>,
+    ) -> Result<(), BackendError> {
+        self.queue(request, asking, Some(target.clone()), 0, replies)
     }
 
     /// Queues a command of keyway's own whose reply nobody waits for.
     pub fn send_unanswered(&self, request: &[u8]) -> Result<(), BackendError> {
-        self.queue(request, false, None, 0)
+        self.queue(request, false, None, 0, 1)
     }
 
     fn queue(
@@ -138,6 +169,7 @@ impl Conn {
         asking: bool,
         target: Option<Rc<dyn ReplyTarget>>,
         token: u64,
+        replies: u32,
     ) -> Result<(), BackendError> {
         let mut state = self.state.borrow_mut();
         if state.link == Link::Down {
@@ -157,11 +189,13 @@ impl Conn {
             });
         }
         state.out.extend_from_slice(request);
-        state.inflight.push_back(Waiter {
-            target,
-            token,
-            queued,
-        });
+        for i in 0..u64::from(replies) {
+            state.inflight.push_back(Waiter {
+                target: target.clone(),
+                token: token + i,
+                queued,
+            });
+        }
         drop(state);
         if was_idle {
             self.wake_writer.notify_one();
@@ -175,6 +209,7 @@ impl Conn {
     /// was queued.
     pub fn retire(&self) {
         self.retired.set(true);
+        self.wake_reader.notify_one();
     }
 
     /// Fails every outstanding request with `error`.
@@ -231,7 +266,12 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
                     r = read_loop(&conn, &stream, &settings) => r,
                 };
                 let error = match result {
-                    Ok(()) => return, // retired and drained
+                    Ok(()) => {
+                        // Retired and drained: anything sent now fails at
+                        // once instead of waiting for a writer that is gone.
+                        conn.set_link(Link::Down);
+                        return;
+                    }
                     Err(ConnError::Io(e)) => {
                         warn!(node = %conn.addr, error = %e, "backend connection lost");
                         BackendError::Lost(conn.addr.clone())
@@ -262,7 +302,7 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
         crate::metrics::backend_failure(error.kind());
         conn.fail_all(&error);
         on_failure();
-        if conn.retired.get() {
+        if conn.retired.get() || conn.reconnect == Reconnect::Never {
             break;
         }
         if lived >= STABLE {
@@ -402,6 +442,7 @@ async fn read_loop(
             .reset(oldest.unwrap_or_else(Instant::now) + settings.request_timeout);
         tokio::select! {
             r = stream.readable() => r?,
+            _ = conn.wake_reader.notified() => continue,
             _ = timer.as_mut() => {
                 if conn.state.borrow().inflight.front().is_some_and(|w| w.queued + settings.request_timeout <= Instant::now()) {
                     return Err(ConnError::Timeout);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::protocol::Protocol;
 
-use super::conn::{Conn, ConnSettings};
+use super::conn::{Conn, ConnSettings, Reconnect};
 
 /// What opening a set of connections to a node takes.
 struct Opener {
@@ -26,6 +26,7 @@ impl Opener {
                 Conn::spawn(
                     addr.clone(),
                     proto,
+                    Reconnect::Always,
                     self.settings.clone(),
                     self.on_failure.clone(),
                 )
@@ -108,6 +109,19 @@ impl Pool {
         });
         self.nodes.borrow_mut().insert(addr, node.clone());
         node
+    }
+
+    /// A new connection to `addr` for one client alone, never reconnected
+    /// (it holds a `WATCH`); the caller retires it when done.
+    pub fn dedicated(&self, addr: &str, proto: Protocol) -> Rc<Conn> {
+        let opener = &self.opener;
+        Conn::spawn(
+            addr.into(),
+            proto,
+            Reconnect::Never,
+            opener.settings.clone(),
+            opener.on_failure.clone(),
+        )
     }
 
     /// Retires the connections to every node for which `keep` is false; they

@@ -38,6 +38,9 @@ pub enum RouteClass {
     /// and its subcommands, CLIENT SETNAME/GETNAME/ID/INFO/LIST, CLUSTER
     /// KEYSLOT/INFO, READONLY/READWRITE).
     Local,
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: the session's transaction
+    /// state; WATCH is routed by its keys to a dedicated connection.
+    Transaction,
     /// Refused, with a reason shown to the client.
     Unsupported(Reason),
 }
@@ -63,8 +66,6 @@ pub enum Reason {
     /// Needs a fan-out to every master and a merge (KEYS, SCAN, DBSIZE,
     /// FLUSHALL, INFO, WAIT, SCRIPT *, FUNCTION *, LATENCY *, SLOWLOG *, ...).
     ClusterWide,
-    /// MULTI/EXEC/DISCARD/WATCH/UNWATCH: need a dedicated backend connection.
-    Transactions,
     /// Blocking commands without keys (none in Redis 7.0; modules may
     /// have some).
     Blocking,
@@ -85,10 +86,6 @@ impl Reason {
             Reason::ClusterWide => {
                 "is not supported by keyway yet: it needs a fan-out to every master; \
                  send it to each master directly"
-            }
-            Reason::Transactions => {
-                "is not supported by keyway yet: transactions need a dedicated connection; \
-                 use a single command or a Lua script (EVAL) on keys of one slot"
             }
             Reason::Blocking => {
                 "is not supported by keyway yet: blocking commands need a dedicated connection; \
@@ -170,11 +167,11 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("xread", Keyed),
     ("xreadgroup", Keyed),
     // No flag says "transaction"; WATCH even has key specs.
-    ("multi", Unsupported(Transactions)),
-    ("exec", Unsupported(Transactions)),
-    ("discard", Unsupported(Transactions)),
-    ("watch", Unsupported(Transactions)),
-    ("unwatch", Unsupported(Transactions)),
+    ("multi", Transaction),
+    ("exec", Transaction),
+    ("discard", Transaction),
+    ("watch", Transaction),
+    ("unwatch", Transaction),
     // Would flag the shared backend connection for someone else's command.
     ("asking", Unsupported(ConnectionState)),
 ];

@@ -120,7 +120,7 @@ fn cluster_wide() {
 fn transactions() {
     assert_all(
         &["MULTI", "EXEC", "DISCARD", "WATCH k", "UNWATCH"],
-        RouteClass::Unsupported(Reason::Transactions),
+        RouteClass::Transaction,
     );
 }
 
@@ -224,7 +224,6 @@ fn every_builtin_command_is_classified_sensibly() {
 fn messages_say_what_to_do() {
     for reason in [
         Reason::ClusterWide,
-        Reason::Transactions,
         Reason::Blocking,
         Reason::PubSub,
         Reason::NodeAdmin,

@@ -8,3 +8,4 @@ pub mod local;
 pub mod replies;
 pub mod session;
 pub mod subscriptions;
+pub mod transaction;

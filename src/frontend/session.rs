@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use crate::backend::blocking::{Abandon, Outcome as BlockingOutcome};
+use crate::backend::conn::Conn;
 use crate::backend::giveback;
 use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplyTarget};
@@ -36,6 +37,7 @@ use super::fanout::{Collector, Gather};
 use super::local::{self, ClientInfo, Outcome};
 use super::replies::{Budget, Replies};
 use super::subscriptions::confirmation;
+use super::transaction::{TransactionReplies, Transactions};
 
 /// Smallest free space offered to a read; the buffer is allocated on the
 /// first read, so idle clients cost no buffer.
@@ -67,6 +69,8 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         closing: Cell::new(false),
         sent_epoch: Cell::new(0),
         sent_proto: Cell::new(Protocol::Resp2),
+        sent_lane: Cell::new(SHARED_LANE),
+        transactions: RefCell::new(Transactions::default()),
         scratch: RefCell::new(BytesMut::new()),
         flush_due: Cell::new(false),
         over_soft_limit: Cell::new(None),
@@ -76,6 +80,8 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     debug!(id, %peer, "client connected");
     session.clone().run().await;
     session.unsubscribe_all();
+    // Closes the connection holding a WATCH: no state stays on the node.
+    session.transactions.borrow_mut().reset();
     // Closing the dedicated connection unblocks the command on the node,
     // which then never pops an element for this client.
     if let Some((_, abandon)) = session.blocked.take() {
@@ -92,7 +98,12 @@ enum Target {
     AllMasters(Merge),
     /// The master of the slot, on a dedicated connection.
     Blocking(Slot),
+    /// The client's own connection holding its `WATCH`, and its lane.
+    Watched(Rc<Conn>, u64),
 }
+
+/// The lane of the shared connections (see `Session::start`).
+const SHARED_LANE: u64 = 0;
 
 /// Why the reader stopped.
 #[derive(PartialEq, Eq)]
@@ -126,6 +137,11 @@ struct Session {
     /// The protocol (so the backend connection) the requests in flight were
     /// sent in.
     sent_proto: Cell<Protocol>,
+    /// The lane the requests in flight were sent on: the shared
+    /// connections, or the dedicated one holding the client's `WATCH`.
+    sent_lane: Cell<u64>,
+    /// `MULTI` and `WATCH` state.
+    transactions: RefCell<Transactions>,
     /// Reused for replies keyway builds itself.
     scratch: RefCell<BytesMut>,
     /// Messages were queued since the hub last flushed this client.
@@ -277,11 +293,21 @@ impl Session {
             self.push_local(|out| encode::error(out, text.as_bytes()));
             return true;
         }
-        let target = match router::route(&table, &request) {
+        let route = router::route(&table, &request);
+        if self.transactions.borrow().multi.is_some() {
+            if let Some(queued) = self.queue_in_multi(&table, &request, &route) {
+                return queued;
+            }
+        }
+        let target = match route {
             Route::Slot(slot) => Target::Slot(slot),
             Route::AnyNode => Target::AnyMaster,
             Route::FanOut(merge) => Target::AllMasters(merge),
             Route::Blocking(slot) => Target::Blocking(slot),
+            Route::Transaction(spec, slot) => {
+                self.transaction(spec.name(), slot, request);
+                return true;
+            }
             Route::Subscription(spec, _) => {
                 self.subscription(spec.name(), &request);
                 return true;
@@ -295,6 +321,7 @@ impl Session {
                 });
                 if spec.name() == "reset" {
                     self.unsubscribe_all();
+                    self.transactions.borrow_mut().reset();
                 }
                 match outcome {
                     Outcome::Forward => Target::AnyMaster,
@@ -463,10 +490,17 @@ impl Session {
             };
             // This request counts as in flight itself.
             let others = replies.in_flight().saturating_sub(1);
+            let lane = match target {
+                Target::Watched(_, lane) => lane,
+                _ => SHARED_LANE,
+            };
             // A blocking command goes on a connection of its own: nothing
-            // may be in flight beside it, in either direction.
+            // may be in flight beside it, in either direction. So for the
+            // connection holding a `WATCH`: nothing sent on one lane may
+            // overtake what was sent on the other.
             let moved = epoch != self.sent_epoch.get()
                 || proto != self.sent_proto.get()
+                || lane != self.sent_lane.get()
                 || matches!(target, Target::Blocking(_))
                 || self.blocked.borrow().is_some();
             let forced = self.force_send.replace(false);
@@ -475,6 +509,7 @@ impl Session {
                 return;
             }
             self.sent_proto.set(proto);
+            self.sent_lane.set(lane);
         }
         self.sent_epoch.set(epoch);
         let conns = match target {
@@ -497,6 +532,10 @@ impl Session {
                 None => Err("CLUSTERDOWN Hash slot not served"),
             },
             Target::AnyMaster => worker.any_master(&topology).ok_or(NO_TOPOLOGY),
+            Target::Watched(conn, _) => {
+                drop(topology);
+                return self.send_watched(token, &conn);
+            }
         };
         drop(topology);
         self.send(token, conns, false);
@@ -543,24 +582,37 @@ impl Session {
     /// Sends the request of entry `token` on `conns` (with `ASKING` first
     /// when `asking`), or answers it with the error in `conns`.
     fn send(&self, token: u64, conns: Result<Rc<NodeConns>, &'static str>, asking: bool) {
-        let sent = match conns {
-            Ok(conns) => {
-                let replies = self.replies.borrow();
-                let (Some((request, proto)), Some(me)) =
-                    (replies.request(token), self.me.upgrade())
-                else {
-                    return;
-                };
-                let me: Rc<dyn ReplyTarget> = me;
-                let client = self.client.borrow().id;
-                conns.pick(proto, client).send(request, asking, &me, token)
-            }
+        let conns = match conns {
+            Ok(conns) => conns,
             Err(text) => {
                 return self.complete_local(token, |out| encode::error(out, text.as_bytes()))
             }
         };
-        if let Err(e) = sent {
+        let proto = match self.replies.borrow().request(token) {
+            Some((_, proto)) => proto,
+            None => return,
+        };
+        let client = self.client.borrow().id;
+        if let Err(e) = self.send_on(token, conns.pick(proto, client), asking) {
             self.complete_local(token, |out| e.write_reply(out));
+        }
+    }
+
+    /// Queues the request of entry `token` on `conn`: as one request, or,
+    /// for a transaction, as `MULTI` … `EXEC` with one reply per command.
+    fn send_on(&self, token: u64, conn: &Conn, asking: bool) -> Result<(), BackendError> {
+        let replies = self.replies.borrow();
+        let (Some((request, _)), Some(me)) = (replies.request(token), self.me.upgrade()) else {
+            return Ok(());
+        };
+        let me: Rc<dyn ReplyTarget> = me;
+        let transaction = self.transactions.borrow().find(token).map(|t| t.replies);
+        match transaction {
+            None => conn.send(request, asking, &me, token),
+            Some(count) => {
+                let collect: Rc<dyn ReplyTarget> = TransactionReplies::new(me, token, count);
+                conn.send_many(request, count, asking, &collect)
+            }
         }
     }
 
@@ -578,6 +630,10 @@ impl Session {
     /// Puts `reply` in place of entry `token`; the next flush sends it.
     fn complete(&self, token: u64, reply: Bytes) {
         self.replies.borrow_mut().complete(token, reply);
+        let mut transactions = self.transactions.borrow_mut();
+        if !transactions.in_flight.is_empty() {
+            transactions.finish(token);
+        }
     }
 
     /// Completes entry `token` with a reply keyway builds itself.
@@ -638,6 +694,9 @@ impl Session {
     /// Sends entry `token` again, to `addr`, the way it went before: on a
     /// dedicated connection if it is the blocking command in flight.
     fn resend(&self, token: u64, addr: &str, asking: bool) {
+        if self.sent_lane.get() != SHARED_LANE {
+            return self.redirected_on_watch(token, addr, asking);
+        }
         let blocking = matches!(*self.blocked.borrow(), Some((t, _)) if t == token);
         if blocking {
             self.block(token, addr.into(), asking);
@@ -725,6 +784,9 @@ impl Session {
     /// Routes entry `token` again from scratch and starts it (after
     /// `TRYAGAIN`, or when it was held). Entries already answered are skipped.
     fn restart(&self, token: u64) {
+        if self.transactions.borrow().find(token).is_some() {
+            return self.restart_transaction(token);
+        }
         let Some(raw) = self
             .replies
             .borrow()
@@ -744,6 +806,10 @@ impl Session {
             Route::Slot(slot) => Target::Slot(slot),
             Route::FanOut(merge) => Target::AllMasters(merge),
             Route::Blocking(slot) => Target::Blocking(slot),
+            Route::Transaction(..) => {
+                drop(table);
+                return self.restart_watch(token);
+            }
             _ => Target::AnyMaster,
         };
         drop(table);
@@ -814,7 +880,12 @@ impl ReplyTarget for Session {
                     self.complete(token, reply);
                 }
             }
-            Err(e) => self.complete_local(token, |out| e.write_reply(out)),
+            Err(e) => {
+                if self.sent_lane.get() != SHARED_LANE {
+                    self.void_watch();
+                }
+                self.complete_local(token, |out| e.write_reply(out))
+            }
         }
         self.release_held();
     }
@@ -823,6 +894,8 @@ impl ReplyTarget for Session {
         Session::flush(self);
     }
 }
+
+mod transactions;
 
 /// The reply while keyway has never reached a cluster node.
 const NO_TOPOLOGY: &str =
