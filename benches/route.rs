@@ -105,7 +105,7 @@ fn requests() -> Vec<(&'static str, Request)> {
 /// Both routers agree on where each request goes.
 fn check(table: &CommandTable, naive: &NaiveRouter, name: &str, request: &Request) {
     match (route(table, request), naive.route(request)) {
-        (Route::Slot(s), NaiveRoute::Slot(n)) => assert_eq!(s.get(), n, "{name}"),
+        (Route::Slot(s, _), NaiveRoute::Slot(n)) => assert_eq!(s.get(), n, "{name}"),
         (Route::Reject(Rejection::UnknownCommand), NaiveRoute::Unknown) => {}
         (k, n) => panic!("{name}: keyway {k:?}, naive {n:?}"),
     }

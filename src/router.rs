@@ -7,15 +7,27 @@ use crate::cluster::Slot;
 use crate::command::{CommandArgs, CommandSpec, CommandTable, KeyError, Merge, Reason, RouteClass};
 use crate::protocol::{encode, Request};
 
+/// Whether a command changes data (the `write` flag): `WAIT` counts
+/// replicas of the masters a client wrote to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reads only.
+    Read,
+    /// May write.
+    Write,
+}
+
 /// The decision for one request.
 #[derive(Debug)]
 pub enum Route<'t> {
     /// To the master serving this slot.
-    Slot(Slot),
+    Slot(Slot, Access),
     /// To any master (keyless commands, scripts without keys).
     AnyNode,
     /// To every master, their replies merged.
     FanOut(Merge),
+    /// `WAIT`: to the masters the client wrote to, on dedicated connections.
+    WaitReplicas,
     /// To the master serving this slot, on a dedicated connection: the
     /// command may block.
     Blocking(Slot),
@@ -67,16 +79,17 @@ pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
     match spec.class() {
         RouteClass::Local => Route::Local(spec),
         RouteClass::FanOut(merge) => Route::FanOut(merge),
-        RouteClass::Channel => Route::Slot(Slot::of_key(request.arg(1))),
+        RouteClass::Channel => Route::Slot(Slot::of_key(request.arg(1)), Access::Read),
         RouteClass::Subscription if request.argc() == 1 => Route::Subscription(spec, None),
         RouteClass::Subscription => match keyed(spec, request) {
-            Route::Slot(slot) => Route::Subscription(spec, Some(slot)),
+            Route::Slot(slot, _) => Route::Subscription(spec, Some(slot)),
             Route::AnyNode => Route::Subscription(spec, None),
             rejected => rejected,
         },
         RouteClass::AnyNode => Route::AnyNode,
+        RouteClass::WaitReplicas => Route::WaitReplicas,
         RouteClass::Transaction => match keyed(spec, request) {
-            Route::Slot(slot) => Route::Transaction(spec, Some(slot)),
+            Route::Slot(slot, _) => Route::Transaction(spec, Some(slot)),
             Route::AnyNode => Route::Transaction(spec, None),
             rejected => rejected,
         },
@@ -90,7 +103,7 @@ pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
 /// A keyed route, made blocking.
 fn blocking(route: Route<'_>) -> Route<'_> {
     match route {
-        Route::Slot(slot) => Route::Blocking(slot),
+        Route::Slot(slot, _) => Route::Blocking(slot),
         other => other,
     }
 }
@@ -111,7 +124,8 @@ fn keyed<'t>(spec: &'t CommandSpec, request: &Request) -> Route<'t> {
     match (keys, slot) {
         (Err(e), _) => Route::Reject(Rejection::Keys(e)),
         (Ok(()), _) if cross => Route::Reject(Rejection::CrossSlot),
-        (Ok(()), Some(slot)) => Route::Slot(slot),
+        (Ok(()), Some(slot)) if spec.flags().is_write() => Route::Slot(slot, Access::Write),
+        (Ok(()), Some(slot)) => Route::Slot(slot, Access::Read),
         (Ok(()), None) => Route::AnyNode,
     }
 }

@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 use crate::net;
 use crate::protocol::{Protocol, ReplyScanner};
 
-use super::conn::{handshake, ConnSettings, ASKING};
+use super::conn::{handshake, ConnSettings};
 use super::BackendError;
 
 /// Idle connections kept per node and protocol.
@@ -35,7 +35,8 @@ const IDLE_PER_NODE: usize = 8;
 /// close may take to arrive.
 const ABANDON_LINGER: Duration = Duration::from_secs(1);
 
-/// Tells a running blocking command that its client left.
+/// Tells the running blocking commands of a client (one, or one per master
+/// for `WAIT`) that it left.
 #[derive(Default)]
 pub struct Abandon {
     left: Cell<bool>,
@@ -43,10 +44,11 @@ pub struct Abandon {
 }
 
 impl Abandon {
-    /// The client left: stop waiting.
+    /// The client left: stop waiting. Every command checks `left` before
+    /// each wait (all on one thread), so none can miss it.
     pub fn signal(&self) {
         self.left.set(true);
-        self.notify.notify_one();
+        self.notify.notify_waiters();
     }
 }
 
@@ -104,7 +106,8 @@ impl BlockingPool {
         Some(Permit(self.clone()))
     }
 
-    /// Runs `request` (with `ASKING` first when `asking`) on a dedicated
+    /// Runs `request` (after `before`, a command whose one reply is
+    /// skipped: `ASKING`, or `PING` for `WAIT`) on a dedicated
     /// connection to `addr` speaking `proto`, until its reply or `abandon`.
     pub async fn run(
         &self,
@@ -112,7 +115,7 @@ impl BlockingPool {
         addr: Arc<str>,
         proto: Protocol,
         request: Bytes,
-        asking: bool,
+        before: Option<&'static [u8]>,
         abandon: &Abandon,
     ) -> Result<Outcome, BackendError> {
         if abandon.left.get() {
@@ -126,7 +129,7 @@ impl BlockingPool {
                 .map_err(|_| BackendError::Unreachable(addr.clone()))?,
         };
         let outcome = self
-            .exchange(&stream, &request, asking, abandon)
+            .exchange(&stream, &request, before, abandon)
             .await
             .map_err(|_| BackendError::Lost(addr.clone()))?;
         if let Outcome::Reply(_) = outcome {
@@ -172,30 +175,31 @@ impl BlockingPool {
         &self,
         stream: &TcpStream,
         request: &[u8],
-        asking: bool,
+        before: Option<&'static [u8]>,
         abandon: &Abandon,
     ) -> io::Result<Outcome> {
-        let mut out = BytesMut::with_capacity(request.len() + ASKING.len());
-        if asking {
-            out.extend_from_slice(ASKING);
-        }
+        let before = before.unwrap_or_default();
+        let mut out = BytesMut::with_capacity(before.len() + request.len());
+        out.extend_from_slice(before);
         out.extend_from_slice(request);
         net::write_all(stream, &mut out).await?;
         let mut buf = BytesMut::with_capacity(4096);
         let mut scanner = ReplyScanner::new(self.settings.limits);
-        let mut skip = usize::from(asking);
+        let mut skip = usize::from(!before.is_empty());
         let linger = tokio::time::sleep(Duration::MAX);
         tokio::pin!(linger);
         let mut abandoned = false;
         loop {
+            if abandon.left.get() && !abandoned {
+                abandoned = true;
+                socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write)?;
+                linger
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + ABANDON_LINGER);
+            }
             tokio::select! {
                 r = stream.readable() => r?,
-                _ = abandon.notify.notified(), if !abandoned => {
-                    abandoned = true;
-                    socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write)?;
-                    linger.as_mut().reset(tokio::time::Instant::now() + ABANDON_LINGER);
-                    continue;
-                }
+                _ = abandon.notify.notified(), if !abandoned => continue,
                 _ = &mut linger => return Ok(Outcome::Abandoned(None)),
             }
             if buf.capacity() - buf.len() < 1024 {

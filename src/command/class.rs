@@ -38,6 +38,10 @@ pub enum RouteClass {
     /// and its subcommands, CLIENT SETNAME/GETNAME/ID/INFO/LIST, CLUSTER
     /// KEYSLOT/INFO, READONLY/READWRITE).
     Local,
+    /// WAIT: blocks until replicas acknowledge the client's writes; sent to
+    /// the masters the client wrote to, each on a dedicated connection, and
+    /// the smallest count is the answer.
+    WaitReplicas,
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: the session's transaction
     /// state; WATCH is routed by its keys to a dedicated connection.
     Transaction,
@@ -55,6 +59,8 @@ pub enum Merge {
     /// `name, count` pairs (a map in RESP3): counts summed per name, names
     /// in the order of the first reply.
     SumPerName,
+    /// Integers: the smallest (WAIT: replicas that acknowledged everything).
+    Min,
     /// The same reply from every master (`+OK`, a script's SHA1): that
     /// reply; different replies are an error.
     Same,
@@ -64,7 +70,7 @@ pub enum Merge {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
     /// Needs a fan-out to every master and a merge (KEYS, SCAN, DBSIZE,
-    /// FLUSHALL, INFO, WAIT, SCRIPT *, FUNCTION *, LATENCY *, SLOWLOG *, ...).
+    /// FLUSHALL, INFO, SCRIPT *, FUNCTION *, LATENCY *, SLOWLOG *, ...).
     ClusterWide,
     /// Blocking commands without keys (none in Redis 7.0; modules may
     /// have some).
@@ -172,6 +178,8 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("discard", Transaction),
     ("watch", Transaction),
     ("unwatch", Transaction),
+    // Blocks, and counts replicas of the masters the client wrote to.
+    ("wait", WaitReplicas),
     // Would flag the shared backend connection for someone else's command.
     ("asking", Unsupported(ConnectionState)),
 ];

@@ -103,7 +103,6 @@ fn cluster_wide() {
             "SCAN 0",
             "RANDOMKEY",
             "INFO",
-            "WAIT 1 0",
             "SCRIPT EXISTS x",
             "FUNCTION LOAD x",
             "FUNCTION LIST",
@@ -114,6 +113,11 @@ fn cluster_wide() {
         ],
         RouteClass::Unsupported(Reason::ClusterWide),
     );
+}
+
+#[test]
+fn wait_asks_the_masters_written_to() {
+    assert_all(&["WAIT 1 0"], RouteClass::WaitReplicas);
 }
 
 #[test]

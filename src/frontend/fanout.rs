@@ -123,6 +123,10 @@ pub fn merge(
             let sum = values.iter().filter_map(Value::as_int).sum();
             encode::integer(out, sum);
         }
+        Merge::Min => {
+            let min = values.iter().filter_map(Value::as_int).min();
+            encode::integer(out, min.unwrap_or(0));
+        }
         Merge::Same => {
             let Some(first) = values.first() else {
                 return encode::error(out, b"ERR no master answered");
@@ -200,6 +204,14 @@ mod tests {
                 Protocol::Resp2
             ),
             b":7\r\n"
+        );
+        assert_eq!(
+            run(
+                Merge::Min,
+                &[b":2\r\n", b":1\r\n", b":3\r\n"],
+                Protocol::Resp2
+            ),
+            b":1\r\n"
         );
         let numsub: [&[u8]; 2] = [
             b"*4\r\n$1\r\nx\r\n:1\r\n$1\r\ny\r\n:0\r\n",

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use crate::backend::blocking::{Abandon, Outcome as BlockingOutcome};
-use crate::backend::conn::Conn;
+use crate::backend::conn::{Conn, ASKING};
 use crate::backend::giveback;
 use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplyTarget};
@@ -30,7 +30,7 @@ use crate::command::{CommandSpec, CommandTable, Merge, RouteClass};
 use crate::net;
 use crate::protocol::{encode, Limits, Protocol, Request, RequestParser};
 use crate::pubsub::{Message, Subscriber, TopicKind};
-use crate::router::{self, Route};
+use crate::router::{self, Access, Route};
 use crate::worker::Worker;
 
 use super::fanout::{Collector, Gather};
@@ -71,6 +71,7 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         sent_proto: Cell::new(Protocol::Resp2),
         sent_lane: Cell::new(SHARED_LANE),
         transactions: RefCell::new(Transactions::default()),
+        written: RefCell::new(Vec::new()),
         scratch: RefCell::new(BytesMut::new()),
         flush_due: Cell::new(false),
         over_soft_limit: Cell::new(None),
@@ -92,7 +93,7 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
 
 /// Where a new request goes.
 enum Target {
-    Slot(Slot),
+    Slot(Slot, Access),
     AnyMaster,
     /// Every master, the replies merged.
     AllMasters(Merge),
@@ -100,6 +101,8 @@ enum Target {
     Blocking(Slot),
     /// The client's own connection holding its `WATCH`, and its lane.
     Watched(Rc<Conn>, u64),
+    /// `WAIT`: the masters the client wrote to, on dedicated connections.
+    WaitReplicas,
 }
 
 /// The lane of the shared connections (see `Session::start`).
@@ -142,6 +145,8 @@ struct Session {
     sent_lane: Cell<u64>,
     /// `MULTI` and `WATCH` state.
     transactions: RefCell<Transactions>,
+    /// The masters this client sent writes to, which `WAIT` asks.
+    written: RefCell<Vec<Arc<str>>>,
     /// Reused for replies keyway builds itself.
     scratch: RefCell<BytesMut>,
     /// Messages were queued since the hub last flushed this client.
@@ -300,7 +305,8 @@ impl Session {
             }
         }
         let target = match route {
-            Route::Slot(slot) => Target::Slot(slot),
+            Route::Slot(slot, access) => Target::Slot(slot, access),
+            Route::WaitReplicas => Target::WaitReplicas,
             Route::AnyNode => Target::AnyMaster,
             Route::FanOut(merge) => Target::AllMasters(merge),
             Route::Blocking(slot) => Target::Blocking(slot),
@@ -501,7 +507,7 @@ impl Session {
             let moved = epoch != self.sent_epoch.get()
                 || proto != self.sent_proto.get()
                 || lane != self.sent_lane.get()
-                || matches!(target, Target::Blocking(_))
+                || matches!(target, Target::Blocking(_) | Target::WaitReplicas)
                 || self.blocked.borrow().is_some();
             let forced = self.force_send.replace(false);
             if !forced && (replies.held() > 0 || (others > 0 && moved)) {
@@ -514,11 +520,13 @@ impl Session {
         self.sent_epoch.set(epoch);
         let conns = match target {
             Target::AllMasters(merge) => return self.fan_out(token, merge, &topology),
+            Target::WaitReplicas => return self.wait_replicas(token, &topology),
             Target::Blocking(slot) => {
                 return match topology.master_of(slot) {
                     Some(index) => {
                         let addr = topology.nodes()[index as usize].addr.clone();
                         drop(topology);
+                        self.wrote_to(&addr);
                         self.block(token, addr, false)
                     }
                     None => self.complete_local(token, |out| {
@@ -526,8 +534,13 @@ impl Session {
                     }),
                 };
             }
-            Target::Slot(slot) => match topology.master_of(slot) {
-                Some(index) => Ok(worker.master(&topology, index)),
+            Target::Slot(slot, access) => match topology.master_of(slot) {
+                Some(index) => {
+                    if access == Access::Write {
+                        self.wrote_to(&topology.nodes()[index as usize].addr);
+                    }
+                    Ok(worker.master(&topology, index))
+                }
                 None if epoch == 0 => Err(NO_TOPOLOGY),
                 None => Err("CLUSTERDOWN Hash slot not served"),
             },
@@ -730,7 +743,7 @@ impl Session {
                     addr.clone(),
                     proto,
                     request.clone(),
-                    asking,
+                    asking.then_some(ASKING),
                     &abandon,
                 )
                 .await;
@@ -803,7 +816,8 @@ impl Session {
         };
         let table = self.worker.shared.view.commands().load();
         let target = match router::route(&table, &request) {
-            Route::Slot(slot) => Target::Slot(slot),
+            Route::Slot(slot, access) => Target::Slot(slot, access),
+            Route::WaitReplicas => Target::WaitReplicas,
             Route::FanOut(merge) => Target::AllMasters(merge),
             Route::Blocking(slot) => Target::Blocking(slot),
             Route::Transaction(..) => {
@@ -844,6 +858,11 @@ impl Collector for Session {
     fn gathered(&self, token: u64, reply: Bytes) {
         // May run inside `start` (a part failed at once): releasing held
         // requests waits for the flush, which never runs nested.
+        let waited = matches!(*self.blocked.borrow(), Some((t, _)) if t == token);
+        if waited {
+            // `WAIT` is over on every master.
+            self.blocked.take();
+        }
         self.complete(token, reply);
     }
 
@@ -896,6 +915,7 @@ impl ReplyTarget for Session {
 }
 
 mod transactions;
+mod wait;
 
 /// The reply while keyway has never reached a cluster node.
 const NO_TOPOLOGY: &str =

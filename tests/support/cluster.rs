@@ -243,6 +243,30 @@ impl Cluster {
             .collect()
     }
 
+    /// PID of the running redis-server at `addr`.
+    pub fn pid_of(&self, addr: &str) -> u32 {
+        let port = port_of(addr);
+        self.nodes
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|n| n.port == port)
+            .and_then(|n| n.child.as_ref().map(Child::id))
+            .unwrap_or_else(|| panic!("{addr} is not a running node of this cluster"))
+    }
+
+    /// The replicas of the master at `master` (asked live with `ROLE`).
+    pub fn replicas_of(&self, master: &str) -> Vec<String> {
+        let port = port_of(master);
+        self.replicas()
+            .into_iter()
+            .filter(|r| {
+                let role: Vec<Value> = query(r, &redis::cmd("ROLE")).unwrap_or_default();
+                matches!(role.get(2), Some(Value::Int(p)) if *p == i64::from(port))
+            })
+            .collect()
+    }
+
     /// The cluster bus port of the node at `addr` (set explicitly with
     /// `--cluster-port`, never assumed to be port + 10000).
     pub fn bus_port(&self, addr: &str) -> u16 {

@@ -8,7 +8,7 @@ use crate::cluster::Slot;
 use crate::command::{CommandTable, RouteClass};
 use crate::frontend::transaction::{nil_exec, Destination, InFlight, Watch, EXECABORT};
 use crate::protocol::{encode, Request};
-use crate::router::Route;
+use crate::router::{Access, Route};
 
 use super::{Session, Target, NO_TOPOLOGY};
 
@@ -42,12 +42,14 @@ impl Session {
                 }
             },
             // A channel is not a key: PUBLISH may join any transaction.
-            Route::Slot(_)
+            Route::Slot(..)
                 if table.lookup(request).map(|s| s.class()) == Some(RouteClass::Channel) =>
             {
                 None
             }
-            Route::Slot(slot) | Route::Blocking(slot) => Some(*slot),
+            Route::Slot(slot, _) | Route::Blocking(slot) => Some(*slot),
+            // Inside MULTI, WAIT does not block: the node answers at once.
+            Route::WaitReplicas => None,
             Route::AnyNode => None,
             Route::FanOut(_) => {
                 return Some(self.refuse_in_multi(
@@ -254,7 +256,7 @@ impl Session {
             .find(token)
             .map(|t| &t.destination)
         {
-            Some(Destination::Shared(Some(slot))) => Some(Target::Slot(*slot)),
+            Some(Destination::Shared(Some(slot))) => Some(Target::Slot(*slot, Access::Write)),
             Some(Destination::Shared(None)) => Some(Target::AnyMaster),
             Some(Destination::Watched(Some(w))) => Some(Target::Watched(w.conn.clone(), w.lane)),
             // Its watch went with its first attempt.
