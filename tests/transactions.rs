@@ -507,3 +507,45 @@ fn a_slot_moved_under_a_transaction_is_followed() {
     assert_eq!(c.cmd(&["APPEND", key, "e"]), "+QUEUED\r\n");
     assert_eq!(c.cmd(&["EXEC"]), "*1\r\n:4\r\n");
 }
+
+#[test]
+fn a_watch_does_not_survive_its_master_but_transactions_do() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let key = "{failing}k";
+    let victim = cluster.node_of_slot(key_slot(key.as_bytes()));
+    let mut c = proxy.raw_client();
+    assert_eq!(c.cmd(&["SET", key, "1"]), "+OK\r\n");
+    assert_eq!(
+        c.cmd(&["WAIT", "1", "2000"]),
+        ":1\r\n",
+        "the replica has it"
+    );
+    assert_eq!(c.cmd(&["WATCH", key]), "+OK\r\n");
+    cluster.kill_node(&victim);
+    cluster.wait_for_failover(&victim);
+    // The watch died with the master's connection: EXEC cannot run the
+    // transaction unwatched. It answers nil (or, while keyway catches up,
+    // an error), and nothing ran.
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["INCR", key]), "+QUEUED\r\n");
+    let exec = c.cmd(&["EXEC"]);
+    assert!(exec == "*-1\r\n" || exec.starts_with('-'), "{exec}");
+    // The client's retry loop goes through on the new master.
+    let done = poll_until(Duration::from_secs(20), || {
+        if !c.cmd(&["WATCH", key]).starts_with('+') {
+            return None;
+        }
+        let value = c.cmd(&["GET", key]);
+        c.cmd(&["MULTI"]);
+        c.cmd(&["INCR", key]);
+        let exec = c.cmd(&["EXEC"]);
+        exec.starts_with("*1\r\n").then_some((value, exec))
+    });
+    let (value, exec) = done.expect("a watched transaction on the new master");
+    assert_eq!(
+        (value.as_str(), exec.as_str()),
+        ("$1\r\n1\r\n", "*1\r\n:2\r\n"),
+        "INCR ran once"
+    );
+}
