@@ -28,6 +28,8 @@ pub enum Route<'t> {
     FanOut(Merge),
     /// `WAIT`: to the masters the client wrote to, on dedicated connections.
     WaitReplicas,
+    /// `INFO`: to every master, merged with keyway's own sections.
+    Info,
     /// To the master serving this slot, on a dedicated connection: the
     /// command may block.
     Blocking(Slot),
@@ -88,6 +90,7 @@ pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
         },
         RouteClass::AnyNode => Route::AnyNode,
         RouteClass::WaitReplicas => Route::WaitReplicas,
+        RouteClass::Info => Route::Info,
         RouteClass::Transaction => match keyed(spec, request) {
             Route::Slot(slot, _) => Route::Transaction(spec, Some(slot)),
             Route::AnyNode => Route::Transaction(spec, None),

@@ -8,6 +8,7 @@ use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::watch;
 use tracing::{info, info_span, Instrument};
@@ -17,6 +18,7 @@ use crate::backend::conn::{Conn, ConnSettings};
 use crate::backend::pool::{NodeConns, Pool};
 use crate::cluster::{ClusterView, NodeIndex, Topology};
 use crate::config::Config;
+use crate::frontend::info::Own;
 use crate::frontend::{listener, session};
 use crate::protocol::Protocol;
 use crate::pubsub::Hub;
@@ -29,6 +31,12 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// Connected clients, all workers together (for `max_clients`).
     pub clients: AtomicUsize,
+    /// Clients accepted since start (`INFO stats`).
+    pub connections_received: AtomicU64,
+    /// Clients refused at `max_clients` since start (`INFO stats`).
+    pub rejected_connections: AtomicU64,
+    /// When keyway started (`INFO server`).
+    pub started: Instant,
     next_client_id: AtomicU64,
 }
 
@@ -39,8 +47,24 @@ impl Shared {
             view,
             config,
             clients: AtomicUsize::new(0),
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            started: Instant::now(),
             next_client_id: AtomicU64::new(1),
         })
+    }
+
+    /// What `INFO` says about keyway itself.
+    pub fn own_info(&self) -> Own {
+        Own {
+            redis_version: self.view.server_version().to_string(),
+            tcp_port: self.config.listen.port(),
+            uptime: self.started.elapsed().as_secs(),
+            connected_clients: self.clients.load(Ordering::Relaxed),
+            max_clients: self.config.max_clients.get(),
+            connections_received: self.connections_received.load(Ordering::Relaxed),
+            rejected_connections: self.rejected_connections.load(Ordering::Relaxed),
+        }
     }
 
     /// A process-unique client id, as `CLIENT ID` reports.

@@ -42,6 +42,8 @@ pub enum RouteClass {
     /// the masters the client wrote to, each on a dedicated connection, and
     /// the smallest count is the answer.
     WaitReplicas,
+    /// INFO: every master's sections merged, keyway's own about itself.
+    Info,
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: the session's transaction
     /// state; WATCH is routed by its keys to a dedicated connection.
     Transaction,
@@ -178,6 +180,8 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("discard", Transaction),
     ("watch", Transaction),
     ("unwatch", Transaction),
+    // The masters' sections together, keyway's about the server.
+    ("info", Info),
     // Blocks, and counts replicas of the masters the client wrote to.
     ("wait", WaitReplicas),
     // Would flag the shared backend connection for someone else's command.

@@ -102,7 +102,6 @@ fn cluster_wide() {
         &[
             "SCAN 0",
             "RANDOMKEY",
-            "INFO",
             "SCRIPT EXISTS x",
             "FUNCTION LOAD x",
             "FUNCTION LIST",
@@ -113,6 +112,11 @@ fn cluster_wide() {
         ],
         RouteClass::Unsupported(Reason::ClusterWide),
     );
+}
+
+#[test]
+fn info_is_merged_from_the_masters() {
+    assert_all(&["INFO", "INFO memory keyspace"], RouteClass::Info);
 }
 
 #[test]

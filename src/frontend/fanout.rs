@@ -13,6 +13,17 @@ use crate::backend::{BackendError, ReplyTarget};
 use crate::command::Merge;
 use crate::protocol::{decode, encode, Limits, Protocol, Value};
 
+use super::info::{self, Own};
+
+/// How a [`Gather`] joins its parts.
+pub enum Join {
+    /// As the command's [`Merge`] says.
+    Merge(Merge),
+    /// `INFO`: the masters' sections merged, keyway's own in place of
+    /// those about the server (see [`info`]).
+    Info(Box<Own>),
+}
+
 /// Receives a merged reply; implemented by sessions.
 pub trait Collector {
     /// The merged reply for entry `token`. May be called while the request
@@ -27,7 +38,7 @@ pub trait Collector {
 pub struct Gather {
     collector: Rc<dyn Collector>,
     token: u64,
-    merge: Merge,
+    join: Join,
     proto: Protocol,
     parts: RefCell<Vec<Option<Result<Bytes, BackendError>>>>,
     missing: Cell<usize>,
@@ -38,14 +49,14 @@ impl Gather {
     pub fn new(
         collector: Rc<dyn Collector>,
         token: u64,
-        merge: Merge,
+        join: Join,
         proto: Protocol,
         parts: usize,
     ) -> Rc<Gather> {
         Rc::new(Gather {
             collector,
             token,
-            merge,
+            join,
             proto,
             parts: RefCell::new(vec![None; parts]),
             missing: Cell::new(parts),
@@ -68,12 +79,11 @@ impl ReplyTarget for Gather {
         }
         let parts = std::mem::take(&mut *self.parts.borrow_mut());
         let mut out = BytesMut::new();
-        merge(
-            self.merge,
-            parts.into_iter().flatten(),
-            self.proto,
-            &mut out,
-        );
+        let parts = parts.into_iter().flatten();
+        match &self.join {
+            Join::Merge(how) => merge(*how, parts, self.proto, &mut out),
+            Join::Info(own) => info::reply(parts, self.proto, own, &mut out),
+        }
         self.collector.gathered(self.token, out.freeze());
     }
 
@@ -84,6 +94,37 @@ impl ReplyTarget for Gather {
     }
 }
 
+/// The masters' replies decoded; `None` when one failed or is an error,
+/// which is then written to `out` as the answer (the first one wins).
+pub fn values(
+    parts: impl Iterator<Item = Result<Bytes, BackendError>>,
+    proto: Protocol,
+    out: &mut BytesMut,
+) -> Option<Vec<Value>> {
+    let mut values = Vec::new();
+    for part in parts {
+        let value = match part {
+            Ok(bytes) => match decode(&bytes, &Limits::default()) {
+                Ok(Some((value, _))) => value,
+                _ => {
+                    encode::error(out, b"ERR keyway could not merge a node's reply");
+                    return None;
+                }
+            },
+            Err(e) => {
+                e.write_reply(out);
+                return None;
+            }
+        };
+        if value.is_error() {
+            value.encode(out, proto);
+            return None;
+        }
+        values.push(value);
+    }
+    Some(values)
+}
+
 /// Merges the masters' replies into `out`, in `proto`.
 pub fn merge(
     how: Merge,
@@ -91,22 +132,9 @@ pub fn merge(
     proto: Protocol,
     out: &mut BytesMut,
 ) {
-    let mut values = Vec::new();
-    for part in parts {
-        let value = match part {
-            Ok(bytes) => match decode(&bytes, &Limits::default()) {
-                Ok(Some((value, _))) => value,
-                _ => {
-                    return encode::error(out, b"ERR keyway could not merge a node's reply");
-                }
-            },
-            Err(e) => return e.write_reply(out),
-        };
-        if value.is_error() {
-            return value.encode(out, proto);
-        }
-        values.push(value);
-    }
+    let Some(values) = values(parts, proto, out) else {
+        return;
+    };
     match how {
         Merge::Union => {
             let mut all: Vec<&[u8]> = values

@@ -64,6 +64,7 @@ pub async fn accept_loop<F, Fut>(
         let shared = &worker.shared;
         if shared.clients.fetch_add(1, Ordering::Relaxed) >= shared.config.max_clients.get() {
             shared.clients.fetch_sub(1, Ordering::Relaxed);
+            shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
             crate::metrics::client_rejected();
             debug!(%peer, "client refused: max_clients reached");
             tokio::task::spawn_local(async move {
@@ -73,6 +74,7 @@ pub async fn accept_loop<F, Fut>(
             });
             continue;
         }
+        shared.connections_received.fetch_add(1, Ordering::Relaxed);
         crate::metrics::client_accepted();
         let _ = stream.set_nodelay(true);
         let session = serve(worker.clone(), stream, peer);

@@ -3,6 +3,7 @@
 //! commands keyway answers itself, and each client's subscriptions.
 
 pub mod fanout;
+pub mod info;
 pub mod listener;
 pub mod local;
 pub mod replies;

@@ -33,7 +33,7 @@ use crate::pubsub::{Message, Subscriber, TopicKind};
 use crate::router::{self, Access, Route};
 use crate::worker::Worker;
 
-use super::fanout::{Collector, Gather};
+use super::fanout::{Collector, Gather, Join};
 use super::local::{self, ClientInfo, Outcome};
 use super::replies::{Budget, Replies};
 use super::subscriptions::confirmation;
@@ -103,6 +103,8 @@ enum Target {
     Watched(Rc<Conn>, u64),
     /// `WAIT`: the masters the client wrote to, on dedicated connections.
     WaitReplicas,
+    /// `INFO`: every master, merged with keyway's own sections.
+    Info,
 }
 
 /// The lane of the shared connections (see `Session::start`).
@@ -307,6 +309,7 @@ impl Session {
         let target = match route {
             Route::Slot(slot, access) => Target::Slot(slot, access),
             Route::WaitReplicas => Target::WaitReplicas,
+            Route::Info => Target::Info,
             Route::AnyNode => Target::AnyMaster,
             Route::FanOut(merge) => Target::AllMasters(merge),
             Route::Blocking(slot) => Target::Blocking(slot),
@@ -519,7 +522,11 @@ impl Session {
         }
         self.sent_epoch.set(epoch);
         let conns = match target {
-            Target::AllMasters(merge) => return self.fan_out(token, merge, &topology),
+            Target::AllMasters(merge) => return self.fan_out(token, Join::Merge(merge), &topology),
+            Target::Info => {
+                let own = Box::new(worker.shared.own_info());
+                return self.fan_out(token, Join::Info(own), &topology);
+            }
             Target::WaitReplicas => return self.wait_replicas(token, &topology),
             Target::Blocking(slot) => {
                 return match topology.master_of(slot) {
@@ -818,6 +825,7 @@ impl Session {
         let target = match router::route(&table, &request) {
             Route::Slot(slot, access) => Target::Slot(slot, access),
             Route::WaitReplicas => Target::WaitReplicas,
+            Route::Info => Target::Info,
             Route::FanOut(merge) => Target::AllMasters(merge),
             Route::Blocking(slot) => Target::Blocking(slot),
             Route::Transaction(..) => {
@@ -832,7 +840,7 @@ impl Session {
 
     /// Sends entry `token` to every master of `topology`; a [`Gather`]
     /// merges the replies into the entry.
-    fn fan_out(&self, token: u64, merge: Merge, topology: &Topology) {
+    fn fan_out(&self, token: u64, join: Join, topology: &Topology) {
         let masters = topology.nodes().len();
         if masters == 0 {
             return self.complete_local(token, |out| encode::error(out, NO_TOPOLOGY.as_bytes()));
@@ -841,7 +849,7 @@ impl Session {
             return;
         };
         let id = self.client.borrow().id;
-        let gather: Rc<dyn ReplyTarget> = Gather::new(me, token, merge, proto, masters);
+        let gather: Rc<dyn ReplyTarget> = Gather::new(me, token, join, proto, masters);
         for index in 0..masters {
             let conns = self.worker.master(topology, index as NodeIndex);
             if let Err(e) = conns

@@ -12,7 +12,7 @@ use crate::backend::blocking::{Abandon, Outcome};
 use crate::backend::ReplyTarget;
 use crate::cluster::Topology;
 use crate::command::Merge;
-use crate::frontend::fanout::Gather;
+use crate::frontend::fanout::{Gather, Join};
 use crate::protocol::encode;
 
 use super::{Session, NO_TOPOLOGY};
@@ -64,7 +64,8 @@ impl Session {
         };
         let abandon = Rc::new(Abandon::default());
         *self.blocked.borrow_mut() = Some((token, abandon.clone()));
-        let gather: Rc<dyn ReplyTarget> = Gather::new(me, token, Merge::Min, proto, addrs.len());
+        let gather: Rc<dyn ReplyTarget> =
+            Gather::new(me, token, Join::Merge(Merge::Min), proto, addrs.len());
         for (part, (addr, permit)) in addrs.into_iter().zip(permits).enumerate() {
             let (pool, gather, request, abandon) = (
                 pool.clone(),

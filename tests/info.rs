@@ -1,0 +1,165 @@
+//! `INFO` through keyway: keyway's own `Server`/`Clients`/`Cluster`
+//! sections (`redis_mode:standalone`, `cluster_enabled:0`, the cluster's
+//! `redis_version`), the masters' sections summed (keys per db, memory
+//! with its human forms, replicas of every master), in RESP2 and RESP3,
+//! read by the `redis` crate as client libraries do on connect.
+
+mod support;
+
+use support::{Cluster, Proxy};
+
+fn field(text: &str, name: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+        .unwrap_or_else(|| panic!("{name} missing in:\n{text}"))
+        .trim_end()
+        .to_string()
+}
+
+fn info_of(cluster: &Cluster, node: &str, section: &str) -> String {
+    redis::cmd("INFO")
+        .arg(section)
+        .query(&mut cluster.conn(node))
+        .expect("INFO")
+}
+
+#[test]
+fn info_merges_the_masters_and_describes_keyway() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let mut con = proxy.conn();
+    let masters = cluster.masters();
+
+    // Keys on every master, a third of them with a TTL.
+    for i in 0..600 {
+        let key = format!("info:{i}");
+        let () = redis::cmd("SET").arg(&key).arg(i).query(&mut con).unwrap();
+        if i % 3 == 0 {
+            let _: i64 = redis::cmd("EXPIRE")
+                .arg(&key)
+                .arg(3600)
+                .query(&mut con)
+                .unwrap();
+        }
+    }
+    let per_master: Vec<String> = masters
+        .iter()
+        .map(|m| field(&info_of(&cluster, m, "keyspace"), "db0"))
+        .collect();
+    assert!(
+        per_master.iter().all(|db| !db.starts_with("keys=600")),
+        "spread: {per_master:?}"
+    );
+
+    let text: String = redis::cmd("INFO").query(&mut con).unwrap();
+    let node_version = field(&info_of(&cluster, &masters[0], "server"), "redis_version");
+    assert_eq!(field(&text, "redis_version"), node_version);
+    assert_eq!(field(&text, "redis_mode"), "standalone");
+    assert_eq!(
+        field(&text, "cluster_enabled"),
+        "0",
+        "clients must not switch to cluster mode"
+    );
+    assert_eq!(field(&text, "tcp_port"), proxy.port().to_string());
+    assert_eq!(field(&text, "process_id"), proxy.pid().to_string());
+    assert_eq!(field(&text, "keyway_version"), env!("CARGO_PKG_VERSION"));
+    let clients: usize = field(&text, "connected_clients").parse().unwrap();
+    assert!(clients >= 1, "{clients}");
+    let total = |key: &str| -> u64 {
+        per_master
+            .iter()
+            .map(|db| {
+                db.split(',')
+                    .find_map(|p| p.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .sum()
+    };
+    assert!(
+        total("keys") >= 600 && total("expires") == 200,
+        "{per_master:?}"
+    );
+    let db0 = field(&text, "db0");
+    let want = format!("keys={},expires=200,avg_ttl=", total("keys"));
+    assert!(db0.starts_with(&want), "{db0} vs masters {per_master:?}");
+    assert_eq!(field(&text, "connected_slaves"), masters.len().to_string());
+    for i in 0..masters.len() {
+        assert!(field(&text, &format!("slave{i}")).contains("state=online"));
+    }
+    for section in [
+        "Server",
+        "Clients",
+        "Memory",
+        "Persistence",
+        "Stats",
+        "Replication",
+        "CPU",
+        "Cluster",
+        "Keyspace",
+    ] {
+        assert!(
+            text.contains(&format!("# {section}\r\n")),
+            "{section} in:\n{text}"
+        );
+    }
+
+    // Memory summed over the masters, read between two direct reads.
+    let sum = |cluster: &Cluster| -> u64 {
+        masters
+            .iter()
+            .map(|m| {
+                field(&info_of(cluster, m, "memory"), "used_memory")
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .sum()
+    };
+    let before = sum(&cluster);
+    let memory: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+    let after = sum(&cluster);
+    let used: u64 = field(&memory, "used_memory").parse().unwrap();
+    let (low, high) = (before.min(after), before.max(after));
+    assert!(
+        used * 10 >= low * 9 && used * 10 <= high * 11,
+        "{used} vs {before}..{after}"
+    );
+    let human = field(&memory, "used_memory_human");
+    let mib: f64 = human.strip_suffix('M').expect("MiB").parse().unwrap();
+    assert!(
+        (mib - used as f64 / 1048576.0).abs() < 0.01,
+        "{human} for {used}"
+    );
+    assert!(field(&memory, "used_memory_peak").parse::<u64>().unwrap() >= used / 2);
+    field(&memory, "used_memory_peak_human");
+    assert!(
+        !memory.contains("# Server"),
+        "only the section asked for:\n{memory}"
+    );
+
+    // Several sections at once; the redis crate's parser reads them.
+    let dict: redis::InfoDict = redis::cmd("INFO")
+        .arg("server")
+        .arg("keyspace")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        dict.get::<String>("redis_mode").as_deref(),
+        Some("standalone")
+    );
+    assert!(dict.get::<String>("used_memory").is_none());
+
+    // RESP3: a verbatim string, as redis-server sends it.
+    let mut raw = proxy.raw_client();
+    assert!(raw.cmd(&["HELLO", "3"]).starts_with('%'));
+    let reply = raw.cmd(&["INFO", "cluster"]);
+    assert!(
+        reply.starts_with('=') && reply.contains("txt:# Cluster\r\ncluster_enabled:0\r\n"),
+        "{reply:?}"
+    );
+    assert!(
+        raw.cmd(&["INFO", "nosuchsection"]).starts_with('='),
+        "an empty text, like redis-server"
+    );
+}
