@@ -1,7 +1,8 @@
 //! Commands over the whole keyspace, answered by every master together:
-//! `DBSIZE` (summed), `KEYS` (the union), `FLUSHALL`/`FLUSHDB` and `SCRIPT
-//! LOAD`/`FLUSH` (run on every master, one reply), with keys spread over
-//! every slot range.
+//! `DBSIZE` (summed), `KEYS` (the union), `RANDOMKEY`, `FLUSHALL`/`FLUSHDB`,
+//! `SCRIPT LOAD`/`FLUSH`/`EXISTS` and `FUNCTION LOAD`/`LIST`/`DELETE` (run
+//! on every master, one reply), `LASTSAVE`, `CONFIG GET`, with keys spread
+//! over every slot range.
 
 mod support;
 
@@ -85,4 +86,97 @@ fn keyspace_commands_see_every_master() {
     assert_eq!(size, 0);
     let found: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
     assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn scripts_functions_and_random_keys_across_masters() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let mut con = proxy.conn();
+    let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    let masters = cluster.masters();
+
+    // SCRIPT EXISTS: 1 only where every master has the script.
+    let everywhere: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return 1")
+        .query(&mut con)
+        .unwrap();
+    let one: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return 2")
+        .query(&mut cluster.conn(&masters[0]))
+        .unwrap();
+    let exists: Vec<i64> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&everywhere)
+        .arg(&one)
+        .arg("0000000000000000000000000000000000000000")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(exists, [1, 0, 0]);
+
+    // Functions are loaded on, called on and deleted from every master.
+    let code = "#!lua name=kwlib\nredis.register_function('kwincr', function(keys, args) return redis.call('INCR', keys[1]) end)";
+    let lib: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(code)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(lib, "kwlib");
+    let keys: Vec<String> = masters
+        .iter()
+        .map(|m| format!("{{{}}}:f", support::key_for_slot(cluster.slots_of(m)[0])))
+        .collect();
+    for k in &keys {
+        let n: i64 = redis::cmd("FCALL")
+            .arg("kwincr")
+            .arg(1)
+            .arg(k)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(n, 1, "{k}");
+    }
+    let list: redis::Value = redis::cmd("FUNCTION").arg("LIST").query(&mut con).unwrap();
+    assert!(format!("{list:?}").contains("kwincr"), "{list:?}");
+    let () = redis::cmd("FUNCTION")
+        .arg("DELETE")
+        .arg("kwlib")
+        .query(&mut con)
+        .unwrap();
+    for m in &masters {
+        let list: Vec<redis::Value> = redis::cmd("FUNCTION")
+            .arg("LIST")
+            .query(&mut cluster.conn(m))
+            .unwrap();
+        assert!(list.is_empty(), "deleted on {m}");
+    }
+
+    // RANDOMKEY finds the one key wherever it is; nil when there is none.
+    let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    let none: Option<String> = redis::cmd("RANDOMKEY").query(&mut con).unwrap();
+    assert_eq!(none, None);
+    let () = redis::cmd("SET")
+        .arg(&keys[2])
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    for _ in 0..12 {
+        let k: Option<String> = redis::cmd("RANDOMKEY").query(&mut con).unwrap();
+        assert_eq!(k.as_deref(), Some(keys[2].as_str()));
+    }
+
+    // LASTSAVE: a past time; CONFIG GET: a master's setting.
+    let last: i64 = redis::cmd("LASTSAVE").query(&mut con).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(last > 0 && last <= now, "{last}");
+    let policy: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(policy, ["maxmemory-policy", "noeviction"]);
 }

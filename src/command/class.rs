@@ -61,8 +61,13 @@ pub enum Merge {
     /// `name, count` pairs (a map in RESP3): counts summed per name, names
     /// in the order of the first reply.
     SumPerName,
-    /// Integers: the smallest (WAIT: replicas that acknowledged everything).
+    /// Integers: the smallest (`LASTSAVE`: the oldest save).
     Min,
+    /// Arrays of 0/1 (`SCRIPT EXISTS`): 1 where every master says 1.
+    AllOf,
+    /// One of the non-nil replies, picked at random (`RANDOMKEY`); nil when
+    /// every master answered nil.
+    AnyNonNil,
     /// The same reply from every master (`+OK`, a script's SHA1): that
     /// reply; different replies are an error.
     Same,
@@ -169,6 +174,18 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     // A script loaded through keyway is loaded on every master.
     ("script|load", FanOut(Merge::Same)),
     ("script|flush", FanOut(Merge::Same)),
+    ("script|exists", FanOut(Merge::AllOf)), // loaded means loaded everywhere
+    // Functions, like scripts, live on every master.
+    ("function|load", FanOut(Merge::Same)),
+    ("function|delete", FanOut(Merge::Same)),
+    ("function|flush", FanOut(Merge::Same)),
+    ("function|restore", FanOut(Merge::Same)),
+    ("function|list", FanOut(Merge::Same)),
+    ("function|dump", AnyNode), // every master holds the same libraries
+    ("randomkey", FanOut(Merge::AnyNonNil)),
+    ("lastsave", FanOut(Merge::Min)),
+    // Reading settings changes nothing; every master is configured alike.
+    ("config|get", AnyNode),
     ("spublish", Keyed), // routed by the slot of its shard channel
     // Flagged blocking, but block only with a BLOCK option: the caller asks
     // CommandSpec::is_blocking_call.

@@ -41,7 +41,7 @@ fn keyed() {
 #[test]
 fn any_node() {
     assert_all(
-        &["TIME", "LOLWUT", "OBJECT HELP", "LASTSAVE", "OBJECT nosuch"],
+        &["TIME", "LOLWUT", "OBJECT HELP", "OBJECT nosuch"],
         RouteClass::AnyNode,
     );
 }
@@ -101,16 +101,40 @@ fn cluster_wide() {
     assert_all(
         &[
             "SCAN 0",
-            "RANDOMKEY",
-            "SCRIPT EXISTS x",
-            "FUNCTION LOAD x",
-            "FUNCTION LIST",
+            "FUNCTION STATS",
+            "FUNCTION KILL",
+            "SCRIPT KILL",
             "LATENCY LATEST",
             "SLOWLOG GET",
             "MEMORY STATS",
             "MEMORY DOCTOR",
         ],
         RouteClass::Unsupported(Reason::ClusterWide),
+    );
+}
+
+#[test]
+fn scripts_functions_and_the_keyspace_fan_out() {
+    use super::super::Merge;
+    assert_all(&["SCRIPT EXISTS a b"], RouteClass::FanOut(Merge::AllOf));
+    assert_all(
+        &[
+            "FUNCTION LOAD x",
+            "FUNCTION DELETE x",
+            "FUNCTION FLUSH",
+            "FUNCTION LIST",
+        ],
+        RouteClass::FanOut(Merge::Same),
+    );
+    assert_all(&["RANDOMKEY"], RouteClass::FanOut(Merge::AnyNonNil));
+    assert_all(&["LASTSAVE"], RouteClass::FanOut(Merge::Min));
+    assert_all(
+        &["CONFIG GET maxmemory", "FUNCTION DUMP"],
+        RouteClass::AnyNode,
+    );
+    assert_all(
+        &["CONFIG SET maxmemory 1"],
+        RouteClass::Unsupported(Reason::NodeAdmin),
     );
 }
 
@@ -189,7 +213,6 @@ fn node_admin() {
             "BGSAVE",
             "BGREWRITEAOF",
             "CONFIG SET a b",
-            "CONFIG GET a",
             "ACL SETUSER u",
             "SYNC",
             "PSYNC a 1",

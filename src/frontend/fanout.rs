@@ -151,6 +151,28 @@ pub fn merge(
             let sum = values.iter().filter_map(Value::as_int).sum();
             encode::integer(out, sum);
         }
+        Merge::AllOf => {
+            let arrays: Vec<&[Value]> = values.iter().filter_map(Value::as_array).collect();
+            let len = arrays.iter().map(|a| a.len()).max().unwrap_or(0);
+            encode::array_header(out, len);
+            for i in 0..len {
+                let all = arrays
+                    .iter()
+                    .all(|a| a.get(i).and_then(Value::as_int) == Some(1));
+                encode::integer(out, i64::from(all));
+            }
+        }
+        Merge::AnyNonNil => {
+            let found: Vec<&Value> = values.iter().filter(|v| **v != Value::Nil).collect();
+            if found.is_empty() {
+                return encode::null(out, proto);
+            }
+            // Any spread will do: the low bits of the clock pick one.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos() as usize);
+            found[nanos % found.len()].encode(out, proto);
+        }
         Merge::Min => {
             let min = values.iter().filter_map(Value::as_int).min();
             encode::integer(out, min.unwrap_or(0));
@@ -241,6 +263,18 @@ mod tests {
             ),
             b":1\r\n"
         );
+        let exists: [&[u8]; 2] = [b"*3\r\n:1\r\n:1\r\n:0\r\n", b"*3\r\n:1\r\n:0\r\n:0\r\n"];
+        assert_eq!(
+            run(Merge::AllOf, &exists, Protocol::Resp2),
+            b"*3\r\n:1\r\n:0\r\n:0\r\n"
+        );
+        let keys: [&[u8]; 3] = [b"$-1\r\n", b"$1\r\nk\r\n", b"$-1\r\n"];
+        assert_eq!(
+            run(Merge::AnyNonNil, &keys, Protocol::Resp2),
+            b"$1\r\nk\r\n"
+        );
+        let none: [&[u8]; 2] = [b"_\r\n", b"_\r\n"];
+        assert_eq!(run(Merge::AnyNonNil, &none, Protocol::Resp3), b"_\r\n");
         let numsub: [&[u8]; 2] = [
             b"*4\r\n$1\r\nx\r\n:1\r\n$1\r\ny\r\n:0\r\n",
             b"*4\r\n$1\r\nx\r\n:2\r\n$1\r\ny\r\n:3\r\n",
