@@ -58,5 +58,6 @@ pub mod net;
 pub mod protocol;
 pub mod pubsub;
 pub mod router;
+pub mod scripts;
 pub mod server;
 pub mod worker;

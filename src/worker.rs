@@ -22,6 +22,7 @@ use crate::frontend::info::Own;
 use crate::frontend::{listener, session};
 use crate::protocol::Protocol;
 use crate::pubsub::Hub;
+use crate::scripts::ScriptCache;
 
 /// State shared by every worker of the process.
 pub struct Shared {
@@ -37,6 +38,8 @@ pub struct Shared {
     pub rejected_connections: AtomicU64,
     /// When keyway started (`INFO server`).
     pub started: Instant,
+    /// Scripts loaded through keyway, to load again where missing.
+    pub scripts: ScriptCache,
     next_client_id: AtomicU64,
 }
 
@@ -50,6 +53,7 @@ impl Shared {
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             started: Instant::now(),
+            scripts: ScriptCache::default(),
             next_client_id: AtomicU64::new(1),
         })
     }

@@ -180,3 +180,83 @@ fn scripts_functions_and_random_keys_across_masters() {
         .unwrap();
     assert_eq!(policy, ["maxmemory-policy", "noeviction"]);
 }
+
+#[test]
+fn a_script_loaded_through_keyway_survives_a_master_losing_it() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let mut con = proxy.conn();
+    let masters = cluster.masters();
+    let body = "return redis.call('INCRBY', KEYS[1], ARGV[1])";
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(body)
+        .query(&mut con)
+        .unwrap();
+    // One master loses its script cache, as a promoted replica or a newly
+    // added master has none.
+    let forgetful = &masters[1];
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut cluster.conn(forgetful))
+        .unwrap();
+    let key = format!(
+        "{{{}}}:n",
+        support::key_for_slot(cluster.slots_of(forgetful)[0])
+    );
+    // Through keyway, EVALSHA still works (RESP2 and RESP3, and in a
+    // pipeline, in order).
+    let n: i64 = redis::cmd("EVALSHA")
+        .arg(&sha)
+        .arg(1)
+        .arg(&key)
+        .arg(5)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 5);
+    let exists: Vec<i64> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&sha)
+        .query(&mut cluster.conn(forgetful))
+        .unwrap();
+    assert_eq!(exists, [1], "loaded again on {forgetful}");
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut cluster.conn(forgetful))
+        .unwrap();
+    let mut raw = proxy.raw_client();
+    assert!(raw.cmd(&["HELLO", "3"]).starts_with('%'));
+    let mut pipeline = Vec::new();
+    for args in [
+        &["EVALSHA", &sha, "1", &key, "1"][..],
+        &["GET", &key],
+        &["EVALSHA", &sha, "1", &key, "1"],
+    ] {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        pipeline.extend(support::resp::encode(&args));
+    }
+    raw.send(&pipeline);
+    let replies = [raw.reply_text(), raw.reply_text(), raw.reply_text()];
+    assert_eq!(replies[0], ":6\r\n");
+    assert!(
+        replies[1] == "$1\r\n6\r\n" || replies[1] == "$1\r\n5\r\n",
+        "{replies:?}"
+    );
+    assert_eq!(replies[2], ":7\r\n");
+    // A script keyway never loaded keeps the node's NOSCRIPT.
+    let unknown: redis::RedisResult<i64> = redis::cmd("EVALSHA")
+        .arg("ffffffffffffffffffffffffffffffffffffffff")
+        .arg(1)
+        .arg(&key)
+        .query(&mut con);
+    assert!(unknown.is_err_and(|e| e.code() == Some("NOSCRIPT")));
+    // SCRIPT FLUSH through keyway: keyway forgets too.
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
+    let gone: redis::RedisResult<i64> = redis::cmd("EVALSHA")
+        .arg(&sha)
+        .arg(1)
+        .arg(&key)
+        .arg(1)
+        .query(&mut con);
+    assert!(gone.is_err_and(|e| e.code() == Some("NOSCRIPT")));
+}

@@ -311,7 +311,10 @@ impl Session {
             Route::WaitReplicas => Target::WaitReplicas,
             Route::Info => Target::Info,
             Route::AnyNode => Target::AnyMaster,
-            Route::FanOut(merge) => Target::AllMasters(merge),
+            Route::FanOut(merge) => {
+                self.note_script_command(&request);
+                Target::AllMasters(merge)
+            }
             Route::Blocking(slot) => Target::Blocking(slot),
             Route::Transaction(spec, slot) => {
                 self.transaction(spec.name(), slot, request);
@@ -902,7 +905,8 @@ impl ReplyTarget for Session {
         match reply {
             Ok(reply) => {
                 let followed = reply.first() == Some(&b'-')
-                    && redirect::parse(&reply).is_some_and(|r| self.follow(token, r));
+                    && (redirect::parse(&reply).is_some_and(|r| self.follow(token, r))
+                        || (reply.starts_with(b"-NOSCRIPT") && self.reload_script(token)));
                 if !followed {
                     self.complete(token, reply);
                 }
@@ -922,6 +926,7 @@ impl ReplyTarget for Session {
     }
 }
 
+mod scripts;
 mod transactions;
 mod wait;
 
