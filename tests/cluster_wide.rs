@@ -237,12 +237,13 @@ fn a_script_loaded_through_keyway_survives_a_master_losing_it() {
     }
     raw.send(&pipeline);
     let replies = [raw.reply_text(), raw.reply_text(), raw.reply_text()];
-    assert_eq!(replies[0], ":6\r\n");
-    assert!(
-        replies[1] == "$1\r\n6\r\n" || replies[1] == "$1\r\n5\r\n",
-        "{replies:?}"
-    );
-    assert_eq!(replies[2], ":7\r\n");
+    // Both ran once; a request pipelined behind a healed EVALSHA may run
+    // before it (documented), so only the set of results is fixed.
+    let mut evals = [replies[0].as_str(), replies[2].as_str()];
+    evals.sort();
+    assert_eq!(evals, [":6\r\n", ":7\r\n"], "{replies:?}");
+    let gets = ["$1\r\n5\r\n", "$1\r\n6\r\n", "$1\r\n7\r\n"];
+    assert!(gets.contains(&replies[1].as_str()), "{replies:?}");
     // A script keyway never loaded keeps the node's NOSCRIPT.
     let unknown: redis::RedisResult<i64> = redis::cmd("EVALSHA")
         .arg("ffffffffffffffffffffffffffffffffffffffff")
