@@ -23,20 +23,11 @@ fn block(proxy: &Proxy, args: &[&str]) -> RawClient {
     client
 }
 
-/// Connections to `node` that are blocked in a command (`flags=b`).
-fn blocked_on(cluster: &Cluster, node: &str) -> usize {
-    let list: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .query(&mut cluster.conn(node))
-        .expect("CLIENT LIST");
-    list.lines().filter(|l| l.contains(" flags=b ")).count()
-}
-
 fn blocked_total(cluster: &Cluster) -> usize {
     cluster
         .masters()
         .iter()
-        .map(|m| blocked_on(cluster, m))
+        .map(|m| cluster.blocked_on(m))
         .sum()
 }
 

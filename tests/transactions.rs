@@ -11,7 +11,6 @@ mod support;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use support::util::TempDir;
 use support::{key_slot, poll_until, Cluster, Proxy, RawClient, OP_TIMEOUT};
 
 /// Sends every command of `script`, with each `{T}` replaced by `{tag}`,
@@ -187,7 +186,7 @@ fn keys_of_two_slots_or_unservable_commands_abort_the_transaction() {
     for refused in [
         &["KEYS", "*"][..],
         &["CLIENT", "SETNAME", "x"],
-        &["CONFIG", "GET", "x"],
+        &["CONFIG", "SET", "x", "y"],
     ] {
         assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
         assert_eq!(c.cmd(&["INCR", "{a}n"]), "+QUEUED\r\n");
@@ -442,11 +441,8 @@ fn a_client_leaving_mid_transaction_leaves_nothing_behind() {
 #[test]
 fn a_slot_moved_under_a_transaction_is_followed() {
     let cluster = Cluster::start();
-    let dir = TempDir::new("transactions");
-    let config = dir.path().join("keyway.toml");
     // No periodic refresh: keyway learns of the moves from MOVED.
-    std::fs::write(&config, "[cluster]\nrefresh_interval_s = 3600\n").unwrap();
-    let proxy = Proxy::start_with(&cluster, &["--config", config.to_str().unwrap()]);
+    let proxy = Proxy::start_with_config(&cluster, "[cluster]\nrefresh_interval_s = 3600\n");
     let mut c = proxy.raw_client();
     let masters = cluster.masters();
 

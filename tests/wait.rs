@@ -9,22 +9,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::util::TempDir;
 use support::{key_for_slot, poll_until, Cluster, Proxy};
 
 /// A key served by `master`.
 fn key_on(cluster: &Cluster, master: &str, name: &str) -> String {
     let slot = cluster.slots_of(master)[0];
     format!("{{{}}}:{name}", key_for_slot(slot))
-}
-
-/// Connections to `node` blocked in a command (`flags=b`).
-fn blocked_on(cluster: &Cluster, node: &str) -> usize {
-    let list: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .query(&mut cluster.conn(node))
-        .expect("CLIENT LIST");
-    list.lines().filter(|l| l.contains(" flags=b ")).count()
 }
 
 /// Stops (SIGSTOP) the replica of `master` until dropped (SIGCONT).
@@ -50,11 +40,8 @@ impl Drop for Stalled {
 #[test]
 fn wait_counts_the_replicas_of_the_masters_written_to() {
     let cluster = Cluster::start();
-    let dir = TempDir::new("wait");
-    let config = dir.path().join("keyway.toml");
     // WAIT's own timeout applies, not keyway's request timeout.
-    std::fs::write(&config, "[backend]\nrequest_timeout_ms = 500\n").unwrap();
-    let proxy = Proxy::start_with(&cluster, &["--config", config.to_str().unwrap()]);
+    let proxy = Proxy::start_with_config(&cluster, "[backend]\nrequest_timeout_ms = 500\n");
     let masters = cluster.masters();
     let mut c = proxy.raw_client();
 
@@ -117,12 +104,12 @@ fn wait_counts_the_replicas_of_the_masters_written_to() {
     );
     leaving.send(&support::resp::encode(&[b"WAIT", b"1", b"0"]));
     let blocked = poll_until(Duration::from_secs(3), || {
-        (blocked_on(&cluster, &masters[0]) == 1).then_some(())
+        (cluster.blocked_on(&masters[0]) == 1).then_some(())
     });
     assert!(blocked.is_some(), "WAIT blocks on {}", masters[0]);
     drop(leaving);
     let released = poll_until(Duration::from_secs(3), || {
-        (blocked_on(&cluster, &masters[0]) == 0).then_some(())
+        (cluster.blocked_on(&masters[0]) == 0).then_some(())
     });
     assert!(
         released.is_some(),

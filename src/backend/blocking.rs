@@ -92,9 +92,12 @@ impl BlockingPool {
         })
     }
 
-    /// The most connections in use at once.
-    pub fn max(&self) -> usize {
-        self.max
+    /// The error a client gets when all `max` connections are in use.
+    pub fn exhausted(&self) -> String {
+        format!(
+            "ERR keyway has {} dedicated connections (blocked, waiting or watching clients) on this worker, its limit (backend.max_blocking_connections); retry later",
+            self.max
+        )
     }
 
     /// A place for one command, or `None` when all `max` are in use.

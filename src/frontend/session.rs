@@ -735,10 +735,7 @@ impl Session {
         let pool = self.worker.blocking.clone();
         let Some(permit) = pool.try_acquire() else {
             *self.blocked.borrow_mut() = None;
-            let text = format!(
-                "ERR keyway has {} blocked clients on this worker, its limit (backend.max_blocking_connections); retry later",
-                pool.max()
-            );
+            let text = pool.exhausted();
             return self.complete_local(token, |out| encode::error(out, text.as_bytes()));
         };
         let Some((request, proto, me)) = self.pending(token) else {

@@ -243,16 +243,27 @@ impl Cluster {
             .collect()
     }
 
+    /// What `read` says of the node at `addr`.
+    fn of_node<T>(&self, addr: &str, read: impl FnOnce(&Node) -> T) -> T {
+        let port = port_of(addr);
+        let nodes = self.nodes.lock().unwrap();
+        let node = nodes.iter().find(|n| n.port == port);
+        read(node.unwrap_or_else(|| panic!("{addr} is not a node of this cluster")))
+    }
+
     /// PID of the running redis-server at `addr`.
     pub fn pid_of(&self, addr: &str) -> u32 {
-        let port = port_of(addr);
-        self.nodes
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|n| n.port == port)
-            .and_then(|n| n.child.as_ref().map(Child::id))
-            .unwrap_or_else(|| panic!("{addr} is not a running node of this cluster"))
+        self.of_node(addr, |n| n.child.as_ref().map(Child::id))
+            .unwrap_or_else(|| panic!("{addr} is not running"))
+    }
+
+    /// Connections to `node` blocked in a command (`flags=b` in `CLIENT LIST`).
+    pub fn blocked_on(&self, node: &str) -> usize {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut self.conn(node))
+            .expect("CLIENT LIST");
+        list.lines().filter(|l| l.contains(" flags=b ")).count()
     }
 
     /// The replicas of the master at `master` (asked live with `ROLE`).
@@ -270,14 +281,7 @@ impl Cluster {
     /// The cluster bus port of the node at `addr` (set explicitly with
     /// `--cluster-port`, never assumed to be port + 10000).
     pub fn bus_port(&self, addr: &str) -> u16 {
-        let port = port_of(addr);
-        self.nodes
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|n| n.port == port)
-            .unwrap_or_else(|| panic!("{addr} is not a node of this cluster"))
-            .bus_port
+        self.of_node(addr, |n| n.bus_port)
     }
 
     fn roles(&self) -> Vec<(String, String)> {

@@ -57,12 +57,25 @@ pub struct Proxy {
     port: u16,
     log: PathBuf,
     _dir: TempDir,
+    /// Holds the config file of [`Proxy::start_with_config`].
+    config: Option<TempDir>,
 }
 
 impl Proxy {
     /// Starts keyway in front of `cluster` and waits until it serves.
     pub fn start(cluster: &Cluster) -> Proxy {
         Proxy::start_with(cluster, &[])
+    }
+
+    /// Like [`Proxy::start`], with `toml` as keyway's config file.
+    pub fn start_with_config(cluster: &Cluster, toml: &str) -> Proxy {
+        let dir = TempDir::new("config");
+        let file = dir.path().join("keyway.toml");
+        std::fs::write(&file, toml).expect("write keyway.toml");
+        let file = file.to_str().expect("utf-8 path");
+        let mut proxy = Proxy::start_with(cluster, &["--config", file]);
+        proxy.config = Some(dir);
+        proxy
     }
 
     /// Like [`Proxy::start`], with extra command-line arguments.
@@ -99,6 +112,7 @@ impl Proxy {
                 port,
                 log,
                 _dir: dir,
+                config: None,
             };
             match proxy.wait_ready(ready) {
                 Ok(()) => return proxy,

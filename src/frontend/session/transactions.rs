@@ -198,10 +198,7 @@ impl Session {
                 };
                 let Some(permit) = self.worker.blocking.try_acquire() else {
                     drop(transactions);
-                    let text = format!(
-                        "ERR keyway has {} dedicated connections (blocked or watching clients) on this worker, its limit (backend.max_blocking_connections); retry later",
-                        self.worker.blocking.max()
-                    );
+                    let text = self.worker.blocking.exhausted();
                     return self.push_local(|out| encode::error(out, text.as_bytes()));
                 };
                 let addr = topology.nodes()[index as usize].addr.clone();

@@ -53,10 +53,7 @@ impl Session {
         let pool = self.worker.blocking.clone();
         let permits: Option<Vec<_>> = addrs.iter().map(|_| pool.try_acquire()).collect();
         let Some(permits) = permits else {
-            let text = format!(
-                "ERR keyway has {} dedicated connections (blocked or watching clients) on this worker, its limit (backend.max_blocking_connections); retry later",
-                pool.max()
-            );
+            let text = pool.exhausted();
             return self.complete_local(token, |out| encode::error(out, text.as_bytes()));
         };
         let Some((request, proto, me)) = self.pending(token) else {
