@@ -35,6 +35,7 @@ use crate::worker::Worker;
 use super::fanout::{Collector, Gather};
 use super::local::{self, ClientInfo, Outcome};
 use super::replies::{Budget, Replies};
+use super::split::{Plan, Split};
 use super::subscriptions::confirmation;
 
 /// Smallest free space offered to a read; the buffer is allocated on the
@@ -48,7 +49,7 @@ const EARLY_WRITE: usize = 64 * 1024;
 /// How long a closing session may take to flush its last replies.
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(5);
 /// First pause before retrying after `-TRYAGAIN`; doubles per retry.
-const TRYAGAIN_BACKOFF: Duration = Duration::from_millis(5);
+pub(super) const TRYAGAIN_BACKOFF: Duration = Duration::from_millis(5);
 
 /// Serves one client until it leaves.
 pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
@@ -92,6 +93,8 @@ enum Target {
     AllMasters(Merge),
     /// The master of the slot, on a dedicated connection.
     Blocking(Slot),
+    /// One part per slot of the keys, the replies joined.
+    Split(Plan),
 }
 
 /// Why the reader stopped.
@@ -282,6 +285,7 @@ impl Session {
             Route::AnyNode => Target::AnyMaster,
             Route::FanOut(merge) => Target::AllMasters(merge),
             Route::Blocking(slot) => Target::Blocking(slot),
+            Route::Split(groups) => Target::Split(Plan::new(&request, groups)),
             Route::Subscription(spec, _) => {
                 self.subscription(spec.name(), &request);
                 return true;
@@ -479,6 +483,7 @@ impl Session {
         self.sent_epoch.set(epoch);
         let conns = match target {
             Target::AllMasters(merge) => return self.fan_out(token, merge, &topology),
+            Target::Split(plan) => return self.split(token, plan, &topology),
             Target::Blocking(slot) => {
                 return match topology.master_of(slot) {
                     Some(index) => {
@@ -744,6 +749,7 @@ impl Session {
             Route::Slot(slot) => Target::Slot(slot),
             Route::FanOut(merge) => Target::AllMasters(merge),
             Route::Blocking(slot) => Target::Blocking(slot),
+            Route::Split(groups) => Target::Split(Plan::new(&request, groups)),
             _ => Target::AnyMaster,
         };
         drop(table);
@@ -771,6 +777,24 @@ impl Session {
                 gather.deliver(index as u64, Err(e));
             }
         }
+    }
+
+    /// Sends entry `token` as one part per slot of its keys; a [`Split`]
+    /// joins the replies into the entry.
+    fn split(&self, token: u64, plan: Plan, topology: &Topology) {
+        let Some((_, proto, me)) = self.pending(token) else {
+            return;
+        };
+        let client = self.client.borrow().id;
+        Split::start(
+            self.worker.clone(),
+            me,
+            token,
+            proto,
+            client,
+            plan,
+            topology,
+        );
     }
 }
 
@@ -825,5 +849,5 @@ impl ReplyTarget for Session {
 }
 
 /// The reply while keyway has never reached a cluster node.
-const NO_TOPOLOGY: &str =
+pub(super) const NO_TOPOLOGY: &str =
     "CLUSTERDOWN keyway has not reached any cluster node yet; check the seeds in its config (it keeps retrying)";

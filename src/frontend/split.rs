@@ -1,0 +1,556 @@
+//! Multi-key commands across slots (MGET, MSET, DEL, UNLINK, EXISTS,
+//! TOUCH): a request whose keys fall in several slots becomes one request
+//! per slot ([`Plan`]); the parts go out in parallel, each on the shared
+//! connection of its slot's master, and [`Split`] joins their replies into
+//! the one reply the client expects, as the command's [`Join`] says.
+//!
+//! Per slot, not per node: a node refuses a multi-key command across slots
+//! even when it serves them all. Parts are numbered in the order of their
+//! first key, so the first error among them is the error of the earliest
+//! key. Each part follows its own `MOVED`/`ASK`/`TRYAGAIN` within the same
+//! budgets as a whole request, so resharding stays invisible to the client.
+//!
+//! A request whose keys share one slot never comes here: the router sends
+//! it like any keyed command.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::backend::pool::NodeConns;
+use crate::backend::{BackendError, ReplyTarget};
+use crate::cluster::redirect::{self, Redirect};
+use crate::cluster::{Slot, Topology, SLOT_COUNT};
+use crate::command::Join;
+use crate::protocol::{encode, parse_i64, Limits, Protocol, ReplyScanner, Request};
+use crate::router::KeyGroups;
+use crate::worker::Worker;
+
+use super::fanout::Collector;
+use super::session::{NO_TOPOLOGY, TRYAGAIN_BACKOFF};
+
+/// "No part yet" in the slot table, and the end of a part's key chain.
+const NONE: u32 = u32::MAX;
+
+/// Longest node error quoted in an MSET failure.
+const MAX_QUOTED_ERROR: usize = 160;
+/// Longest key list in an MSET failure, before "(and N more)".
+const MAX_KEY_LIST: usize = 256;
+/// Longest single key quoted in an MSET failure.
+const MAX_QUOTED_KEY: usize = 48;
+
+thread_local! {
+    /// Part index by slot while a plan is built; all `NONE` between builds.
+    /// One per worker thread, so grouping keys costs no allocation and no
+    /// hashing whatever the number of keys.
+    static PART_OF_SLOT: RefCell<Box<[u32]>> =
+        RefCell::new(vec![NONE; SLOT_COUNT as usize].into_boxed_slice());
+}
+
+/// One request split per slot: each part's request bytes and, once it has
+/// come, its final reply (redirects already followed).
+pub struct Plan {
+    join: Join,
+    /// Arguments per key, the key included.
+    step: usize,
+    parts: Vec<Part>,
+    /// `Join::Values` only: for each key in the client's order, the index of
+    /// its value among all parts' values (part 0's first, then part 1's...).
+    order: Vec<u32>,
+}
+
+struct Part {
+    slot: Slot,
+    /// Keys in this part (duplicates included).
+    keys: u32,
+    /// The command name, then each of its keys' arguments in client order.
+    request: Bytes,
+    /// The final reply.
+    reply: Option<Result<Bytes, BackendError>>,
+    redirects: u16,
+    tryagains: u16,
+    /// Where the part went last, when it went there after an `ASK`: a
+    /// `TRYAGAIN` from that (importing) node is retried there.
+    asked: Option<Rc<NodeConns>>,
+}
+
+impl Plan {
+    /// Splits `request`, whose keys sit as `groups` says (the router checked
+    /// it), into one part per slot. Allocates the part list, one buffer
+    /// holding every part's request, a chain of the keys, and for MGET the
+    /// value order.
+    pub fn new(request: &Request, groups: KeyGroups) -> Plan {
+        let KeyGroups { join, step, count } = groups;
+        let group = |k: usize| 1 + k * step..1 + (k + 1) * step;
+        let mut parts: Vec<Part> = Vec::new();
+        // Per part: its first and last key, and its arguments' size. The
+        // keys of one part are chained through `next`, in client order.
+        let mut ends: Vec<(u32, u32, usize)> = Vec::new();
+        let mut next = vec![NONE; count];
+        PART_OF_SLOT.with(|table| {
+            let mut table = table.borrow_mut();
+            for k in 0..count {
+                let slot = Slot::of_key(request.arg(1 + k * step));
+                let size = request.arg_frames(group(k)).len();
+                let p = &mut table[slot.index()];
+                if *p == NONE {
+                    *p = parts.len() as u32;
+                    parts.push(Part {
+                        slot,
+                        keys: 0,
+                        request: Bytes::new(),
+                        reply: None,
+                        redirects: 0,
+                        tryagains: 0,
+                        asked: None,
+                    });
+                    ends.push((k as u32, k as u32, 0));
+                } else {
+                    let last = &mut ends[*p as usize].1;
+                    next[*last as usize] = k as u32;
+                    *last = k as u32;
+                }
+                parts[*p as usize].keys += 1;
+                ends[*p as usize].2 += size;
+            }
+            for part in &parts {
+                table[part.slot.index()] = NONE;
+            }
+        });
+        let name = request.arg_frames(0..1);
+        let total: usize = parts
+            .iter()
+            .zip(&ends)
+            .map(|(part, (_, _, size))| {
+                1 + encode::digits(1 + part.keys as usize * step) + 2 + name.len() + size
+            })
+            .sum();
+        let mut buf = BytesMut::with_capacity(total);
+        let mut order = match join {
+            Join::Values => vec![0; count],
+            Join::AllOk | Join::Sum => Vec::new(),
+        };
+        let mut value = 0;
+        for (part, &(first, _, _)) in parts.iter_mut().zip(&ends) {
+            encode::array_header(&mut buf, 1 + part.keys as usize * step);
+            buf.extend_from_slice(name);
+            let mut k = first;
+            while k != NONE {
+                buf.extend_from_slice(request.arg_frames(group(k as usize)));
+                if let Some(at) = order.get_mut(k as usize) {
+                    *at = value;
+                    value += 1;
+                }
+                k = next[k as usize];
+            }
+            part.request = buf.split().freeze();
+        }
+        Plan {
+            join,
+            step,
+            parts,
+            order,
+        }
+    }
+
+    /// Number of parts (slots).
+    pub fn parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The slot of part `i`.
+    pub fn slot(&self, i: usize) -> Slot {
+        self.parts[i].slot
+    }
+
+    /// The request of part `i`.
+    pub fn request(&self, i: usize) -> &Bytes {
+        &self.parts[i].request
+    }
+
+    /// Records part `i`'s final reply; false if it had one already.
+    pub fn set_reply(&mut self, i: usize, reply: Result<Bytes, BackendError>) -> bool {
+        let slot = &mut self.parts[i].reply;
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(reply);
+        true
+    }
+
+    /// Appends the joined reply; every part must have its reply. Values and
+    /// errors are the nodes' own bytes, in the protocol the parts were sent
+    /// in (the client's).
+    pub fn join(&self, out: &mut BytesMut) {
+        match self.join {
+            Join::AllOk => self.all_ok(out),
+            Join::Values | Join::Sum => {
+                if let Some(error) = self.parts.iter().find_map(|p| p.error()) {
+                    return match error {
+                        Ok(bytes) => out.extend_from_slice(bytes),
+                        Err(e) => e.write_reply(out),
+                    };
+                }
+                let joined = match self.join {
+                    Join::Values => self.values(out),
+                    _ => self.sum(out),
+                };
+                if joined.is_none() {
+                    encode::error(out, b"ERR keyway could not merge a node's reply");
+                }
+            }
+        }
+    }
+
+    /// MGET: `*count`, then every value, in the client's key order, as the
+    /// nodes sent it. `None` when a part is not an array of its keys' values.
+    fn values(&self, out: &mut BytesMut) -> Option<()> {
+        let mut values: Vec<&[u8]> = Vec::with_capacity(self.order.len());
+        let mut size = 0;
+        for part in &self.parts {
+            let reply = part.ok()?;
+            size += reply.len();
+            elements(reply, part.keys as usize, |value| values.push(value))?;
+        }
+        out.reserve(size + 16);
+        encode::array_header(out, self.order.len());
+        for &i in &self.order {
+            out.extend_from_slice(values[i as usize]);
+        }
+        Some(())
+    }
+
+    /// DEL, UNLINK, EXISTS, TOUCH: the sum.
+    fn sum(&self, out: &mut BytesMut) -> Option<()> {
+        let mut sum: i64 = 0;
+        for part in &self.parts {
+            let line = part.ok()?.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
+            sum = sum.saturating_add(parse_i64(line)?);
+        }
+        encode::integer(out, sum);
+        Some(())
+    }
+
+    /// MSET: `+OK` when every part said so; otherwise an error naming the
+    /// first failed part and the keys that may have been written.
+    fn all_ok(&self, out: &mut BytesMut) {
+        let failed = |p: &&Part| p.ok() != Some(b"+OK\r\n");
+        let Some(first) = self.parts.iter().find(failed) else {
+            return encode::simple(out, b"OK");
+        };
+        let others = self.parts.iter().filter(failed).count() - 1;
+        let name = Request::reparse(&first.request, Limits::default())
+            .map(|r| String::from_utf8_lossy(r.arg(0)).to_uppercase())
+            .unwrap_or_else(|| "MSET".into());
+        let why = match &first.reply {
+            Some(Ok(bytes)) => quoted_error(bytes),
+            Some(Err(e)) => {
+                let mut text = BytesMut::new();
+                e.write_reply(&mut text);
+                quoted_error(&text)
+            }
+            None => "no reply".into(),
+        };
+        let mut text = format!(
+            "ERR keyway split {name} across {} slots; the part for slot {} failed ({why})",
+            self.parts.len(),
+            first.slot
+        );
+        if others > 0 {
+            text.push_str(&format!(" and {others} more part(s) failed"));
+        }
+        let mut listed = 0;
+        let mut unlisted = 0;
+        let mut keys = String::new();
+        for part in self.parts.iter().filter(|p| p.may_have_run()) {
+            let Some(request) = Request::reparse(&part.request, Limits::default()) else {
+                continue;
+            };
+            for i in (1..request.argc()).step_by(self.step) {
+                if keys.len() >= MAX_KEY_LIST {
+                    unlisted += 1;
+                    continue;
+                }
+                let key = request.arg(i);
+                let shown = String::from_utf8_lossy(&key[..key.len().min(MAX_QUOTED_KEY)]);
+                let ellipsis = if key.len() > MAX_QUOTED_KEY {
+                    "..."
+                } else {
+                    ""
+                };
+                if listed > 0 {
+                    keys.push(' ');
+                }
+                keys.push_str(&format!("{shown:?}{ellipsis}"));
+                listed += 1;
+            }
+        }
+        if listed == 0 {
+            text.push_str("; no key was written");
+        } else {
+            text.push_str("; keys that may have been written: ");
+            text.push_str(&keys);
+            if unlisted > 0 {
+                text.push_str(&format!(" (and {unlisted} more)"));
+            }
+        }
+        encode::error(out, text.as_bytes());
+    }
+}
+
+impl Part {
+    /// The reply, when it is not an error.
+    fn ok(&self) -> Option<&[u8]> {
+        match &self.reply {
+            Some(Ok(bytes)) if !is_error(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+
+    /// The reply, when it is an error (a node's, or keyway's own).
+    fn error(&self) -> Option<Result<&Bytes, &BackendError>> {
+        match &self.reply {
+            Some(Ok(bytes)) if is_error(bytes) => Some(Ok(bytes)),
+            Some(Err(e)) => Some(Err(e)),
+            _ => None,
+        }
+    }
+
+    /// Whether the part may have run: it succeeded, or its connection
+    /// failed after it was sent. A node's error means it did not run.
+    fn may_have_run(&self) -> bool {
+        match &self.reply {
+            Some(Ok(bytes)) => !is_error(bytes),
+            Some(Err(BackendError::Unreachable(_))) | None => false,
+            Some(Err(_)) => true,
+        }
+    }
+}
+
+/// An error reply: simple (`-`) or, in RESP3, blob (`!`).
+fn is_error(reply: &[u8]) -> bool {
+    matches!(reply.first(), Some(b'-' | b'!'))
+}
+
+/// A node's error line, without its `-` and CRLF, bounded.
+fn quoted_error(reply: &[u8]) -> String {
+    let line = reply.strip_prefix(b"-").unwrap_or(reply);
+    let line = line.strip_suffix(b"\r\n").unwrap_or(line);
+    let mut text = String::from_utf8_lossy(&line[..line.len().min(MAX_QUOTED_ERROR)]).into_owned();
+    if line.len() > MAX_QUOTED_ERROR {
+        text.push_str("...");
+    }
+    text
+}
+
+/// Calls `f` with each element of `reply`, which must be an array of `n`
+/// elements; `None` otherwise. Elements are framed, not decoded.
+fn elements<'a>(reply: &'a [u8], n: usize, mut f: impl FnMut(&'a [u8])) -> Option<()> {
+    let cr = reply.iter().position(|&b| b == b'\r')?;
+    let len = parse_i64(reply.get(1..cr)?)?;
+    if reply[0] != b'*' || usize::try_from(len).ok()? != n {
+        return None;
+    }
+    let mut scanner = ReplyScanner::new(Limits::default());
+    let mut pos = cr + 2;
+    for _ in 0..n {
+        let rest = reply.get(pos..)?;
+        let len = scanner.scan(rest).ok()??;
+        f(&rest[..len]);
+        pos += len;
+    }
+    (pos == reply.len()).then_some(())
+}
+
+/// A request in flight as parts: sends them, follows each part's
+/// redirects, and hands the joined reply to the session.
+pub struct Split {
+    me: Weak<Split>,
+    worker: Rc<Worker>,
+    collector: Rc<dyn Collector>,
+    token: u64,
+    proto: Protocol,
+    client: u64,
+    plan: RefCell<Plan>,
+    missing: Cell<usize>,
+}
+
+impl Split {
+    /// Sends every part of `plan` (entry `token` of client `client`, replies
+    /// in `proto`) to its slot's master in `topology`; the joined reply goes
+    /// to `collector.gathered(token, ..)`, possibly before this returns
+    /// (when nodes are unreachable).
+    pub fn start(
+        worker: Rc<Worker>,
+        collector: Rc<dyn Collector>,
+        token: u64,
+        proto: Protocol,
+        client: u64,
+        plan: Plan,
+        topology: &Topology,
+    ) {
+        let parts = plan.parts();
+        let split = Rc::new_cyclic(|me| Split {
+            me: me.clone(),
+            worker,
+            collector,
+            token,
+            proto,
+            client,
+            plan: RefCell::new(plan),
+            missing: Cell::new(parts),
+        });
+        for part in 0..parts {
+            split.send_by_map(part, topology);
+        }
+    }
+
+    /// Sends part `part` to its slot's master in `topology`.
+    fn send_by_map(&self, part: usize, topology: &Topology) {
+        let slot = self.plan.borrow().slot(part);
+        let conns = match topology.master_of(slot) {
+            Some(index) => Ok(self.worker.master(topology, index)),
+            None if topology.epoch() == 0 => Err(NO_TOPOLOGY),
+            None => Err("CLUSTERDOWN Hash slot not served"),
+        };
+        self.send(part, conns, false);
+    }
+
+    /// Sends part `part` on `conns` (with `ASKING` first when `asking`), or
+    /// ends it with the error in `conns` or the one sending gives.
+    fn send(&self, part: usize, conns: Result<Rc<NodeConns>, &'static str>, asking: bool) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let sent = match conns {
+            Ok(conns) => {
+                let me: Rc<dyn ReplyTarget> = me;
+                // Queueing never calls back into this split.
+                let mut plan = self.plan.borrow_mut();
+                let sent = conns.pick(self.proto, self.client).send(
+                    plan.request(part),
+                    asking,
+                    &me,
+                    part as u64,
+                );
+                plan.parts[part].asked = asking.then_some(conns);
+                sent
+            }
+            Err(text) => {
+                let mut out = BytesMut::new();
+                encode::error(&mut out, text.as_bytes());
+                return self.finish(part, Ok(out.freeze()));
+            }
+        };
+        if let Err(e) = sent {
+            self.finish(part, Err(e));
+        }
+    }
+
+    /// Follows a redirect of part `part`, as `Session::follow` does for a
+    /// whole request and within the same budgets (counted per part). False
+    /// when a `TRYAGAIN` budget is spent: that reply then stands.
+    ///
+    /// A `TRYAGAIN` is retried where it came from: on the slot's master by
+    /// the current map (the source, while some keys have moved and some
+    /// not), or, when it answered an `ASK`, on the importing node again,
+    /// with `ASKING`. That node answers a multi-key request only once it
+    /// holds every key (or owns the slot), so the retry reads nothing stale,
+    /// and it spends no `MOVED`/`ASK` budget going back through the source.
+    fn follow(&self, part: usize, redirect: Redirect<'_>) -> bool {
+        let config = &self.worker.shared.config;
+        let attempt = {
+            let mut plan = self.plan.borrow_mut();
+            let p = &mut plan.parts[part];
+            let (used, max) = match redirect {
+                Redirect::TryAgain => (&mut p.tryagains, config.max_tryagain),
+                _ => (&mut p.redirects, config.max_redirects),
+            };
+            *used = used.saturating_add(1);
+            (u32::from(*used) <= max).then_some(u32::from(*used))
+        };
+        let Some(attempt) = attempt else {
+            if let Redirect::Moved { slot, .. } | Redirect::Ask { slot, .. } = redirect {
+                let text = format!(
+                    "TRYAGAIN keyway followed {} MOVED/ASK redirects for slot {slot} without reaching its master; the cluster is resharding, retry shortly",
+                    config.max_redirects
+                );
+                let mut out = BytesMut::new();
+                encode::error(&mut out, text.as_bytes());
+                self.finish(part, Ok(out.freeze()));
+                return true;
+            }
+            return false;
+        };
+        match redirect {
+            Redirect::Moved { slot, addr } => {
+                crate::metrics::redirect("moved");
+                self.worker.shared.view.report_moved(slot, addr);
+                self.send(part, Ok(self.worker.node(addr)), false);
+            }
+            Redirect::Ask { addr, .. } => {
+                crate::metrics::redirect("ask");
+                self.send(part, Ok(self.worker.node(addr)), true);
+            }
+            Redirect::TryAgain => {
+                crate::metrics::redirect("tryagain");
+                let Some(me) = self.me.upgrade() else {
+                    return true;
+                };
+                let pause = TRYAGAIN_BACKOFF * 2u32.saturating_pow(attempt.min(8) - 1);
+                tokio::task::spawn_local(async move {
+                    tokio::time::sleep(pause).await;
+                    let asked = me.plan.borrow().parts[part].asked.clone();
+                    match asked {
+                        Some(conns) => me.send(part, Ok(conns), true),
+                        None => {
+                            let topology = me.worker.shared.view.topology().load();
+                            me.send_by_map(part, &topology);
+                        }
+                    }
+                    ReplyTarget::flush(&*me);
+                });
+            }
+        }
+        true
+    }
+
+    /// Records part `part`'s final reply; the last one joins them all.
+    fn finish(&self, part: usize, reply: Result<Bytes, BackendError>) {
+        if !self.plan.borrow_mut().set_reply(part, reply) {
+            return;
+        }
+        let left = self.missing.get() - 1;
+        self.missing.set(left);
+        if left == 0 {
+            let mut out = BytesMut::new();
+            self.plan.borrow().join(&mut out);
+            self.collector.gathered(self.token, out.freeze());
+        }
+    }
+}
+
+impl ReplyTarget for Split {
+    fn deliver(&self, part: u64, reply: Result<Bytes, BackendError>) {
+        let part = part as usize;
+        if let Ok(bytes) = &reply {
+            let followed = bytes.first() == Some(&b'-')
+                && redirect::parse(bytes).is_some_and(|r| self.follow(part, r));
+            if followed {
+                return;
+            }
+        }
+        self.finish(part, reply);
+    }
+
+    fn flush(&self) {
+        if self.missing.get() == 0 {
+            self.collector.flush_gathered();
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "split_tests.rs"]
+mod tests;
