@@ -135,6 +135,10 @@ fn keyed<'t>(spec: &'t CommandSpec, request: &Request) -> Route<'t> {
     let mut slot: Option<Slot> = None;
     let mut cross = false;
     let keys = spec.for_each_key(request, |i| {
+        if cross {
+            // Decided: the rest need no hashing (a split hashes them itself).
+            return;
+        }
         let s = Slot::of_key(request.arg(i));
         match slot {
             None => slot = Some(s),

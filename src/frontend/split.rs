@@ -55,6 +55,8 @@ pub struct Plan {
     /// Arguments per key, the key included.
     step: usize,
     parts: Vec<Part>,
+    /// Every part's request, one after the other.
+    requests: BytesMut,
     /// `Join::Values` only: for each key in the client's order, the index of
     /// its value among all parts' values (part 0's first, then part 1's...).
     order: Vec<u32>,
@@ -64,8 +66,11 @@ struct Part {
     slot: Slot,
     /// Keys in this part (duplicates included).
     keys: u32,
-    /// The command name, then each of its keys' arguments in client order.
-    request: Bytes,
+    /// Where its request is in `Plan::requests`: the command name, then
+    /// each of its keys' arguments in client order. While the plan is
+    /// built: its first and last key, and its arguments' size.
+    request: (usize, usize),
+    first: u32,
     /// The final reply.
     reply: Option<Result<Bytes, BackendError>>,
     redirects: u16,
@@ -78,15 +83,15 @@ struct Part {
 impl Plan {
     /// Splits `request`, whose keys sit as `groups` says (the router checked
     /// it), into one part per slot. Allocates the part list, one buffer
-    /// holding every part's request, a chain of the keys, and for MGET the
-    /// value order.
+    /// holding every part's request, a chain of the keys through their
+    /// parts, and for MGET the value order; hashes each key once.
     pub fn new(request: &Request, groups: KeyGroups) -> Plan {
         let KeyGroups { join, step, count } = groups;
         let group = |k: usize| 1 + k * step..1 + (k + 1) * step;
-        let mut parts: Vec<Part> = Vec::new();
-        // Per part: its first and last key, and its arguments' size. The
-        // keys of one part are chained through `next`, in client order.
-        let mut ends: Vec<(u32, u32, usize)> = Vec::new();
+        // As many parts as keys at most; past a thousand, let it grow.
+        let mut parts: Vec<Part> = Vec::with_capacity(count.min(1024));
+        // The keys of one part are chained through `next`, in client order;
+        // `Part::request` holds (last key, arguments' size) meanwhile.
         let mut next = vec![NONE; count];
         PART_OF_SLOT.with(|table| {
             let mut table = table.borrow_mut();
@@ -99,20 +104,21 @@ impl Plan {
                     parts.push(Part {
                         slot,
                         keys: 0,
-                        request: Bytes::new(),
+                        request: (k, 0),
+                        first: k as u32,
                         reply: None,
                         redirects: 0,
                         tryagains: 0,
                         asked: None,
                     });
-                    ends.push((k as u32, k as u32, 0));
                 } else {
-                    let last = &mut ends[*p as usize].1;
-                    next[*last as usize] = k as u32;
-                    *last = k as u32;
+                    let last = &mut parts[*p as usize].request.0;
+                    next[*last] = k as u32;
+                    *last = k;
                 }
-                parts[*p as usize].keys += 1;
-                ends[*p as usize].2 += size;
+                let part = &mut parts[*p as usize];
+                part.keys += 1;
+                part.request.1 += size;
             }
             for part in &parts {
                 table[part.slot.index()] = NONE;
@@ -121,9 +127,9 @@ impl Plan {
         let name = request.arg_frames(0..1);
         let total: usize = parts
             .iter()
-            .zip(&ends)
-            .map(|(part, (_, _, size))| {
-                1 + encode::digits(1 + part.keys as usize * step) + 2 + name.len() + size
+            .map(|part| {
+                let argc = 1 + part.keys as usize * step;
+                1 + encode::digits(argc) + 2 + name.len() + part.request.1
             })
             .sum();
         let mut buf = BytesMut::with_capacity(total);
@@ -132,10 +138,11 @@ impl Plan {
             Join::AllOk | Join::Sum => Vec::new(),
         };
         let mut value = 0;
-        for (part, &(first, _, _)) in parts.iter_mut().zip(&ends) {
+        for part in &mut parts {
+            let start = buf.len();
             encode::array_header(&mut buf, 1 + part.keys as usize * step);
             buf.extend_from_slice(name);
-            let mut k = first;
+            let mut k = part.first;
             while k != NONE {
                 buf.extend_from_slice(request.arg_frames(group(k as usize)));
                 if let Some(at) = order.get_mut(k as usize) {
@@ -144,12 +151,13 @@ impl Plan {
                 }
                 k = next[k as usize];
             }
-            part.request = buf.split().freeze();
+            part.request = (start, buf.len());
         }
         Plan {
             join,
             step,
             parts,
+            requests: buf,
             order,
         }
     }
@@ -165,8 +173,9 @@ impl Plan {
     }
 
     /// The request of part `i`.
-    pub fn request(&self, i: usize) -> &Bytes {
-        &self.parts[i].request
+    pub fn request(&self, i: usize) -> &[u8] {
+        let (start, end) = self.parts[i].request;
+        &self.requests[start..end]
     }
 
     /// Records part `i`'s final reply; false if it had one already.
@@ -236,13 +245,14 @@ impl Plan {
     /// first failed part and the keys that may have been written.
     fn all_ok(&self, out: &mut BytesMut) {
         let failed = |p: &&Part| p.ok() != Some(b"+OK\r\n");
-        let Some(first) = self.parts.iter().find(failed) else {
+        let Some(first) = self.parts.iter().position(|p| failed(&p)) else {
             return encode::simple(out, b"OK");
         };
         let others = self.parts.iter().filter(failed).count() - 1;
-        let name = Request::reparse(&first.request, Limits::default())
+        let name = Request::reparse(self.request(first), Limits::default())
             .map(|r| String::from_utf8_lossy(r.arg(0)).to_uppercase())
             .unwrap_or_else(|| "MSET".into());
+        let first = &self.parts[first];
         let why = match &first.reply {
             Some(Ok(bytes)) => quoted_error(bytes),
             Some(Err(e)) => {
@@ -263,8 +273,13 @@ impl Plan {
         let mut listed = 0;
         let mut unlisted = 0;
         let mut keys = String::new();
-        for part in self.parts.iter().filter(|p| p.may_have_run()) {
-            let Some(request) = Request::reparse(&part.request, Limits::default()) else {
+        for (i, _) in self
+            .parts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.may_have_run())
+        {
+            let Some(request) = Request::reparse(self.request(i), Limits::default()) else {
                 continue;
             };
             for i in (1..request.argc()).step_by(self.step) {
@@ -328,6 +343,13 @@ impl Part {
     }
 }
 
+/// The error reply `-text`.
+fn error(text: &str) -> Bytes {
+    let mut out = BytesMut::new();
+    encode::error(&mut out, text.as_bytes());
+    out.freeze()
+}
+
 /// An error reply: simple (`-`) or, in RESP3, blob (`!`).
 fn is_error(reply: &[u8]) -> bool {
     matches!(reply.first(), Some(b'-' | b'!'))
@@ -345,15 +367,21 @@ fn quoted_error(reply: &[u8]) -> String {
 }
 
 /// Calls `f` with each element of `reply`, which must be an array of `n`
-/// elements; `None` otherwise. Elements are framed, not decoded.
+/// elements; `None` otherwise. Elements are framed, not decoded. `reply` is
+/// one whole frame, as backend connections deliver them, so the one element
+/// of a one-element array is simply the rest of it.
 fn elements<'a>(reply: &'a [u8], n: usize, mut f: impl FnMut(&'a [u8])) -> Option<()> {
     let cr = reply.iter().position(|&b| b == b'\r')?;
     let len = parse_i64(reply.get(1..cr)?)?;
     if reply[0] != b'*' || usize::try_from(len).ok()? != n {
         return None;
     }
-    let mut scanner = ReplyScanner::new(Limits::default());
     let mut pos = cr + 2;
+    if n == 1 {
+        f(reply.get(pos..).filter(|rest| !rest.is_empty())?);
+        return Some(());
+    }
+    let mut scanner = ReplyScanner::new(Limits::default());
     for _ in 0..n {
         let rest = reply.get(pos..)?;
         let len = scanner.scan(rest).ok()??;
@@ -401,20 +429,44 @@ impl Split {
             plan: RefCell::new(plan),
             missing: Cell::new(parts),
         });
-        for part in 0..parts {
-            split.send_by_map(part, topology);
+        let me: Rc<dyn ReplyTarget> = split.clone();
+        // One pass over the plan; parts that fail at once end after it
+        // (the last part to end joins them all, which reads the plan).
+        let mut failed = Vec::new();
+        {
+            let plan = split.plan.borrow();
+            for (i, part) in plan.parts.iter().enumerate() {
+                let sent = match split.conns(part.slot, topology) {
+                    Ok(conns) => conns
+                        .pick(proto, client)
+                        .send(plan.request(i), false, &me, i as u64)
+                        .map_err(Err),
+                    Err(text) => Err(Ok(error(text))),
+                };
+                if let Err(reply) = sent {
+                    failed.push((i, reply));
+                }
+            }
+        }
+        for (i, reply) in failed {
+            split.finish(i, reply);
+        }
+    }
+
+    /// The connections to the master of `slot` in `topology`, or the error
+    /// for a slot without one.
+    fn conns(&self, slot: Slot, topology: &Topology) -> Result<Rc<NodeConns>, &'static str> {
+        match topology.master_of(slot) {
+            Some(index) => Ok(self.worker.master(topology, index)),
+            None if topology.epoch() == 0 => Err(NO_TOPOLOGY),
+            None => Err("CLUSTERDOWN Hash slot not served"),
         }
     }
 
     /// Sends part `part` to its slot's master in `topology`.
     fn send_by_map(&self, part: usize, topology: &Topology) {
         let slot = self.plan.borrow().slot(part);
-        let conns = match topology.master_of(slot) {
-            Some(index) => Ok(self.worker.master(topology, index)),
-            None if topology.epoch() == 0 => Err(NO_TOPOLOGY),
-            None => Err("CLUSTERDOWN Hash slot not served"),
-        };
-        self.send(part, conns, false);
+        self.send(part, self.conns(slot, topology), false);
     }
 
     /// Sends part `part` on `conns` (with `ASKING` first when `asking`), or
@@ -437,11 +489,7 @@ impl Split {
                 plan.parts[part].asked = asking.then_some(conns);
                 sent
             }
-            Err(text) => {
-                let mut out = BytesMut::new();
-                encode::error(&mut out, text.as_bytes());
-                return self.finish(part, Ok(out.freeze()));
-            }
+            Err(text) => return self.finish(part, Ok(error(text))),
         };
         if let Err(e) = sent {
             self.finish(part, Err(e));
@@ -476,9 +524,7 @@ impl Split {
                     "TRYAGAIN keyway followed {} MOVED/ASK redirects for slot {slot} without reaching its master; the cluster is resharding, retry shortly",
                     config.max_redirects
                 );
-                let mut out = BytesMut::new();
-                encode::error(&mut out, text.as_bytes());
-                self.finish(part, Ok(out.freeze()));
+                self.finish(part, Ok(error(&text)));
                 return true;
             }
             return false;
