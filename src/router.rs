@@ -5,7 +5,7 @@ use bytes::BytesMut;
 
 use crate::cluster::Slot;
 use crate::command::{
-    CommandArgs, CommandSpec, CommandTable, Join, KeyError, Merge, Reason, RouteClass,
+    CommandArgs, CommandSpec, CommandTable, KeyError, Merge, Reason, RouteClass, SplitJoin,
 };
 use crate::protocol::{encode, Request};
 
@@ -38,7 +38,7 @@ pub enum Route<'t> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyGroups {
     /// How the parts' replies combine.
-    pub join: Join,
+    pub join: SplitJoin,
     /// Arguments per key, the key included (1, or 2 for MSET).
     pub step: usize,
     /// Number of keys (duplicates included).
@@ -105,7 +105,7 @@ pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
 /// command. Keys must start at argument 1, evenly spaced, each with as many
 /// arguments as the others; otherwise (MSET with a value missing) the reply
 /// is Redis's own arity error, never a part sent with the wrong arguments.
-fn split<'t>(spec: &'t CommandSpec, request: &Request, join: Join) -> Route<'t> {
+fn split<'t>(spec: &'t CommandSpec, request: &Request, join: SplitJoin) -> Route<'t> {
     let (mut count, mut step, mut even) = (0usize, 0usize, true);
     let keys = spec.for_each_key(request, |i| {
         match count {
@@ -215,13 +215,20 @@ mod tests {
             _ => None,
         };
         let split = |join, step, count| Some(KeyGroups { join, step, count });
-        assert_eq!(groups(&["MGET", "a", "b", "a"]), split(Join::Values, 1, 3));
+        assert_eq!(
+            groups(&["MGET", "a", "b", "a"]),
+            split(SplitJoin::Values, 1, 3)
+        );
         assert_eq!(
             groups(&["mset", "a", "1", "b", "2"]),
-            split(Join::AllOk, 2, 2)
+            split(SplitJoin::AllOk, 2, 2)
         );
         for name in ["DEL", "UNLINK", "EXISTS", "TOUCH"] {
-            assert_eq!(groups(&[name, "a", "b"]), split(Join::Sum, 1, 2), "{name}");
+            assert_eq!(
+                groups(&[name, "a", "b"]),
+                split(SplitJoin::Sum, 1, 2),
+                "{name}"
+            );
         }
         // A value missing: Redis's arity error, not a split.
         assert!(matches!(

@@ -33,8 +33,8 @@ pub enum RouteClass {
     /// Routed like `Keyed` when all keys share one slot. Across slots, split
     /// into one request per slot (keys in the client's order, each with the
     /// arguments that follow it), sent in parallel and joined as the
-    /// [`Join`] says: MGET, MSET, DEL, UNLINK, EXISTS, TOUCH.
-    Split(Join),
+    /// [`SplitJoin`] says: MGET, MSET, DEL, UNLINK, EXISTS, TOUCH.
+    Split(SplitJoin),
     /// Changes the client's subscriptions (SUBSCRIBE, PSUBSCRIBE,
     /// SSUBSCRIBE and their UNSUBSCRIBE): served by the worker's pub/sub
     /// hub. SSUBSCRIBE's channels must share one slot, like keys.
@@ -64,7 +64,7 @@ pub enum Merge {
 
 /// How the per-slot parts of a [`RouteClass::Split`] command combine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Join {
+pub enum SplitJoin {
     /// One value per key (MGET): every part's values, back in the client's
     /// key order.
     Values,
@@ -188,12 +188,12 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     // the parts joined. MSETNX has the tip too, but is all-or-nothing across
     // its keys: it stays `Keyed` (CROSSSLOT across slots), as do the other
     // multi-key commands, whose keys act together.
-    ("mget", Split(Join::Values)),
-    ("mset", Split(Join::AllOk)), // response_policy:all_succeeded
-    ("del", Split(Join::Sum)),    // response_policy:agg_sum, as the next three
-    ("unlink", Split(Join::Sum)),
-    ("exists", Split(Join::Sum)), // `EXISTS k k` counts k twice: duplicates stay in their part
-    ("touch", Split(Join::Sum)),
+    ("mget", Split(SplitJoin::Values)),
+    ("mset", Split(SplitJoin::AllOk)), // response_policy:all_succeeded
+    ("del", Split(SplitJoin::Sum)),    // response_policy:agg_sum, as the next three
+    ("unlink", Split(SplitJoin::Sum)),
+    ("exists", Split(SplitJoin::Sum)), // `EXISTS k k` counts k twice: duplicates stay in their part
+    ("touch", Split(SplitJoin::Sum)),
     // Flagged blocking, but block only with a BLOCK option: the caller asks
     // CommandSpec::is_blocking_call.
     ("xread", Keyed),

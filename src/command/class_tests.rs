@@ -40,15 +40,19 @@ fn keyed() {
 
 #[test]
 fn split_per_slot_as_redis_tips_say() {
-    use super::super::{Join, RequestPolicy, ResponsePolicy};
+    use super::super::{RequestPolicy, ResponsePolicy, SplitJoin};
     let table = CommandTable::builtin();
     for (request, join, response) in [
-        ("MGET a b", Join::Values, ResponsePolicy::Default),
-        ("MSET a 1 b 2", Join::AllOk, ResponsePolicy::AllSucceeded),
-        ("DEL a b", Join::Sum, ResponsePolicy::AggSum),
-        ("UNLINK a b", Join::Sum, ResponsePolicy::AggSum),
-        ("EXISTS a b", Join::Sum, ResponsePolicy::AggSum),
-        ("TOUCH a b", Join::Sum, ResponsePolicy::AggSum),
+        ("MGET a b", SplitJoin::Values, ResponsePolicy::Default),
+        (
+            "MSET a 1 b 2",
+            SplitJoin::AllOk,
+            ResponsePolicy::AllSucceeded,
+        ),
+        ("DEL a b", SplitJoin::Sum, ResponsePolicy::AggSum),
+        ("UNLINK a b", SplitJoin::Sum, ResponsePolicy::AggSum),
+        ("EXISTS a b", SplitJoin::Sum, ResponsePolicy::AggSum),
+        ("TOUCH a b", SplitJoin::Sum, ResponsePolicy::AggSum),
     ] {
         let args: Vec<&str> = request.split(' ').collect();
         let spec = table.lookup(&args[..]).expect(request);

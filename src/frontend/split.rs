@@ -2,7 +2,7 @@
 //! TOUCH): a request whose keys fall in several slots becomes one request
 //! per slot ([`Plan`]); the parts go out in parallel, each on the shared
 //! connection of its slot's master, and [`Split`] joins their replies into
-//! the one reply the client expects, as the command's [`Join`] says.
+//! the one reply the client expects, as the command's [`SplitJoin`] says.
 //!
 //! Per slot, not per node: a node refuses a multi-key command across slots
 //! even when it serves them all. Parts are numbered in the order of their
@@ -22,7 +22,7 @@ use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplyTarget};
 use crate::cluster::redirect::{self, Redirect};
 use crate::cluster::{Slot, Topology, SLOT_COUNT};
-use crate::command::Join;
+use crate::command::SplitJoin;
 use crate::protocol::{encode, parse_i64, Limits, Protocol, ReplyScanner, Request};
 use crate::router::KeyGroups;
 use crate::worker::Worker;
@@ -51,13 +51,13 @@ thread_local! {
 /// One request split per slot: each part's request bytes and, once it has
 /// come, its final reply (redirects already followed).
 pub struct Plan {
-    join: Join,
+    join: SplitJoin,
     /// Arguments per key, the key included.
     step: usize,
     parts: Vec<Part>,
     /// Every part's request, one after the other.
     requests: BytesMut,
-    /// `Join::Values` only: for each key in the client's order, the index of
+    /// `SplitJoin::Values` only: for each key in the client's order, the index of
     /// its value among all parts' values (part 0's first, then part 1's...).
     order: Vec<u32>,
 }
@@ -134,8 +134,8 @@ impl Plan {
             .sum();
         let mut buf = BytesMut::with_capacity(total);
         let mut order = match join {
-            Join::Values => vec![0; count],
-            Join::AllOk | Join::Sum => Vec::new(),
+            SplitJoin::Values => vec![0; count],
+            SplitJoin::AllOk | SplitJoin::Sum => Vec::new(),
         };
         let mut value = 0;
         for part in &mut parts {
@@ -193,8 +193,8 @@ impl Plan {
     /// in (the client's).
     pub fn join(&self, out: &mut BytesMut) {
         match self.join {
-            Join::AllOk => self.all_ok(out),
-            Join::Values | Join::Sum => {
+            SplitJoin::AllOk => self.all_ok(out),
+            SplitJoin::Values | SplitJoin::Sum => {
                 if let Some(error) = self.parts.iter().find_map(|p| p.error()) {
                     return match error {
                         Ok(bytes) => out.extend_from_slice(bytes),
@@ -202,7 +202,7 @@ impl Plan {
                     };
                 }
                 let joined = match self.join {
-                    Join::Values => self.values(out),
+                    SplitJoin::Values => self.values(out),
                     _ => self.sum(out),
                 };
                 if joined.is_none() {
