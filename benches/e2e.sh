@@ -8,12 +8,14 @@
 #   benches/e2e.sh conns        # memory of idle client connections
 #   benches/e2e.sh blocked      # through keyway: no blocked clients vs BLOCKED in BLPOP
 #   benches/e2e.sh pubsub       # SUBS subscribers: memory each, messages delivered/s
+#   benches/e2e.sh split        # through keyway: MGET of SPLIT_KEYS keys in one slot vs over as many slots
 #   benches/e2e.sh all          # all of them
 #
 # Environment: N (requests per run, 200000), ROUNDS (3), CLIENTS (50),
 # PIPELINES ("1 16"), TESTS ("set get"), KEYWAY_WORKERS (1: keyway and
 # redis share 2 cores, so one worker is the fairer default), CONNS (10000),
-# BLOCKED (200), SUBS (10000), MESSAGES (100), KEYWAY_BIN (default target/release/keyway, built here).
+# BLOCKED (200), SUBS (10000), MESSAGES (100), SPLIT_KEYS (100), SPLIT_N
+# (requests per split run, 50000), KEYWAY_BIN (default target/release/keyway, built here).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,9 +36,11 @@ TCK=$(getconf CLK_TCK)
 BLOCKED=${BLOCKED:-200}
 SUBS=${SUBS:-10000}
 MESSAGES=${MESSAGES:-100}
+SPLIT_KEYS=${SPLIT_KEYS:-100}
+SPLIT_N=${SPLIT_N:-50000}
 
-case $mode in throughput | resp3 | conns | blocked | pubsub | all) ;; *)
-    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|all]" >&2
+case $mode in throughput | resp3 | conns | blocked | pubsub | split | all) ;; *)
+    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|all]" >&2
     exit 2
     ;;
 esac
@@ -116,10 +120,65 @@ time.sleep(3600)
 PY
 }
 
-run_bench() { # run_bench {direct|keyway|keyway3|keyway-blocked} TEST P
+# split_keys one-slot|cross-slot: SPLIT_KEYS key names, one per line: all
+# in one slot through a {hash tag}, or each in a slot of its own.
+split_keys() {
+    python3 - "$1" "$SPLIT_KEYS" <<'PY'
+import sys
+def slot(key):
+    crc = 0
+    for byte in key.encode():
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+    return crc % 16384
+kind, n = sys.argv[1], int(sys.argv[2])
+keys, slots, i = [], set(), 0
+while len(keys) < n:
+    key = f"{{bench:split}}:{i}" if kind == "one-slot" else f"bench:split:{i}"
+    if kind == "one-slot" or slot(key) not in slots:
+        slots.add(slot(key))
+        keys.append(key)
+    i += 1
+print("\n".join(keys))
+PY
+}
+
+# mget_keys KIND: the keys of an mget-KIND run, created (64-byte values,
+# written through keyway) on first use.
+mget_keys() {
+    local file="$tmp/keys.$1" value
+    value=$(printf 'v%.0s' $(seq 64))
+    if [ ! -e "$file" ]; then
+        split_keys "$1" >"$file"
+        xargs -a "$file" printf '%s '"$value"'\n' | xargs redis-cli -p "$kport" MSET >/dev/null
+    fi
+    mapfile -t keys <"$file"
+    local found
+    found=$(redis-cli -p "$kport" MGET "${keys[@]}" | grep -c "^$value\$" || true)
+    if [ "$found" != "$SPLIT_KEYS" ]; then
+        echo "MGET through keyway found $found of $SPLIT_KEYS keys ($1)" >&2
+        exit 1
+    fi
+}
+
+run_bench() { # run_bench {direct|keyway|keyway3|keyway-blocked|mget-one-slot|mget-cross-slot} TEST P
     local kind=$1 t=$2 p=$3 out="$tmp/out.csv" before after
     local args=(-c "$CLIENTS" -r 100000 -d 64 -t "$t" -P "$p" -n "$N" -q --csv)
     case $kind in
+    mget-*)
+        # MGET of SPLIT_KEYS keys through keyway; the CSV's test name is
+        # the whole command line.
+        local keys
+        mget_keys "${kind#mget-}"
+        before=$(cpu_ticks)
+        redis-benchmark -h 127.0.0.1 -p "$kport" -c "$CLIENTS" -P "$p" -n "$N" -q --csv \
+            MGET "${keys[@]}" >"$out"
+        after=$(cpu_ticks)
+        grep -q ',"0.00"' "$out" && { echo "no MGET answered:" >&2; cat "$out" >&2; exit 1; }
+        echo "$t $p $kind $(awk -F'"' 'NR == 2 {print $4}' "$out") $((after - before))"
+        return
+        ;;
     direct)
         redis-benchmark --cluster -h 127.0.0.1 -p "$seed_port" "${args[@]}" >"$out"
         echo "$t $p $kind $(rps_of "$out" "$t") 0"
@@ -293,10 +352,14 @@ resp3) compare keyway keyway3 ;;
 conns) conns ;;
 blocked) compare keyway keyway-blocked ;;
 pubsub) pubsub ;;
+split)
+    N=$SPLIT_N TESTS=mget compare mget-one-slot mget-cross-slot
+    ;;
 all)
     compare direct keyway
     compare keyway keyway3
     compare keyway keyway-blocked
+    N=$SPLIT_N TESTS=mget compare mget-one-slot mget-cross-slot
     pubsub
     conns
     ;;

@@ -26,6 +26,11 @@
 //!    replies at frame boundaries (no decoding) and hands each to its session.
 //! 5. The session follows `MOVED`/`ASK`/`TRYAGAIN` within budgets, keeps
 //!    replies in request order, and flushes all ready replies in one write.
+//!    Some requests need several nodes: keyless keyspace commands go to
+//!    every master ([`frontend::fanout`]), and `MGET`/`MSET`/`DEL`/`UNLINK`/
+//!    `EXISTS`/`TOUCH` across slots are split into one request per slot
+//!    ([`frontend::split`], each part with its own redirects); their merged
+//!    reply fills the request's one place in the order.
 //!    Each client speaks RESP2 or RESP3 (`HELLO`); each node has backend
 //!    connections per protocol, so replies are forwarded unconverted, and
 //!    only replies keyway builds are encoded per client ([`protocol::encode`]).

@@ -4,7 +4,9 @@
 use bytes::BytesMut;
 
 use crate::cluster::Slot;
-use crate::command::{CommandArgs, CommandSpec, CommandTable, KeyError, Merge, Reason, RouteClass};
+use crate::command::{
+    CommandArgs, CommandSpec, CommandTable, KeyError, Merge, Reason, RouteClass, SplitJoin,
+};
 use crate::protocol::{encode, Request};
 
 /// Whether a command changes data (the `write` flag): `WAIT` counts
@@ -30,6 +32,8 @@ pub enum Route<'t> {
     WaitReplicas,
     /// `INFO`: to every master, merged with keyway's own sections.
     Info,
+    /// Keys in several slots, of a command keyway splits per slot.
+    Split(KeyGroups),
     /// To the master serving this slot, on a dedicated connection: the
     /// command may block.
     Blocking(Slot),
@@ -43,6 +47,21 @@ pub enum Route<'t> {
     Subscription(&'t CommandSpec, Option<Slot>),
     /// Refused; the reply says why.
     Reject(Rejection<'t>),
+}
+
+/// Where the keys of a request to split sit: key `k` is argument
+/// `1 + k * step`, followed by `step - 1` arguments of its own (MSET's
+/// value). The router checks this shape before it says [`Route::Split`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyGroups {
+    /// How the parts' replies combine.
+    pub join: SplitJoin,
+    /// Arguments per key, the key included (1, or 2 for MSET).
+    pub step: usize,
+    /// Number of keys (duplicates included).
+    pub count: usize,
+    /// Whether the command writes (`WAIT` then asks every part's master).
+    pub access: Access,
 }
 
 /// Why a request is refused before it reaches the cluster.
@@ -100,7 +119,42 @@ pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
         RouteClass::KeyedBlocking => blocking(keyed(spec, request)),
         RouteClass::Keyed if spec.is_blocking_call(request) => blocking(keyed(spec, request)),
         RouteClass::Keyed => keyed(spec, request),
+        // One slot: exactly the `Keyed` path. Only a CROSSSLOT is split.
+        RouteClass::Split(join) => match keyed(spec, request) {
+            Route::Reject(Rejection::CrossSlot) => split(spec, request, join),
+            route => route,
+        },
     }
+}
+
+/// The key groups of a cross-slot request of a [`RouteClass::Split`]
+/// command. Keys must start at argument 1, evenly spaced, each with as many
+/// arguments as the others; otherwise (MSET with a value missing) the reply
+/// is Redis's own arity error, never a part sent with the wrong arguments.
+fn split<'t>(spec: &'t CommandSpec, request: &Request, join: SplitJoin) -> Route<'t> {
+    let (mut count, mut step, mut even) = (0usize, 0usize, true);
+    let keys = spec.for_each_key(request, |i| {
+        match count {
+            0 => even &= i == 1,
+            1 => step = i - 1,
+            _ => even &= i == 1 + count * step,
+        }
+        count += 1;
+    });
+    if keys.is_err() || !even || step == 0 || count * step != request.argc() - 1 {
+        return Route::Reject(Rejection::WrongArity(spec));
+    }
+    let access = if spec.flags().is_write() {
+        Access::Write
+    } else {
+        Access::Read
+    };
+    Route::Split(KeyGroups {
+        join,
+        step,
+        count,
+        access,
+    })
 }
 
 /// A keyed route, made blocking.
@@ -117,6 +171,10 @@ fn keyed<'t>(spec: &'t CommandSpec, request: &Request) -> Route<'t> {
     let mut slot: Option<Slot> = None;
     let mut cross = false;
     let keys = spec.for_each_key(request, |i| {
+        if cross {
+            // Decided: the rest need no hashing (a split hashes them itself).
+            return;
+        }
         let s = Slot::of_key(request.arg(i));
         match slot {
             None => slot = Some(s),
@@ -173,4 +231,63 @@ fn unknown_command(request: &Request) -> String {
 
 fn truncated(arg: &[u8]) -> &[u8] {
     &arg[..arg.len().min(128)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route_of<'t>(table: &'t CommandTable, args: &[&str]) -> Route<'t> {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        route(table, &Request::from_args(&args))
+    }
+
+    #[test]
+    fn multi_key_commands_split_only_across_slots() {
+        let table = CommandTable::builtin();
+        let one_slot = route_of(&table, &["MGET", "{t}a", "{t}b"]);
+        assert!(matches!(one_slot, Route::Slot(s, Access::Read) if s == Slot::of_key(b"t")));
+        let groups = |args: &[&str]| match route_of(&table, args) {
+            Route::Split(groups) => Some(groups),
+            _ => None,
+        };
+        let split = |join, step, count, access| {
+            Some(KeyGroups {
+                join,
+                step,
+                count,
+                access,
+            })
+        };
+        assert_eq!(
+            groups(&["MGET", "a", "b", "a"]),
+            split(SplitJoin::Values, 1, 3, Access::Read)
+        );
+        assert_eq!(
+            groups(&["mset", "a", "1", "b", "2"]),
+            split(SplitJoin::AllOk, 2, 2, Access::Write)
+        );
+        for (name, access) in [
+            ("DEL", Access::Write),
+            ("UNLINK", Access::Write),
+            ("EXISTS", Access::Read),
+            ("TOUCH", Access::Read),
+        ] {
+            assert_eq!(
+                groups(&[name, "a", "b"]),
+                split(SplitJoin::Sum, 1, 2, access),
+                "{name}"
+            );
+        }
+        // A value missing: Redis's arity error, not a split.
+        assert!(matches!(
+            route_of(&table, &["MSET", "a", "1", "b"]),
+            Route::Reject(Rejection::WrongArity(spec)) if spec.name() == "mset"
+        ));
+        // All-or-nothing commands stay CROSSSLOT.
+        assert!(matches!(
+            route_of(&table, &["MSETNX", "a", "1", "b", "2"]),
+            Route::Reject(Rejection::CrossSlot)
+        ));
+    }
 }

@@ -1,9 +1,8 @@
-//! Commands with several keys: fine when the keys share a slot ({hash tag}),
-//! `-CROSSSLOT` when they do not; scripts with one-slot keys or no keys.
-//!
-//! keyway does not split multi-key commands across slots yet; when it does
-//! (DESIGN.md: MGET/MSET/DEL/UNLINK/EXISTS/TOUCH), the cross-slot checks of
-//! those commands here become checks of the merged replies.
+//! Commands with several keys: fine when the keys share a slot ({hash tag});
+//! across slots, MGET/MSET/DEL/UNLINK/EXISTS/TOUCH are split per slot and
+//! their replies merged (`tests/split.rs` has the thorough checks), while
+//! every other multi-key command gets `-CROSSSLOT`; scripts with one-slot
+//! keys or no keys.
 
 mod support;
 
@@ -79,20 +78,48 @@ fn multi_key_commands_and_scripts() {
         .unwrap();
     assert_eq!(n, 3);
 
-    // Keys in different slots: the exact error redis-server gives.
+    // Keys in different slots (on different masters, too): commands whose
+    // keys act together get the exact error redis-server gives.
     let (x, y) = ("alpha", "beta");
-    assert_ne!(key_slot(x.as_bytes()), key_slot(y.as_bytes()));
+    let (x_node, y_node) = (
+        cluster.node_of_slot(key_slot(x.as_bytes())),
+        cluster.node_of_slot(key_slot(y.as_bytes())),
+    );
+    assert_ne!(x_node, y_node);
     let mut raw = proxy.raw_client();
-    assert_crossslot(&mut raw, &["MSET", x, "1", y, "2"]);
-    assert_crossslot(&mut raw, &["MGET", x, y]);
-    assert_crossslot(&mut raw, &["DEL", x, y]);
     assert_crossslot(&mut raw, &["MSETNX", x, "1", y, "2"]);
     assert_crossslot(&mut raw, &["SUNIONSTORE", x, y]);
     assert_crossslot(&mut raw, &["RENAME", x, y]);
+    assert_crossslot(&mut raw, &["SINTERCARD", "2", x, y]);
     assert_crossslot(&mut raw, &["EVAL", "return 1", "2", x, y]);
     // Nothing was written by the refused commands, and the connection is fine.
-    assert_eq!(raw.cmd(&["EXISTS", x]), ":0\r\n");
-    assert_eq!(raw.cmd(&["EXISTS", y]), ":0\r\n");
+    assert_eq!(raw.cmd(&["EXISTS", x, y]), ":0\r\n");
+
+    // MGET, MSET, DEL, UNLINK, EXISTS and TOUCH are split per slot, and the
+    // parts' replies merged as one node would have answered.
+    assert_eq!(raw.cmd(&["MSET", x, "1", y, "2"]), "+OK\r\n");
+    let on_node = |node: &str, key: &str| -> Option<String> {
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut cluster.conn(node))
+            .unwrap()
+    };
+    assert_eq!(on_node(&x_node, x).as_deref(), Some("1"));
+    assert_eq!(on_node(&y_node, y).as_deref(), Some("2"));
+    assert_eq!(
+        raw.cmd(&["MGET", y, "nosuch", x]),
+        "*3\r\n$1\r\n2\r\n$-1\r\n$1\r\n1\r\n"
+    );
+    assert_eq!(raw.cmd(&["EXISTS", x, y, x, "nosuch"]), ":3\r\n");
+    assert_eq!(raw.cmd(&["TOUCH", x, y]), ":2\r\n");
+    // A value missing: Redis's own error, and nothing written.
+    assert_eq!(
+        raw.cmd(&["MSET", x, "3", y]),
+        "-ERR wrong number of arguments for 'mset' command\r\n"
+    );
+    assert_eq!(raw.cmd(&["DEL", x, "nosuch", y]), ":2\r\n");
+    assert_eq!(raw.cmd(&["UNLINK", x, y]), ":0\r\n");
+    assert_eq!(on_node(&x_node, x), None);
 
     // Scripts: keys of one slot, and no keys at all.
     let script = "redis.call('SET', KEYS[1], ARGV[1]); redis.call('SET', KEYS[2], ARGV[2]); \

@@ -178,6 +178,11 @@ fn keys_of_two_slots_or_unservable_commands_abort_the_transaction() {
         c.cmd(&["EXEC"]),
         "-EXECABORT Transaction discarded because of previous errors.\r\n"
     );
+    // A command keyway would split across slots cannot join either.
+    assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
+    assert!(c.cmd(&["MGET", "{a}1", "{b}1"]).starts_with("-CROSSSLOT"));
+    assert_eq!(c.cmd(&["SET", "{a}1", "x"]), "+QUEUED\r\n");
+    assert!(c.cmd(&["EXEC"]).starts_with("-EXECABORT"));
     assert_eq!(c.cmd(&["EXISTS", "{a}1"]), ":0\r\n", "nothing ran");
     assert_eq!(c.cmd(&["EXISTS", "{b}1"]), ":0\r\n", "nothing ran");
 

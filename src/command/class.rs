@@ -30,6 +30,11 @@ pub enum RouteClass {
     /// Sent to every master; their replies are merged as the [`Merge`] says
     /// (PUBSUB CHANNELS, NUMSUB, NUMPAT, SHARDCHANNELS, SHARDNUMSUB).
     FanOut(Merge),
+    /// Routed like `Keyed` when all keys share one slot. Across slots, split
+    /// into one request per slot (keys in the client's order, each with the
+    /// arguments that follow it), sent in parallel and joined as the
+    /// [`SplitJoin`] says: MGET, MSET, DEL, UNLINK, EXISTS, TOUCH.
+    Split(SplitJoin),
     /// Changes the client's subscriptions (SUBSCRIBE, PSUBSCRIBE,
     /// SSUBSCRIBE and their UNSUBSCRIBE): served by the worker's pub/sub
     /// hub. SSUBSCRIBE's channels must share one slot, like keys.
@@ -71,6 +76,19 @@ pub enum Merge {
     /// The same reply from every master (`+OK`, a script's SHA1): that
     /// reply; different replies are an error.
     Same,
+}
+
+/// How the per-slot parts of a [`RouteClass::Split`] command combine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitJoin {
+    /// One value per key (MGET): every part's values, back in the client's
+    /// key order.
+    Values,
+    /// `+OK` from every part (MSET, Redis's `all_succeeded`); otherwise an
+    /// error naming the keys that may have been written.
+    AllOk,
+    /// Integers: their sum (DEL, UNLINK, EXISTS, TOUCH; Redis's `agg_sum`).
+    Sum,
 }
 
 /// Why keyway refuses a command.
@@ -187,6 +205,17 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     // Reading settings changes nothing; every master is configured alike.
     ("config|get", AnyNode),
     ("spublish", Keyed), // routed by the slot of its shard channel
+    // Redis tips these `request_policy:multi_shard`: each key (with its
+    // value) stands alone, so across slots the command is split per slot and
+    // the parts joined. MSETNX has the tip too, but is all-or-nothing across
+    // its keys: it stays `Keyed` (CROSSSLOT across slots), as do the other
+    // multi-key commands, whose keys act together.
+    ("mget", Split(SplitJoin::Values)),
+    ("mset", Split(SplitJoin::AllOk)), // response_policy:all_succeeded
+    ("del", Split(SplitJoin::Sum)),    // response_policy:agg_sum, as the next three
+    ("unlink", Split(SplitJoin::Sum)),
+    ("exists", Split(SplitJoin::Sum)), // `EXISTS k k` counts k twice: duplicates stay in their part
+    ("touch", Split(SplitJoin::Sum)),
     // Flagged blocking, but block only with a BLOCK option: the caller asks
     // CommandSpec::is_blocking_call.
     ("xread", Keyed),

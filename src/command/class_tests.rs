@@ -21,7 +21,7 @@ fn keyed() {
         &[
             "GET k",
             "SET k v",
-            "MSET a 1",
+            "MSETNX a 1",
             "EVAL s 0",
             "FCALL f 0",
             "SPUBLISH ch m",
@@ -36,6 +36,38 @@ fn keyed() {
         ],
         RouteClass::Keyed,
     );
+}
+
+#[test]
+fn split_per_slot_as_redis_tips_say() {
+    use super::super::{RequestPolicy, ResponsePolicy, SplitJoin};
+    let table = CommandTable::builtin();
+    for (request, join, response) in [
+        ("MGET a b", SplitJoin::Values, ResponsePolicy::Default),
+        (
+            "MSET a 1 b 2",
+            SplitJoin::AllOk,
+            ResponsePolicy::AllSucceeded,
+        ),
+        ("DEL a b", SplitJoin::Sum, ResponsePolicy::AggSum),
+        ("UNLINK a b", SplitJoin::Sum, ResponsePolicy::AggSum),
+        ("EXISTS a b", SplitJoin::Sum, ResponsePolicy::AggSum),
+        ("TOUCH a b", SplitJoin::Sum, ResponsePolicy::AggSum),
+    ] {
+        let args: Vec<&str> = request.split(' ').collect();
+        let spec = table.lookup(&args[..]).expect(request);
+        assert_eq!(spec.class(), RouteClass::Split(join), "{request}");
+        assert_eq!(
+            spec.request_policy(),
+            RequestPolicy::MultiShard,
+            "{request}"
+        );
+        assert_eq!(spec.response_policy(), response, "{request}");
+    }
+    // Also tipped multi_shard, but all-or-nothing: never split.
+    let msetnx = table.lookup(&["MSETNX", "a", "1"][..]).unwrap();
+    assert_eq!(msetnx.request_policy(), RequestPolicy::MultiShard);
+    assert_eq!(msetnx.class(), RouteClass::Keyed);
 }
 
 #[test]

@@ -11,8 +11,9 @@
 //! Per request, the session:
 //! 1. [`CommandTable::lookup`]s the [`CommandSpec`] (no allocation),
 //! 2. checks [`CommandSpec::arity_ok`],
-//! 3. acts on its [`RouteClass`] (keyed, any node, local, or refused with a
-//!    [`Reason`]), checking [`CommandSpec::is_blocking_call`] for XREAD,
+//! 3. acts on its [`RouteClass`] (keyed, split per slot, any node, local,
+//!    or refused with a [`Reason`]), checking
+//!    [`CommandSpec::is_blocking_call`] for XREAD,
 //! 4. for keyed commands, collects the key positions with
 //!    [`CommandSpec::for_each_key`] to compute the slot.
 //!
@@ -29,7 +30,7 @@ mod reply;
 mod spec;
 mod table;
 
-pub use class::{Merge, Reason, RouteClass};
+pub use class::{Merge, Reason, RouteClass, SplitJoin};
 pub use data::DataError;
 pub use flags::{CommandFlags, KeySpecFlags, RequestPolicy, ResponsePolicy};
 pub use keys::KeyError;

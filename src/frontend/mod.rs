@@ -1,6 +1,8 @@
 //! The client side: the listener (socket options, client limit), the session
 //! that reads requests, routes them and writes replies in order, and the
-//! commands keyway answers itself, and each client's subscriptions.
+//! commands keyway answers itself, each client's subscriptions, and the
+//! joining of replies from several nodes (fan-out to every master, and
+//! multi-key commands split per slot).
 
 pub mod fanout;
 pub mod info;
@@ -8,5 +10,6 @@ pub mod listener;
 pub mod local;
 pub mod replies;
 pub mod session;
+pub mod split;
 pub mod subscriptions;
 pub mod transaction;

@@ -36,6 +36,7 @@ use crate::worker::Worker;
 use super::fanout::{Collector, Gather, Join};
 use super::local::{self, ClientInfo, Outcome};
 use super::replies::{Budget, Replies};
+use super::split::{Plan, Split};
 use super::subscriptions::confirmation;
 use super::transaction::{TransactionReplies, Transactions};
 
@@ -50,7 +51,7 @@ const EARLY_WRITE: usize = 64 * 1024;
 /// How long a closing session may take to flush its last replies.
 const FLUSH_ON_CLOSE: Duration = Duration::from_secs(5);
 /// First pause before retrying after `-TRYAGAIN`; doubles per retry.
-const TRYAGAIN_BACKOFF: Duration = Duration::from_millis(5);
+pub(super) const TRYAGAIN_BACKOFF: Duration = Duration::from_millis(5);
 
 /// Serves one client until it leaves.
 pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
@@ -105,6 +106,8 @@ enum Target {
     WaitReplicas,
     /// `INFO`: every master, merged with keyway's own sections.
     Info,
+    /// One part per slot of the keys, the replies joined.
+    Split(Plan, Access),
 }
 
 /// The lane of the shared connections (see `Session::start`).
@@ -320,6 +323,10 @@ impl Session {
                 self.transaction(spec.name(), slot, request);
                 return true;
             }
+            Route::Split(groups) => {
+                let access = groups.access;
+                Target::Split(Plan::new(&request, groups), access)
+            }
             Route::Subscription(spec, _) => {
                 self.subscription(spec.name(), &request);
                 return true;
@@ -531,6 +538,7 @@ impl Session {
                 return self.fan_out(token, Join::Info(own), &topology);
             }
             Target::WaitReplicas => return self.wait_replicas(token, &topology),
+            Target::Split(plan, access) => return self.split(token, plan, access, &topology),
             Target::Blocking(slot) => {
                 return match topology.master_of(slot) {
                     Some(index) => {
@@ -832,6 +840,10 @@ impl Session {
                 drop(table);
                 return self.restart_watch(token);
             }
+            Route::Split(groups) => {
+                let access = groups.access;
+                Target::Split(Plan::new(&request, groups), access)
+            }
             _ => Target::AnyMaster,
         };
         drop(table);
@@ -859,6 +871,31 @@ impl Session {
                 gather.deliver(index as u64, Err(e));
             }
         }
+    }
+
+    /// Sends entry `token` as one part per slot of its keys; a [`Split`]
+    /// joins the replies into the entry.
+    fn split(&self, token: u64, plan: Plan, access: Access, topology: &Topology) {
+        let Some((_, proto, me)) = self.pending(token) else {
+            return;
+        };
+        if access == Access::Write {
+            for part in 0..plan.parts() {
+                if let Some(index) = topology.master_of(plan.slot(part)) {
+                    self.wrote_to(&topology.nodes()[index as usize].addr);
+                }
+            }
+        }
+        let client = self.client.borrow().id;
+        Split::start(
+            self.worker.clone(),
+            me,
+            token,
+            proto,
+            client,
+            plan,
+            topology,
+        );
     }
 }
 
@@ -928,5 +965,5 @@ mod transactions;
 mod wait;
 
 /// The reply while keyway has never reached a cluster node.
-const NO_TOPOLOGY: &str =
+pub(super) const NO_TOPOLOGY: &str =
     "CLUSTERDOWN keyway has not reached any cluster node yet; check the seeds in its config (it keeps retrying)";

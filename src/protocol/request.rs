@@ -66,6 +66,24 @@ impl Request {
         Some(self.raw.slice(s as usize..e as usize))
     }
 
+    /// The bytes arguments `range` occupy in the frame, each still its
+    /// `$len\r\n...\r\n` bulk string: a run of arguments to forward as
+    /// they came, without re-encoding (a split request's parts).
+    ///
+    /// # Panics
+    /// If `range` is empty or reaches past the last argument.
+    pub fn arg_frames(&self, range: std::ops::Range<usize>) -> &[u8] {
+        let (start, end) = self.args[range.start];
+        let (_, last) = self.args[range.end - 1];
+        // Every argument is a bulk string with a canonical length line: the
+        // parser accepts no sign, no leading zero, no space in it, and
+        // inline commands are encoded by keyway.
+        let header = 1 + encode::digits((end - start) as usize) + 2;
+        let start = start as usize - header;
+        debug_assert_eq!(self.raw[start], b'$');
+        &self.raw[start..last as usize + 2]
+    }
+
     /// All arguments in order, command name first.
     pub fn args(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
         self.args

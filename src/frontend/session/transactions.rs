@@ -63,6 +63,12 @@ impl Session {
                     "subscribe before MULTI or after EXEC",
                 ))
             }
+            // Keys of several slots: never one node's transaction.
+            Route::Split(_) => {
+                self.abort_multi();
+                self.push_local(|out| encode::error(out, CROSSSLOT));
+                return Some(true);
+            }
             Route::Reject(rejection) => {
                 self.abort_multi();
                 self.push_local(|out| rejection.write_reply(request, out));

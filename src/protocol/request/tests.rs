@@ -25,6 +25,24 @@ fn err(input: &[u8]) -> ProtocolError {
 }
 
 #[test]
+fn arg_frames_are_the_arguments_as_sent() {
+    let mut p = parser();
+    let mut buf = BytesMut::from(
+        &b"*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$10\r\n0123456789\r\n$0\r\n\r\n$2\r\n\r\n\r\n"[..],
+    );
+    let req = p.parse(&mut buf).unwrap().unwrap();
+    assert_eq!(req.arg_frames(0..1), b"$4\r\nMSET\r\n");
+    assert_eq!(req.arg_frames(1..3), b"$1\r\na\r\n$10\r\n0123456789\r\n");
+    assert_eq!(req.arg_frames(3..5), b"$0\r\n\r\n$2\r\n\r\n\r\n");
+    // Inline commands are encoded by keyway, with the same framing.
+    let mut buf = BytesMut::from(&b"DEL  k1 \"k 2\"\r\n"[..]);
+    let req = p.parse(&mut buf).unwrap().unwrap();
+    assert_eq!(req.arg_frames(1..3), b"$2\r\nk1\r\n$3\r\nk 2\r\n");
+    let built = Request::from_args(&[b"GET", &[b'x'; 1000]]);
+    assert_eq!(built.arg_frames(0..2), &built.raw()[4..]);
+}
+
+#[test]
 fn multibulk_zero_copy() {
     let mut p = parser();
     let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n*1\r\n$4\r\nPI"[..]);
