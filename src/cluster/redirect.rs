@@ -24,6 +24,14 @@ pub enum Redirect<'a> {
     TryAgain,
 }
 
+/// The error a client gets instead of a `MOVED`/`ASK` it cannot follow
+/// once keyway followed `max` of them for `slot` (the text after `-`).
+pub fn budget_spent(slot: Slot, max: u32) -> String {
+    format!(
+        "TRYAGAIN keyway followed {max} MOVED/ASK redirects for slot {slot} without reaching its master; the cluster is resharding, retry shortly"
+    )
+}
+
 /// The redirect in `reply`, if it is one (`reply` is a whole RESP error).
 pub fn parse(reply: &[u8]) -> Option<Redirect<'_>> {
     let line = reply.strip_prefix(b"-")?;

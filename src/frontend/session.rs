@@ -686,10 +686,7 @@ impl Session {
         let attempt = self.replies.borrow_mut().spend(token, budget, max);
         let Some(attempt) = attempt else {
             if let Redirect::Moved { slot, .. } | Redirect::Ask { slot, .. } = redirect {
-                let text = format!(
-                    "TRYAGAIN keyway followed {} MOVED/ASK redirects for slot {slot} without reaching its master; the cluster is resharding, retry shortly",
-                    config.max_redirects
-                );
+                let text = redirect::budget_spent(slot, config.max_redirects);
                 self.complete_local(token, |out| encode::error(out, text.as_bytes()));
                 return true;
             }

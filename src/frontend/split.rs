@@ -161,10 +161,7 @@ impl Split {
         };
         let Some(attempt) = attempt else {
             if let Redirect::Moved { slot, .. } | Redirect::Ask { slot, .. } = redirect {
-                let text = format!(
-                    "TRYAGAIN keyway followed {} MOVED/ASK redirects for slot {slot} without reaching its master; the cluster is resharding, retry shortly",
-                    config.max_redirects
-                );
+                let text = redirect::budget_spent(slot, config.max_redirects);
                 self.finish(part, Ok(error(&text)));
                 return true;
             }
