@@ -32,6 +32,8 @@ pub enum Route<'t> {
     WaitReplicas,
     /// `INFO`: to every master, merged with keyway's own sections.
     Info,
+    /// `SCAN`: to the master keyway's cursor names.
+    Scan,
     /// Keys in several slots, of a command keyway splits per slot.
     Split(KeyGroups),
     /// To the master serving this slot, on a dedicated connection: the
@@ -110,6 +112,7 @@ pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
         RouteClass::AnyNode => Route::AnyNode,
         RouteClass::WaitReplicas => Route::WaitReplicas,
         RouteClass::Info => Route::Info,
+        RouteClass::Scan => Route::Scan,
         RouteClass::Transaction => match keyed(spec, request) {
             Route::Slot(slot, _) => Route::Transaction(spec, Some(slot)),
             Route::AnyNode => Route::Transaction(spec, None),

@@ -98,6 +98,36 @@ impl Topology {
         next
     }
 
+    /// The masters in the order of the lowest slot each serves (the order
+    /// a keyspace-wide `SCAN` visits them), with a fingerprint of the whole
+    /// slot map: it changes whenever a slot changes hands, and is the same
+    /// in every keyway that sees the same map.
+    pub fn scan_order(&self) -> (Vec<NodeIndex>, u64) {
+        let mut order = Vec::new();
+        // FNV-1a over each run of slots and its master's address.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes {
+                hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        let mut start = 0usize;
+        while start < self.slots.len() {
+            let owner = self.slots[start];
+            let mut end = start;
+            while end + 1 < self.slots.len() && self.slots[end + 1] == owner {
+                end += 1;
+            }
+            feed(&(start as u16).to_le_bytes());
+            feed(self.addr_of(owner).unwrap_or("").as_bytes());
+            if owner != UNCOVERED && !order.contains(&owner) {
+                order.push(owner);
+            }
+            start = end + 1;
+        }
+        (order, hash)
+    }
+
     /// Same slot ownership (ignoring epochs)?
     pub fn same_map(&self, other: &Topology) -> bool {
         self.slots
@@ -355,5 +385,15 @@ mod tests {
         assert_eq!(&*moved.nodes()[0].addr, "h:2");
         assert!(!moved.same_map(&t));
         assert!(t.same_map(&t.clone().with_epoch(9)));
+        let (order, print) = t.scan_order();
+        assert_eq!(order.len(), t.nodes().len());
+        assert_eq!(t.clone().with_epoch(9).scan_order(), (order.clone(), print));
+        let first = t.master_of(Slot::new(0).unwrap()).unwrap();
+        assert_eq!(order[0], first, "the master of slot 0 comes first");
+        assert_ne!(
+            moved.scan_order().1,
+            print,
+            "a moved slot changes the fingerprint"
+        );
     }
 }

@@ -49,6 +49,8 @@ pub enum RouteClass {
     WaitReplicas,
     /// INFO: every master's sections merged, keyway's own about itself.
     Info,
+    /// SCAN: the masters one after the other, keyway's cursor saying where.
+    Scan,
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: the session's transaction
     /// state; WATCH is routed by its keys to a dedicated connection.
     Transaction,
@@ -228,6 +230,7 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("unwatch", Transaction),
     // The masters' sections together, keyway's about the server.
     ("info", Info),
+    ("scan", Scan), // a cursor over every master
     // Blocks, and counts replicas of the masters the client wrote to.
     ("wait", WaitReplicas),
     // Would flag the shared backend connection for someone else's command.

@@ -132,7 +132,6 @@ fn keyspace_and_scripts_fan_out() {
 fn cluster_wide() {
     assert_all(
         &[
-            "SCAN 0",
             "FUNCTION STATS",
             "FUNCTION KILL",
             "SCRIPT KILL",
@@ -167,6 +166,14 @@ fn scripts_functions_and_the_keyspace_fan_out() {
     assert_all(
         &["CONFIG SET maxmemory 1"],
         RouteClass::Unsupported(Reason::NodeAdmin),
+    );
+}
+
+#[test]
+fn scan_walks_the_masters() {
+    assert_all(
+        &["SCAN 0", "SCAN 0 MATCH k* COUNT 10 TYPE string"],
+        RouteClass::Scan,
     );
 }
 

@@ -9,6 +9,7 @@ pub mod info;
 pub mod listener;
 pub mod local;
 pub mod replies;
+pub mod scan;
 pub mod session;
 pub mod split;
 pub mod subscriptions;

@@ -106,6 +106,8 @@ enum Target {
     WaitReplicas,
     /// `INFO`: every master, merged with keyway's own sections.
     Info,
+    /// `SCAN`: the master keyway's cursor names.
+    Scan,
     /// One part per slot of the keys, the replies joined.
     Split(Plan, Access),
 }
@@ -313,6 +315,7 @@ impl Session {
             Route::Slot(slot, access) => Target::Slot(slot, access),
             Route::WaitReplicas => Target::WaitReplicas,
             Route::Info => Target::Info,
+            Route::Scan => Target::Scan,
             Route::AnyNode => Target::AnyMaster,
             Route::FanOut(merge) => {
                 self.note_script_command(&request);
@@ -538,6 +541,7 @@ impl Session {
                 return self.fan_out(token, Join::Info(own), &topology);
             }
             Target::WaitReplicas => return self.wait_replicas(token, &topology),
+            Target::Scan => return self.scan(token, &topology),
             Target::Split(plan, access) => return self.split(token, plan, access, &topology),
             Target::Blocking(slot) => {
                 return match topology.master_of(slot) {
@@ -831,6 +835,7 @@ impl Session {
             Route::Slot(slot, access) => Target::Slot(slot, access),
             Route::WaitReplicas => Target::WaitReplicas,
             Route::Info => Target::Info,
+            Route::Scan => Target::Scan,
             Route::FanOut(merge) => Target::AllMasters(merge),
             Route::Blocking(slot) => Target::Blocking(slot),
             Route::Transaction(..) => {
@@ -957,6 +962,7 @@ impl ReplyTarget for Session {
     }
 }
 
+mod keyspace;
 mod scripts;
 mod transactions;
 mod wait;

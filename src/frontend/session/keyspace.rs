@@ -1,0 +1,40 @@
+//! `SCAN` over every master (see [`crate::frontend::scan`]).
+
+use std::rc::Rc;
+
+use crate::backend::ReplyTarget;
+use crate::cluster::Topology;
+use crate::frontend::scan::{self, ScanReply, MAX_MASTERS};
+use crate::protocol::{encode, Request};
+
+use super::{Session, NO_TOPOLOGY};
+
+impl Session {
+    /// Sends the `SCAN` of entry `token` to the master its cursor names in
+    /// `topology`, with that master's own cursor.
+    pub(super) fn scan(&self, token: u64, topology: &Topology) {
+        let Some((raw, proto, me)) = self.pending(token) else {
+            return;
+        };
+        let (order, print) = topology.scan_order();
+        if order.is_empty() || order.len() > MAX_MASTERS {
+            return self.complete_local(token, |out| encode::error(out, NO_TOPOLOGY.as_bytes()));
+        }
+        let request = Request::reparse(&raw, self.worker.shared.config.limits);
+        let position = request
+            .as_ref()
+            .and_then(|r| scan::position(r.arg(1), order.len(), print));
+        let (Some(request), Some(position)) = (request, position) else {
+            return self.complete_local(token, |out| encode::error(out, b"ERR invalid cursor"));
+        };
+        let bytes = scan::node_request(&request, position.cursor);
+        let session: Rc<dyn ReplyTarget> = me;
+        let target: Rc<dyn ReplyTarget> =
+            ScanReply::new(session, token, proto, position, order.len(), print);
+        let id = self.client.borrow().id;
+        let conns = self.worker.master(topology, order[position.master]);
+        if let Err(e) = conns.pick(proto, id).send(&bytes, false, &target, 0) {
+            self.complete_local(token, |out| e.write_reply(out));
+        }
+    }
+}
