@@ -254,17 +254,8 @@ fn merge_section(name: &str, parts: &[&Section]) -> Vec<(String, String)> {
             .iter()
             .position(|(f, _)| f == "connected_slaves")
             .map_or(out.len(), |i| i + 1);
-        for (i, replica) in replicas.into_iter().enumerate().rev() {
-            out.insert(at, (format!("slave{i}"), replica));
-        }
-        // Re-number in order after the reverse inserts.
-        let mut n = 0;
-        for (field, _) in out.iter_mut() {
-            if field.starts_with("slave") && field[5..].parse::<u32>().is_ok() {
-                *field = format!("slave{n}");
-                n += 1;
-            }
-        }
+        let listed = replicas.into_iter().enumerate();
+        out.splice(at..at, listed.map(|(i, r)| (format!("slave{i}"), r)));
     }
     out
 }

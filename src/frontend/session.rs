@@ -112,6 +112,24 @@ enum Target {
     Split(Plan, Access),
 }
 
+impl Target {
+    /// Where `route` sends `request` as it is. Routes keyway handles
+    /// itself never get here, except local commands it forwards after all
+    /// (`COMMAND INFO`, ...), which go to any master.
+    fn of(route: Route<'_>, request: &Request) -> Target {
+        match route {
+            Route::Slot(slot, access) => Target::Slot(slot, access),
+            Route::FanOut(merge) => Target::AllMasters(merge),
+            Route::WaitReplicas => Target::WaitReplicas,
+            Route::Info => Target::Info,
+            Route::Scan => Target::Scan,
+            Route::Blocking(slot) => Target::Blocking(slot),
+            Route::Split(groups) => Target::Split(Plan::new(request, groups), groups.access),
+            _ => Target::AnyMaster,
+        }
+    }
+}
+
 /// The lane of the shared connections (see `Session::start`).
 const SHARED_LANE: u64 = 0;
 
@@ -312,23 +330,9 @@ impl Session {
             }
         }
         let target = match route {
-            Route::Slot(slot, access) => Target::Slot(slot, access),
-            Route::WaitReplicas => Target::WaitReplicas,
-            Route::Info => Target::Info,
-            Route::Scan => Target::Scan,
-            Route::AnyNode => Target::AnyMaster,
-            Route::FanOut(merge) => {
-                self.note_script_command(&request);
-                Target::AllMasters(merge)
-            }
-            Route::Blocking(slot) => Target::Blocking(slot),
             Route::Transaction(spec, slot) => {
                 self.transaction(spec.name(), slot, request);
                 return true;
-            }
-            Route::Split(groups) => {
-                let access = groups.access;
-                Target::Split(Plan::new(&request, groups), access)
             }
             Route::Subscription(spec, _) => {
                 self.subscription(spec.name(), &request);
@@ -356,6 +360,12 @@ impl Session {
             Route::Reject(rejection) => {
                 self.push_local(|out| rejection.write_reply(&request, out));
                 return true;
+            }
+            route => {
+                if let Route::FanOut(_) = route {
+                    self.note_script_command(&request);
+                }
+                Target::of(route, &request)
             }
         };
         drop(table);
@@ -832,21 +842,11 @@ impl Session {
         };
         let table = self.worker.shared.view.commands().load();
         let target = match router::route(&table, &request) {
-            Route::Slot(slot, access) => Target::Slot(slot, access),
-            Route::WaitReplicas => Target::WaitReplicas,
-            Route::Info => Target::Info,
-            Route::Scan => Target::Scan,
-            Route::FanOut(merge) => Target::AllMasters(merge),
-            Route::Blocking(slot) => Target::Blocking(slot),
             Route::Transaction(..) => {
                 drop(table);
                 return self.restart_watch(token);
             }
-            Route::Split(groups) => {
-                let access = groups.access;
-                Target::Split(Plan::new(&request, groups), access)
-            }
-            _ => Target::AnyMaster,
+            route => Target::of(route, &request),
         };
         drop(table);
         self.start(token, target);

@@ -122,6 +122,14 @@ impl Watch {
     }
 }
 
+impl Watch {
+    /// The watch still holds for a request in `proto`: not lost, and its
+    /// connection speaks that protocol.
+    pub fn holds(&self, proto: Protocol) -> bool {
+        !self.void && self.proto == proto
+    }
+}
+
 impl Drop for Watch {
     fn drop(&mut self) {
         // Closes once what was sent on it is answered: never reused with a

@@ -133,7 +133,7 @@ impl Session {
                 if queued.is_aborted() {
                     return self.push_local(|out| encode::error(out, EXECABORT));
                 }
-                if watch.as_ref().is_some_and(|w| w.void || w.proto != proto) {
+                if watch.as_ref().is_some_and(|w| !w.holds(proto)) {
                     return self.push_local(|out| nil_exec(out, proto));
                 }
                 let destination = match watch {
@@ -178,7 +178,7 @@ impl Session {
         let current = transactions
             .watch
             .as_ref()
-            .map(|w| (w.slot, w.void || w.proto != proto));
+            .map(|w| (w.slot, !w.holds(proto)));
         match current {
             Some((watched, _)) if watched != slot => {
                 drop(transactions);
@@ -233,11 +233,10 @@ impl Session {
         if let Err(e) = self.send_on(token, conn, false) {
             // The connection is down, and the watch with it.
             self.void_watch();
-            let proto = self.replies.borrow().request(token).map(|(_, p)| p);
-            let is_exec = self.transactions.borrow().find(token).is_some();
-            match proto {
-                Some(proto) if is_exec => self.complete_local(token, |out| nil_exec(out, proto)),
-                _ => self.complete_local(token, |out| e.write_reply(out)),
+            if self.transactions.borrow().find(token).is_some() {
+                self.complete_nil_exec(token);
+            } else {
+                self.complete_local(token, |out| e.write_reply(out));
             }
         }
         let mut transactions = self.transactions.borrow_mut();
@@ -277,7 +276,7 @@ impl Session {
     pub(super) fn restart_watch(&self, token: u64) {
         let proto = self.replies.borrow().request(token).map(|(_, p)| p);
         let target = match (&self.transactions.borrow().watch, proto) {
-            (Some(w), Some(proto)) if !w.void && w.proto == proto => {
+            (Some(w), Some(proto)) if w.holds(proto) => {
                 Some(Target::Watched(w.conn.clone(), w.lane))
             }
             _ => None,
