@@ -40,6 +40,11 @@ pub async fn run(view: Arc<ClusterView>, config: Arc<Config>) {
                     info!(node = %from, "cluster reachable again");
                     warned = false;
                 }
+                // Before the first slot map lets clients in, so that none
+                // sees the built-in table or version where the cluster's differ.
+                if !commands_loaded {
+                    commands_loaded = load_commands(&view, &config, &from).await;
+                }
                 let current = view.topology.load();
                 if current.epoch() == 0 || !topology.same_map(&current) {
                     epoch += 1;
@@ -57,9 +62,6 @@ pub async fn run(view: Arc<ClusterView>, config: Arc<Config>) {
                         topology.nodes().len(),
                     );
                     view.topology.store(Arc::new(topology));
-                }
-                if !commands_loaded {
-                    commands_loaded = load_commands(&view, &config, &from).await;
                 }
             }
             Err(reason) => {
