@@ -11,6 +11,12 @@ use super::spec::{BeginSearch, CommandSpec, FindKeys, KeySpec};
 /// The table generated from Redis 7.0.15, embedded at compile time.
 pub(crate) const BUILTIN: &str = include_str!("commands.txt");
 
+/// Subcommands keyway answers itself that Redis 7.0 lacks, in the same
+/// format, read after [`BUILTIN`]: client libraries send `CLIENT SETINFO`
+/// (Redis 7.2) on connect, and through keyway it works whatever the
+/// cluster's version.
+pub(crate) const KEYWAY_ONLY: &str = "client|setinfo -4 0 0 0 loading,noscript,stale -\n";
+
 /// A line of the table text that does not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("command table line {line}: {reason}")]

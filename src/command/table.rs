@@ -46,13 +46,14 @@ pub struct CommandTable {
 
 impl CommandTable {
     /// The table generated from Redis 7.0.15 (`commands.txt`), embedded in
-    /// the binary.
+    /// the binary, with the subcommands only keyway answers.
     ///
     /// # Panics
     /// If the embedded data does not parse: a build bug that the unit tests
     /// catch.
     pub fn builtin() -> CommandTable {
-        match super::data::parse(super::data::BUILTIN) {
+        let text = [super::data::BUILTIN, super::data::KEYWAY_ONLY].concat();
+        match super::data::parse(&text) {
             Ok(commands) => CommandTable::from_commands(commands),
             Err(e) => panic!("embedded {e}"),
         }
