@@ -18,6 +18,7 @@ use crate::backend::conn::{Conn, ConnSettings};
 use crate::backend::pool::{NodeConns, Pool};
 use crate::cluster::{ClusterView, NodeIndex, Topology};
 use crate::config::Config;
+use crate::frontend::clients::Clients;
 use crate::frontend::info::Own;
 use crate::frontend::{listener, session};
 use crate::protocol::Protocol;
@@ -40,6 +41,8 @@ pub struct Shared {
     pub started: Instant,
     /// Scripts loaded through keyway, to load again where missing.
     pub scripts: ScriptCache,
+    /// Every connected client (`CLIENT LIST`, `CLIENT KILL`).
+    pub connected: Clients,
     next_client_id: AtomicU64,
 }
 
@@ -54,6 +57,7 @@ impl Shared {
             rejected_connections: AtomicU64::new(0),
             started: Instant::now(),
             scripts: ScriptCache::default(),
+            connected: Clients::default(),
             next_client_id: AtomicU64::new(1),
         })
     }

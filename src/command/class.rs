@@ -40,7 +40,7 @@ pub enum RouteClass {
     /// hub. SSUBSCRIBE's channels must share one slot, like keys.
     Subscription,
     /// Answered by keyway itself (PING, ECHO, HELLO, AUTH, SELECT, COMMAND
-    /// and its subcommands, CLIENT SETNAME/GETNAME/ID/INFO/LIST, CLUSTER
+    /// and its subcommands, CLIENT SETNAME/GETNAME/ID/INFO/LIST/KILL, CLUSTER
     /// KEYSLOT/INFO, READONLY/READWRITE).
     Local,
     /// WAIT: blocks until replicas acknowledge the client's writes; sent to
@@ -162,6 +162,9 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("client|id", Local),
     ("client|info", Local),
     ("client|list", Local), // admin-flagged, but keyway lists its own clients
+    ("client|kill", Local), // idem: kills keyway's clients, never a node's
+    ("client|no-evict", Local), // keyway never evicts clients
+    ("client|no-touch", Local), // Redis 7.2+; OFF honoured, ON refused
     ("client|help", Local),
     // Client-side caching: keyway answers for the client (tracking stays
     // off; TRACKING ON is refused with the options named).

@@ -3,8 +3,7 @@
 //! state, `COMMAND COUNT`, and `CLUSTER KEYSLOT`/`INFO` from the proxy's view.
 //! Every reply is written in the protocol the client chose with `HELLO`.
 
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
@@ -13,6 +12,7 @@ use crate::command::{CommandSpec, CommandTable};
 use crate::protocol::{encode, parse_i64, Protocol, Request};
 use crate::worker::Shared;
 
+use super::clients::ClientRecord;
 use super::subscriptions::Subscriptions;
 
 /// What the session does after a local command.
@@ -26,39 +26,34 @@ pub enum Outcome {
     Forward,
 }
 
-/// What keyway knows about one client, as `CLIENT INFO` shows it.
+/// What keyway knows about one client on its own thread.
 #[derive(Debug)]
 pub struct ClientInfo {
     /// `CLIENT ID`.
     pub id: u64,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// `CLIENT SETNAME`.
-    pub name: Option<Bytes>,
-    /// `CLIENT SETINFO LIB-NAME`.
-    pub lib_name: Option<Bytes>,
-    /// `CLIENT SETINFO LIB-VER`.
-    pub lib_ver: Option<Bytes>,
     /// The reply protocol, chosen with `HELLO`.
     pub proto: Protocol,
     /// Channels, patterns and shard channels.
     pub subscriptions: Subscriptions,
-    connected: Instant,
+    /// What other threads see of the client (`CLIENT LIST`, `CLIENT KILL`).
+    pub record: Arc<ClientRecord>,
 }
 
 impl ClientInfo {
-    /// A client that just connected.
-    pub fn new(id: u64, peer: SocketAddr) -> ClientInfo {
+    /// A client that just connected, registered as `record`.
+    pub fn new(record: Arc<ClientRecord>) -> ClientInfo {
         ClientInfo {
-            id,
-            peer,
-            name: None,
-            lib_name: None,
-            lib_ver: None,
+            id: record.id,
             proto: Protocol::Resp2,
             subscriptions: Subscriptions::default(),
-            connected: Instant::now(),
+            record,
         }
+    }
+
+    /// Switches the reply protocol.
+    pub fn set_protocol(&mut self, proto: Protocol) {
+        self.proto = proto;
+        self.record.set_protocol(proto);
     }
 }
 
@@ -106,8 +101,9 @@ pub fn execute(
             _ => encode::error(out, b"ERR syntax error"),
         },
         "reset" => {
-            client.name = None;
-            client.proto = Protocol::Resp2;
+            client.record.names().name = None;
+            client.set_protocol(Protocol::Resp2);
+            client.record.set_no_evict(false);
             encode::simple(out, b"RESET");
         }
         "readonly" | "readwrite" => encode::simple(out, b"OK"),
@@ -115,19 +111,41 @@ pub fn execute(
         "command" | "command|info" | "command|docs" | "command|list" | "command|getkeys"
         | "command|getkeysandflags" => return Outcome::Forward,
         "client|id" => encode::integer(out, client.id as i64),
-        "client|getname" => match &client.name {
+        "client|getname" => match &client.record.names().name {
             Some(name) => encode::bulk(out, name),
             None => encode::null(out, proto),
         },
         "client|setname" => match valid_name(arg(2)) {
             Ok(name) => {
-                client.name = name;
+                client.record.names().name = name;
                 encode::simple(out, b"OK");
             }
             Err(text) => encode::error(out, text),
         },
         "client|setinfo" => client_setinfo(arg(2), arg(3), client, out),
-        "client|info" => encode::verbatim(out, proto, client_line(client).as_bytes()),
+        "client|info" => encode::verbatim(out, proto, client.record.line().as_bytes()),
+        "client|list" => match shared.connected.list(request) {
+            Ok(lines) => encode::verbatim(out, proto, lines.as_bytes()),
+            Err(text) => encode::error(out, text.as_bytes()),
+        },
+        "client|kill" => return client_kill(request, client, shared, out),
+        "client|no-evict" => match on_off(arg(2)) {
+            Some(on) => {
+                client.record.set_no_evict(on);
+                encode::simple(out, b"OK");
+            }
+            None => encode::error(out, b"ERR syntax error"),
+        },
+        // Redis 7.2+: keyway's backend connections are shared, so it
+        // cannot keep one client's reads from touching keys.
+        "client|no-touch" => match on_off(arg(2)) {
+            Some(false) => encode::simple(out, b"OK"),
+            Some(true) => encode::error(
+                out,
+                b"ERR CLIENT NO-TOUCH ON is not supported by keyway: its connections to the cluster are shared by many clients, so it cannot keep one client's commands from touching keys",
+            ),
+            None => encode::error(out, b"ERR syntax error"),
+        },
         "client|tracking" => client_tracking(request, out),
         "client|caching" => encode::error(
             out,
@@ -219,9 +237,9 @@ fn hello(request: &Request, client: &mut ClientInfo, shared: &Shared, out: &mut 
         return encode::error(out, text);
     }
     if let Some(name) = new_name {
-        client.name = name;
+        client.record.names().name = name;
     }
-    client.proto = proto;
+    client.set_protocol(proto);
     encode::map_header(out, proto, 7);
     let text_fields: [(&[u8], &[u8]); 2] =
         [(b"server", b"redis"), (b"version", version.as_bytes())];
@@ -308,9 +326,9 @@ fn client_setinfo(attr: &[u8], value: &[u8], client: &mut ClientInfo, out: &mut 
     }
     let value = (!value.is_empty()).then(|| Bytes::copy_from_slice(value));
     if attr.eq_ignore_ascii_case(b"lib-name") {
-        client.lib_name = value;
+        client.record.names().lib_name = value;
     } else if attr.eq_ignore_ascii_case(b"lib-ver") {
-        client.lib_ver = value;
+        client.record.names().lib_ver = value;
     } else {
         let text = format!(
             "ERR Unrecognized option '{}'",
@@ -321,23 +339,37 @@ fn client_setinfo(attr: &[u8], value: &[u8], client: &mut ClientInfo, out: &mut 
     encode::simple(out, b"OK");
 }
 
-/// One `CLIENT INFO` line, in redis-server's `key=value` form.
-fn client_line(client: &ClientInfo) -> String {
-    fn text(v: &Option<Bytes>) -> std::borrow::Cow<'_, str> {
-        v.as_deref()
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default()
+/// `CLIENT KILL`: the new form answers how many clients it killed, the old
+/// one (`CLIENT KILL addr`) `+OK` or `-ERR No such client`. A client that
+/// kills itself gets its reply, then the connection closes.
+fn client_kill(
+    request: &Request,
+    client: &ClientInfo,
+    shared: &Shared,
+    out: &mut BytesMut,
+) -> Outcome {
+    match shared.connected.kill(request, client.id) {
+        Err(text) => encode::error(out, text.as_bytes()),
+        Ok(0) if request.argc() == 3 => encode::error(out, b"ERR No such client"),
+        Ok(_) if request.argc() == 3 => encode::simple(out, b"OK"),
+        Ok(killed) => encode::integer(out, killed as i64),
     }
-    format!(
-        "id={} addr={} name={} age={} db=0 resp={} lib-name={} lib-ver={}\n",
-        client.id,
-        client.peer,
-        text(&client.name),
-        client.connected.elapsed().as_secs(),
-        client.proto.version(),
-        text(&client.lib_name),
-        text(&client.lib_ver),
-    )
+    if client.record.is_killed() {
+        Outcome::Quit
+    } else {
+        Outcome::Reply
+    }
+}
+
+/// `on` / `off`, any case.
+fn on_off(arg: &[u8]) -> Option<bool> {
+    if arg.eq_ignore_ascii_case(b"on") {
+        Some(true)
+    } else if arg.eq_ignore_ascii_case(b"off") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// `CLUSTER INFO` as keyway sees the cluster.

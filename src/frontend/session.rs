@@ -10,6 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,10 +56,15 @@ pub(super) const TRYAGAIN_BACKOFF: Duration = Duration::from_millis(5);
 
 /// Serves one client until it leaves.
 pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
-    let id = worker.shared.next_client_id();
+    let shared = worker.shared.clone();
+    let id = shared.next_client_id();
+    let local = stream.local_addr().unwrap_or(shared.config.listen);
+    let registration = shared
+        .connected
+        .register(id, peer, local, stream.as_raw_fd());
     let session = Rc::new_cyclic(|me| Session {
         me: me.clone(),
-        client: RefCell::new(ClientInfo::new(id, peer)),
+        client: RefCell::new(ClientInfo::new(registration.record.clone())),
         worker,
         stream,
         replies: RefCell::new(Replies::default()),
@@ -89,6 +95,7 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     if let Some((_, abandon)) = session.blocked.take() {
         abandon.signal();
     }
+    drop(registration);
     debug!(id, %peer, "client disconnected");
 }
 
@@ -190,8 +197,11 @@ impl Session {
     async fn run(self: Rc<Self>) {
         let reader = self.read_loop();
         let writer = self.write_loop();
+        let record = self.client.borrow().record.clone();
         tokio::pin!(reader, writer);
         tokio::select! {
+            // CLIENT KILL from another client: close at once, as Redis does.
+            _ = record.killed() => {}
             end = &mut reader => {
                 if end == ReadEnd::Close {
                     self.closing.set(true);
@@ -209,6 +219,7 @@ impl Session {
         let max_pipeline = config.max_pipeline.get();
         let mut parser = RequestParser::new(config.limits);
         let mut buf = BytesMut::new();
+        let record = self.client.borrow().record.clone();
         loop {
             while self.replies.borrow().len() >= max_pipeline {
                 self.space.notified().await;
@@ -223,7 +234,7 @@ impl Session {
             match net::read_some(&self.stream, &mut buf) {
                 Ok(None) => continue,
                 Ok(Some(0)) | Err(_) => return ReadEnd::Gone,
-                Ok(Some(_)) => {}
+                Ok(Some(_)) => record.touch(),
             }
             loop {
                 match parser.parse(&mut buf) {
@@ -326,12 +337,14 @@ impl Session {
         let route = router::route(&table, &request);
         if self.transactions.borrow().multi.is_some() {
             if let Some(queued) = self.queue_in_multi(&table, &request, &route) {
+                self.note_multi();
                 return queued;
             }
         }
         let target = match route {
             Route::Transaction(spec, slot) => {
                 self.transaction(spec.name(), slot, request);
+                self.note_multi();
                 return true;
             }
             Route::Subscription(spec, _) => {
@@ -348,6 +361,7 @@ impl Session {
                 if spec.name() == "reset" {
                     self.unsubscribe_all();
                     self.transactions.borrow_mut().reset();
+                    self.note_multi();
                 }
                 match outcome {
                     Outcome::Forward => Target::AnyMaster,
@@ -450,6 +464,9 @@ impl Session {
             }
         }
         let reply = scratch.split().freeze();
+        client
+            .record
+            .set_subscriptions(client.subscriptions.counts());
         drop((client, scratch));
         match wait_on {
             None => {
@@ -466,10 +483,17 @@ impl Session {
         }
     }
 
+    /// Shows the commands queued in `MULTI` (if in one) to `CLIENT LIST`.
+    fn note_multi(&self) {
+        let queued = self.transactions.borrow().multi.as_ref().map(|q| q.count());
+        self.client.borrow().record.set_multi(queued);
+    }
+
     /// Drops every subscription of this client (`RESET`, or it left).
     fn unsubscribe_all(&self) {
         let id = self.client.borrow().id;
         let topics = self.client.borrow_mut().subscriptions.clear();
+        self.client.borrow().record.set_subscriptions([0; 3]);
         for (kind, topic) in topics {
             self.worker.hub.unsubscribe(kind, &topic, id);
         }
@@ -747,13 +771,19 @@ impl Session {
         }
     }
 
+    /// Notes the blocking command in flight (or none), also for `CLIENT LIST`.
+    fn set_blocked(&self, blocked: Option<(u64, Rc<Abandon>)>) {
+        self.client.borrow().record.set_blocked(blocked.is_some());
+        *self.blocked.borrow_mut() = blocked;
+    }
+
     /// Runs entry `token` on a dedicated connection to `addr` (see
     /// [`crate::backend::blocking`]); its reply comes back through
     /// `deliver`, so redirects are followed as for any request.
     fn block(&self, token: u64, addr: Arc<str>, asking: bool) {
         let pool = self.worker.blocking.clone();
         let Some(permit) = pool.try_acquire() else {
-            *self.blocked.borrow_mut() = None;
+            self.set_blocked(None);
             let text = pool.exhausted();
             return self.complete_local(token, |out| encode::error(out, text.as_bytes()));
         };
@@ -761,7 +791,7 @@ impl Session {
             return;
         };
         let abandon = Rc::new(Abandon::default());
-        *self.blocked.borrow_mut() = Some((token, abandon.clone()));
+        self.set_blocked(Some((token, abandon.clone())));
         tokio::task::spawn_local(async move {
             let outcome = pool
                 .run(
@@ -776,7 +806,7 @@ impl Session {
             match outcome {
                 Ok(BlockingOutcome::Reply(reply)) => {
                     // Done blocking (unless a redirect starts it again).
-                    me.blocked.borrow_mut().take();
+                    me.set_blocked(None);
                     me.deliver(token, Ok(reply));
                     Session::flush(&me);
                 }
@@ -785,7 +815,7 @@ impl Session {
                 }
                 Ok(BlockingOutcome::Abandoned(None)) => {}
                 Err(e) => {
-                    me.blocked.borrow_mut().take();
+                    me.set_blocked(None);
                     me.deliver(token, Err(e));
                     Session::flush(&me);
                 }
@@ -908,7 +938,7 @@ impl Collector for Session {
         let waited = matches!(*self.blocked.borrow(), Some((t, _)) if t == token);
         if waited {
             // `WAIT` is over on every master.
-            self.blocked.take();
+            self.set_blocked(None);
         }
         self.complete(token, reply);
     }

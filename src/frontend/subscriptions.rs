@@ -61,6 +61,14 @@ impl Subscriptions {
         })
     }
 
+    /// How many channels, patterns and shard channels (`CLIENT LIST`'s
+    /// `sub`, `psub`, `ssub`).
+    pub fn counts(&self) -> [usize; 3] {
+        self.0.as_ref().map_or([0; 3], |s| {
+            [s.channels.len(), s.patterns.len(), s.shard.len()]
+        })
+    }
+
     /// Whether the client has any subscription (is in subscribed mode).
     pub fn any(&self) -> bool {
         self.0.as_ref().is_some_and(|s| {

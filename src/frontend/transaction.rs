@@ -62,6 +62,11 @@ impl Queued {
         self.slot = self.slot.or(slot);
     }
 
+    /// How many commands are queued.
+    pub fn count(&self) -> usize {
+        self.count as usize
+    }
+
     /// A command was refused while queuing: `EXEC` will abort.
     pub fn abort(&mut self) {
         self.aborted = true;

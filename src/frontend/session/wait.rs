@@ -60,7 +60,7 @@ impl Session {
             return;
         };
         let abandon = Rc::new(Abandon::default());
-        *self.blocked.borrow_mut() = Some((token, abandon.clone()));
+        self.set_blocked(Some((token, abandon.clone())));
         let gather: Rc<dyn ReplyTarget> =
             Gather::new(me, token, Join::Merge(Merge::Min), proto, addrs.len());
         for (part, (addr, permit)) in addrs.into_iter().zip(permits).enumerate() {

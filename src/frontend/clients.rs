@@ -1,0 +1,398 @@
+//! Every client of the process, whichever worker serves it: what `CLIENT
+//! LIST` and `CLIENT INFO` show, and how `CLIENT KILL` reaches a client on
+//! another thread. A session keeps its own state on its thread; the few
+//! things other threads may read are mirrored here when they change (name,
+//! protocol, subscriptions, `MULTI`), so the per-request path touches none
+//! of it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::protocol::{parse_i64, Protocol, Request};
+
+/// Flag bits of a [`ClientRecord`], shown in `flags=`.
+const NO_EVICT: u8 = 1;
+const BLOCKED: u8 = 2;
+
+/// One client as other threads see it.
+#[derive(Debug)]
+pub struct ClientRecord {
+    /// `CLIENT ID`.
+    pub id: u64,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// keyway's address the client connected to.
+    pub local: SocketAddr,
+    /// The client socket's file descriptor.
+    fd: i32,
+    connected: Instant,
+    names: Mutex<Names>,
+    /// Milliseconds after `connected` of the last read from the client.
+    last_read_ms: AtomicU64,
+    /// RESP version, 2 or 3.
+    resp: AtomicU8,
+    flags: AtomicU8,
+    /// Channels + patterns, and shard channels.
+    subscriptions: [AtomicU32; 3],
+    /// Commands queued in `MULTI`, or -1 outside it.
+    multi: AtomicI64,
+    killed: AtomicBool,
+    kill: Notify,
+}
+
+/// What the client said about itself.
+#[derive(Debug, Default)]
+pub struct Names {
+    /// `CLIENT SETNAME`.
+    pub name: Option<Bytes>,
+    /// `CLIENT SETINFO LIB-NAME`.
+    pub lib_name: Option<Bytes>,
+    /// `CLIENT SETINFO LIB-VER`.
+    pub lib_ver: Option<Bytes>,
+}
+
+impl ClientRecord {
+    /// The client's name and library, to read or change.
+    pub fn names(&self) -> MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a read from the client (for `idle=`).
+    pub fn touch(&self) {
+        let ms = self.connected.elapsed().as_millis() as u64;
+        self.last_read_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Notes the client's protocol.
+    pub fn set_protocol(&self, proto: Protocol) {
+        self.resp.store(proto.version() as u8, Ordering::Relaxed);
+    }
+
+    /// Notes the client's subscription counts: channels, patterns, shard
+    /// channels.
+    pub fn set_subscriptions(&self, counts: [usize; 3]) {
+        for (held, count) in self.subscriptions.iter().zip(counts) {
+            held.store(count as u32, Ordering::Relaxed);
+        }
+    }
+
+    /// Notes the commands queued in `MULTI` (`None` outside it).
+    pub fn set_multi(&self, queued: Option<usize>) {
+        let value = queued.map_or(-1, |n| n as i64);
+        self.multi.store(value, Ordering::Relaxed);
+    }
+
+    /// Notes `CLIENT NO-EVICT on|off`.
+    pub fn set_no_evict(&self, on: bool) {
+        self.set_flag(NO_EVICT, on);
+    }
+
+    /// Notes that the client waits in a blocking command.
+    pub fn set_blocked(&self, on: bool) {
+        self.set_flag(BLOCKED, on);
+    }
+
+    fn set_flag(&self, flag: u8, on: bool) {
+        if on {
+            self.flags.fetch_or(flag, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!flag, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the client has any subscription.
+    fn subscribed(&self) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|n| n.load(Ordering::Relaxed) > 0)
+    }
+
+    /// Resolves once `CLIENT KILL` picked this client.
+    pub async fn killed(&self) {
+        while !self.is_killed() {
+            self.kill.notified().await;
+        }
+    }
+
+    /// Whether `CLIENT KILL` picked this client.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    /// Marks the client killed and wakes its session; false if it was
+    /// killed already.
+    fn kill(&self) -> bool {
+        let first = !self.killed.swap(true, Ordering::AcqRel);
+        if first {
+            self.kill.notify_one();
+        }
+        first
+    }
+
+    /// The client's line in `CLIENT LIST` / `CLIENT INFO`, in redis-server's
+    /// `key=value` form (the fields keyway knows; no memory figures).
+    pub fn line(&self) -> String {
+        fn text(v: &Option<Bytes>) -> std::borrow::Cow<'_, str> {
+            v.as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+        }
+        let age = self.connected.elapsed();
+        let idle_ms =
+            (age.as_millis() as u64).saturating_sub(self.last_read_ms.load(Ordering::Relaxed));
+        let [sub, psub, ssub] = self
+            .subscriptions
+            .each_ref()
+            .map(|n| n.load(Ordering::Relaxed));
+        let multi = self.multi.load(Ordering::Relaxed);
+        let bits = self.flags.load(Ordering::Relaxed);
+        let mut flags = String::new();
+        for (on, letter) in [
+            (self.subscribed(), 'P'),
+            (multi >= 0, 'x'),
+            (bits & BLOCKED != 0, 'b'),
+            (bits & NO_EVICT != 0, 'e'),
+        ] {
+            if on {
+                flags.push(letter);
+            }
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let names = self.names();
+        let mut line = String::with_capacity(200);
+        let _ = writeln!(
+            line,
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db=0 sub={sub} psub={psub} ssub={ssub} multi={multi} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.peer,
+            self.local,
+            self.fd,
+            text(&names.name),
+            age.as_secs(),
+            idle_ms / 1000,
+            self.resp.load(Ordering::Relaxed),
+            text(&names.lib_name),
+            text(&names.lib_ver),
+        );
+        line
+    }
+}
+
+/// Every connected client, by id.
+#[derive(Default)]
+pub struct Clients {
+    by_id: Mutex<BTreeMap<u64, Arc<ClientRecord>>>,
+}
+
+/// A client's place in [`Clients`]; leaving it removes the client.
+pub struct Registration<'a> {
+    clients: &'a Clients,
+    /// The client's record.
+    pub record: Arc<ClientRecord>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.clients.lock().remove(&self.record.id);
+    }
+}
+
+impl Clients {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<ClientRecord>>> {
+        self.by_id.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a client that just connected.
+    pub fn register(
+        &self,
+        id: u64,
+        peer: SocketAddr,
+        local: SocketAddr,
+        fd: i32,
+    ) -> Registration<'_> {
+        let record = Arc::new(ClientRecord {
+            id,
+            peer,
+            local,
+            fd,
+            connected: Instant::now(),
+            names: Mutex::default(),
+            last_read_ms: AtomicU64::new(0),
+            resp: AtomicU8::new(2),
+            flags: AtomicU8::new(0),
+            subscriptions: Default::default(),
+            multi: AtomicI64::new(-1),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        });
+        self.lock().insert(id, record.clone());
+        Registration {
+            clients: self,
+            record,
+        }
+    }
+
+    /// The clients `filter` picks, by id.
+    fn matching(&self, filter: &Filter) -> Vec<Arc<ClientRecord>> {
+        self.lock()
+            .values()
+            .filter(|c| filter.picks(c))
+            .cloned()
+            .collect()
+    }
+
+    /// `CLIENT LIST [TYPE type] [ID id ...]`: one line per client.
+    pub fn list(&self, request: &Request) -> Result<String, String> {
+        let filter = Filter::of_list(request)?;
+        Ok(self.matching(&filter).iter().map(|c| c.line()).collect())
+    }
+
+    /// `CLIENT KILL` from client `me`: how many clients were killed, or
+    /// Redis's error. The old form (`CLIENT KILL addr`) answers the count
+    /// too; the caller turns it into `+OK` / `-ERR No such client`.
+    pub fn kill(&self, request: &Request, me: u64) -> Result<usize, String> {
+        let filter = Filter::of_kill(request, me)?;
+        Ok(self.matching(&filter).iter().filter(|c| c.kill()).count())
+    }
+}
+
+/// Which clients a `CLIENT LIST` or `CLIENT KILL` means.
+#[derive(Default)]
+struct Filter {
+    ids: Option<Vec<u64>>,
+    kind: Option<Kind>,
+    addr: Option<Vec<u8>>,
+    laddr: Option<Vec<u8>>,
+    max_age: Option<u64>,
+    /// A client that must not be picked (`SKIPME yes`, the default).
+    skip: Option<u64>,
+}
+
+/// `TYPE` in `CLIENT LIST` / `CLIENT KILL`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Normal,
+    PubSub,
+    /// `master`, `replica`/`slave`: never a keyway client.
+    Replication,
+}
+
+impl Kind {
+    fn parse(name: &[u8]) -> Result<Kind, String> {
+        match name.to_ascii_lowercase().as_slice() {
+            b"normal" => Ok(Kind::Normal),
+            b"pubsub" => Ok(Kind::PubSub),
+            b"master" | b"replica" | b"slave" => Ok(Kind::Replication),
+            _ => Err(format!(
+                "ERR Unknown client type '{}'",
+                String::from_utf8_lossy(name)
+            )),
+        }
+    }
+}
+
+const SYNTAX: &str = "ERR syntax error";
+
+impl Filter {
+    fn picks(&self, client: &ClientRecord) -> bool {
+        let text_is = |want: &Option<Vec<u8>>, addr: &SocketAddr| {
+            want.as_ref()
+                .map_or(true, |w| w.as_slice() == addr.to_string().as_bytes())
+        };
+        self.ids
+            .as_ref()
+            .map_or(true, |ids| ids.contains(&client.id))
+            && self.kind.map_or(true, |kind| match kind {
+                Kind::Normal => !client.subscribed(),
+                Kind::PubSub => client.subscribed(),
+                Kind::Replication => false,
+            })
+            && text_is(&self.addr, &client.peer)
+            && text_is(&self.laddr, &client.local)
+            && self
+                .max_age
+                .map_or(true, |max| client.connected.elapsed().as_secs() >= max)
+            && self.skip != Some(client.id)
+    }
+
+    /// `CLIENT LIST [TYPE type] [ID id ...]`, as redis-server parses it.
+    fn of_list(request: &Request) -> Result<Filter, String> {
+        let mut filter = Filter::default();
+        match request.argc() {
+            2 => {}
+            4 if request.arg(2).eq_ignore_ascii_case(b"TYPE") => {
+                filter.kind = Some(Kind::parse(request.arg(3))?);
+            }
+            n if n >= 4 && request.arg(2).eq_ignore_ascii_case(b"ID") => {
+                let ids = request.args().skip(3).map(|id| {
+                    parse_i64(id)
+                        .filter(|&id| id > 0)
+                        .map(|id| id as u64)
+                        .ok_or_else(|| "ERR Invalid client ID".to_string())
+                });
+                filter.ids = Some(ids.collect::<Result<_, _>>()?);
+            }
+            _ => return Err(SYNTAX.into()),
+        }
+        Ok(filter)
+    }
+
+    /// `CLIENT KILL addr` (old form) or `CLIENT KILL <filter> <value> ...`
+    /// with `ID`, `TYPE`, `USER`, `ADDR`, `LADDR`, `SKIPME`, `MAXAGE`.
+    fn of_kill(request: &Request, me: u64) -> Result<Filter, String> {
+        let mut filter = Filter::default();
+        if request.argc() == 3 {
+            filter.addr = Some(request.arg(2).to_vec());
+            return Ok(filter);
+        }
+        if request.argc() % 2 != 0 {
+            return Err(SYNTAX.into());
+        }
+        let mut skip_me = true;
+        let mut args = request.args().skip(2);
+        while let (Some(option), Some(value)) = (args.next(), args.next()) {
+            match option.to_ascii_lowercase().as_slice() {
+                b"id" => {
+                    let id = parse_i64(value)
+                        .filter(|&id| id > 0)
+                        .ok_or("ERR client-id should be greater than 0")?;
+                    filter.ids = Some(vec![id as u64]);
+                }
+                b"type" => filter.kind = Some(Kind::parse(value)?),
+                b"user" if value == b"default" => {}
+                b"user" => {
+                    return Err(format!(
+                        "ERR No such user '{}'",
+                        String::from_utf8_lossy(value)
+                    ))
+                }
+                b"addr" => filter.addr = Some(value.to_vec()),
+                b"laddr" => filter.laddr = Some(value.to_vec()),
+                b"maxage" => {
+                    let age = parse_i64(value)
+                        .filter(|&age| age >= 0)
+                        .ok_or("ERR value is not an integer or out of range")?;
+                    filter.max_age = Some(age as u64);
+                }
+                b"skipme" if value.eq_ignore_ascii_case(b"yes") => skip_me = true,
+                b"skipme" if value.eq_ignore_ascii_case(b"no") => skip_me = false,
+                _ => return Err(SYNTAX.into()),
+            }
+        }
+        filter.skip = skip_me.then_some(me);
+        Ok(filter)
+    }
+}
+
+#[cfg(test)]
+#[path = "clients_tests.rs"]
+mod tests;

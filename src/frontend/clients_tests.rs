@@ -1,0 +1,153 @@
+use super::*;
+
+fn request(args: &str) -> Request {
+    let args: Vec<&[u8]> = args.split(' ').map(str::as_bytes).collect();
+    Request::from_args(&args)
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Three clients: 1 and 2 from ports 1001/1002, 3 subscribed.
+fn three(clients: &Clients) -> Vec<Registration<'_>> {
+    let all: Vec<_> = (1..=3)
+        .map(|id| clients.register(id, addr(1000 + id as u16), addr(6380), 10 + id as i32))
+        .collect();
+    all[2].record.set_subscriptions([1, 0, 0]);
+    all
+}
+
+fn ids(list: &str) -> Vec<u64> {
+    list.lines()
+        .map(|line| {
+            let id = line.split(' ').next().unwrap().strip_prefix("id=").unwrap();
+            id.parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn lists_every_client_by_id_and_filters_by_type_and_id() {
+    let clients = Clients::default();
+    let _held = three(&clients);
+    assert_eq!(
+        ids(&clients.list(&request("CLIENT LIST")).unwrap()),
+        [1, 2, 3]
+    );
+    let normal = clients.list(&request("CLIENT LIST TYPE normal")).unwrap();
+    assert_eq!(ids(&normal), [1, 2]);
+    let pubsub = clients.list(&request("CLIENT LIST TYPE PUBSUB")).unwrap();
+    assert_eq!(ids(&pubsub), [3]);
+    assert!(clients
+        .list(&request("CLIENT LIST TYPE master"))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        ids(&clients.list(&request("CLIENT LIST ID 3 1 9")).unwrap()),
+        [1, 3]
+    );
+    assert_eq!(
+        clients
+            .list(&request("CLIENT LIST TYPE bogus"))
+            .unwrap_err(),
+        "ERR Unknown client type 'bogus'"
+    );
+    assert_eq!(
+        clients.list(&request("CLIENT LIST ID x")).unwrap_err(),
+        "ERR Invalid client ID"
+    );
+    assert_eq!(
+        clients.list(&request("CLIENT LIST foo")).unwrap_err(),
+        SYNTAX
+    );
+}
+
+#[test]
+fn leaving_removes_the_client() {
+    let clients = Clients::default();
+    let mut held = three(&clients);
+    held.remove(1);
+    assert_eq!(ids(&clients.list(&request("CLIENT LIST")).unwrap()), [1, 3]);
+}
+
+#[test]
+fn line_has_redis_fields_and_flags() {
+    let clients = Clients::default();
+    let held = three(&clients);
+    let record = &held[0].record;
+    record.names().name = Some(Bytes::from_static(b"worker-7"));
+    record.set_protocol(Protocol::Resp3);
+    record.set_multi(Some(2));
+    record.set_no_evict(true);
+    let line = record.line();
+    assert!(line.starts_with("id=1 addr=127.0.0.1:1001 laddr=127.0.0.1:6380 fd=11 name=worker-7 age=0 idle=0 flags=xe db=0 sub=0 psub=0 ssub=0 multi=2 "), "{line}");
+    assert!(line.ends_with(" resp=3 lib-name= lib-ver=\n"), "{line}");
+    assert!(held[1].record.line().contains(" flags=N "));
+    assert!(held[2].record.line().contains(" flags=P db=0 sub=1 "));
+}
+
+#[test]
+fn kill_filters_skip_the_caller_unless_told() {
+    let clients = Clients::default();
+    let held = three(&clients);
+    // From client 1: every normal client but itself.
+    assert_eq!(clients.kill(&request("CLIENT KILL TYPE normal"), 1), Ok(1));
+    assert!(held[1].record.killed.load(Ordering::Relaxed));
+    assert!(!held[0].record.killed.load(Ordering::Relaxed));
+    // Killed once: not counted again.
+    assert_eq!(clients.kill(&request("CLIENT KILL ID 2"), 1), Ok(0));
+    assert_eq!(
+        clients.kill(&request("CLIENT KILL ADDR 127.0.0.1:1003 SKIPME no"), 3),
+        Ok(1)
+    );
+    assert_eq!(clients.kill(&request("CLIENT KILL ID 1"), 1), Ok(0));
+    assert_eq!(
+        clients.kill(&request("CLIENT KILL ID 1 SKIPME no"), 1),
+        Ok(1)
+    );
+}
+
+#[test]
+fn kill_old_form_and_errors() {
+    let clients = Clients::default();
+    let _held = three(&clients);
+    // The old form may kill the caller itself.
+    assert_eq!(
+        clients.kill(&request("CLIENT KILL 127.0.0.1:1001"), 1),
+        Ok(1)
+    );
+    assert_eq!(clients.kill(&request("CLIENT KILL 127.0.0.1:9"), 1), Ok(0));
+    assert_eq!(
+        clients.kill(&request("CLIENT KILL LADDR 127.0.0.1:6380 USER default"), 1),
+        Ok(2)
+    );
+    for (args, error) in [
+        ("CLIENT KILL ID 1 TYPE", SYNTAX),
+        ("CLIENT KILL ID 0", "ERR client-id should be greater than 0"),
+        ("CLIENT KILL USER alice", "ERR No such user 'alice'"),
+        ("CLIENT KILL TYPE x", "ERR Unknown client type 'x'"),
+        ("CLIENT KILL SKIPME maybe", SYNTAX),
+        ("CLIENT KILL FOO bar", SYNTAX),
+    ] {
+        assert_eq!(
+            clients.kill(&request(args), 1).unwrap_err(),
+            error,
+            "{args}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn kill_wakes_the_session() {
+    let clients = Clients::default();
+    let held = three(&clients);
+    let record = held[1].record.clone();
+    let waiter = tokio::spawn(async move { record.killed().await });
+    tokio::task::yield_now().await;
+    assert_eq!(clients.kill(&request("CLIENT KILL ID 2"), 1), Ok(1));
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .expect("woken")
+        .unwrap();
+}
