@@ -70,6 +70,7 @@ impl Shared {
             uptime: self.started.elapsed().as_secs(),
             connected_clients: self.clients.load(Ordering::Relaxed),
             max_clients: self.config.max_clients.get(),
+            blocked_clients: self.connected.blocked(),
             connections_received: self.connections_received.load(Ordering::Relaxed),
             rejected_connections: self.rejected_connections.load(Ordering::Relaxed),
         }

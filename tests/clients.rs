@@ -84,6 +84,11 @@ fn client_list_shows_every_client_of_every_worker_with_its_state() {
         (all[&blocked_id]["flags"] == "b").then_some(all)
     })
     .expect("the BLPOP client shows flags=b");
+    let info: String = redis::cmd("INFO")
+        .arg("clients")
+        .query(&mut lister)
+        .unwrap();
+    assert!(info.contains("\r\nblocked_clients:1\r\n"), "{info}");
     // The 13 above and the lister itself; nobody else.
     assert_eq!(all.len(), 14, "{all:#?}");
     for (i, (_, id)) in plain.iter().enumerate() {

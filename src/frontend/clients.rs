@@ -241,6 +241,12 @@ impl Clients {
         }
     }
 
+    /// How many clients wait in a blocking command (`INFO clients`).
+    pub fn blocked(&self) -> usize {
+        let blocked = |c: &&Arc<ClientRecord>| c.flags.load(Ordering::Relaxed) & BLOCKED != 0;
+        self.lock().values().filter(blocked).count()
+    }
+
     /// The clients `filter` picks, by id.
     fn matching(&self, filter: &Filter) -> Vec<Arc<ClientRecord>> {
         self.lock()

@@ -32,6 +32,8 @@ pub struct Own {
     pub connected_clients: usize,
     /// `client.max_clients`.
     pub max_clients: usize,
+    /// Clients waiting in a blocking command (or `WAIT`).
+    pub blocked_clients: usize,
     /// Clients accepted since start.
     pub connections_received: u64,
     /// Clients refused at `client.max_clients`.
@@ -278,6 +280,8 @@ fn own_section(name: &str, own: &Own) -> Option<Vec<(String, String)>> {
         "Clients" => pairs(&[
             ("connected_clients", own.connected_clients.to_string()),
             ("maxclients", own.max_clients.to_string()),
+            ("blocked_clients", own.blocked_clients.to_string()),
+            ("tracking_clients", "0".into()),
         ]),
         "Cluster" => pairs(&[("cluster_enabled", "0".into())]),
         _ => return None,

@@ -7,6 +7,7 @@ fn own() -> Own {
         uptime: 90_000,
         connected_clients: 3,
         max_clients: 10_000,
+        blocked_clients: 2,
         connections_received: 42,
         rejected_connections: 1,
     }
@@ -49,6 +50,7 @@ fn masters_sections_are_summed_and_keyway_describes_itself() {
     assert_eq!(field(&text, "tcp_port"), "6380");
     assert_eq!(field(&text, "uptime_in_days"), "1");
     assert_eq!(field(&text, "connected_clients"), "3");
+    assert_eq!(field(&text, "blocked_clients"), "2");
     assert_eq!(field(&text, "cluster_enabled"), "0");
     assert_eq!(field(&text, "total_connections_received"), "42");
     assert_eq!(field(&text, "rejected_connections"), "1");
