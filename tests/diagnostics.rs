@@ -246,9 +246,11 @@ fn run_busy(proxy: &Proxy, args: &'static [&'static str]) -> thread::JoinHandle<
     thread::spawn(move || client.cmd(args))
 }
 
-/// Sends `kill` through `proxy` until a master is busy enough to take it.
-fn kill_until_ok(proxy: &Proxy, kill: &[&str]) {
+/// Sends `kill` through `proxy`, from a client speaking `proto` ("2" or
+/// "3"), until a master is busy enough to take it.
+fn kill_until_ok(proxy: &Proxy, proto: &str, kill: &[&str]) {
     let mut client = proxy.raw_client();
+    client.cmd(&["HELLO", proto]);
     let killed = poll_until(Duration::from_secs(10), || {
         let reply = client.cmd(kill);
         if reply == "+OK\r\n" {
@@ -271,7 +273,8 @@ fn script_kill_reaches_the_busy_master_on_its_own_connection() {
     assert!(client.cmd(&["SCRIPT", "KILL"]).starts_with("-NOTBUSY"));
 
     let busy = run_busy(&proxy, &["EVAL", "while true do end", "1", "{busy}k"]);
-    kill_until_ok(&proxy, &["SCRIPT", "KILL"]);
+    // RESP3: its dedicated connections are opened (HELLO 3) while busy.
+    kill_until_ok(&proxy, "3", &["SCRIPT", "KILL"]);
     let reply = busy.join().unwrap();
     assert!(reply.contains("Script killed by user"), "{reply}");
 
@@ -316,7 +319,7 @@ fn function_kill_and_stats_see_the_running_function() {
     assert!(running.starts_with("%2\r\n"), "{running}");
     // SCRIPT KILL does not kill a function: that master says BUSY.
     assert!(client.cmd(&["SCRIPT", "KILL"]).starts_with("-BUSY"));
-    kill_until_ok(&proxy, &["FUNCTION", "KILL"]);
+    kill_until_ok(&proxy, "2", &["FUNCTION", "KILL"]);
     let reply = busy.join().unwrap();
     assert!(reply.contains("Script killed by user"), "{reply}");
 
