@@ -115,7 +115,7 @@ impl ReplyTarget for Gather {
 
 /// One master's reply decoded. A node that failed, or sent what keyway
 /// cannot decode, is an error reply like those the nodes send.
-pub fn decode_part(part: Result<Bytes, BackendError>) -> Value {
+fn decode_part(part: Result<Bytes, BackendError>) -> Value {
     match part {
         Ok(bytes) => match decode(&bytes, &Limits::default()) {
             Ok(Some((value, _))) => value,
