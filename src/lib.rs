@@ -27,7 +27,8 @@
 //! 5. The session follows `MOVED`/`ASK`/`TRYAGAIN` within budgets, keeps
 //!    replies in request order, and flushes all ready replies in one write.
 //!    Some requests need several nodes: keyless keyspace commands go to
-//!    every master ([`frontend::fanout`]), and `MGET`/`MSET`/`DEL`/`UNLINK`/
+//!    every master ([`frontend::fanout`]; per-node diagnostics such as
+//!    `SLOWLOG` name each part's node, [`frontend::diagnostics`]), and `MGET`/`MSET`/`DEL`/`UNLINK`/
 //!    `EXISTS`/`TOUCH` across slots are split into one request per slot
 //!    ([`frontend::split`], each part with its own redirects); their merged
 //!    reply fills the request's one place in the order.

@@ -5,7 +5,8 @@ use bytes::BytesMut;
 
 use crate::cluster::Slot;
 use crate::command::{
-    CommandArgs, CommandSpec, CommandTable, KeyError, Merge, Reason, RouteClass, SplitJoin,
+    CommandArgs, CommandSpec, CommandTable, Diagnostic, KeyError, Merge, Reason, RouteClass,
+    SplitJoin,
 };
 use crate::protocol::{encode, Request};
 
@@ -28,6 +29,8 @@ pub enum Route<'t> {
     AnyNode,
     /// To every master, their replies merged.
     FanOut(Merge),
+    /// To every master, their replies merged naming the node of each part.
+    Diagnostics(Diagnostic),
     /// `WAIT`: to the masters the client wrote to, on dedicated connections.
     WaitReplicas,
     /// `INFO`: to every master, merged with keyway's own sections.
@@ -102,6 +105,7 @@ pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
     match spec.class() {
         RouteClass::Local => Route::Local(spec),
         RouteClass::FanOut(merge) => Route::FanOut(merge),
+        RouteClass::Diagnostics(what) => Route::Diagnostics(what),
         RouteClass::Channel => Route::Slot(Slot::of_key(request.arg(1)), Access::Read),
         RouteClass::Subscription if request.argc() == 1 => Route::Subscription(spec, None),
         RouteClass::Subscription => match keyed(spec, request) {

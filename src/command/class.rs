@@ -30,6 +30,10 @@ pub enum RouteClass {
     /// Sent to every master; their replies are merged as the [`Merge`] says
     /// (PUBSUB CHANNELS, NUMSUB, NUMPAT, SHARDCHANNELS, SHARDNUMSUB).
     FanOut(Merge),
+    /// Per-node diagnostics (SLOWLOG GET, LATENCY, FUNCTION STATS, SCRIPT
+    /// and FUNCTION KILL): sent to every master, the replies merged as the
+    /// [`Diagnostic`] says, naming the node each part came from.
+    Diagnostics(Diagnostic),
     /// Routed like `Keyed` when all keys share one slot. Across slots, split
     /// into one request per slot (keys in the client's order, each with the
     /// arguments that follow it), sent in parallel and joined as the
@@ -80,6 +84,40 @@ pub enum Merge {
     Same,
 }
 
+/// How the masters' replies to a [`RouteClass::Diagnostics`] command
+/// combine (see `frontend::diagnostics`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Diagnostic {
+    /// `SLOWLOG GET [count]`: entries newest first, at most `count`, each
+    /// with its node's `host:port` appended.
+    Slowlog,
+    /// `LATENCY LATEST`: every master's entries, each with its node appended.
+    LatencyLatest,
+    /// `LATENCY HISTORY event`: every master's samples, each with its node
+    /// appended, by timestamp.
+    LatencyHistory,
+    /// `LATENCY DOCTOR`, `LATENCY GRAPH`: every master's text, each after a
+    /// line naming its node.
+    LatencyText,
+    /// `LATENCY HISTOGRAM`: calls and histogram buckets summed per command.
+    LatencyHistogram,
+    /// `FUNCTION STATS`: the script a master reports running, the first
+    /// master's engines. On dedicated connections, like `Kill`.
+    FunctionStats,
+    /// `SCRIPT KILL`, `FUNCTION KILL`: on dedicated connections (a master
+    /// running a script reads nothing more from the connection it came on);
+    /// `+OK` when a master killed one.
+    Kill,
+}
+
+impl Diagnostic {
+    /// Whether each master is asked on a dedicated connection: the shared
+    /// one may be stuck behind the very script the command is about.
+    pub fn dedicated(self) -> bool {
+        matches!(self, Diagnostic::FunctionStats | Diagnostic::Kill)
+    }
+}
+
 /// How the per-slot parts of a [`RouteClass::Split`] command combine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SplitJoin {
@@ -96,8 +134,9 @@ pub enum SplitJoin {
 /// Why keyway refuses a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
-    /// Needs a fan-out to every master and a merge (KEYS, SCAN, DBSIZE,
-    /// FLUSHALL, INFO, SCRIPT *, FUNCTION *, LATENCY *, SLOWLOG *, ...).
+    /// Needs a fan-out to every master and a merge keyway does not have
+    /// (MEMORY STATS/DOCTOR, SCRIPT DEBUG, and whatever a newer Redis adds to SCRIPT, FUNCTION,
+    /// LATENCY or SLOWLOG).
     ClusterWide,
     /// Blocking commands without keys (none in Redis 7.0; modules may
     /// have some).
@@ -205,6 +244,24 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("function|restore", FanOut(Merge::Same)),
     ("function|list", FanOut(Merge::Same)),
     ("function|dump", AnyNode), // every master holds the same libraries
+    // Per-node diagnostics: every master's, merged, each part naming its node.
+    ("function|stats", Diagnostics(Diagnostic::FunctionStats)),
+    ("function|kill", Diagnostics(Diagnostic::Kill)),
+    ("script|kill", Diagnostics(Diagnostic::Kill)),
+    ("slowlog|get", Diagnostics(Diagnostic::Slowlog)),
+    ("slowlog|len", FanOut(Merge::Sum)),
+    ("slowlog|reset", FanOut(Merge::Same)),
+    ("slowlog|help", AnyNode),
+    ("latency|latest", Diagnostics(Diagnostic::LatencyLatest)),
+    ("latency|history", Diagnostics(Diagnostic::LatencyHistory)),
+    ("latency|doctor", Diagnostics(Diagnostic::LatencyText)),
+    ("latency|graph", Diagnostics(Diagnostic::LatencyText)),
+    (
+        "latency|histogram",
+        Diagnostics(Diagnostic::LatencyHistogram),
+    ),
+    ("latency|reset", FanOut(Merge::Sum)),
+    ("latency|help", AnyNode),
     ("randomkey", FanOut(Merge::AnyNonNil)),
     ("lastsave", FanOut(Merge::Min)),
     // Reading settings changes nothing; every master is configured alike.
@@ -249,7 +306,8 @@ fn family_override(family: &str) -> Option<RouteClass> {
         "cluster" => Unsupported(NodeAdmin),
         // Admin-flagged but per-node diagnostics or per-node state that a
         // fan-out would apply or merge; same for scripts and functions,
-        // which must be loaded on every master.
+        // which must be loaded on every master. The subcommands keyway
+        // merges are exact overrides above; the rest are refused.
         "script" | "function" | "latency" | "slowlog" => Unsupported(ClusterWide),
         "pubsub" => AnyNode, // HELP; the rest are exact overrides above
         _ => return None,

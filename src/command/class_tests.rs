@@ -131,17 +131,43 @@ fn keyspace_and_scripts_fan_out() {
 }
 
 #[test]
+fn diagnostics_merge_every_master() {
+    use super::super::{Diagnostic::*, Merge};
+    let cases = [
+        ("SLOWLOG GET 5", RouteClass::Diagnostics(Slowlog)),
+        ("LATENCY LATEST", RouteClass::Diagnostics(LatencyLatest)),
+        (
+            "LATENCY HISTORY command",
+            RouteClass::Diagnostics(LatencyHistory),
+        ),
+        ("LATENCY DOCTOR", RouteClass::Diagnostics(LatencyText)),
+        (
+            "LATENCY GRAPH command",
+            RouteClass::Diagnostics(LatencyText),
+        ),
+        (
+            "LATENCY HISTOGRAM get",
+            RouteClass::Diagnostics(LatencyHistogram),
+        ),
+        ("FUNCTION STATS", RouteClass::Diagnostics(FunctionStats)),
+        ("FUNCTION KILL", RouteClass::Diagnostics(Kill)),
+        ("SCRIPT KILL", RouteClass::Diagnostics(Kill)),
+        ("SLOWLOG LEN", RouteClass::FanOut(Merge::Sum)),
+        ("LATENCY RESET", RouteClass::FanOut(Merge::Sum)),
+        ("SLOWLOG RESET", RouteClass::FanOut(Merge::Same)),
+        ("SLOWLOG HELP", RouteClass::AnyNode),
+        ("LATENCY HELP", RouteClass::AnyNode),
+    ];
+    for (command, class) in cases {
+        assert_all(&[command], class);
+    }
+    assert!(FunctionStats.dedicated() && Kill.dedicated() && !Slowlog.dedicated());
+}
+
+#[test]
 fn cluster_wide() {
     assert_all(
-        &[
-            "FUNCTION STATS",
-            "FUNCTION KILL",
-            "SCRIPT KILL",
-            "LATENCY LATEST",
-            "SLOWLOG GET",
-            "MEMORY STATS",
-            "MEMORY DOCTOR",
-        ],
+        &["SCRIPT DEBUG YES", "MEMORY STATS", "MEMORY DOCTOR"],
         RouteClass::Unsupported(Reason::ClusterWide),
     );
 }

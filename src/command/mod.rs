@@ -30,7 +30,7 @@ mod reply;
 mod spec;
 mod table;
 
-pub use class::{Merge, Reason, RouteClass, SplitJoin};
+pub use class::{Diagnostic, Merge, Reason, RouteClass, SplitJoin};
 pub use data::DataError;
 pub use flags::{CommandFlags, KeySpecFlags, RequestPolicy, ResponsePolicy};
 pub use keys::KeyError;

@@ -1,11 +1,13 @@
 //! Commands every master answers together: the request goes to each master,
 //! and their replies are merged into one reply in the client's protocol.
 //! [`Gather`] collects the parts; [`merge`] combines them as the command's
-//! [`Merge`] says. The first error among the parts is the reply.
+//! [`Merge`] says. The first error among the parts is the reply. Each part
+//! knows its node, for merges that name it (see [`diagnostics`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
@@ -13,6 +15,7 @@ use crate::backend::{BackendError, ReplyTarget};
 use crate::command::Merge;
 use crate::protocol::{decode, encode, Limits, Protocol, Value};
 
+use super::diagnostics::{self, Report};
 use super::info::{self, Own};
 
 /// How a [`Gather`] joins its parts.
@@ -22,6 +25,9 @@ pub enum Join {
     /// `INFO`: the masters' sections merged, keyway's own in place of
     /// those about the server (see [`info`]).
     Info(Box<Own>),
+    /// Per-node diagnostics, merged naming each part's node (see
+    /// [`diagnostics`]).
+    Diagnostics(Report),
 }
 
 /// Receives a merged reply; implemented by sessions.
@@ -40,24 +46,29 @@ pub struct Gather {
     token: u64,
     join: Join,
     proto: Protocol,
+    /// The node of each part, by part number.
+    nodes: Vec<Arc<str>>,
     parts: RefCell<Vec<Option<Result<Bytes, BackendError>>>>,
     missing: Cell<usize>,
 }
 
 impl Gather {
-    /// A collector for `parts` replies to entry `token`.
+    /// A collector for the replies to entry `token` of `nodes`, part `i`
+    /// coming from `nodes[i]` (a `host:port`).
     pub fn new(
         collector: Rc<dyn Collector>,
         token: u64,
         join: Join,
         proto: Protocol,
-        parts: usize,
+        nodes: Vec<Arc<str>>,
     ) -> Rc<Gather> {
+        let parts = nodes.len();
         Rc::new(Gather {
             collector,
             token,
             join,
             proto,
+            nodes,
             parts: RefCell::new(vec![None; parts]),
             missing: Cell::new(parts),
         })
@@ -79,10 +90,18 @@ impl ReplyTarget for Gather {
         }
         let parts = std::mem::take(&mut *self.parts.borrow_mut());
         let mut out = BytesMut::new();
-        let parts = parts.into_iter().flatten();
+        let parts = self
+            .nodes
+            .iter()
+            .zip(parts)
+            .filter_map(|(n, p)| Some((n, p?)));
         match &self.join {
-            Join::Merge(how) => merge(*how, parts, self.proto, &mut out),
-            Join::Info(own) => info::reply(parts, self.proto, own, &mut out),
+            Join::Merge(how) => merge(*how, parts.map(|(_, p)| p), self.proto, &mut out),
+            Join::Info(own) => info::reply(parts.map(|(_, p)| p), self.proto, own, &mut out),
+            Join::Diagnostics(report) => {
+                let parts = parts.map(|(node, p)| (&**node, decode_part(p)));
+                diagnostics::reply(report, parts, self.proto, &mut out)
+            }
         }
         self.collector.gathered(self.token, out.freeze());
     }
@@ -90,6 +109,26 @@ impl ReplyTarget for Gather {
     fn flush(&self) {
         if self.missing.get() == 0 {
             self.collector.flush_gathered();
+        }
+    }
+}
+
+/// One master's reply decoded. A node that failed, or sent what keyway
+/// cannot decode, is an error reply like those the nodes send.
+fn decode_part(part: Result<Bytes, BackendError>) -> Value {
+    match part {
+        Ok(bytes) => match decode(&bytes, &Limits::default()) {
+            Ok(Some((value, _))) => value,
+            _ => Value::Error(Bytes::from_static(
+                b"ERR keyway could not merge a node's reply",
+            )),
+        },
+        Err(e) => {
+            let mut reply = BytesMut::new();
+            e.write_reply(&mut reply);
+            // `-text\r\n`: the text alone.
+            let end = reply.len() - 2;
+            Value::Error(reply.freeze().slice(1..end))
         }
     }
 }
@@ -103,19 +142,7 @@ pub fn values(
 ) -> Option<Vec<Value>> {
     let mut values = Vec::new();
     for part in parts {
-        let value = match part {
-            Ok(bytes) => match decode(&bytes, &Limits::default()) {
-                Ok(Some((value, _))) => value,
-                _ => {
-                    encode::error(out, b"ERR keyway could not merge a node's reply");
-                    return None;
-                }
-            },
-            Err(e) => {
-                e.write_reply(out);
-                return None;
-            }
-        };
+        let value = decode_part(part);
         if value.is_error() {
             value.encode(out, proto);
             return None;
@@ -216,7 +243,7 @@ pub fn merge(
 }
 
 /// The entries of a map, or of a RESP2 flat `[k1, v1, k2, v2, ...]` array.
-fn pairs(value: &Value) -> Vec<(&Value, &Value)> {
+pub(super) fn pairs(value: &Value) -> Vec<(&Value, &Value)> {
     match value {
         Value::Map(entries) => entries.iter().map(|(k, v)| (k, v)).collect(),
         Value::Array(items) => items.chunks_exact(2).map(|kv| (&kv[0], &kv[1])).collect(),

@@ -34,6 +34,7 @@ use crate::pubsub::{Message, Subscriber, TopicKind};
 use crate::router::{self, Access, Route};
 use crate::worker::Worker;
 
+use super::diagnostics::Report;
 use super::fanout::{Collector, Gather, Join};
 use super::local::{self, ClientInfo, Outcome};
 use super::replies::{Budget, Replies};
@@ -105,6 +106,9 @@ enum Target {
     AnyMaster,
     /// Every master, the replies merged.
     AllMasters(Merge),
+    /// Every master, the replies merged naming their nodes; on dedicated
+    /// connections when the report says so.
+    Diagnostics(Report),
     /// The master of the slot, on a dedicated connection.
     Blocking(Slot),
     /// The client's own connection holding its `WATCH`, and its lane.
@@ -127,6 +131,7 @@ impl Target {
         match route {
             Route::Slot(slot, access) => Target::Slot(slot, access),
             Route::FanOut(merge) => Target::AllMasters(merge),
+            Route::Diagnostics(what) => Target::Diagnostics(Report::new(what, request)),
             Route::WaitReplicas => Target::WaitReplicas,
             Route::Info => Target::Info,
             Route::Scan => Target::Scan,
@@ -558,6 +563,7 @@ impl Session {
                 || proto != self.sent_proto.get()
                 || lane != self.sent_lane.get()
                 || matches!(target, Target::Blocking(_) | Target::WaitReplicas)
+                || matches!(target, Target::Diagnostics(report) if report.dedicated())
                 || self.blocked.borrow().is_some();
             let forced = self.force_send.replace(false);
             if !forced && (replies.held() > 0 || (others > 0 && moved)) {
@@ -570,6 +576,13 @@ impl Session {
         self.sent_epoch.set(epoch);
         let conns = match target {
             Target::AllMasters(merge) => return self.fan_out(token, Join::Merge(merge), &topology),
+            Target::Diagnostics(report) if report.dedicated() => {
+                let masters = topology.nodes().iter().map(|n| n.addr.clone()).collect();
+                return self.to_each_dedicated(token, masters, Join::Diagnostics(report), None);
+            }
+            Target::Diagnostics(report) => {
+                return self.fan_out(token, Join::Diagnostics(report), &topology)
+            }
             Target::Info => {
                 let own = Box::new(worker.shared.own_info());
                 return self.fan_out(token, Join::Info(own), &topology);
@@ -893,7 +906,8 @@ impl Session {
             return;
         };
         let id = self.client.borrow().id;
-        let gather: Rc<dyn ReplyTarget> = Gather::new(me, token, join, proto, masters);
+        let nodes = topology.nodes().iter().map(|n| n.addr.clone()).collect();
+        let gather: Rc<dyn ReplyTarget> = Gather::new(me, token, join, proto, nodes);
         for index in 0..masters {
             let conns = self.worker.master(topology, index as NodeIndex);
             if let Err(e) = conns
@@ -992,6 +1006,7 @@ impl ReplyTarget for Session {
     }
 }
 
+mod dedicated;
 mod keyspace;
 mod scripts;
 mod transactions;

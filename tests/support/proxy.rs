@@ -85,7 +85,8 @@ impl Proxy {
     }
 
     /// Starts `keyway --listen 127.0.0.1:PORT --cluster SEEDS --workers 2
-    /// --log-level info EXTRA...` on a free port and waits as `ready` says.
+    /// --log-level info EXTRA...` (2 workers unless EXTRA names its own) on
+    /// a free port and waits as `ready` says.
     /// Retries on a fresh port if the chosen one was taken meanwhile; panics
     /// with the log tail when keyway exits or is not ready in time.
     pub fn spawn(seeds: &[String], extra_args: &[&str], ready: Ready) -> Proxy {
@@ -99,9 +100,12 @@ impl Proxy {
             let mut cmd = Command::new(&bin);
             cmd.args(["--listen", &format!("127.0.0.1:{port}")])
                 .args(["--cluster", &seeds.join(",")])
-                .args(["--workers", "2", "--log-level", "info"])
-                .args(extra_args)
-                .stdin(Stdio::null())
+                .args(["--log-level", "info"])
+                .args(extra_args);
+            if !extra_args.contains(&"--workers") {
+                cmd.args(["--workers", "2"]);
+            }
+            cmd.stdin(Stdio::null())
                 .stdout(Stdio::from(out.try_clone().expect("dup log")))
                 .stderr(Stdio::from(out));
             let child = die_with_parent(&mut cmd)

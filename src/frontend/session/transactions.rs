@@ -51,7 +51,7 @@ impl Session {
             // Inside MULTI, WAIT does not block: the node answers at once.
             Route::WaitReplicas => None,
             Route::AnyNode => None,
-            Route::FanOut(_) | Route::Info | Route::Scan => {
+            Route::FanOut(_) | Route::Diagnostics(_) | Route::Info | Route::Scan => {
                 return Some(self.refuse_in_multi(
                     request_name(table, request),
                     "it runs on every master, and a transaction runs on one",
