@@ -105,8 +105,8 @@ fn row(class: RouteClass) -> Row {
             11,
             "local",
             "answered by keyway, in the client's protocol. `COMMAND` and its `INFO`, \
-             `DOCS`, `LIST`, `GETKEYS` go to any master; `CLIENT TRACKING ON` is refused, \
-             naming the options",
+             `DOCS`, `LIST`, `GETKEYS`, `HELP`, and `CLIENT HELP` go to any master; \
+             `CLIENT TRACKING ON` is refused, naming the options",
         ),
         RouteClass::Unsupported(reason) => {
             let (order, title) = match reason {
