@@ -4,8 +4,12 @@
 //! Every other command must answer, within a timeout, a reply of the same
 //! shape as the node's own answer to the same command sent directly to the
 //! master of the keys' slot: errors with the same code (`ERR`,
-//! `WRONGTYPE`, ...), other replies of the same RESP type. Refused
-//! commands are never sent to a node (SHUTDOWN, DEBUG, FAILOVER, ...).
+//! `WRONGTYPE`, ...) and text, other replies of the same RESP type (their
+//! contents may differ: INFO, CLUSTER INFO, RANDOMKEY, merged replies).
+//! Refused commands are never sent to a node (SHUTDOWN, DEBUG, FAILOVER,
+//! ...). Destructive commands (FLUSHALL, ...) run last; every command gets
+//! keys of its own, one set through keyway and one directly, so both sides
+//! start from the same (empty) state.
 
 mod support;
 
@@ -26,6 +30,7 @@ const HANG: Duration = Duration::from_secs(5);
 /// `K2`, ... stand for keys (in the `{walk}` slot, fresh per command and
 /// per side).
 const ARGS: &[(&str, &[&str])] = &[
+    ("bitop", &["AND", "K1", "K2"]),
     ("blmove", &["K1", "K2", "LEFT", "RIGHT", "0.1"]),
     ("blmpop", &["0.1", "1", "K1", "LEFT"]),
     ("blpop", &["K1", "0.1"]),
@@ -47,12 +52,47 @@ const ARGS: &[(&str, &[&str])] = &[
     ),
     ("fcall", &["nosuchfunction", "1", "K1"]),
     ("fcall_ro", &["nosuchfunction", "1", "K1"]),
+    // REPLACE: keyway loads it on every master, the node is one of them.
+    (
+        "function|load",
+        &[
+            "REPLACE",
+            "#!lua name=walk\nredis.register_function('walk', function() return 1 end)",
+        ],
+    ),
+    ("georadius", &["K1", "0", "0", "1", "m"]),
+    ("georadius_ro", &["K1", "0", "0", "1", "m"]),
+    (
+        "geosearch",
+        &["K1", "FROMLONLAT", "0", "0", "BYRADIUS", "1", "m"],
+    ),
+    (
+        "geosearchstore",
+        &["K1", "K2", "FROMLONLAT", "0", "0", "BYRADIUS", "1", "m"],
+    ),
+    ("linsert", &["K1", "BEFORE", "1", "1"]),
+    ("lmove", &["K1", "K2", "LEFT", "RIGHT"]),
+    ("lmpop", &["1", "K1", "LEFT"]),
     // Fails before it connects anywhere: the key does not exist.
     ("migrate", &["127.0.0.1", "1", "K1", "0", "100"]),
     ("scan", &["0"]),
+    ("script|load", &["return 1"]),
     ("wait", &["1", "100"]),
+    ("xgroup|create", &["K1", "g", "$", "MKSTREAM"]),
     ("xread", &["BLOCK", "100", "STREAMS", "K1", "0"]),
     ("xreadgroup", &["GROUP", "g", "c", "STREAMS", "K1", ">"]),
+    ("xtrim", &["K1", "MAXLEN", "1"]),
+    ("zlexcount", &["K1", "-", "+"]),
+    ("zmpop", &["1", "K1", "MIN"]),
+    ("zrangebylex", &["K1", "-", "+"]),
+    ("zremrangebylex", &["K1", "-", "+"]),
+    ("zrevrangebylex", &["K1", "+", "-"]),
+];
+
+/// Commands for which keyway words an error its own way, on purpose.
+const OWN_ERRORS: &[&str] = &[
+    // SELECT n: keyway explains that a cluster has only database 0.
+    "select",
 ];
 
 /// Run last, in this order: they wipe what the others may have left.
@@ -174,6 +214,19 @@ impl Walk {
                 "keyway answered {mine} ({}), the node {theirs} ({})",
                 clip(&through_text),
                 clip(&String::from_utf8_lossy(&direct))
+            ));
+        }
+        // keyway forwards the node's errors as they are; the keys differ
+        // only by their side's letter.
+        let direct_text = String::from_utf8_lossy(&direct).replace("{walk}d", "{walk}p");
+        if mine.starts_with('-')
+            && through_text != direct_text
+            && !OWN_ERRORS.contains(&spec.name())
+        {
+            return Outcome::Failed(format!(
+                "keyway answered the error {}, the node {}",
+                clip(&through_text),
+                clip(&direct_text)
             ));
         }
         Outcome::Compared {
