@@ -201,8 +201,12 @@ impl Walk {
             Err(e) => return Outcome::Failed(format!("through keyway: {e}")),
         };
         let through_text = String::from_utf8_lossy(&through).into_owned();
-        if let RouteClass::Unsupported(reason) = spec.class() {
-            return self.refusal(spec, reason, &through_text);
+        // Like the router: a wrong arity is Redis's error, whatever the class.
+        match spec.class() {
+            RouteClass::Unsupported(reason) if spec.arity_ok(args.len()) => {
+                return self.refusal(spec, reason, &through_text)
+            }
+            _ => {}
         }
         let direct = match exchange(&self.node, &with_keys(args, index, 'd')) {
             Ok(reply) => reply,
@@ -281,27 +285,28 @@ fn every_command_routes_or_is_refused_as_documented() {
         "the nodes know other commands than keyway's table"
     );
 
-    let mut specs: Vec<&CommandSpec> = table
-        .iter()
-        .flat_map(|cmd| {
-            let subs: Vec<&CommandSpec> = cmd.subcommands().collect();
-            if subs.is_empty() {
-                vec![cmd]
-            } else {
-                subs
-            }
-        })
-        .collect();
-    specs.sort_by_key(|s| {
-        let last = DESTRUCTIVE.iter().position(|d| *d == s.name());
-        (last, s.name().to_string())
+    // Every subcommand, and every container alone and with an unknown
+    // subcommand (Redis's arity and `unknown subcommand` errors).
+    let mut cases: Vec<(&CommandSpec, Vec<String>)> = Vec::new();
+    for cmd in table.iter() {
+        if !cmd.is_container() {
+            cases.push((cmd, request(cmd, &overrides)));
+            continue;
+        }
+        let name = cmd.name().to_uppercase();
+        cases.push((cmd, vec![name.clone()]));
+        cases.push((cmd, vec![name, "nosuchsubcommand".into()]));
+        cases.extend(cmd.subcommands().map(|sub| (sub, request(sub, &overrides))));
+    }
+    cases.sort_by_key(|(spec, args)| {
+        let last = DESTRUCTIVE.iter().position(|d| *d == spec.name());
+        (last, spec.name().to_string(), args.len())
     });
 
     let (mut refused, mut compared, mut local, mut errors, mut gaps) = (0, 0, 0, 0, 0);
     let mut failures = Vec::new();
-    for (index, spec) in specs.iter().enumerate() {
-        let args = request(spec, &overrides);
-        let outcome = walk.one(spec, &args, index);
+    for (index, (spec, args)) in cases.iter().enumerate() {
+        let outcome = walk.one(spec, args, index);
         let gap = KNOWN_GAPS.iter().find(|(name, _)| *name == spec.name());
         match (outcome, gap) {
             (Outcome::Failed(_), Some(_)) => gaps += 1,
@@ -322,10 +327,10 @@ fn every_command_routes_or_is_refused_as_documented() {
         }
     }
     eprintln!(
-        "command table walk: {} commands; {compared} routed and compared with the node, \
+        "command table walk: {} requests; {compared} routed and compared with the node, \
          {local} answered by keyway and compared ({errors} of these {} were errors on both \
          sides), {refused} refused as documented, {gaps} known gaps, {} failures",
-        specs.len(),
+        cases.len(),
         compared + local,
         failures.len()
     );
