@@ -244,6 +244,8 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("function|restore", FanOut(Merge::Same)),
     ("function|list", FanOut(Merge::Same)),
     ("function|dump", AnyNode), // every master holds the same libraries
+    ("function|help", AnyNode),
+    ("script|help", AnyNode),
     // Per-node diagnostics: every master's, merged, each part naming its node.
     ("function|stats", Diagnostics(Diagnostic::FunctionStats)),
     ("function|kill", Diagnostics(Diagnostic::Kill)),

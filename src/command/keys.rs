@@ -145,6 +145,12 @@ fn eval<A: CommandArgs + ?Sized>(spec: &KeySpec, args: &A) -> Result<Option<KeyR
             let last = if lastkey >= 0 {
                 first + lastkey
             } else if limit <= 0 {
+                if first == argc && lastkey == -1 {
+                    // "Keys up to the last argument", and there is none
+                    // left: an optional key list, empty (`PFMERGE dest`,
+                    // whose sources Redis 7.0 made optional).
+                    return Ok(None);
+                }
                 argc + lastkey
             } else {
                 // Redis only defines this for lastkey == -1: one key per

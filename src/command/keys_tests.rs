@@ -37,6 +37,9 @@ fn single_and_multi_key() {
     assert_eq!(key_names("DEL a b"), ["a", "b"]);
     assert_eq!(key_names("BITOP AND dest s1 s2"), ["dest", "s1", "s2"]);
     assert_eq!(key_names("LMOVE src dst LEFT RIGHT"), ["src", "dst"]);
+    // An optional key list may be empty, as redis-server accepts it.
+    assert_eq!(key_names("PFMERGE dest"), ["dest"]);
+    assert_eq!(key_names("PFMERGE dest s1 s2"), ["dest", "s1", "s2"]);
 }
 
 #[test]

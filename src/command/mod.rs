@@ -20,8 +20,10 @@
 //! Files: `table.rs` (lookup), `spec.rs` (one command), `keys.rs` (key
 //! extraction), `class.rs` (route classes and their overrides), `flags.rs`
 //! (flag bitsets and tips), `data.rs` (the embedded text), `reply.rs`
-//! (extension from a `COMMAND` reply).
+//! (extension from a `COMMAND` reply), `catalog.rs` (the README's list of
+//! commands per class, rendered from the table).
 
+pub mod catalog;
 mod class;
 mod data;
 mod flags;

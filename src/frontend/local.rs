@@ -109,7 +109,9 @@ pub fn execute(
         "readonly" | "readwrite" => encode::simple(out, b"OK"),
         "command|count" => encode::integer(out, table.len() as i64),
         "command" | "command|info" | "command|docs" | "command|list" | "command|getkeys"
-        | "command|getkeysandflags" => return Outcome::Forward,
+        | "command|getkeysandflags" | "command|help" => return Outcome::Forward,
+        // Redis's own help text, like COMMAND HELP.
+        "client|help" => return Outcome::Forward,
         "client|id" => encode::integer(out, client.id as i64),
         "client|getname" => match &client.record.names().name {
             Some(name) => encode::bulk(out, name),
