@@ -63,6 +63,10 @@ pub enum RouteClass {
 pub enum Merge {
     /// Arrays of names: their sorted union, each name once.
     Union,
+    /// Arrays of disjoint sets (`KEYS`: a key lives on one master): every
+    /// master's elements as it sent them, one master after the other, under
+    /// one header; never decoded, sorted or copied.
+    Concat,
     /// Integers: their sum.
     Sum,
     /// `name, count` pairs (a map in RESP3): counts summed per name, names
@@ -188,7 +192,7 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("pubsub|shardnumsub", FanOut(Merge::SumPerName)),
     // The keyspace is the union of the masters' keyspaces.
     ("dbsize", FanOut(Merge::Sum)),
-    ("keys", FanOut(Merge::Union)),
+    ("keys", FanOut(Merge::Concat)),
     ("flushall", FanOut(Merge::Same)),
     ("flushdb", FanOut(Merge::Same)),
     // A script loaded through keyway is loaded on every master.

@@ -121,7 +121,7 @@ fn local() {
 fn keyspace_and_scripts_fan_out() {
     use super::super::Merge;
     assert_all(&["DBSIZE"], RouteClass::FanOut(Merge::Sum));
-    assert_all(&["KEYS *"], RouteClass::FanOut(Merge::Union));
+    assert_all(&["KEYS *"], RouteClass::FanOut(Merge::Concat));
     assert_all(
         &["FLUSHALL", "FLUSHDB ASYNC", "SCRIPT LOAD s", "SCRIPT FLUSH"],
         RouteClass::FanOut(Merge::Same),
