@@ -9,13 +9,14 @@
 #   benches/e2e.sh blocked      # through keyway: no blocked clients vs BLOCKED in BLPOP
 #   benches/e2e.sh pubsub       # SUBS subscribers: memory each, messages delivered/s
 #   benches/e2e.sh split        # through keyway: MGET of SPLIT_KEYS keys in one slot vs over as many slots
+#   benches/e2e.sh keys         # KEYS * over KEYS_N keys through keyway: keyway's RSS while it sends the reply
 #   benches/e2e.sh all          # all of them
 #
 # Environment: N (requests per run, 200000), ROUNDS (3), CLIENTS (50),
 # PIPELINES ("1 16"), TESTS ("set get"), KEYWAY_WORKERS (1: keyway and
 # redis share 2 cores, so one worker is the fairer default), CONNS (10000),
 # BLOCKED (200), SUBS (10000), MESSAGES (100), SPLIT_KEYS (100), SPLIT_N
-# (requests per split run, 50000), KEYWAY_BIN (default target/release/keyway, built here).
+# (requests per split run, 50000), KEYS_N (1000000), KEYWAY_BIN (default target/release/keyway, built here).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,9 +39,10 @@ SUBS=${SUBS:-10000}
 MESSAGES=${MESSAGES:-100}
 SPLIT_KEYS=${SPLIT_KEYS:-100}
 SPLIT_N=${SPLIT_N:-50000}
+KEYS_N=${KEYS_N:-1000000}
 
-case $mode in throughput | resp3 | conns | blocked | pubsub | split | all) ;; *)
-    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|all]" >&2
+case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | all) ;; *)
+    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|all]" >&2
     exit 2
     ;;
 esac
@@ -346,12 +348,93 @@ print(f"{m} messages to {n} subscribers: {n * m} deliveries in {elapsed:.2f} s =
 PY
 }
 
+# keys: KEYS_N keys (over every slot) written through keyway with
+# `redis-cli --pipe`, then `KEYS *` through keyway read by a fast client,
+# while keyway's RSS is sampled every 2 ms and its high-water mark (VmHWM,
+# reset first through clear_refs) is read after. Prints the keys returned,
+# the reply's bytes, keyway's RSS before, at its peak and just after, and
+# peak/reply.
+keys_rss() {
+    python3 - "$KEYS_N" <<'PY' | redis-cli -p "$kport" --pipe >"$tmp/pipe.out"
+import sys
+n = int(sys.argv[1])
+out = sys.stdout.buffer
+for start in range(0, n, 10000):
+    out.write(b"".join(
+        b"*3\r\n$3\r\nSET\r\n$11\r\nkey:%07d\r\n$1\r\n1\r\n" % i
+        for i in range(start, min(n, start + 10000))))
+PY
+    grep -q "errors: 0" "$tmp/pipe.out" || { cat "$tmp/pipe.out" >&2; exit 1; }
+    python3 - "$keyway_pid" "$kport" <<'PY'
+import socket, sys, threading, time
+pid, port = int(sys.argv[1]), int(sys.argv[2])
+def status(field):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+def command(s, cmd):
+    s.sendall(cmd)
+    return s.recv(4096)
+s = socket.create_connection(("127.0.0.1", port))
+size = command(s, b"DBSIZE\r\n")
+before = status("VmRSS")
+open(f"/proc/{pid}/clear_refs", "w").write("5")
+peak, done = [before], False
+def sample():
+    while not done:
+        peak[0] = max(peak[0], status("VmRSS"))
+        time.sleep(0.002)
+sampler = threading.Thread(target=sample)
+sampler.start()
+t0 = time.time()
+s.sendall(b"KEYS *\r\n")
+buf, got, count, pos = bytearray(), 0, None, 0
+# Counts the elements as they arrive: `$len\r\n` then len bytes and CRLF.
+while count is None or count > 0:
+    chunk = s.recv(1 << 20)
+    assert chunk, "keyway closed the connection"
+    got += len(chunk)
+    buf += chunk
+    if count is None:
+        end = buf.find(b"\r\n")
+        if end < 0:
+            continue
+        assert buf[:1] == b"*", bytes(buf[:200])
+        count = total = int(buf[1:end])
+        pos = end + 2
+    while count > 0:
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            break
+        n = int(buf[pos + 1:end])
+        if len(buf) < end + 2 + n + 2:
+            break
+        pos = end + 2 + n + 2
+        count -= 1
+    del buf[:pos]
+    pos = 0
+elapsed = time.time() - t0
+done = True
+sampler.join()
+hwm = status("VmHWM")
+top = max(peak[0], hwm)
+time.sleep(0.5)
+after = status("VmRSS")
+print(f"KEYS * through keyway: {total} keys (DBSIZE {size.decode().strip()}), "
+      f"reply {got} bytes ({got / 2**20:.1f} MiB) in {elapsed:.2f} s")
+print(f"keyway RSS: before {before} KiB, peak {top} KiB (sampled {peak[0]}, VmHWM {hwm}), "
+      f"growth {top - before} KiB; peak/reply {top * 1024 / got:.2f}, growth/reply {(top - before) * 1024 / got:.2f}; "
+      f"0.5 s after the reply {after} KiB")
+PY
+}
+
 case $mode in
 throughput) compare direct keyway ;;
 resp3) compare keyway keyway3 ;;
 conns) conns ;;
 blocked) compare keyway keyway-blocked ;;
 pubsub) pubsub ;;
+keys) keys_rss ;;
 split)
     N=$SPLIT_N TESTS=mget compare mget-one-slot mget-cross-slot
     ;;
@@ -362,5 +445,6 @@ all)
     N=$SPLIT_N TESTS=mget compare mget-one-slot mget-cross-slot
     pubsub
     conns
+    keys_rss
     ;;
 esac

@@ -31,7 +31,9 @@
 //!    `SLOWLOG` name each part's node, [`frontend::diagnostics`]), and `MGET`/`MSET`/`DEL`/`UNLINK`/
 //!    `EXISTS`/`TOUCH` across slots are split into one request per slot
 //!    ([`frontend::split`], each part with its own redirects); their merged
-//!    reply fills the request's one place in the order.
+//!    reply fills the request's one place in the order (`KEYS`: the
+//!    masters' replies as they came, under one header, written from where
+//!    they arrived: [`frontend::output`]).
 //!    Each client speaks RESP2 or RESP3 (`HELLO`); each node has backend
 //!    connections per protocol, so replies are forwarded unconverted, and
 //!    only replies keyway builds are encoded per client ([`protocol::encode`]).

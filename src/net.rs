@@ -30,11 +30,11 @@ pub fn read_some(stream: &TcpStream, buf: &mut BytesMut) -> io::Result<Option<us
     }
 }
 
-/// Writes as much of `out` as the socket takes now, removing it from `out`.
-/// True when `out` is empty afterwards.
-pub fn write_some(stream: &TcpStream, out: &mut BytesMut) -> io::Result<bool> {
-    while !out.is_empty() {
-        match stream.try_write(out) {
+/// Writes as much of `out` (a `BytesMut`, or shared `Bytes`) as the socket
+/// takes now, removing it from `out`. True when `out` is empty afterwards.
+pub fn write_some(stream: &TcpStream, out: &mut impl Buf) -> io::Result<bool> {
+    while out.has_remaining() {
+        match stream.try_write(out.chunk()) {
             Ok(n) => out.advance(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) => return Err(e),

@@ -74,7 +74,6 @@ const ARGS: &[(&str, &[&str])] = &[
     ("lmove", &["K1", "K2", "LEFT", "RIGHT"]),
     ("lmpop", &["1", "K1", "LEFT"]),
     // Fails before it connects anywhere: the key does not exist.
-    ("migrate", &["127.0.0.1", "1", "K1", "0", "100"]),
     ("scan", &["0"]),
     ("script|load", &["return 1"]),
     ("wait", &["1", "100"]),

@@ -162,3 +162,81 @@ fn a_slot_moving_mid_iteration_loses_no_key() {
         keys.len()
     );
 }
+
+#[test]
+fn a_master_joining_mid_iteration_loses_no_key() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start_with_config(&cluster, "[cluster]\nrefresh_interval_s = 1\n");
+    let mut con = proxy.conn();
+    let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..3000 {
+        pipe.cmd("SET").arg(format!("join:{i}")).arg(i).ignore();
+    }
+    let () = pipe.query(&mut con).unwrap();
+    let all: BTreeSet<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    assert_eq!(all.len(), 3000);
+    // One slot with keys from each master moves to the new one.
+    let mut moving: Vec<(u16, String)> = Vec::new();
+    for key in &all {
+        let slot = key_slot(key.as_bytes());
+        let owner = cluster.node_of_slot(slot);
+        if moving.iter().all(|(_, o)| *o != owner) {
+            moving.push((slot, owner));
+        }
+    }
+    assert_eq!(moving.len(), 3);
+    let mut raw = proxy.raw_client();
+    let mut con2 = proxy.conn();
+    let mut new = None;
+    let (keys, _) = iterate(&mut raw, &["COUNT", "50"], |calls| {
+        if calls != 25 {
+            return;
+        }
+        let added = cluster.add_master();
+        for (slot, owner) in &moving {
+            cluster.migrate_slot(*slot, owner, &added);
+        }
+        // Every master is scanned in full once keyway's map holds the new one.
+        let seen = support::poll_until(Duration::from_secs(20), || {
+            let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut con2).unwrap();
+            info.contains("cluster_size:4").then_some(())
+        });
+        assert!(seen.is_some(), "keyway never saw the new master");
+        new = Some(added);
+    });
+    let new = new.expect("a master joined mid-iteration");
+    let found: BTreeSet<String> = keys.iter().cloned().collect();
+    let missing: Vec<&String> = all.difference(&found).collect();
+    assert!(
+        missing.is_empty(),
+        "{} keys missed, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(
+        keys.len() > all.len(),
+        "started over after the change: {} returned",
+        keys.len()
+    );
+    // keyway sends the moved slots' commands to the new master.
+    for (slot, _) in &moving {
+        let old = all
+            .iter()
+            .find(|k| key_slot(k.as_bytes()) == *slot)
+            .unwrap();
+        let fresh = format!("{{{old}}}:new");
+        let () = redis::cmd("SET")
+            .arg(&fresh)
+            .arg("v")
+            .query(&mut con)
+            .unwrap();
+        let got: String = redis::cmd("GET").arg(old).query(&mut con).unwrap();
+        assert!(got.parse::<u32>().is_ok(), "{old}: {got}");
+        let direct: Option<String> = redis::cmd("GET")
+            .arg(&fresh)
+            .query(&mut cluster.conn(&new))
+            .unwrap();
+        assert_eq!(direct.as_deref(), Some("v"), "{fresh} written on {new}");
+    }
+}

@@ -35,7 +35,8 @@ pub(crate) const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Write buffers larger than this are released once written.
+/// Write buffers larger than this are released once written; a read
+/// buffer is replaced after a reply larger than this.
 const KEEP_BUFFER: usize = 1 << 20;
 
 /// Settings shared by a worker's backend connections.
@@ -470,6 +471,14 @@ async fn read_loop(
                 Err(e) => return Err(ConnError::BadReply(e)),
             };
             let reply = buf.split_to(len).freeze();
+            if len > KEEP_BUFFER {
+                // The buffer grew for this reply (a master's whole `KEYS`):
+                // what follows moves to a fresh one, so that the reply's
+                // memory is freed as soon as its client has it.
+                let mut rest = BytesMut::with_capacity(READ_CHUNK.max(buf.len()));
+                rest.extend_from_slice(&buf);
+                buf = rest;
+            }
             if reply.first() == Some(&b'>') {
                 debug!(node = %conn.addr, "dropped an out-of-band push");
                 continue;

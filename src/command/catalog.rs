@@ -144,6 +144,7 @@ fn note(class: RouteClass) -> Option<&'static str> {
     Some(match class {
         RouteClass::FanOut(merge) => match merge {
             Merge::Union => "union",
+            Merge::Concat => "every master's, as each sent them",
             Merge::Sum => "summed",
             Merge::SumPerName => "summed per name",
             Merge::Min => "the smallest",

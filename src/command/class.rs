@@ -67,6 +67,10 @@ pub enum RouteClass {
 pub enum Merge {
     /// Arrays of names: their sorted union, each name once.
     Union,
+    /// Arrays of disjoint sets (`KEYS`: a key lives on one master): every
+    /// master's elements as it sent them, one master after the other, under
+    /// one header; never decoded, sorted or copied.
+    Concat,
     /// Integers: their sum.
     Sum,
     /// `name, count` pairs (a map in RESP3): counts summed per name, names
@@ -230,7 +234,7 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("pubsub|shardnumsub", FanOut(Merge::SumPerName)),
     // The keyspace is the union of the masters' keyspaces.
     ("dbsize", FanOut(Merge::Sum)),
-    ("keys", FanOut(Merge::Union)),
+    ("keys", FanOut(Merge::Concat)),
     ("flushall", FanOut(Merge::Same)),
     ("flushdb", FanOut(Merge::Same)),
     // A script loaded through keyway is loaded on every master.
@@ -295,6 +299,9 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("scan", Scan), // a cursor over every master
     // Blocks, and counts replicas of the masters the client wrote to.
     ("wait", WaitReplicas),
+    // Moves keys out of the node that holds them; where keys live is the
+    // cluster's business (resharding), not a client's through a proxy.
+    ("migrate", Unsupported(NodeAdmin)),
     // Would flag the shared backend connection for someone else's command.
     ("asking", Unsupported(ConnectionState)),
 ];

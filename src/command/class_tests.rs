@@ -31,7 +31,6 @@ fn keyed() {
             "MEMORY USAGE k",
             "XINFO STREAM s",
             "SORT k",
-            "MIGRATE h p k 0 1",
             "XGROUP CREATE s g $",
         ],
         RouteClass::Keyed,
@@ -123,7 +122,7 @@ fn local() {
 fn keyspace_and_scripts_fan_out() {
     use super::super::Merge;
     assert_all(&["DBSIZE"], RouteClass::FanOut(Merge::Sum));
-    assert_all(&["KEYS *"], RouteClass::FanOut(Merge::Union));
+    assert_all(&["KEYS *"], RouteClass::FanOut(Merge::Concat));
     assert_all(
         &["FLUSHALL", "FLUSHDB ASYNC", "SCRIPT LOAD s", "SCRIPT FLUSH"],
         RouteClass::FanOut(Merge::Same),
@@ -285,6 +284,7 @@ fn node_admin() {
             "PSYNC a 1",
             "FAILOVER",
             "CLIENT PAUSE 10",
+            "MIGRATE h p k 0 1",
             "MODULE LIST",
         ],
         RouteClass::Unsupported(Reason::NodeAdmin),

@@ -3,6 +3,10 @@
 //! [`Gather`] collects the parts; [`merge`] combines them as the command's
 //! [`Merge`] says. The first error among the parts is the reply. Each part
 //! knows its node, for merges that name it (see [`diagnostics`]).
+//!
+//! `KEYS` is never decoded: each master's array is passed on as the bytes
+//! it arrived in, under one header of keyway's ([`concat`]), so a reply of
+//! millions of keys costs keyway no copy.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -13,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::backend::{BackendError, ReplyTarget};
 use crate::command::Merge;
-use crate::protocol::{decode, encode, Limits, Protocol, Value};
+use crate::protocol::{decode, encode, find_byte, parse_i64, Limits, Protocol, Value};
 
 use super::diagnostics::{self, Report};
 use super::info::{self, Own};
@@ -32,9 +36,10 @@ pub enum Join {
 
 /// Receives a merged reply; implemented by sessions.
 pub trait Collector {
-    /// The merged reply for entry `token`. May be called while the request
-    /// is being sent (when a node is down at once).
-    fn gathered(&self, token: u64, reply: Bytes);
+    /// The merged reply for entry `token`, in chunks to be written one
+    /// after another. May be called while the request is being sent (when
+    /// a node is down at once).
+    fn gathered(&self, token: u64, chunks: Vec<Bytes>);
     /// Called after a batch of backend replies completed a merge: the
     /// collector may now send held requests and write what is ready.
     fn flush_gathered(&self);
@@ -89,21 +94,25 @@ impl ReplyTarget for Gather {
             return;
         }
         let parts = std::mem::take(&mut *self.parts.borrow_mut());
-        let mut out = BytesMut::new();
         let parts = self
             .nodes
             .iter()
             .zip(parts)
             .filter_map(|(n, p)| Some((n, p?)));
-        match &self.join {
-            Join::Merge(how) => merge(*how, parts.map(|(_, p)| p), self.proto, &mut out),
-            Join::Info(own) => info::reply(parts.map(|(_, p)| p), self.proto, own, &mut out),
+        let mut out = BytesMut::new();
+        let chunks = match &self.join {
+            Join::Merge(how) => merge(*how, parts.map(|(_, p)| p), self.proto),
+            Join::Info(own) => {
+                info::reply(parts.map(|(_, p)| p), self.proto, own, &mut out);
+                vec![out.freeze()]
+            }
             Join::Diagnostics(report) => {
                 let parts = parts.map(|(node, p)| (&**node, decode_part(p)));
-                diagnostics::reply(report, parts, self.proto, &mut out)
+                diagnostics::reply(report, parts, self.proto, &mut out);
+                vec![out.freeze()]
             }
-        }
-        self.collector.gathered(self.token, out.freeze());
+        };
+        self.collector.gathered(self.token, chunks);
     }
 
     fn flush(&self) {
@@ -152,17 +161,61 @@ pub fn values(
     Some(values)
 }
 
-/// Merges the masters' replies into `out`, in `proto`.
+/// Merges the masters' replies into one reply in `proto`, in chunks to be
+/// written one after another.
 pub fn merge(
     how: Merge,
     parts: impl Iterator<Item = Result<Bytes, BackendError>>,
     proto: Protocol,
-    out: &mut BytesMut,
-) {
-    let Some(values) = values(parts, proto, out) else {
-        return;
+) -> Vec<Bytes> {
+    if how == Merge::Concat {
+        return concat(parts, proto);
+    }
+    let mut out = BytesMut::new();
+    if let Some(values) = values(parts, proto, &mut out) {
+        combine(how, &values, proto, &mut out);
+    }
+    vec![out.freeze()]
+}
+
+/// `KEYS`: one array header counting every master's elements, then each
+/// master's elements as it sent them (slices of its reply, not copies).
+/// The masters' key sets are disjoint, so nothing needs sorting out. A
+/// failed part, or one that is not an array, makes the reply an error.
+fn concat(parts: impl Iterator<Item = Result<Bytes, BackendError>>, proto: Protocol) -> Vec<Bytes> {
+    let parts: Vec<_> = parts.collect();
+    let arrays: Option<Vec<(&Bytes, usize, usize)>> = parts
+        .iter()
+        .map(|part| {
+            let part = part.as_ref().ok()?;
+            array_header(part).map(|(count, start)| (part, count, start))
+        })
+        .collect();
+    let mut header = BytesMut::new();
+    let Some(arrays) = arrays else {
+        // The error to pass on, found as for any merge.
+        if values(parts.into_iter(), proto, &mut header).is_some() {
+            encode::error(&mut header, b"ERR keyway could not merge a node's reply");
+        }
+        return vec![header.freeze()];
     };
+    encode::array_header(&mut header, arrays.iter().map(|a| a.1).sum());
+    let elements = arrays.iter().map(|(part, _, start)| part.slice(*start..));
+    std::iter::once(header.freeze()).chain(elements).collect()
+}
+
+/// The element count of an array reply and where its first element starts.
+fn array_header(reply: &[u8]) -> Option<(usize, usize)> {
+    let rest = reply.strip_prefix(b"*")?;
+    let cr = find_byte(rest, b'\r')?;
+    let count = usize::try_from(parse_i64(&rest[..cr])?).ok()?;
+    Some((count, 1 + cr + 2))
+}
+
+/// Combines the masters' decoded replies as `how` says, into `out`.
+fn combine(how: Merge, values: &[Value], proto: Protocol, out: &mut BytesMut) {
     match how {
+        Merge::Concat => unreachable!("KEYS replies are joined undecoded, by `concat`"),
         Merge::Union => {
             let mut all: Vec<&[u8]> = values
                 .iter()
@@ -221,7 +274,7 @@ pub fn merge(
             // Names in the order of the first reply (the request's order).
             let mut order = Vec::new();
             let mut sums: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-            for value in &values {
+            for value in values {
                 for (name, n) in pairs(value) {
                     let (Some(name), Some(n)) = (name.as_bytes(), n.as_int()) else {
                         continue;
@@ -256,10 +309,47 @@ mod tests {
     use super::*;
 
     fn run(how: Merge, parts: &[&[u8]], proto: Protocol) -> Vec<u8> {
-        let mut out = BytesMut::new();
         let parts = parts.iter().map(|p| Ok(Bytes::copy_from_slice(p)));
-        merge(how, parts, proto, &mut out);
-        out.to_vec()
+        merge(how, parts, proto).concat()
+    }
+
+    #[test]
+    fn keys_are_joined_without_copies_under_one_header() {
+        let parts = [
+            Bytes::from_static(b"*2\r\n$1\r\nb\r\n$1\r\na\r\n"),
+            Bytes::from_static(b"*0\r\n"),
+            Bytes::from_static(b"*1\r\n$2\r\ncc\r\n"),
+        ];
+        let chunks = merge(
+            Merge::Concat,
+            parts.clone().into_iter().map(Ok),
+            Protocol::Resp3,
+        );
+        assert_eq!(
+            chunks.concat(),
+            b"*3\r\n$1\r\nb\r\n$1\r\na\r\n$2\r\ncc\r\n",
+            "each master's order, no sorting"
+        );
+        assert_eq!(chunks[1].as_ptr(), parts[0][4..].as_ptr(), "not copied");
+        assert_eq!(
+            run(Merge::Concat, &[b"*0\r\n", b"*0\r\n"], Protocol::Resp2),
+            b"*0\r\n"
+        );
+        assert_eq!(
+            run(
+                Merge::Concat,
+                &[b"*1\r\n$1\r\nk\r\n", b"-ERR boom\r\n"],
+                Protocol::Resp2
+            ),
+            b"-ERR boom\r\n"
+        );
+        let odd = run(Merge::Concat, &[b"*0\r\n", b":1\r\n"], Protocol::Resp2);
+        assert!(odd.starts_with(b"-ERR keyway could not merge"));
+        let lost = [Ok(parts[0].clone()), Err(BackendError::Lost("n:1".into()))];
+        let chunks = merge(Merge::Concat, lost.into_iter(), Protocol::Resp2);
+        assert!(chunks
+            .concat()
+            .starts_with(b"-ERR keyway lost the connection to node n:1"));
     }
 
     #[test]
@@ -342,12 +432,11 @@ mod tests {
             ),
             b"-ERR boom\r\n"
         );
-        let mut out = BytesMut::new();
         let parts = [
             Ok(Bytes::from_static(b":1\r\n")),
             Err(BackendError::Lost("n:1".into())),
         ];
-        merge(Merge::Sum, parts.into_iter(), Protocol::Resp2, &mut out);
+        let out = merge(Merge::Sum, parts.into_iter(), Protocol::Resp2).concat();
         assert!(out.starts_with(b"-ERR keyway lost the connection to node n:1"));
     }
 }

@@ -6,9 +6,11 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::protocol::Protocol;
+
+use super::output::Output;
 
 /// A place in the reply order. Kept small (48 bytes): a pipeline's places
 /// are touched once per request and reply, and cache misses on them showed
@@ -28,11 +30,14 @@ enum State {
     /// Waiting; the request's bytes are kept in case it must be sent again.
     Pending(Bytes),
     Ready(Bytes),
+    /// A reply in several chunks written one after another (`KEYS`: the
+    /// masters' own replies under keyway's header), shared, never copied.
+    Chunks(Vec<Bytes>),
 }
 
 impl Entry {
     fn is_ready(&self) -> bool {
-        matches!(self.state, State::Ready(_))
+        !matches!(self.state, State::Pending(_))
     }
 }
 
@@ -116,17 +121,28 @@ impl Replies {
         let entry = &self.entries[self.index(token)?];
         match &entry.state {
             State::Pending(request) => Some((request, entry.proto)),
-            State::Ready(_) => None,
+            State::Ready(_) | State::Chunks(_) => None,
         }
     }
 
     /// Fills place `token` (once; later replies for it are ignored).
     pub fn complete(&mut self, token: u64, reply: Bytes) {
+        self.fill(token, reply.len(), State::Ready(reply));
+    }
+
+    /// Fills place `token` with a reply made of `chunks`, in order (once,
+    /// as [`Replies::complete`]).
+    pub fn complete_chunks(&mut self, token: u64, chunks: Vec<Bytes>) {
+        let len = chunks.iter().map(Bytes::len).sum();
+        self.fill(token, len, State::Chunks(chunks));
+    }
+
+    fn fill(&mut self, token: u64, len: usize, state: State) {
         let Some(i) = self.index(token) else { return };
         let entry = &mut self.entries[i];
         if !entry.is_ready() {
-            self.ready_bytes += reply.len();
-            entry.state = State::Ready(reply);
+            self.ready_bytes += len;
+            entry.state = state;
             self.waiting -= 1;
         }
     }
@@ -171,16 +187,21 @@ impl Replies {
 
     /// Moves the ready replies at the front into `out`; returns how many
     /// places it freed.
-    pub fn take_ready(&mut self, out: &mut BytesMut) -> usize {
+    pub fn take_ready(&mut self, out: &mut Output) -> usize {
         let mut taken = 0;
         while self.entries.front().is_some_and(Entry::is_ready) {
-            if let Some(Entry {
-                state: State::Ready(reply),
-                ..
-            }) = self.entries.pop_front()
-            {
-                self.ready_bytes -= reply.len();
-                out.extend_from_slice(&reply);
+            match self.entries.pop_front().map(|e| e.state) {
+                Some(State::Ready(reply)) => {
+                    self.ready_bytes -= reply.len();
+                    out.push(&reply);
+                }
+                Some(State::Chunks(chunks)) => {
+                    for chunk in chunks {
+                        self.ready_bytes -= chunk.len();
+                        out.push_shared(chunk);
+                    }
+                }
+                _ => {}
             }
             taken += 1;
         }
@@ -220,18 +241,18 @@ mod tests {
         let c = q.push_ready(bytes("+c\r\n"));
         let d = q.push_pending(request("d"), Protocol::Resp2);
         assert_eq!((a, b, c, d), (0, 1, 2, 3));
-        let mut out = BytesMut::new();
+        let mut out = Output::default();
         q.complete(b, bytes("+b\r\n"));
         assert_eq!(q.take_ready(&mut out), 0, "a still missing");
         assert_eq!(q.ready_bytes(), 8, "+b and +c wait behind a");
         q.complete(a, bytes("+a\r\n"));
         assert_eq!(q.take_ready(&mut out), 3);
-        assert_eq!(&out[..], b"+a\r\n+b\r\n+c\r\n");
+        assert_eq!(out.contents(), b"+a\r\n+b\r\n+c\r\n");
         assert_eq!((q.waiting(), q.ready_bytes()), (1, 0));
         q.complete(d, bytes("+d\r\n"));
         q.complete(d, bytes("+late duplicate\r\n"));
         q.take_ready(&mut out);
-        assert_eq!(&out[..], b"+a\r\n+b\r\n+c\r\n+d\r\n");
+        assert_eq!(out.contents(), b"+a\r\n+b\r\n+c\r\n+d\r\n");
         assert!(q.is_empty());
         q.complete(a, bytes("+stale\r\n"));
         assert_eq!(q.waiting(), 0);
@@ -258,6 +279,21 @@ mod tests {
         assert_eq!(q.request(held1).map(|r| &r.0[..]), Some(&b"h1"[..]));
         assert_eq!((q.in_flight(), q.held()), (2, 0));
         assert!(q.release().is_empty(), "nothing held any more");
+    }
+
+    #[test]
+    fn a_reply_in_chunks_leaves_whole_in_its_place() {
+        let mut q = Replies::default();
+        let keys = q.push_pending(request("keys"), Protocol::Resp2);
+        q.push_ready(bytes("+after\r\n"));
+        let chunks = vec![bytes("*2\r\n"), bytes("$1\r\na\r\n"), bytes("$1\r\nb\r\n")];
+        q.complete_chunks(keys, chunks);
+        q.complete(keys, bytes("+late duplicate\r\n"));
+        assert_eq!((q.waiting(), q.ready_bytes()), (0, 26));
+        let mut out = Output::default();
+        assert_eq!(q.take_ready(&mut out), 2);
+        assert_eq!(out.contents(), b"*2\r\n$1\r\na\r\n$1\r\nb\r\n+after\r\n");
+        assert_eq!(q.ready_bytes(), 0);
     }
 
     #[test]

@@ -37,6 +37,7 @@ use crate::worker::Worker;
 use super::diagnostics::Report;
 use super::fanout::{Collector, Gather, Join};
 use super::local::{self, ClientInfo, Outcome};
+use super::output::Output;
 use super::replies::{Budget, Replies};
 use super::split::{Plan, Split};
 use super::subscriptions::confirmation;
@@ -45,8 +46,6 @@ use super::transaction::{TransactionReplies, Transactions};
 /// Smallest free space offered to a read; the buffer is allocated on the
 /// first read, so idle clients cost no buffer.
 const READ_RESERVE: usize = 4096;
-/// Output buffers larger than this are released after a flush.
-const KEEP_OUTPUT: usize = 1 << 20;
 /// Ready replies are written before the rest of the pipeline is answered
 /// once they reach this size; below it, one write per pipeline is cheaper.
 const EARLY_WRITE: usize = 64 * 1024;
@@ -69,7 +68,7 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         worker,
         stream,
         replies: RefCell::new(Replies::default()),
-        out: RefCell::new(BytesMut::new()),
+        out: RefCell::new(Output::default()),
         write_blocked: Cell::new(false),
         broken: Cell::new(false),
         writer: Notify::new(),
@@ -161,7 +160,7 @@ struct Session {
     client: RefCell<ClientInfo>,
     replies: RefCell<Replies>,
     /// Replies taken from the queue and not yet written.
-    out: RefCell<BytesMut>,
+    out: RefCell<Output>,
     /// Set when the socket took less than offered: the writer task waits
     /// for it to drain; flushes leave the rest to it meanwhile.
     write_blocked: Cell<bool>,
@@ -309,11 +308,8 @@ impl Session {
         if out.is_empty() || (waiting > 0 && out.len() < EARLY_WRITE && !self.closing.get()) {
             return;
         }
-        match net::write_some(&self.stream, &mut out) {
+        match out.write_to(&self.stream) {
             Ok(true) => {
-                if out.capacity() > KEEP_OUTPUT {
-                    *out = BytesMut::new();
-                }
                 if self.closing.get() {
                     self.writer.notify_one();
                 }
@@ -712,6 +708,17 @@ impl Session {
     /// Puts `reply` in place of entry `token`; the next flush sends it.
     fn complete(&self, token: u64, reply: Bytes) {
         self.replies.borrow_mut().complete(token, reply);
+        self.answered(token);
+    }
+
+    /// Puts a reply made of `chunks` in place of entry `token`.
+    fn complete_chunks(&self, token: u64, chunks: Vec<Bytes>) {
+        self.replies.borrow_mut().complete_chunks(token, chunks);
+        self.answered(token);
+    }
+
+    /// Entry `token` has its reply: a transaction in flight may be done.
+    fn answered(&self, token: u64) {
         let mut transactions = self.transactions.borrow_mut();
         if !transactions.in_flight.is_empty() {
             transactions.finish(token);
@@ -946,7 +953,7 @@ impl Session {
 }
 
 impl Collector for Session {
-    fn gathered(&self, token: u64, reply: Bytes) {
+    fn gathered(&self, token: u64, chunks: Vec<Bytes>) {
         // May run inside `start` (a part failed at once): releasing held
         // requests waits for the flush, which never runs nested.
         let waited = matches!(*self.blocked.borrow(), Some((t, _)) if t == token);
@@ -954,7 +961,7 @@ impl Collector for Session {
             // `WAIT` is over on every master.
             self.set_blocked(None);
         }
-        self.complete(token, reply);
+        self.complete_chunks(token, chunks);
     }
 
     fn flush_gathered(&self) {

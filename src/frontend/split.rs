@@ -210,7 +210,7 @@ impl Split {
         if left == 0 {
             let mut out = BytesMut::new();
             self.plan.borrow().join(&mut out);
-            self.collector.gathered(self.token, out.freeze());
+            self.collector.gathered(self.token, vec![out.freeze()]);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! A real Redis Cluster of 6 `redis-server` processes (3 masters, 3
-//! replicas) on free loopback ports, owned by one test.
+//! replicas) on free loopback ports, owned by one test; a test may add a
+//! master.
 //!
 //! Everything the cluster starts is killed and reaped on `Drop` (also when
 //! the test panics), and each child also carries `PR_SET_PDEATHSIG` in case
@@ -542,6 +543,58 @@ impl Cluster {
             "redis-cli --cluster reshard failed:\n{output}"
         );
         self.wait_ok();
+    }
+
+    /// Starts one more `redis-server` (same settings, free loopback ports,
+    /// stopped with the cluster), joins it as a master without slots
+    /// (`redis-cli --cluster add-node`), and waits until every node knows
+    /// it and it has the slot map. Returns its address; move slots to it with
+    /// [`Cluster::migrate_slot`].
+    pub fn add_master(&self) -> String {
+        let ports = free_ports(2);
+        let child = spawn_node(self.dir.path(), ports[0], ports[1])
+            .unwrap_or_else(|e| panic!("cannot spawn redis-server: {e}"));
+        self.nodes.lock().unwrap().push(Node {
+            port: ports[0],
+            bus_port: ports[1],
+            child: Some(child),
+        });
+        let new = addr(ports[0]);
+        if let Err(e) = self.wait_node_up(&new) {
+            panic!("starting the new master {new}: {e}");
+        }
+        let existing = self.node_of_slot(0);
+        let mut add = Command::new("redis-cli");
+        add.args(["--cluster", "add-node", &new, &existing]);
+        let (status, output) = run_bounded(&mut add, Duration::from_secs(60));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "redis-cli --cluster add-node {new} {existing} failed:\n{output}"
+        );
+        let id = self.node_id(&new);
+        let known = poll_until(CONVERGE_TIMEOUT, || {
+            let all = self.alive_addrs().iter().all(|a| {
+                let nodes: redis::RedisResult<String> =
+                    query(a, redis::cmd("CLUSTER").arg("NODES"));
+                nodes.is_ok_and(|nodes| {
+                    nodes.lines().any(|l| {
+                        l.starts_with(&id)
+                            && l.contains("master")
+                            && l.contains(" connected")
+                            && !l.contains("handshake")
+                    })
+                })
+            });
+            all.then_some(())
+        });
+        assert!(
+            known.is_some(),
+            "not every node knows the new master {new}\n{}",
+            self.logs_tail(15)
+        );
+        // It serves nothing (CLUSTERDOWN) until it has the slot map too.
+        self.wait_ok();
+        new
     }
 
     /// The last `lines` lines of every node's log, labelled.

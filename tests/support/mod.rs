@@ -6,7 +6,7 @@
 //! sockets for malformed input).
 //!
 //! - [`cluster`]: start/stop a 3 masters + 3 replicas cluster, kill/restart
-//!   nodes, failover, resharding and step-by-step slot migration.
+//!   nodes, add a master, failover, resharding and step-by-step slot migration.
 //! - [`proxy`]: spawn keyway against a cluster, clients with timeouts, raw
 //!   sockets, running keyway to its exit for config errors.
 //! - [`migration`]: step-by-step slot migration (ASK mid-way, MOVED after).
