@@ -148,19 +148,7 @@ fn a_slot_moving_mid_iteration_loses_no_key() {
         }
     });
     assert!(moved);
-    let found: BTreeSet<String> = keys.iter().cloned().collect();
-    let missing: Vec<&String> = all.difference(&found).collect();
-    assert!(
-        missing.is_empty(),
-        "{} keys missed, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert!(
-        keys.len() > all.len(),
-        "started over after the move: {} returned",
-        keys.len()
-    );
+    assert_restarted_and_complete(&all, &keys);
 }
 
 #[test]
@@ -206,19 +194,7 @@ fn a_master_joining_mid_iteration_loses_no_key() {
         new = Some(added);
     });
     let new = new.expect("a master joined mid-iteration");
-    let found: BTreeSet<String> = keys.iter().cloned().collect();
-    let missing: Vec<&String> = all.difference(&found).collect();
-    assert!(
-        missing.is_empty(),
-        "{} keys missed, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    assert!(
-        keys.len() > all.len(),
-        "started over after the change: {} returned",
-        keys.len()
-    );
+    assert_restarted_and_complete(&all, &keys);
     // keyway sends the moved slots' commands to the new master.
     for (slot, _) in &moving {
         let old = all
@@ -239,4 +215,22 @@ fn a_master_joining_mid_iteration_loses_no_key() {
             .unwrap();
         assert_eq!(direct.as_deref(), Some("v"), "{fresh} written on {new}");
     }
+}
+
+/// Every key of `all` is among the `returned` ones, and more were returned
+/// than exist: the iteration started over after the slot map changed.
+fn assert_restarted_and_complete(all: &BTreeSet<String>, returned: &[String]) {
+    let found: BTreeSet<String> = returned.iter().cloned().collect();
+    let missing: Vec<&String> = all.difference(&found).collect();
+    assert!(
+        missing.is_empty(),
+        "{} keys missed, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(
+        returned.len() > all.len(),
+        "started over after the change: {} returned",
+        returned.len()
+    );
 }
