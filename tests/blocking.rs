@@ -4,7 +4,7 @@
 //! leaves no blocked connection behind when it disconnects; queue elements
 //! are never lost while consumers come and go.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};

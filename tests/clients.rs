@@ -3,7 +3,7 @@
 //! its worker threads serves them (the harness runs two), never on the
 //! cluster's nodes.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::time::Duration;

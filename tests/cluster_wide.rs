@@ -4,7 +4,7 @@
 //! on every master, one reply), `LASTSAVE`, `CONFIG GET`, with keys spread
 //! over every slot range.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

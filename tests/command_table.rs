@@ -11,7 +11,7 @@
 //! keys of its own, one set through keyway and one directly, so both sides
 //! start from the same (empty) state.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Write};

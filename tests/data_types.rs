@@ -2,7 +2,7 @@
 //! client sends them; read results are compared with what the cluster node
 //! owning the key answers directly.
 
-mod support;
+use crate::support;
 
 use redis::{Connection, Value};
 use std::time::Duration;

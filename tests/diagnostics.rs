@@ -3,7 +3,7 @@
 //! `SCRIPT KILL` / `FUNCTION KILL`, which reach a master busy running a
 //! script on connections of their own.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::thread;

@@ -2,7 +2,7 @@
 //! (ASK and MOVED), a master dying (failover), a cluster that is down when
 //! keyway starts, and configuration errors at start-up.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -2,7 +2,7 @@
 //! the cluster comes up with every slot covered, nodes die and rejoin, slots
 //! migrate, and nothing we started survives the `Cluster`.
 
-mod support;
+use crate::support;
 
 use std::time::Instant;
 use support::cluster::SlotRange;

@@ -4,7 +4,7 @@
 //! with its human forms, replicas of every master), in RESP2 and RESP3,
 //! read by the `redis` crate as client libraries do on connect.
 
-mod support;
+use crate::support;
 
 use support::{Cluster, Proxy};
 

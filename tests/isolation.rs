@@ -3,7 +3,7 @@
 //! the requests sent to it, and a dead master fails only its own requests,
 //! even inside one pipeline.
 
-mod support;
+use crate::support;
 
 use std::sync::mpsc;
 use std::time::Duration;

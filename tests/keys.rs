@@ -2,7 +2,7 @@
 //! key once (in no particular order), in RESP2 and RESP3, with a pattern,
 //! pipelined between other commands, and over an empty keyspace.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

@@ -1,7 +1,7 @@
 //! The process's edges: graceful shutdown on SIGTERM (stop accepting, let
 //! connected clients finish, exit 0) and the client limit.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;

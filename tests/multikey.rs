@@ -4,7 +4,7 @@
 //! every other multi-key command gets `-CROSSSLOT`; scripts with one-slot
 //! keys or no keys.
 
-mod support;
+use crate::support;
 
 use support::{key_slot, Cluster, Proxy, RawClient};
 

@@ -2,7 +2,7 @@
 //! values are binary-safe and may be large, and many clients at once each
 //! see their own data.
 
-mod support;
+use crate::support;
 
 use support::util::raise_nofile_limit;
 use support::{key_for_slot, key_slot, Cluster, Proxy, OP_TIMEOUT, SLOTS};

@@ -3,7 +3,7 @@
 //! closes, never a hang (every read has a timeout), and never any effect on
 //! other clients.
 
-mod support;
+use crate::support;
 
 use support::{Cluster, Proxy, RawClient};
 

@@ -5,7 +5,7 @@
 //! their slot; subscriptions survive a failover; a subscriber that does not
 //! read is disconnected instead of growing keyway's memory.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

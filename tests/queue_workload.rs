@@ -5,7 +5,7 @@
 //! consumer's messages are taken over with `XAUTOCLAIM`/`XCLAIM`. Every
 //! message is consumed exactly once and acknowledged; nothing stays pending.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,7 +8,7 @@
 //! given twice), so a fake may see connections from both workers; each test
 //! uses one client connection, which stays on one worker.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

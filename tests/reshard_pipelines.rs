@@ -3,7 +3,7 @@
 //! inside one pipeline come back through MOVED and ASK), and every reply
 //! must be the right one, in order, with no error.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! client's protocol; real clients (the `redis` crate, `redis-cli -3`) work
 //! in both protocols and agree.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 # real redis-server processes (installed here if missing).
 #
 #   tests/run.sh                 # all tests
-#   tests/run.sh --test failover # extra arguments go to cargo test
+#   tests/run.sh failover::      # extra arguments go to cargo test (a module)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -3,7 +3,7 @@
 //! refused like redis-server refuses it, and an iteration during which a
 //! slot moves between masters still returns every key (some twice).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

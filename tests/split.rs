@@ -3,7 +3,7 @@
 //! compares keyway's reply with what the masters themselves hold, read from
 //! each key's master directly; while slots migrate and while a master dies.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufReader, Write};

@@ -6,7 +6,7 @@
 //! leaves nothing on the nodes, and a slot that moved under a transaction
 //! is followed.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! its own (not keyway's request timeout), and a client that leaves while
 //! waiting leaves nothing blocked on the nodes.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

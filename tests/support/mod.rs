@@ -16,7 +16,7 @@
 //! - [`util`]: free ports, bounded polling, temp dirs, log tails, child
 //!   processes that die with the test.
 //!
-//! Each test binary compiles this module and uses only part of it.
+//! Shared by every test module; each uses only part of it.
 #![allow(dead_code, unused_imports)]
 
 pub mod cluster;

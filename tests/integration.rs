@@ -1,0 +1,30 @@
+//! Every integration test, in one binary: each module below is one
+//! concern, driving a real keyway in front of a real Redis Cluster (see
+//! [`support`]). One binary links once, which keeps the suite's build short.
+
+mod support;
+
+mod blocking;
+mod clients;
+mod cluster_wide;
+mod command_table;
+mod data_types;
+mod diagnostics;
+mod failover;
+mod harness_selftest;
+mod info;
+mod isolation;
+mod keys;
+mod lifecycle;
+mod multikey;
+mod pipelines;
+mod protocol_errors;
+mod pubsub;
+mod queue_workload;
+mod redirects;
+mod reshard_pipelines;
+mod resp3;
+mod scan;
+mod split;
+mod transactions;
+mod wait;
