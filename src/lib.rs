@@ -28,8 +28,8 @@
 //!    replies in request order, and flushes all ready replies in one write.
 //!    Some requests need several nodes: keyless keyspace commands go to
 //!    every master ([`frontend::fanout`]; per-node diagnostics such as
-//!    `SLOWLOG` name each part's node, [`frontend::diagnostics`]), and `MGET`/`MSET`/`DEL`/`UNLINK`/
-//!    `EXISTS`/`TOUCH` across slots are split into one request per slot
+//!    `SLOWLOG` name each part's node, [`frontend::diagnostics`]), and
+//!    `MGET`/`MSET`/`DEL`/`UNLINK`/`EXISTS`/`TOUCH` across slots are split into one request per slot
 //!    ([`frontend::split`], each part with its own redirects); their merged
 //!    reply fills the request's one place in the order (`KEYS`: the
 //!    masters' replies as they came, under one header, written from where
@@ -45,6 +45,10 @@
 //! Transactions ([`frontend::transaction`]): keyway queues `MULTI`'s
 //! commands itself and sends `MULTI` … `EXEC` as one request at `EXEC`;
 //! `WATCH` holds a dedicated connection until `EXEC`.
+//!
+//! Every client of every worker is listed in [`frontend::clients`]
+//! (`CLIENT LIST`, and `CLIENT KILL` across threads); a session updates its
+//! record only when what it shows changes.
 //!
 //! [`pubsub`] is each worker's hub for subscriptions: every channel is
 //! subscribed once, on a shared subscriber connection, and each message is

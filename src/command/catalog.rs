@@ -1,7 +1,7 @@
 //! The README's list of commands per route class, rendered from the table,
 //! so the documentation cannot drift from what keyway does.
 //!
-//! What each class does is hand-written here, beside [`row`]; which
+//! What each class does is hand-written here, beside `row`; which
 //! commands belong to it comes from the table. A unit test compares the
 //! rendering with README.md's section between [`BEGIN`] and [`END`], and
 //! rewrites that section when run with `KEYWAY_BLESS=1`.
