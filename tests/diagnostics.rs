@@ -233,6 +233,24 @@ fn latency_reports_every_master_naming_the_node() {
         "cumulative: the last counts all"
     );
 
+    // MEMORY DOCTOR and MALLOC-STATS: each master's own text, named.
+    for sub in ["DOCTOR", "MALLOC-STATS"] {
+        let text: String = redis::cmd("MEMORY").arg(sub).query(&mut con).unwrap();
+        for master in &masters {
+            let direct: String = redis::cmd("MEMORY")
+                .arg(sub)
+                .query(&mut cluster.conn(master))
+                .unwrap();
+            let first_line = direct.lines().next().unwrap_or_default();
+            assert!(
+                text.contains(&format!("# node {master}\n{first_line}")),
+                "MEMORY {sub}: {text}"
+            );
+        }
+    }
+    let purged: String = redis::cmd("MEMORY").arg("PURGE").query(&mut con).unwrap();
+    assert_eq!(purged, "OK");
+
     let reset: i64 = redis::cmd("LATENCY").arg("RESET").query(&mut con).unwrap();
     assert_eq!(reset, masters.len() as i64, "one event on each master");
     let latest: Vec<Value> = redis::cmd("LATENCY").arg("LATEST").query(&mut con).unwrap();

@@ -146,14 +146,12 @@ fn bad_and_unusual_input() {
     assert_eq!(raw.cmd(&["ECHO", "x\r\ny"]), "$4\r\nx\r\ny\r\n");
 
     // Not supported yet: a clear error naming the command, not a hang.
-    for args in [&["MEMORY", "STATS"][..], &["MEMORY", "DOCTOR"]] {
-        let reply = raw.cmd(args);
-        assert_starts(&reply, "-ERR", &format!("{args:?}"));
-        assert!(
-            reply.to_uppercase().contains(args[0]),
-            "{args:?}: error should name the command, got {reply:?}"
-        );
-    }
+    let reply = raw.cmd(&["MEMORY", "STATS"]);
+    assert_starts(&reply, "-ERR", "MEMORY STATS");
+    assert!(
+        reply.to_uppercase().contains("'MEMORY STATS'"),
+        "the error should name the command, got {reply:?}"
+    );
     // After all that, the same connection still works.
     assert_eq!(raw.cmd(&["GET", "split"]), "$2\r\nok\r\n");
     assert_eq!(

@@ -158,7 +158,7 @@ fn note(class: RouteClass) -> Option<&'static str> {
             }
             Diagnostic::LatencyLatest => "every master's entries, node appended",
             Diagnostic::LatencyHistory => "samples by timestamp, node appended",
-            Diagnostic::LatencyText => "every master's text after a line `# node host:port`",
+            Diagnostic::NodeTexts => "every master's text after a line `# node host:port`",
             Diagnostic::LatencyHistogram => "calls and buckets summed per command",
             Diagnostic::FunctionStats => "the running script a master reports, the engines",
             Diagnostic::Kill => "`+OK` if a master killed one",

@@ -100,9 +100,9 @@ pub enum Diagnostic {
     /// `LATENCY HISTORY event`: every master's samples, each with its node
     /// appended, by timestamp.
     LatencyHistory,
-    /// `LATENCY DOCTOR`, `LATENCY GRAPH`: every master's text, each after a
-    /// line naming its node.
-    LatencyText,
+    /// `LATENCY DOCTOR`, `LATENCY GRAPH`, `MEMORY DOCTOR`, `MEMORY
+    /// MALLOC-STATS`: every master's text, each after a line naming its node.
+    NodeTexts,
     /// `LATENCY HISTOGRAM`: calls and histogram buckets summed per command.
     LatencyHistogram,
     /// `FUNCTION STATS`: the script a master reports running, the first
@@ -260,8 +260,13 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("slowlog|help", AnyNode),
     ("latency|latest", Diagnostics(Diagnostic::LatencyLatest)),
     ("latency|history", Diagnostics(Diagnostic::LatencyHistory)),
-    ("latency|doctor", Diagnostics(Diagnostic::LatencyText)),
-    ("latency|graph", Diagnostics(Diagnostic::LatencyText)),
+    ("latency|doctor", Diagnostics(Diagnostic::NodeTexts)),
+    ("latency|graph", Diagnostics(Diagnostic::NodeTexts)),
+    ("memory|doctor", Diagnostics(Diagnostic::NodeTexts)),
+    ("memory|malloc-stats", Diagnostics(Diagnostic::NodeTexts)),
+    ("memory|purge", FanOut(Merge::Same)),
+    // Turns the (shared) backend connection into a Lua debugging session.
+    ("script|debug", Unsupported(ConnectionState)),
     (
         "latency|histogram",
         Diagnostics(Diagnostic::LatencyHistogram),

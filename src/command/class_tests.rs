@@ -139,11 +139,10 @@ fn diagnostics_merge_every_master() {
             "LATENCY HISTORY command",
             RouteClass::Diagnostics(LatencyHistory),
         ),
-        ("LATENCY DOCTOR", RouteClass::Diagnostics(LatencyText)),
-        (
-            "LATENCY GRAPH command",
-            RouteClass::Diagnostics(LatencyText),
-        ),
+        ("LATENCY DOCTOR", RouteClass::Diagnostics(NodeTexts)),
+        ("MEMORY DOCTOR", RouteClass::Diagnostics(NodeTexts)),
+        ("MEMORY MALLOC-STATS", RouteClass::Diagnostics(NodeTexts)),
+        ("LATENCY GRAPH command", RouteClass::Diagnostics(NodeTexts)),
         (
             "LATENCY HISTOGRAM get",
             RouteClass::Diagnostics(LatencyHistogram),
@@ -166,8 +165,12 @@ fn diagnostics_merge_every_master() {
 #[test]
 fn cluster_wide() {
     assert_all(
-        &["SCRIPT DEBUG YES", "MEMORY STATS", "MEMORY DOCTOR"],
+        &["MEMORY STATS"],
         RouteClass::Unsupported(Reason::ClusterWide),
+    );
+    assert_all(
+        &["SCRIPT DEBUG YES"],
+        RouteClass::Unsupported(Reason::ConnectionState),
     );
 }
 
@@ -181,6 +184,7 @@ fn scripts_functions_and_the_keyspace_fan_out() {
             "FUNCTION DELETE x",
             "FUNCTION FLUSH",
             "FUNCTION LIST",
+            "MEMORY PURGE",
         ],
         RouteClass::FanOut(Merge::Same),
     );

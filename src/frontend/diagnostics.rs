@@ -73,7 +73,7 @@ pub fn reply<'a>(
     let error = parts.iter().map(|(_, v)| v).find(|v| v.is_error());
     match (report.what, error) {
         (Diagnostic::Kill, _) => kill(&parts, proto, out),
-        (Diagnostic::LatencyText, _) => texts(&parts, proto, out),
+        (Diagnostic::NodeTexts, _) => texts(&parts, proto, out),
         (_, Some(error)) => error.encode(out, proto),
         (Diagnostic::Slowlog, None) => {
             let mut entries = entries(&parts);

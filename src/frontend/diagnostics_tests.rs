@@ -83,7 +83,7 @@ fn latency_latest_and_history_name_the_node() {
 #[test]
 fn latency_texts_keep_their_type_and_name_the_node() {
     let doctor = run(
-        Diagnostic::LatencyText,
+        Diagnostic::NodeTexts,
         &["LATENCY", "DOCTOR"],
         &[
             ("a:1", b"=8\r\ntxt:fine\r\n"),
@@ -97,7 +97,7 @@ fn latency_texts_keep_their_type_and_name_the_node() {
         format!("={}\r\ntxt:{text}\r\n", text.len() + 4).as_bytes()
     );
     let graph = run(
-        Diagnostic::LatencyText,
+        Diagnostic::NodeTexts,
         &["LATENCY", "GRAPH", "command"],
         &[("a:1", b"$5\r\ngraph\r\n"), ("b:2", b"-ERR No samples\r\n")],
         Protocol::Resp2,
@@ -105,7 +105,7 @@ fn latency_texts_keep_their_type_and_name_the_node() {
     let text = "# node a:1\ngraph\n# node b:2\nERR No samples\n";
     assert_eq!(graph, format!("${}\r\n{text}\r\n", text.len()).as_bytes());
     let none = run(
-        Diagnostic::LatencyText,
+        Diagnostic::NodeTexts,
         &["LATENCY", "GRAPH", "x"],
         &[
             ("a:1", b"-ERR No samples\r\n"),
