@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 
 use crate::protocol::{parse_i64, Protocol, Request};
 
@@ -44,7 +44,8 @@ pub struct ClientRecord {
     /// Commands queued in `MULTI`, or -1 outside it.
     multi: AtomicI64,
     killed: AtomicBool,
-    kill: Notify,
+    /// Tells the session it was killed; taken by the kill.
+    kill: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 /// What the client said about itself.
@@ -114,13 +115,6 @@ impl ClientRecord {
             .any(|n| n.load(Ordering::Relaxed) > 0)
     }
 
-    /// Resolves once `CLIENT KILL` picked this client.
-    pub async fn killed(&self) {
-        while !self.is_killed() {
-            self.kill.notified().await;
-        }
-    }
-
     /// Whether `CLIENT KILL` picked this client.
     pub fn is_killed(&self) -> bool {
         self.killed.load(Ordering::Acquire)
@@ -131,7 +125,10 @@ impl ClientRecord {
     fn kill(&self) -> bool {
         let first = !self.killed.swap(true, Ordering::AcqRel);
         if first {
-            self.kill.notify_one();
+            let sender = self.kill.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(sender) = sender {
+                let _ = sender.send(());
+            }
         }
         first
     }
@@ -198,6 +195,10 @@ pub struct Registration<'a> {
     clients: &'a Clients,
     /// The client's record.
     pub record: Arc<ClientRecord>,
+    /// Resolves once `CLIENT KILL` picked the client. A oneshot, not a
+    /// `Notify`: the session polls it on every wake-up, and a oneshot's poll
+    /// is an atomic load where a waiting `Notify` takes a lock.
+    pub killed: oneshot::Receiver<()>,
 }
 
 impl Drop for Registration<'_> {
@@ -219,6 +220,7 @@ impl Clients {
         local: SocketAddr,
         fd: i32,
     ) -> Registration<'_> {
+        let (kill, killed) = oneshot::channel();
         let record = Arc::new(ClientRecord {
             id,
             peer,
@@ -232,12 +234,13 @@ impl Clients {
             subscriptions: Default::default(),
             multi: AtomicI64::new(-1),
             killed: AtomicBool::new(false),
-            kill: Notify::new(),
+            kill: Mutex::new(Some(kill)),
         });
         self.lock().insert(id, record.clone());
         Registration {
             clients: self,
             record,
+            killed,
         }
     }
 

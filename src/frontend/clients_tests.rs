@@ -141,12 +141,11 @@ fn kill_old_form_and_errors() {
 #[tokio::test]
 async fn kill_wakes_the_session() {
     let clients = Clients::default();
-    let held = three(&clients);
-    let record = held[1].record.clone();
-    let waiter = tokio::spawn(async move { record.killed().await });
-    tokio::task::yield_now().await;
+    let mut held = three(&clients);
+    let killed = &mut held[1].killed;
+    assert!(killed.try_recv().is_err(), "not killed yet");
     assert_eq!(clients.kill(&request("CLIENT KILL ID 2"), 1), Ok(1));
-    tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+    tokio::time::timeout(std::time::Duration::from_secs(5), killed)
         .await
         .expect("woken")
         .unwrap();

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use tracing::{debug, warn};
 
 use crate::backend::blocking::{Abandon, Outcome as BlockingOutcome};
@@ -59,7 +59,7 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let shared = worker.shared.clone();
     let id = shared.next_client_id();
     let local = stream.local_addr().unwrap_or(shared.config.listen);
-    let registration = shared
+    let mut registration = shared
         .connected
         .register(id, peer, local, stream.as_raw_fd());
     let session = Rc::new_cyclic(|me| Session {
@@ -86,7 +86,7 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         force_send: Cell::new(false),
     });
     debug!(id, %peer, "client connected");
-    session.clone().run().await;
+    session.clone().run(&mut registration.killed).await;
     session.unsubscribe_all();
     // Closes the connection holding a WATCH: no state stays on the node.
     session.transactions.borrow_mut().reset();
@@ -198,14 +198,14 @@ struct Session {
 }
 
 impl Session {
-    async fn run(self: Rc<Self>) {
+    /// Reads and writes until the client leaves, or until `killed` (by
+    /// `CLIENT KILL` from another client: closes at once, as Redis does).
+    async fn run(self: Rc<Self>, killed: &mut oneshot::Receiver<()>) {
         let reader = self.read_loop();
         let writer = self.write_loop();
-        let record = self.client.borrow().record.clone();
         tokio::pin!(reader, writer);
         tokio::select! {
-            // CLIENT KILL from another client: close at once, as Redis does.
-            _ = record.killed() => {}
+            _ = killed => {}
             end = &mut reader => {
                 if end == ReadEnd::Close {
                     self.closing.set(true);
