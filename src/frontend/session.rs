@@ -797,21 +797,36 @@ impl Session {
         *self.blocked.borrow_mut() = blocked;
     }
 
+    /// Entry `token` leaves for dedicated connections: its request,
+    /// protocol and session, and the signal that tells those connections
+    /// the client left; requests after it are held until it is answered.
+    /// `None` when the entry is gone.
+    fn start_dedicated(&self, token: u64) -> Option<(Bytes, Protocol, Rc<Session>, Rc<Abandon>)> {
+        let (request, proto, me) = self.pending(token)?;
+        let abandon = Rc::new(Abandon::default());
+        self.set_blocked(Some((token, abandon.clone())));
+        Some((request, proto, me, abandon))
+    }
+
+    /// Answers entry `token` with the error for no dedicated connection
+    /// left (`backend.max_blocking_connections`).
+    fn refuse_dedicated(&self, token: u64) {
+        self.set_blocked(None);
+        let text = self.worker.blocking.exhausted();
+        self.complete_local(token, |out| encode::error(out, text.as_bytes()));
+    }
+
     /// Runs entry `token` on a dedicated connection to `addr` (see
     /// [`crate::backend::blocking`]); its reply comes back through
     /// `deliver`, so redirects are followed as for any request.
     fn block(&self, token: u64, addr: Arc<str>, asking: bool) {
         let pool = self.worker.blocking.clone();
         let Some(permit) = pool.try_acquire() else {
-            self.set_blocked(None);
-            let text = pool.exhausted();
-            return self.complete_local(token, |out| encode::error(out, text.as_bytes()));
+            return self.refuse_dedicated(token);
         };
-        let Some((request, proto, me)) = self.pending(token) else {
+        let Some((request, proto, me, abandon)) = self.start_dedicated(token) else {
             return;
         };
-        let abandon = Rc::new(Abandon::default());
-        self.set_blocked(Some((token, abandon.clone())));
         tokio::task::spawn_local(async move {
             let outcome = pool
                 .run(

@@ -9,7 +9,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::backend::blocking::{Abandon, Outcome};
+use crate::backend::blocking::Outcome;
 use crate::backend::ReplyTarget;
 use crate::frontend::fanout::{Gather, Join};
 use crate::protocol::encode;
@@ -32,14 +32,11 @@ impl Session {
         let pool = self.worker.blocking.clone();
         let permits: Option<Vec<_>> = addrs.iter().map(|_| pool.try_acquire()).collect();
         let Some(permits) = permits else {
-            let text = pool.exhausted();
-            return self.complete_local(token, |out| encode::error(out, text.as_bytes()));
+            return self.refuse_dedicated(token);
         };
-        let Some((request, proto, me)) = self.pending(token) else {
+        let Some((request, proto, me, abandon)) = self.start_dedicated(token) else {
             return;
         };
-        let abandon = Rc::new(Abandon::default());
-        self.set_blocked(Some((token, abandon.clone())));
         let gather: Rc<dyn ReplyTarget> = Gather::new(me, token, join, proto, addrs.clone());
         for (part, (addr, permit)) in addrs.into_iter().zip(permits).enumerate() {
             let (pool, gather, request, abandon) = (
