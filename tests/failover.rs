@@ -5,12 +5,11 @@
 use crate::support;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use support::cluster::connect;
-use support::{key_for_slot, poll_until, run_keyway, Cluster, Proxy, Ready, OP_TIMEOUT};
+use support::{
+    key_for_slot, poll_until, run_keyway, Background, Cluster, Proxy, Ready, OP_TIMEOUT,
+};
 
 /// What a [`Load`] saw: every acknowledged write and every error.
 struct LoadReport {
@@ -37,20 +36,13 @@ struct Acked {
 /// and reading back older ones, until stopped. Each iteration: SET a new
 /// key, GET it, GET an older key of the same run; any error or wrong value
 /// is recorded and the connection re-opened.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ops: Arc<AtomicU64>,
-    handle: JoinHandle<LoadReport>,
-}
+type Load = Background<LoadReport>;
 
 impl Load {
     fn start(addr: String, slots: &[u16], run: &str) -> Load {
         let tags: Vec<String> = slots.iter().map(|&s| key_for_slot(s)).collect();
         let run = run.to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let ops = Arc::new(AtomicU64::new(0));
-        let (stop2, ops2) = (stop.clone(), ops.clone());
-        let handle = std::thread::spawn(move || {
+        Background::spawn(move |rounds| {
             let mut report = LoadReport {
                 acked: HashMap::new(),
                 errors: Vec::new(),
@@ -61,7 +53,7 @@ impl Load {
             let mut i: u64 = 0;
             // Bounded: at most 10 minutes even if never stopped.
             let deadline = Instant::now() + Duration::from_secs(600);
-            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+            while rounds.go_on() && Instant::now() < deadline {
                 let started = Instant::now();
                 if con.is_none() {
                     match connect(&addr, OP_TIMEOUT) {
@@ -133,31 +125,11 @@ impl Load {
                     }
                 }
                 i += 1;
-                ops2.fetch_add(1, Ordering::Relaxed);
+                rounds.done_one();
             }
             report.ops = i;
             report
-        });
-        Load { stop, ops, handle }
-    }
-
-    /// Waits until the load has done `n` more iterations (it is not stuck).
-    fn wait_progress(&self, n: u64, proxy: &Proxy) {
-        let target = self.ops.load(Ordering::Relaxed) + n;
-        let done = poll_until(Duration::from_secs(30), || {
-            (self.ops.load(Ordering::Relaxed) >= target).then_some(())
-        });
-        assert!(
-            done.is_some(),
-            "client load made no progress for 30 s (stuck at {} ops)\n--- keyway log ---\n{}",
-            self.ops.load(Ordering::Relaxed),
-            proxy.log_tail(40)
-        );
-    }
-
-    fn stop(self) -> LoadReport {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().expect("load thread panicked")
+        })
     }
 }
 

@@ -7,13 +7,12 @@ use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufReader, Write};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::resp::{encode, read_reply};
-use support::{key_for_slot, key_slot, poll_until, Cluster, Proxy, RawClient, OP_TIMEOUT};
+use support::{
+    key_for_slot, key_slot, poll_until, Background, Cluster, Proxy, RawClient, OP_TIMEOUT,
+};
 
 type Key = Vec<u8>;
 
@@ -330,23 +329,16 @@ struct LoadReport {
 /// A client thread that keeps sending cross-slot MSET, MGET, DEL and EXISTS
 /// over `keys` through keyway until stopped, checking each reply against
 /// its model of the keys (it is their only writer).
-struct Load {
-    stop: Arc<AtomicBool>,
-    rounds: Arc<AtomicU64>,
-    handle: JoinHandle<LoadReport>,
-}
+type Load = Background<LoadReport>;
 
 impl Load {
     fn start(addr: String, keys: Vec<String>) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let rounds = Arc::new(AtomicU64::new(0));
-        let (stop2, rounds2) = (stop.clone(), rounds.clone());
-        let handle = std::thread::spawn(move || {
+        Background::spawn(move |rounds| {
             let mut model: HashMap<String, Option<String>> = HashMap::new();
             let mut errors = Vec::new();
             let mut con = support::cluster::connect(&addr, OP_TIMEOUT).unwrap();
             let mut round = 0u64;
-            while !stop2.load(Ordering::Relaxed) && errors.len() < 20 {
+            while rounds.go_on() && errors.len() < 20 {
                 let r = round as usize;
                 // 30 keys in a row (so the three keys of a slot often come
                 // together), from a start that moves, the first one twice.
@@ -358,19 +350,14 @@ impl Load {
                     con = support::cluster::connect(&addr, OP_TIMEOUT).unwrap();
                 }
                 round += 1;
-                rounds2.store(round, Ordering::Relaxed);
+                rounds.done_one();
             }
             LoadReport {
                 model,
                 errors,
                 rounds: round,
             }
-        });
-        Load {
-            stop,
-            rounds,
-            handle,
-        }
+        })
     }
 
     fn round(
@@ -448,25 +435,6 @@ impl Load {
             _ => {}
         }
         Ok(())
-    }
-
-    /// Waits until the load has done `n` more rounds (it is not stuck).
-    fn wait_progress(&self, n: u64, proxy: &Proxy) {
-        let target = self.rounds.load(Ordering::Relaxed) + n;
-        let done = poll_until(Duration::from_secs(30), || {
-            (self.rounds.load(Ordering::Relaxed) >= target).then_some(())
-        });
-        assert!(
-            done.is_some(),
-            "the load made no progress for 30 s (stuck at round {})\n--- keyway log ---\n{}",
-            self.rounds.load(Ordering::Relaxed),
-            proxy.log_tail(40)
-        );
-    }
-
-    fn stop(self) -> LoadReport {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().expect("load thread panicked")
     }
 }
 

@@ -13,12 +13,14 @@
 //! - [`slot`]: CRC16/XMODEM and hash tags, so tests can aim at any slot.
 //! - [`slotmap`]: `CLUSTER SLOTS` parsed into comparable values.
 //! - [`resp`]: a tiny RESP reply reader for raw-socket tests.
+//! - [`background`]: a client load in its own thread, waited on and stopped.
 //! - [`util`]: free ports, bounded polling, temp dirs, log tails, child
 //!   processes that die with the test.
 //!
 //! Shared by every test module; each uses only part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod background;
 pub mod cluster;
 pub mod fake_node;
 pub mod migration;
@@ -29,6 +31,7 @@ pub mod slot;
 pub mod slotmap;
 pub mod util;
 
+pub use background::Background;
 pub use cluster::Cluster;
 pub use migration::Migration;
 pub use proxy::{run_keyway, Proxy, Ready};
