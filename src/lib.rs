@@ -72,4 +72,5 @@ pub mod pubsub;
 pub mod router;
 pub mod scripts;
 pub mod server;
+pub mod wake;
 pub mod worker;

@@ -24,6 +24,7 @@ use crate::frontend::{listener, session};
 use crate::protocol::Protocol;
 use crate::pubsub::Hub;
 use crate::scripts::ScriptCache;
+use crate::wake::{LocalNotify, NotifyOnDrop};
 
 /// State shared by every worker of the process.
 pub struct Shared {
@@ -205,10 +206,27 @@ fn run_worker(
     shutdown: watch::Receiver<bool>,
 ) {
     let local = tokio::task::LocalSet::new();
+    // The future given to `block_on` is polled on every turn of the event
+    // loop, woken or not, so it only checks a flag: the accept loop (a
+    // select over the listener and the shutdown channel) runs as a task of
+    // its own, polled only when woken, and raises the flag when it ends.
     local.block_on(&runtime, async move {
         let worker = Worker::new(shared);
-        listener::accept_loop(listener, worker, shutdown, session::serve)
-            .instrument(info_span!("worker", id))
-            .await;
+        let ended = Rc::new(LocalNotify::default());
+        let raise = NotifyOnDrop(ended.clone());
+        let accept = tokio::task::spawn_local(
+            async move {
+                // Raised also when the loop panics.
+                let _raise = raise;
+                listener::accept_loop(listener, worker, shutdown, session::serve).await;
+            }
+            .instrument(info_span!("worker", id)),
+        );
+        ended.notified().await;
+        if let Err(e) = accept.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
     });
 }

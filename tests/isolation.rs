@@ -6,7 +6,7 @@
 use crate::support;
 
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::{key_for_slot, util::TempDir, Cluster, Proxy};
 
@@ -54,10 +54,11 @@ fn a_stalled_master_times_out_alone_while_other_shards_keep_serving() {
         let slow_key = slow_key.clone();
         std::thread::spawn(move || {
             let mut con = support::cluster::connect(&addr, Duration::from_secs(10)).unwrap();
+            let sent = Instant::now();
             let reply: redis::RedisResult<Option<String>> =
                 redis::cmd("GET").arg(&slow_key).query(&mut con);
             events.send("slow done").unwrap();
-            reply
+            (reply, sent.elapsed())
         })
     };
     // While the slow GET waits, another client works on another shard.
@@ -72,8 +73,14 @@ fn a_stalled_master_times_out_alone_while_other_shards_keep_serving() {
     }
     events.send("fast done").unwrap();
 
-    let reply = slow.join().unwrap();
+    let (reply, waited) = slow.join().unwrap();
     let err = reply.expect_err("the stalled master's GET should time out in keyway");
+    // The timer runs from when the request was queued: the error comes after
+    // about 2 s, not as late as a second timeout period.
+    assert!(
+        waited < Duration::from_millis(3500),
+        "the timeout fired late: after {waited:?}"
+    );
     assert!(
         err.to_string().contains("no reply from node") && err.to_string().contains("2000 ms"),
         "timeout error should name the node and the timeout: {err}"

@@ -13,19 +13,21 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::net;
 use crate::protocol::{encode, Limits, Protocol, ReplyScanner};
+use crate::wake::LocalNotify;
 
 use super::{BackendError, ReplyTarget};
 
@@ -97,9 +99,9 @@ pub struct Conn {
     proto: Protocol,
     reconnect: Reconnect,
     state: RefCell<State>,
-    wake_writer: Notify,
-    /// Woken by [`Conn::retire`], so an idle connection closes at once.
-    wake_reader: Notify,
+    /// Wakes the connection's task (writer and reader share it): requests
+    /// were queued, or the connection was retired.
+    wake: LocalNotify,
     retired: Cell<bool>,
 }
 
@@ -124,8 +126,7 @@ impl Conn {
                 inflight: VecDeque::new(),
                 batch_started: Instant::now(),
             }),
-            wake_writer: Notify::new(),
-            wake_reader: Notify::new(),
+            wake: LocalNotify::default(),
             retired: Cell::new(false),
         });
         tokio::task::spawn_local(run(conn.clone(), settings, on_failure));
@@ -199,7 +200,7 @@ impl Conn {
         }
         drop(state);
         if was_idle {
-            self.wake_writer.notify_one();
+            self.wake.notify_one();
         }
         Ok(())
     }
@@ -210,7 +211,7 @@ impl Conn {
     /// was queued.
     pub fn retire(&self) {
         self.retired.set(true);
-        self.wake_reader.notify_one();
+        self.wake.notify_one();
     }
 
     /// Fails every outstanding request with `error`.
@@ -263,6 +264,7 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
                 conn.set_link(Link::Up);
                 let since = Instant::now();
                 let result = tokio::select! {
+                    biased;
                     r = write_loop(&conn, &stream) => r,
                     r = read_loop(&conn, &stream, &settings) => r,
                 };
@@ -386,7 +388,7 @@ async fn write_loop(conn: &Conn, stream: &TcpStream) -> Result<(), ConnError> {
             }
         }
         if writing.is_empty() {
-            conn.wake_writer.notified().await;
+            conn.wake.notified().await;
             continue;
         }
         net::write_all(stream, &mut writing).await?;
@@ -420,9 +422,23 @@ impl Targets {
     }
 }
 
+/// What woke the reader.
+enum ReaderWake {
+    /// The socket has data (or an error to report).
+    Readable,
+    /// The request timer fired.
+    Timer,
+    /// Retired, and nothing is outstanding.
+    Drained,
+}
+
 /// Splits replies off the stream and delivers each to its waiter. Also
 /// watches the oldest request's age, and ends when a retired connection has
 /// nothing outstanding.
+///
+/// The timer is re-armed only when it fires (at the oldest request's
+/// deadline, which only ever moves later), not on every read: it may fire
+/// early and look again, never late.
 async fn read_loop(
     conn: &Conn,
     stream: &TcpStream,
@@ -434,20 +450,35 @@ async fn read_loop(
     let timer = tokio::time::sleep(settings.request_timeout);
     tokio::pin!(timer);
     loop {
-        let oldest = conn.state.borrow().inflight.front().map(|w| w.queued);
-        if oldest.is_none() && conn.retired.get() {
-            return Ok(());
-        }
-        timer
-            .as_mut()
-            .reset(oldest.unwrap_or_else(Instant::now) + settings.request_timeout);
-        tokio::select! {
-            r = stream.readable() => r?,
-            _ = conn.wake_reader.notified() => continue,
-            _ = timer.as_mut() => {
-                if conn.state.borrow().inflight.front().is_some_and(|w| w.queued + settings.request_timeout <= Instant::now()) {
-                    return Err(ConnError::Timeout);
-                }
+        // `retire` wakes this task (reader and writer share it), so the
+        // check runs on every wake-up.
+        let woke = poll_fn(|cx| {
+            if conn.retired.get() && conn.state.borrow().inflight.is_empty() {
+                return Poll::Ready(Ok(ReaderWake::Drained));
+            }
+            if let Poll::Ready(ready) = stream.poll_read_ready(cx) {
+                return Poll::Ready(ready.map(|()| ReaderWake::Readable));
+            }
+            match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Ok(ReaderWake::Timer)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await?;
+        match woke {
+            ReaderWake::Readable => {}
+            ReaderWake::Drained => return Ok(()),
+            ReaderWake::Timer => {
+                let now = Instant::now();
+                let oldest = conn.state.borrow().inflight.front().map(|w| w.queued);
+                let deadline = match oldest {
+                    Some(queued) if queued + settings.request_timeout <= now => {
+                        return Err(ConnError::Timeout)
+                    }
+                    Some(queued) => queued + settings.request_timeout,
+                    None => now + settings.request_timeout,
+                };
+                timer.as_mut().reset(deadline);
                 continue;
             }
         }
@@ -505,3 +536,7 @@ async fn read_loop(
         targets.flush();
     }
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;

@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use crate::net;
 use crate::protocol::pubsub::{parse_pubsub, PubSubFrame, PubSubKind};
 use crate::protocol::{encode, Limits, ReplyScanner};
+use crate::wake::LocalNotify;
 
 /// Receives what a subscriber connection hears; implemented by the hub.
 pub trait SubscriberSink {
@@ -55,7 +55,7 @@ struct State {
 pub struct SubscriberConn {
     addr: Arc<str>,
     state: RefCell<State>,
-    wake_writer: Notify,
+    wake_writer: LocalNotify,
     closed: Cell<bool>,
 }
 
@@ -70,7 +70,7 @@ impl SubscriberConn {
         let conn = Rc::new(SubscriberConn {
             addr,
             state: RefCell::default(),
-            wake_writer: Notify::new(),
+            wake_writer: LocalNotify::default(),
             closed: Cell::new(false),
         });
         let task = conn.clone();

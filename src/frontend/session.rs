@@ -8,6 +8,7 @@
 //! before the reply takes its place.
 
 use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use crate::backend::blocking::{Abandon, Outcome as BlockingOutcome};
@@ -32,6 +33,7 @@ use crate::net;
 use crate::protocol::{encode, Limits, Protocol, Request, RequestParser};
 use crate::pubsub::{Message, Subscriber, TopicKind};
 use crate::router::{self, Access, Route};
+use crate::wake::LocalNotify;
 use crate::worker::Worker;
 
 use super::diagnostics::Report;
@@ -71,8 +73,8 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         out: RefCell::new(Output::default()),
         write_blocked: Cell::new(false),
         broken: Cell::new(false),
-        writer: Notify::new(),
-        space: Notify::new(),
+        writer: LocalNotify::default(),
+        space: LocalNotify::default(),
         closing: Cell::new(false),
         sent_epoch: Cell::new(0),
         sent_proto: Cell::new(Protocol::Resp2),
@@ -167,9 +169,9 @@ struct Session {
     /// Set when writing failed: the client is gone.
     broken: Cell<bool>,
     /// Wakes the writer task: writes blocked, failed, or closing.
-    writer: Notify,
+    writer: LocalNotify,
     /// Woken when replies left the queue (reading may resume).
-    space: Notify,
+    space: LocalNotify,
     closing: Cell<bool>,
     /// The slot-map epoch under which the requests in flight were sent.
     sent_epoch: Cell<u64>,
@@ -205,6 +207,7 @@ impl Session {
         let writer = self.write_loop();
         tokio::pin!(reader, writer);
         tokio::select! {
+            biased;
             _ = killed => {}
             end = &mut reader => {
                 if end == ReadEnd::Close {
@@ -228,7 +231,7 @@ impl Session {
             while self.replies.borrow().len() >= max_pipeline {
                 self.space.notified().await;
             }
-            if self.stream.readable().await.is_err() {
+            if poll_fn(|cx| self.stream.poll_read_ready(cx)).await.is_err() {
                 return ReadEnd::Gone;
             }
             if buf.capacity() - buf.len() < READ_RESERVE {
