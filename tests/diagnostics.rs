@@ -251,10 +251,19 @@ fn latency_reports_every_master_naming_the_node() {
     let purged: String = redis::cmd("MEMORY").arg("PURGE").query(&mut con).unwrap();
     assert_eq!(purged, "OK");
 
+    // RESET counts the event types it cleared on all masters: at least the
+    // `command` event on each (a loaded machine may have added others, with
+    // a 1 ms threshold), and the `command` events are gone afterwards.
     let reset: i64 = redis::cmd("LATENCY").arg("RESET").query(&mut con).unwrap();
-    assert_eq!(reset, masters.len() as i64, "one event on each master");
+    assert!(
+        reset >= masters.len() as i64,
+        "at least one event on each master: {reset}"
+    );
     let latest: Vec<Value> = redis::cmd("LATENCY").arg("LATEST").query(&mut con).unwrap();
-    assert!(latest.is_empty(), "{latest:?}");
+    assert!(
+        latest.iter().all(|e| text(&array(e)[0]) != "command"),
+        "{latest:?}"
+    );
 }
 
 /// Starts `args` (an endless script) on a new client of `proxy`, in a
