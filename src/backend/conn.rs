@@ -206,8 +206,8 @@ impl Conn {
     }
 
     /// Stops the connection once its outstanding requests are answered (the
-    /// node left the topology). The reader notices within one request
-    /// timeout. A connection not yet up still connects once to serve what
+    /// node left the topology): at once when idle, else after the last
+    /// reply. A connection not yet up still connects once to serve what
     /// was queued.
     pub fn retire(&self) {
         self.retired.set(true);
