@@ -10,13 +10,15 @@
 #   benches/e2e.sh pubsub       # SUBS subscribers: memory each, messages delivered/s
 #   benches/e2e.sh split        # through keyway: MGET of SPLIT_KEYS keys in one slot vs over as many slots
 #   benches/e2e.sh keys         # KEYS * over KEYS_N keys through keyway: keyway's RSS while it sends the reply
+#   benches/e2e.sh floor        # CPU per op at -P 1: a lone redis-server vs keyway, same clients and commands
 #   benches/e2e.sh all          # all of them
 #
 # Environment: N (requests per run, 200000), ROUNDS (3), CLIENTS (50),
 # PIPELINES ("1 16"), TESTS ("set get"), KEYWAY_WORKERS (1: keyway and
 # redis share 2 cores, so one worker is the fairer default), CONNS (10000),
 # BLOCKED (200), SUBS (10000), MESSAGES (100), SPLIT_KEYS (100), SPLIT_N
-# (requests per split run, 50000), KEYS_N (1000000), KEYWAY_BIN (default target/release/keyway, built here).
+# (requests per split run, 50000), KEYS_N (1000000), FLOOR_TESTS ("ping_mbulk
+# get set"), KEYWAY_BIN (default target/release/keyway, built here).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,8 +43,8 @@ SPLIT_KEYS=${SPLIT_KEYS:-100}
 SPLIT_N=${SPLIT_N:-50000}
 KEYS_N=${KEYS_N:-1000000}
 
-case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | all) ;; *)
-    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|all]" >&2
+case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | floor | all) ;; *)
+    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|floor|all]" >&2
     exit 2
     ;;
 esac
@@ -52,10 +54,15 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 
 tmp=$(mktemp -d -t keyway-bench.XXXXXX)
 keyway_pid=""
+lone_pid=""
 cleanup() {
     trap - INT TERM EXIT
     if [ -n "$keyway_pid" ]; then
         stop_keyway
+    fi
+    if [ -n "$lone_pid" ]; then
+        kill "$lone_pid" 2>/dev/null || true
+        wait "$lone_pid" 2>/dev/null || true
     fi
     stop_cluster
     rm -rf "$tmp"
@@ -98,9 +105,23 @@ stop_keyway() {
 
 start_keyway
 
-# keyway's user+system CPU so far, in clock ticks (fields 14 and 15; the
-# command name in field 2 holds no spaces for keyway).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$keyway_pid/stat"; }
+# cpu_ticks [PID]: user+system CPU of PID (default keyway) so far, in clock
+# ticks (fields 14 and 15; the command names in field 2 hold no spaces).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$keyway_pid}/stat"; }
+
+# start_lone: one redis-server outside the cluster (no persistence) on a
+# free port; sets lone_port and lone_pid. The floor mode's yardstick.
+start_lone() {
+    lone_port=$(free_ports 1)
+    redis-server --port "$lone_port" --bind 127.0.0.1 --save '' --appendonly no \
+        --daemonize no --logfile "$tmp/lone.log" </dev/null >/dev/null 2>&1 &
+    lone_pid=$!
+    local deadline=$((SECONDS + 10))
+    until redis-cli -p "$lone_port" ping 2>/dev/null | grep -q PONG; do
+        [ "$SECONDS" -lt "$deadline" ] || { tail "$tmp/lone.log" >&2; exit 1; }
+        sleep 0.1
+    done
+}
 
 # rps_of CSV_FILE TEST: the requests/s column of redis-benchmark --csv.
 rps_of() { awk -F'"' -v t="${2^^}" '$2 == t {print $4}' "$1"; }
@@ -164,7 +185,7 @@ mget_keys() {
     fi
 }
 
-run_bench() { # run_bench {direct|keyway|keyway3|keyway-blocked|mget-one-slot|mget-cross-slot} TEST P
+run_bench() { # run_bench {direct|lone|keyway|keyway3|keyway-blocked|mget-one-slot|mget-cross-slot} TEST P
     local kind=$1 t=$2 p=$3 out="$tmp/out.csv" before after
     local args=(-c "$CLIENTS" -r 100000 -d 64 -t "$t" -P "$p" -n "$N" -q --csv)
     case $kind in
@@ -184,6 +205,13 @@ run_bench() { # run_bench {direct|keyway|keyway3|keyway-blocked|mget-one-slot|mg
     direct)
         redis-benchmark --cluster -h 127.0.0.1 -p "$seed_port" "${args[@]}" >"$out"
         echo "$t $p $kind $(rps_of "$out" "$t") 0"
+        return
+        ;;
+    lone)
+        before=$(cpu_ticks "$lone_pid")
+        redis-benchmark -h 127.0.0.1 -p "$lone_port" "${args[@]}" >"$out"
+        after=$(cpu_ticks "$lone_pid")
+        echo "$t $p $kind $(rps_of "$out" "$t") $((after - before))"
         return
         ;;
     keyway3) args+=(-3) ;;
@@ -206,7 +234,8 @@ run_bench() { # run_bench {direct|keyway|keyway3|keyway-blocked|mget-one-slot|mg
 }
 
 # compare BASE OTHER: runs both kinds interleaved, ROUNDS times, and prints
-# medians: ops/s of each, OTHER/BASE, and keyway's CPU per op in each.
+# medians: ops/s of each, OTHER/BASE, and the serving process's CPU per op
+# in each (keyway's; the lone redis-server's for lone; none for direct).
 compare() {
     local base=$1 other=$2 results="$tmp/results" r p t
     : >"$results"
@@ -232,11 +261,11 @@ compare() {
           if ($3 == base) { b[key] = b[key] " " $4; bc[key] = bc[key] " " $5 }
           else { o[key] = o[key] " " $4; oc[key] = oc[key] " " $5 } }
         END {
-          printf "%-6s %3s %14s %14s %8s %14s %14s\n", "test", "P", base " ops/s", other " ops/s", "ratio", base " us/op", other " us/op"
+          printf "%-10s %3s %14s %14s %8s %14s %14s\n", "test", "P", base " ops/s", other " ops/s", "ratio", base " us/op", other " us/op"
           for (i = 1; i <= m; i++) {
             key = order[i]; split(key, tp, " ")
             bm = median(b[key]); om = median(o[key])
-            printf "%-6s %3s %14.0f %14.0f %8.2f %14.2f %14.2f\n", toupper(tp[1]), tp[2], bm, om, (bm > 0 ? om / bm : 0), cpu(bc[key]), cpu(oc[key])
+            printf "%-10s %3s %14.0f %14.0f %8.2f %14.2f %14.2f\n", toupper(tp[1]), tp[2], bm, om, (bm > 0 ? om / bm : 0), cpu(bc[key]), cpu(oc[key])
           }
         }' "$results"
 }
@@ -428,6 +457,15 @@ print(f"keyway RSS: before {before} KiB, peak {top} KiB (sampled {peak[0]}, VmHW
 PY
 }
 
+# floor: what one RESP server costs per op on this machine when every
+# client has one request in flight: a lone redis-server answering from
+# memory next to keyway (PING answered by keyway itself, GET/SET forwarded
+# to the cluster). keyway's CPU per op at -P 1 is best read against it.
+floor() {
+    start_lone
+    PIPELINES=1 TESTS=${FLOOR_TESTS:-ping_mbulk get set} compare lone keyway
+}
+
 case $mode in
 throughput) compare direct keyway ;;
 resp3) compare keyway keyway3 ;;
@@ -435,6 +473,7 @@ conns) conns ;;
 blocked) compare keyway keyway-blocked ;;
 pubsub) pubsub ;;
 keys) keys_rss ;;
+floor) floor ;;
 split)
     N=$SPLIT_N TESTS=mget compare mget-one-slot mget-cross-slot
     ;;
@@ -446,5 +485,6 @@ all)
     pubsub
     conns
     keys_rss
+    floor
     ;;
 esac
