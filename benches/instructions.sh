@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # keyway's own instructions per request (user space, all threads), counted
-# by valgrind's callgrind while one redis-benchmark client (-c 1 -P 1) sends
-# GETs and SETs through it. Unlike times on a shared machine, the count
+# by valgrind's callgrind while one redis-benchmark client (-c 1, -P PIPELINE)
+# sends GETs and SETs through it. Unlike times on a shared machine, the count
 # barely moves between runs (well under 1%), so it shows what a change to
-# the request path costs or saves, down to a few percent. One client means
-# no batching: every request pays one full turn of the event loop.
+# the request path costs or saves, down to a few percent. One client at
+# -P 1 means no batching: every request pays one full turn of the event
+# loop; at -P 16 the per-request work (parse, route, queue, reply) shows.
 #
 #   benches/instructions.sh BINARY [BINARY ...]
 #
-# Environment: N (requests counted per test, 20000), TESTS ("get set").
+# Environment: N (requests counted per test, 20000), TESTS ("get set"),
+# PIPELINE (1).
 # Needs valgrind (apt-get install -y valgrind).
 set -euo pipefail
 
@@ -23,6 +25,7 @@ fi
 command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install -y valgrind" >&2; exit 2; }
 N=${N:-20000}
 TESTS=${TESTS:-get set}
+PIPELINE=${PIPELINE:-1}
 
 tmp=$(mktemp -d -t keyway-instructions.XXXXXX)
 vg_pid=""
@@ -37,7 +40,7 @@ trap cleanup INT TERM EXIT
 ensure_redis
 start_cluster "$tmp/cluster"
 
-printf '%-40s %-5s %12s\n' binary test 'instr/req'
+printf '%-40s %-5s %3s %12s\n' binary test P 'instr/req'
 for bin in "$@"; do
     for t in $TESTS; do
         port=$(free_ports 1)
@@ -52,15 +55,15 @@ for bin in "$@"; do
             sleep 0.2
         done
         # Warm up (slot map, connections, buffers), then count N requests.
-        redis-benchmark -p "$port" -c 1 -n 2000 -r 100000 -d 64 -t "$t" >/dev/null 2>&1
+        redis-benchmark -p "$port" -c 1 -P "$PIPELINE" -n 2000 -r 100000 -d 64 -t "$t" >/dev/null 2>&1
         callgrind_control -z "$vg_pid" >/dev/null 2>&1
-        redis-benchmark -p "$port" -c 1 -n "$N" -r 100000 -d 64 -t "$t" >/dev/null 2>&1
+        redis-benchmark -p "$port" -c 1 -P "$PIPELINE" -n "$N" -r 100000 -d 64 -t "$t" >/dev/null 2>&1
         callgrind_control -d "$vg_pid" >/dev/null 2>&1
         instr=$(awk '/^totals:/ {print $2}' "$out.1")
         kill "$vg_pid"
         wait "$vg_pid" 2>/dev/null || true
         vg_pid=""
         rm -f "$out" "$out".*
-        printf '%-40s %-5s %12.0f\n' "$bin" "$t" "$(echo "$instr / $N" | bc -l)"
+        printf '%-40s %-5s %3s %12.0f\n' "$bin" "$t" "$PIPELINE" "$(echo "$instr / $N" | bc -l)"
     done
 done
