@@ -5,11 +5,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::ops::Deref;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::{ArcSwap, Cache};
 use tokio::sync::watch;
 use tracing::{info, info_span, Instrument};
 
@@ -17,6 +19,7 @@ use crate::backend::blocking::BlockingPool;
 use crate::backend::conn::{Conn, ConnSettings};
 use crate::backend::pool::{NodeConns, Pool};
 use crate::cluster::{ClusterView, NodeIndex, Topology};
+use crate::command::CommandTable;
 use crate::config::Config;
 use crate::frontend::clients::Clients;
 use crate::frontend::info::Own;
@@ -95,6 +98,49 @@ pub struct Worker {
     /// Connections by [`NodeIndex`] for the topology epoch they were built for.
     by_index: RefCell<(u64, Vec<Rc<NodeConns>>)>,
     next_any: Cell<usize>,
+    topology: RefCell<Current<Topology>>,
+    commands: RefCell<Current<CommandTable>>,
+}
+
+/// One of [`ClusterView`]'s swapped values, as `arc_swap::Cache` takes it:
+/// something that dereferences to the `ArcSwap`.
+struct ViewField<T: 'static>(Arc<ClusterView>, fn(&ClusterView) -> &ArcSwap<T>);
+
+impl<T> Deref for ViewField<T> {
+    type Target = ArcSwap<T>;
+
+    fn deref(&self) -> &ArcSwap<T> {
+        (self.1)(&self.0)
+    }
+}
+
+/// A worker's view of one swapped value: while it is unchanged, reading it
+/// costs one pointer comparison (`arc_swap::Cache`) and a non-atomic count
+/// (`Rc`), instead of a full `ArcSwap` load (a debt slot taken and given
+/// back) or an `Arc` clone (two atomic operations), on every request.
+/// The `Rc<Arc<T>>` is the point: one allocation per change of the value,
+/// then only non-atomic counting.
+#[allow(clippy::redundant_allocation)]
+struct Current<T: 'static> {
+    cache: Cache<ViewField<T>, Arc<T>>,
+    value: Rc<Arc<T>>,
+}
+
+impl<T> Current<T> {
+    fn new(field: ViewField<T>) -> Self {
+        let mut cache = Cache::new(field);
+        let value = Rc::new(cache.load().clone());
+        Current { cache, value }
+    }
+
+    #[allow(clippy::redundant_allocation)]
+    fn get(&mut self) -> Rc<Arc<T>> {
+        let now = self.cache.load();
+        if !Arc::ptr_eq(now, &self.value) {
+            self.value = Rc::new(now.clone());
+        }
+        self.value.clone()
+    }
 }
 
 impl Worker {
@@ -118,6 +164,8 @@ impl Worker {
             Rc::new(settings.clone()),
             config.max_blocking_connections.get(),
         );
+        let topology = Current::new(ViewField(shared.view.clone(), ClusterView::topology));
+        let commands = Current::new(ViewField(shared.view.clone(), ClusterView::commands));
         Rc::new(Worker {
             hub,
             blocking,
@@ -125,7 +173,19 @@ impl Worker {
             shared,
             by_index: RefCell::new((u64::MAX, Vec::new())),
             next_any: Cell::new(0),
+            topology: RefCell::new(topology),
+            commands: RefCell::new(commands),
         })
+    }
+
+    /// The current slot map, through this worker's cache of it.
+    pub fn topology(&self) -> Rc<Arc<Topology>> {
+        self.topology.borrow_mut().get()
+    }
+
+    /// The current command table, through this worker's cache of it.
+    pub fn commands(&self) -> Rc<Arc<CommandTable>> {
+        self.commands.borrow_mut().get()
     }
 
     /// The connections to master `index` of `topology`.

@@ -332,7 +332,7 @@ impl Session {
     /// False when the client asked to close (`QUIT`).
     fn submit(&self, request: Request) -> bool {
         let worker = &self.worker;
-        let table = worker.shared.view.commands().load();
+        let table = worker.commands();
         if let Some(name) = self.refused_while_subscribed(&table, &request) {
             let text = format!("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
             self.push_local(|out| encode::error(out, text.as_bytes()));
@@ -541,7 +541,7 @@ impl Session {
     /// orders one connection's commands; so does keyway.
     fn start(&self, token: u64, target: Target) {
         let worker = &self.worker;
-        let topology = worker.shared.view.topology().load();
+        let topology = worker.topology();
         let epoch = topology.epoch();
         {
             let mut replies = self.replies.borrow_mut();
@@ -630,8 +630,7 @@ impl Session {
             if tokens.is_empty() {
                 return;
             }
-            self.sent_epoch
-                .set(self.worker.shared.view.topology().load().epoch());
+            self.sent_epoch.set(self.worker.topology().epoch());
             // The first goes out whatever it is (nothing is in flight);
             // `start` holds the ones after it again if the protocol, the
             // map or the connection changes.
@@ -908,7 +907,7 @@ impl Session {
             let text = b"ERR keyway could not route this request again; please retry";
             return self.complete_local(token, |out| encode::error(out, text));
         };
-        let table = self.worker.shared.view.commands().load();
+        let table = self.worker.commands();
         let target = match router::route(&table, &request) {
             Route::Transaction(..) => {
                 drop(table);

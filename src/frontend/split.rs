@@ -189,7 +189,7 @@ impl Split {
                     match asked {
                         Some(conns) => me.send(part, Ok(conns), true),
                         None => {
-                            let topology = me.worker.shared.view.topology().load();
+                            let topology = me.worker.topology();
                             me.send_by_map(part, &topology);
                         }
                     }

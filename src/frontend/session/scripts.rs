@@ -67,7 +67,7 @@ impl Session {
         let mut load = BytesMut::new();
         encode::command(&mut load, &[b"SCRIPT", b"LOAD", &body]);
         let id = self.client.borrow().id;
-        let topology = self.worker.shared.view.topology().load();
+        let topology = self.worker.topology();
         for index in 0..topology.nodes().len() {
             let conns = self.worker.master(&topology, index as NodeIndex);
             // A node that is down fails the EVALSHA sent after it too.

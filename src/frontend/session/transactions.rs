@@ -191,7 +191,7 @@ impl Session {
             }
             Some(_) => {}
             None => {
-                let topology = self.worker.shared.view.topology().load();
+                let topology = self.worker.topology();
                 let master = topology.master_of(slot);
                 let Some(index) = master else {
                     drop(transactions);
