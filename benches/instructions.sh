@@ -2,8 +2,10 @@
 # keyway's own instructions per request (user space, all threads), counted
 # by valgrind's callgrind while one redis-benchmark client (-c 1, -P PIPELINE)
 # sends GETs and SETs through it. Unlike times on a shared machine, the count
-# barely moves between runs (well under 1%), so it shows what a change to
-# the request path costs or saves, down to a few percent. One client at
+# barely moves between runs (within 0.1% at -P 1, about 1% at -P 16), so it
+# shows what a change to the request path costs or saves, down to a few
+# percent. It counts an atomic operation as one instruction, however long
+# it takes. One client at
 # -P 1 means no batching: every request pays one full turn of the event
 # loop; at -P 16 the per-request work (parse, route, queue, reply) shows.
 #

@@ -1,8 +1,9 @@
 //! Hash slots: CRC16/XMODEM of the key (or of its `{hash tag}`) mod 16384.
 //!
-//! The CRC takes eight bytes per step ("slicing-by-8"), four to five times
-//! faster than one table lookup per byte on keys of 17 to 64 bytes
-//! (`cargo bench --bench slot`); every request with a key pays it.
+//! The CRC takes eight bytes per step ("slicing-by-8") and the tag search
+//! uses `memchr`: `Slot::of_key` is about 2x (17-byte key) to 4x (64-byte
+//! key) faster than the `crc16` crate's CRC alone, one table lookup per
+//! byte (`cargo bench --bench slot`); every request with a key pays it.
 
 use std::fmt;
 
