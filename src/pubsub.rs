@@ -26,7 +26,7 @@ use bytes::Bytes;
 use tracing::debug;
 
 use crate::backend::subscriber::{SubscriberConn, SubscriberSink};
-use crate::cluster::{ClusterView, Slot};
+use crate::cluster::{node_for, Access, ClusterView, Slot};
 use crate::protocol::pubsub::{to_push, PubSubFrame, PubSubKind};
 use crate::protocol::{Limits, Protocol};
 
@@ -219,10 +219,12 @@ impl Hub {
         Some(conn)
     }
 
-    /// The connection to the master of `slot`, opened if needed.
+    /// The connection to the master of `slot`, opened if needed (shard
+    /// channels are served by the slot's master: the node choice for a
+    /// write).
     fn shard_conn(&self, slot: Slot) -> Option<Rc<SubscriberConn>> {
         let topology = self.view.topology().load();
-        let index = topology.master_of(slot)?;
+        let index = node_for(&topology, slot, Access::Write).ok()?;
         let addr = topology.nodes()[index as usize].addr.clone();
         let existing = self.shard.borrow().get(&addr).cloned();
         if let Some(conn) = existing.filter(|c| c.is_open()) {

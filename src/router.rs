@@ -10,15 +10,7 @@ use crate::command::{
 };
 use crate::protocol::{encode, Request};
 
-/// Whether a command changes data (the `write` flag): `WAIT` counts
-/// replicas of the masters a client wrote to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// Reads only.
-    Read,
-    /// May write.
-    Write,
-}
+pub use crate::cluster::Access;
 
 /// The decision for one request.
 #[derive(Debug)]

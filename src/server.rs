@@ -1,37 +1,54 @@
-//! Start-up and shutdown: the control thread (topology refresh, signals) and
-//! the workers. One shutdown path: stop accepting, let clients finish within
-//! a grace period, exit.
+//! Start-up and shutdown: the shared state, the worker threads (each with
+//! its own runtime, listener and [`Worker`]), and the control thread
+//! (topology refresh, signals).
+//!
+//! One shutdown path, in two phases: on SIGINT/SIGTERM every listener
+//! closes, and every session is told to drain (the client registry's
+//! [`Stop::Drain`](crate::registry::Stop)): it reads no more, answers what
+//! it already received, and closes; an idle client closes at once. Clients
+//! still waiting when `proxy.shutdown_grace_s` ends are closed then.
 
 use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, info_span, Instrument};
 
 use crate::cluster::{refresh, ClusterView};
 use crate::config::Config;
-use crate::worker::{spawn_workers, Shared};
+use crate::frontend::{listener, session};
+use crate::wake::{LocalNotify, NotifyOnDrop};
+use crate::worker::{Shared, Worker};
 
 /// Runs keyway until SIGINT or SIGTERM. Fails only when start-up fails
 /// (e.g. the listen address is taken); an unreachable cluster is not an
 /// error: keyway serves `-CLUSTERDOWN` and keeps retrying.
 pub fn run(config: Config) -> io::Result<()> {
     crate::metrics::describe();
-    let config = Arc::new(config);
     let view = ClusterView::new();
-    let shared = Shared::new(view.clone(), config.clone());
+    let shared = Shared::new(view.clone(), config);
     let (stop, stopped) = watch::channel(false);
-    let workers = spawn_workers(shared, stopped)?;
+    let workers = spawn_workers(shared.clone(), stopped)?;
 
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     control.block_on(async {
-        tokio::spawn(refresh::run(view, config));
+        tokio::spawn(refresh::run(
+            view,
+            shared.live.clone(),
+            shared.startup.seeds.clone(),
+        ));
         wait_for_signal().await
     })?;
-    info!("shutting down: no new clients; waiting for connected ones");
+    let grace = shared.live.load().shutdown_grace;
+    info!(
+        ?grace,
+        "shutting down: no new clients; connected ones finish what they sent"
+    );
     let _ = stop.send(true);
+    shared.registry.drain();
     for worker in workers {
         let _ = worker.join();
     }
@@ -46,4 +63,67 @@ async fn wait_for_signal() -> io::Result<()> {
         r = tokio::signal::ctrl_c() => r,
         _ = term.recv() => Ok(()),
     }
+}
+
+/// Starts `proxy.workers` worker threads serving clients until `shutdown`
+/// turns true (and their clients drained). Returns their join handles.
+fn spawn_workers(
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let mut handles = Vec::new();
+    let startup = &shared.startup;
+    for id in 0..startup.workers.get() {
+        // The socket and the runtime are made here, not in the thread, so
+        // that any failure (address in use, no file descriptors) stops
+        // start-up with an error instead of leaving a worker missing.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let listener = {
+            let _context = runtime.enter();
+            tokio::net::TcpListener::from_std(listener::bind(startup.listen)?)?
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("keyway-worker-{id}"))
+            .spawn(move || run_worker(id, runtime, shared, listener, shutdown))?;
+        handles.push(handle);
+    }
+    info!(listen = %startup.listen, workers = startup.workers.get(), "keyway accepting clients");
+    Ok(handles)
+}
+
+fn run_worker(
+    id: usize,
+    runtime: tokio::runtime::Runtime,
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    shutdown: watch::Receiver<bool>,
+) {
+    let local = tokio::task::LocalSet::new();
+    // The future given to `block_on` is polled on every turn of the event
+    // loop, woken or not, so it only checks a flag: the accept loop (a
+    // select over the listener and the shutdown channel) runs as a task of
+    // its own, polled only when woken, and raises the flag when it ends.
+    local.block_on(&runtime, async move {
+        let worker = Worker::new(shared);
+        let ended = Rc::new(LocalNotify::default());
+        let raise = NotifyOnDrop(ended.clone());
+        let accept = tokio::task::spawn_local(
+            async move {
+                // Raised also when the loop panics.
+                let _raise = raise;
+                listener::accept_loop(listener, worker, shutdown, session::serve).await;
+            }
+            .instrument(info_span!("worker", id)),
+        );
+        ended.notified().await;
+        if let Err(e) = accept.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    });
 }

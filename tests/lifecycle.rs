@@ -7,18 +7,32 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::{poll_until, util::TempDir, Cluster, Proxy, OP_TIMEOUT};
+use support::{poll_until, slot::key_slot, util::TempDir, Cluster, Proxy, OP_TIMEOUT};
 
+/// SIGTERM drains: keyway stops accepting at once, closes the clients
+/// that have nothing in flight at once, answers the requests it already
+/// received (here a `BLPOP` that a push ends after the signal), and exits
+/// 0 once its clients are gone, well within `proxy.shutdown_grace_s`.
 #[test]
-fn sigterm_stops_accepting_lets_clients_finish_and_exits_cleanly() {
+fn sigterm_stops_accepting_answers_what_it_received_closes_idle_clients_and_exits() {
     let cluster = Cluster::start();
-    let mut proxy = Proxy::start(&cluster);
+    let mut proxy = Proxy::start_with_config(&cluster, "[proxy]\nshutdown_grace_s = 30\n");
     let mut con = proxy.conn();
     let () = redis::cmd("SET")
         .arg("drain:k")
         .arg("v")
         .query(&mut con)
         .unwrap();
+    let mut idle = served(&proxy.addr()).expect("an idle client");
+    let mut busy = served(&proxy.addr()).expect("a busy client");
+    busy.get_mut()
+        .write_all(b"BLPOP drain:list 20\r\n")
+        .unwrap();
+    let node = cluster.node_of_slot(key_slot(b"drain:list"));
+    poll_until(Duration::from_secs(5), || {
+        (cluster.blocked_on(&node) > 0).then_some(())
+    })
+    .expect("the BLPOP reaches its node");
 
     // SAFETY: kill(2) on our own child process.
     unsafe {
@@ -32,18 +46,77 @@ fn sigterm_stops_accepting_lets_clients_finish_and_exits_cleanly() {
         "keyway still accepts new clients after SIGTERM"
     );
 
-    // The client that was connected is still served while keyway drains.
-    let v: String = redis::cmd("GET").arg("drain:k").query(&mut con).unwrap();
-    assert_eq!(v, "v");
+    // A client with nothing in flight is closed at once, long before the
+    // grace period ends.
+    let mut line = String::new();
+    assert_eq!(
+        idle.read_line(&mut line).unwrap_or(0),
+        0,
+        "an idle client is closed at SIGTERM, got {line:?}"
+    );
+
+    // The request in flight is still answered while keyway drains.
+    let () = redis::cmd("LPUSH")
+        .arg("drain:list")
+        .arg("last")
+        .query(&mut cluster.conn(&node))
+        .unwrap();
+    let mut reply = String::new();
+    for _ in 0..5 {
+        busy.read_line(&mut reply).unwrap();
+    }
+    assert_eq!(reply, "*2\r\n$10\r\ndrain:list\r\n$4\r\nlast\r\n");
+    // ... and then it is closed too.
+    line.clear();
+    assert_eq!(busy.read_line(&mut line).unwrap_or(0), 0, "{line:?}");
     drop(con);
 
-    // Its last client gone, keyway exits by itself, successfully.
+    // Its clients gone, keyway exits by itself, successfully.
     let status = proxy.terminate(Duration::from_secs(10));
     assert!(
         status.is_some_and(|s| s.success()),
         "keyway should exit 0 after draining, got {status:?}\n{}",
         proxy.log_tail(20)
     );
+}
+
+/// A client still busy when `proxy.shutdown_grace_s` ends is closed then,
+/// and keyway exits 0 without waiting for it any longer.
+#[test]
+fn clients_still_busy_when_the_grace_period_ends_are_closed() {
+    let cluster = Cluster::start();
+    let mut proxy = Proxy::start_with_config(&cluster, "[proxy]\nshutdown_grace_s = 1\n");
+    let mut busy = served(&proxy.addr()).expect("a busy client");
+    busy.get_mut()
+        .write_all(b"BLPOP drain:never 0\r\n")
+        .unwrap();
+    let node = cluster.node_of_slot(key_slot(b"drain:never"));
+    poll_until(Duration::from_secs(5), || {
+        (cluster.blocked_on(&node) > 0).then_some(())
+    })
+    .expect("the BLPOP reaches its node");
+
+    // SAFETY: kill(2) on our own child process.
+    unsafe {
+        libc::kill(proxy.pid() as libc::pid_t, libc::SIGTERM);
+    }
+    let mut line = String::new();
+    assert_eq!(
+        busy.read_line(&mut line).unwrap_or(0),
+        0,
+        "the blocked client is closed at the end of the grace period, got {line:?}"
+    );
+    let status = proxy.terminate(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "keyway should exit 0 after the grace period, got {status:?}\n{}",
+        proxy.log_tail(20)
+    );
+    // Nothing stays blocked on the node for the client that was cut.
+    let unblocked = poll_until(Duration::from_secs(5), || {
+        (cluster.blocked_on(&node) == 0).then_some(())
+    });
+    assert!(unblocked.is_some(), "the node still has a blocked client");
 }
 
 /// Opens a connection and checks it is served (PING → PONG).

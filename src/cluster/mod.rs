@@ -1,6 +1,7 @@
 //! Cluster knowledge: hash slots, the slot map, and the background task that
 //! keeps it fresh. Nothing here knows about clients.
 
+pub mod choice;
 pub mod redirect;
 pub mod refresh;
 pub mod slot;
@@ -13,6 +14,7 @@ use tokio::sync::Notify;
 
 use crate::command::CommandTable;
 
+pub use choice::{node_for, Access, NoNode};
 pub use slot::{Slot, SLOT_COUNT};
 pub use topology::{NodeIndex, Topology};
 

@@ -1,7 +1,123 @@
 //! Redirections a node answers instead of a reply: `-MOVED`, `-ASK`,
-//! `-TRYAGAIN` (Redis Cluster spec). Parsed from the raw error bytes.
+//! `-TRYAGAIN` (Redis Cluster spec), parsed from the raw error bytes, and
+//! the one decision of what to do with them ([`decide`]), shared by whole
+//! requests and the parts of split ones.
+
+use std::time::Duration;
 
 use super::Slot;
+
+/// First pause before retrying after `-TRYAGAIN`; doubles per retry.
+pub const TRYAGAIN_BACKOFF: Duration = Duration::from_millis(5);
+
+/// How many redirects a request may follow (`client.max_redirects`,
+/// `client.max_tryagain`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budgets {
+    /// `MOVED` and `ASK` together.
+    pub redirects: u32,
+    /// `TRYAGAIN`.
+    pub tryagains: u32,
+}
+
+/// How many redirects one request (or one part of a split request)
+/// followed so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Followed {
+    /// `MOVED` and `ASK` followed.
+    pub redirects: u16,
+    /// `TRYAGAIN` retried.
+    pub tryagains: u16,
+}
+
+impl Followed {
+    /// Counts one more `MOVED`/`ASK` (or another resend that spends that
+    /// budget, such as healing `-NOSCRIPT`): the attempt number, or `None`
+    /// when that is over the budget.
+    pub fn spend_redirect(&mut self, budgets: Budgets) -> Option<u32> {
+        spend(&mut self.redirects, budgets.redirects)
+    }
+
+    /// Counts one more `TRYAGAIN`: the attempt number, or `None` when that
+    /// is over the budget.
+    pub fn spend_tryagain(&mut self, budgets: Budgets) -> Option<u32> {
+        spend(&mut self.tryagains, budgets.tryagains)
+    }
+}
+
+fn spend(used: &mut u16, max: u32) -> Option<u32> {
+    *used = used.saturating_add(1);
+    (u32::from(*used) <= max).then_some(u32::from(*used))
+}
+
+/// What to do with a node's reply.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision<'a> {
+    /// Not a redirect, or the `TRYAGAIN` budget is spent (the node's error
+    /// already says "retry later"): the reply stands.
+    Deliver,
+    /// `MOVED`: patch the slot map (which asks for a refresh) and resend
+    /// to `addr`.
+    Moved {
+        /// The slot that moved.
+        slot: Slot,
+        /// Its new master.
+        addr: &'a str,
+    },
+    /// `ASK`: resend to `addr`, preceded by `ASKING`.
+    Ask {
+        /// The importing node.
+        addr: &'a str,
+    },
+    /// `TRYAGAIN`: resend the same way after this pause.
+    RetryAfter(Duration),
+    /// The `MOVED`/`ASK` budget is spent: a plain client cannot follow the
+    /// node's error, so it gets this one instead (the text after `-`).
+    GiveUp(String),
+}
+
+/// Decides what to do with `reply` (a whole RESP reply from a node) for a
+/// request that followed `followed` redirects so far, counting the one it
+/// follows now. Pure: no sockets, no clock.
+pub fn decide<'a>(reply: &'a [u8], followed: &mut Followed, budgets: Budgets) -> Decision<'a> {
+    if reply.first() != Some(&b'-') {
+        return Decision::Deliver;
+    }
+    let Some(redirect) = parse(reply) else {
+        return Decision::Deliver;
+    };
+    let attempt = match redirect {
+        Redirect::TryAgain => followed.spend_tryagain(budgets),
+        _ => followed.spend_redirect(budgets),
+    };
+    let Some(attempt) = attempt else {
+        return match redirect {
+            Redirect::Moved { slot, .. } | Redirect::Ask { slot, .. } => {
+                Decision::GiveUp(budget_spent(slot, budgets.redirects))
+            }
+            Redirect::TryAgain => Decision::Deliver,
+        };
+    };
+    match redirect {
+        Redirect::Moved { slot, addr } => Decision::Moved { slot, addr },
+        Redirect::Ask { addr, .. } => Decision::Ask { addr },
+        Redirect::TryAgain => {
+            Decision::RetryAfter(TRYAGAIN_BACKOFF * 2u32.saturating_pow(attempt.min(8) - 1))
+        }
+    }
+}
+
+impl Decision<'_> {
+    /// The redirect kind for `keyway`'s metrics, if this follows one.
+    pub fn kind(&self) -> Option<&'static str> {
+        match self {
+            Decision::Moved { .. } => Some("moved"),
+            Decision::Ask { .. } => Some("ask"),
+            Decision::RetryAfter(_) => Some("tryagain"),
+            Decision::Deliver | Decision::GiveUp(_) => None,
+        }
+    }
+}
 
 /// What a node's error reply asks the proxy to do.
 #[derive(Debug, PartialEq, Eq)]
@@ -26,7 +142,7 @@ pub enum Redirect<'a> {
 
 /// The error a client gets instead of a `MOVED`/`ASK` it cannot follow
 /// once keyway followed `max` of them for `slot` (the text after `-`).
-pub fn budget_spent(slot: Slot, max: u32) -> String {
+fn budget_spent(slot: Slot, max: u32) -> String {
     format!(
         "TRYAGAIN keyway followed {max} MOVED/ASK redirects for slot {slot} without reaching its master; the cluster is resharding, retry shortly"
     )
@@ -80,6 +196,87 @@ mod tests {
         assert_eq!(
             parse(b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n"),
             Some(Redirect::TryAgain)
+        );
+    }
+
+    const BUDGETS: Budgets = Budgets {
+        redirects: 2,
+        tryagains: 3,
+    };
+
+    #[test]
+    fn replies_that_are_not_redirects_stand() {
+        let mut followed = Followed::default();
+        for reply in [
+            &b"+OK\r\n"[..],
+            b"$1\r\n-\r\n",
+            b"-ERR wrong type\r\n",
+            b"-MOVED 1 :6380\r\n",
+        ] {
+            assert_eq!(decide(reply, &mut followed, BUDGETS), Decision::Deliver);
+        }
+        assert_eq!(followed, Followed::default(), "nothing was spent");
+    }
+
+    #[test]
+    fn moved_and_ask_share_one_budget_then_give_up_naming_the_slot() {
+        let mut followed = Followed::default();
+        let moved = decide(b"-MOVED 7 10.0.0.1:6379\r\n", &mut followed, BUDGETS);
+        assert_eq!(
+            moved,
+            Decision::Moved {
+                slot: Slot::new(7).unwrap(),
+                addr: "10.0.0.1:6379"
+            }
+        );
+        assert_eq!(moved.kind(), Some("moved"));
+        let ask = decide(b"-ASK 7 10.0.0.2:6379\r\n", &mut followed, BUDGETS);
+        assert_eq!(
+            ask,
+            Decision::Ask {
+                addr: "10.0.0.2:6379"
+            }
+        );
+        assert_eq!(followed.redirects, 2);
+        let Decision::GiveUp(text) = decide(b"-MOVED 7 10.0.0.1:6379\r\n", &mut followed, BUDGETS)
+        else {
+            panic!("the third redirect is over a budget of 2");
+        };
+        assert!(
+            text.starts_with("TRYAGAIN keyway followed 2 MOVED/ASK redirects for slot 7"),
+            "{text}"
+        );
+        assert_eq!(followed.tryagains, 0);
+    }
+
+    #[test]
+    fn tryagain_backs_off_doubling_then_the_nodes_error_stands() {
+        let mut followed = Followed::default();
+        let reply = b"-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+        let pauses: Vec<_> = (0..3)
+            .map(|_| decide(reply, &mut followed, BUDGETS))
+            .collect();
+        assert_eq!(
+            pauses,
+            [5, 10, 20].map(|ms| Decision::RetryAfter(Duration::from_millis(ms)))
+        );
+        assert_eq!(decide(reply, &mut followed, BUDGETS), Decision::Deliver);
+        assert_eq!(followed.redirects, 0, "TRYAGAIN spends its own budget");
+    }
+
+    #[test]
+    fn the_backoff_stops_doubling_after_eight_retries() {
+        let mut followed = Followed {
+            redirects: 0,
+            tryagains: 20,
+        };
+        let budgets = Budgets {
+            redirects: 0,
+            tryagains: 100,
+        };
+        assert_eq!(
+            decide(b"-TRYAGAIN x\r\n", &mut followed, budgets),
+            Decision::RetryAfter(TRYAGAIN_BACKOFF * 128)
         );
     }
 

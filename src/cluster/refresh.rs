@@ -9,7 +9,9 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::backend::control;
-use crate::config::Config;
+use arc_swap::ArcSwap;
+
+use crate::config::Live;
 use crate::protocol::Value;
 
 use super::topology::Topology;
@@ -27,14 +29,16 @@ const FAST_REFRESH: Duration = Duration::from_millis(250);
 /// How long refreshes stay frequent after the last request for one.
 const FAST_WINDOW: Duration = Duration::from_secs(10);
 
-/// Runs until the process ends; call inside a tokio runtime.
-pub async fn run(view: Arc<ClusterView>, config: Arc<Config>) {
+/// Runs until the process ends; call inside a tokio runtime. Each round
+/// reads the live configuration current then (intervals, timeouts).
+pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<String>) {
     let mut epoch = 0u64;
     let mut commands_loaded = false;
     let mut warned = false;
     let mut fast_until = Instant::now();
     loop {
-        match fetch(&view, &config).await {
+        let config = live.load_full();
+        match fetch(&view, &seeds, &config).await {
             Ok((topology, from)) => {
                 if warned {
                     info!(node = %from, "cluster reachable again");
@@ -67,7 +71,7 @@ pub async fn run(view: Arc<ClusterView>, config: Arc<Config>) {
             Err(reason) => {
                 if !warned {
                     warn!(
-                        seeds = ?config.seeds,
+                        ?seeds,
                         %reason,
                         "no cluster node answered; clients get -CLUSTERDOWN until one does; retrying every {:?}",
                         config.retry_interval
@@ -116,13 +120,17 @@ fn apply_moved(view: &ClusterView, epoch: &mut u64) {
 }
 
 /// Asks the known masters, then the seeds, until one gives a usable map.
-async fn fetch(view: &ClusterView, config: &Config) -> Result<(Topology, String), String> {
+async fn fetch(
+    view: &ClusterView,
+    seeds: &[String],
+    config: &Live,
+) -> Result<(Topology, String), String> {
     let known = view.topology.load();
     let candidates = known
         .nodes()
         .iter()
         .map(|n| n.addr.to_string())
-        .chain(config.seeds.iter().cloned());
+        .chain(seeds.iter().cloned());
     let mut last_error = String::from("no node to ask");
     let mut tried = Vec::new();
     for addr in candidates {
@@ -139,7 +147,7 @@ async fn fetch(view: &ClusterView, config: &Config) -> Result<(Topology, String)
     Err(last_error)
 }
 
-async fn fetch_from(addr: &str, config: &Config) -> Result<Topology, String> {
+async fn fetch_from(addr: &str, config: &Live) -> Result<Topology, String> {
     let timeout = config.connect_timeout + config.request_timeout;
     let shards = control::query(addr, &[b"CLUSTER", b"SHARDS"], timeout)
         .await
@@ -159,7 +167,7 @@ async fn fetch_from(addr: &str, config: &Config) -> Result<Topology, String> {
 
 /// Extends the command table with what the node knows and keyway's embedded
 /// table does not (newer commands, modules). True once done.
-async fn load_commands(view: &ClusterView, config: &Config, addr: &str) -> bool {
+async fn load_commands(view: &ClusterView, config: &Live, addr: &str) -> bool {
     let timeout = config.connect_timeout + config.request_timeout;
     match control::query(addr, &[b"COMMAND"], timeout).await {
         Ok(reply @ Value::Array(_)) => {

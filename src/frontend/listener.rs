@@ -1,11 +1,11 @@
 //! Per-worker listening sockets (`SO_REUSEPORT`, so the kernel spreads new
-//! clients across workers) and the accept loop with the client limit.
+//! clients across workers) and the accept loop with the client limit; at
+//! shutdown, the wait for this worker's sessions to drain.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -19,8 +19,10 @@ use crate::worker::Worker;
 /// Pending connections the kernel queues per listener.
 const BACKLOG: i32 = 1024;
 
-/// How long a stopping worker waits for its clients to leave.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long past the grace period a stopping worker waits for its
+/// sessions, which close themselves at the end of it (and then run their
+/// own clean-up: subscriptions, blocked commands).
+const GRACE_MARGIN: Duration = Duration::from_secs(1);
 
 /// A non-blocking listener on `addr` that other workers can bind too.
 pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
@@ -36,7 +38,8 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Accepts clients and runs `serve` for each until `shutdown` is true; then
-/// waits up to [`SHUTDOWN_GRACE`] for this worker's clients to leave.
+/// waits for this worker's sessions to drain, at most the grace period
+/// (`proxy.shutdown_grace_s`) and a margin.
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
     worker: Rc<Worker>,
@@ -61,10 +64,8 @@ pub async fn accept_loop<F, Fut>(
                 continue;
             }
         };
-        let shared = &worker.shared;
-        if shared.clients.fetch_add(1, Ordering::Relaxed) >= shared.config.max_clients.get() {
-            shared.clients.fetch_sub(1, Ordering::Relaxed);
-            shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        let max_clients = worker.live().max_clients.get();
+        if !worker.shared.registry.admit(max_clients) {
             crate::metrics::client_rejected();
             debug!(%peer, "client refused: max_clients reached");
             tokio::task::spawn_local(async move {
@@ -74,7 +75,6 @@ pub async fn accept_loop<F, Fut>(
             });
             continue;
         }
-        shared.connections_received.fetch_add(1, Ordering::Relaxed);
         crate::metrics::client_accepted();
         let _ = stream.set_nodelay(true);
         let session = serve(worker.clone(), stream, peer);
@@ -82,12 +82,12 @@ pub async fn accept_loop<F, Fut>(
         let worker = worker.clone();
         tokio::task::spawn_local(async move {
             session.await;
-            worker.shared.clients.fetch_sub(1, Ordering::Relaxed);
+            worker.shared.registry.left();
             drop(live);
         });
     }
     drop(listener);
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    let deadline = tokio::time::Instant::now() + worker.live().shutdown_grace + GRACE_MARGIN;
     while Rc::strong_count(&live) > 1 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

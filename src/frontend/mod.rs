@@ -1,20 +1,20 @@
-//! The client side: the listener (socket options, client limit), the session
-//! that reads requests, routes them and writes replies in order, and the
-//! commands keyway answers itself, the registry of every client (`CLIENT
-//! LIST`/`KILL`), each client's subscriptions and unsent output, and the
-//! joining of replies from several nodes (fan-out to every master, per-node
-//! diagnostics naming their nodes, and multi-key commands split per slot).
+//! The client side, grouped by what a reader looks for:
+//!
+//! - [`listener`]: listening sockets (socket options, the client limit)
+//!   and the accept loop;
+//! - [`session`]: one client's machinery: reading and admitting requests,
+//!   the order replies keep, sending to nodes, redirects, blocking
+//!   commands, pub/sub, `SCAN`, transactions, and writing replies;
+//! - [`local`]: the commands keyway answers itself;
+//! - [`fanout`]: requests that need several nodes and the joining of their
+//!   replies (every master, `INFO`, per-node diagnostics, split per slot);
+//! - [`client`] and [`subscriptions`]: what keyway knows of one client
+//!   (its protocol, name, subscriptions), read by the session and by the
+//!   local commands.
 
-pub mod clients;
-pub mod diagnostics;
+pub mod client;
 pub mod fanout;
-pub mod info;
 pub mod listener;
 pub mod local;
-pub mod output;
-pub mod replies;
-pub mod scan;
 pub mod session;
-pub mod split;
 pub mod subscriptions;
-pub mod transaction;

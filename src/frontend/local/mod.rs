@@ -3,8 +3,6 @@
 //! state, `COMMAND COUNT`, and `CLUSTER KEYSLOT`/`INFO` from the proxy's view.
 //! Every reply is written in the protocol the client chose with `HELLO`.
 
-use std::sync::Arc;
-
 use bytes::{Bytes, BytesMut};
 
 use crate::cluster::{Slot, SLOT_COUNT};
@@ -12,8 +10,7 @@ use crate::command::{CommandSpec, CommandTable};
 use crate::protocol::{encode, parse_i64, Protocol, Request};
 use crate::worker::Shared;
 
-use super::clients::ClientRecord;
-use super::subscriptions::Subscriptions;
+use super::client::ClientInfo;
 
 /// What the session does after a local command.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,37 +21,6 @@ pub enum Outcome {
     Quit,
     /// Not answered locally after all: send it to any master.
     Forward,
-}
-
-/// What keyway knows about one client on its own thread.
-#[derive(Debug)]
-pub struct ClientInfo {
-    /// `CLIENT ID`.
-    pub id: u64,
-    /// The reply protocol, chosen with `HELLO`.
-    pub proto: Protocol,
-    /// Channels, patterns and shard channels.
-    pub subscriptions: Subscriptions,
-    /// What other threads see of the client (`CLIENT LIST`, `CLIENT KILL`).
-    pub record: Arc<ClientRecord>,
-}
-
-impl ClientInfo {
-    /// A client that just connected, registered as `record`.
-    pub fn new(record: Arc<ClientRecord>) -> ClientInfo {
-        ClientInfo {
-            id: record.id,
-            proto: Protocol::Resp2,
-            subscriptions: Subscriptions::default(),
-            record,
-        }
-    }
-
-    /// Switches the reply protocol.
-    pub fn set_protocol(&mut self, proto: Protocol) {
-        self.proto = proto;
-        self.record.set_protocol(proto);
-    }
 }
 
 /// Answers `request` (whose table entry is `spec`) into `out`.
@@ -126,7 +92,7 @@ pub fn execute(
         },
         "client|setinfo" => client_setinfo(arg(2), arg(3), client, out),
         "client|info" => encode::verbatim(out, proto, client.record.line().as_bytes()),
-        "client|list" => match shared.connected.list(request) {
+        "client|list" => match shared.registry.list(request) {
             Ok(lines) => encode::verbatim(out, proto, lines.as_bytes()),
             Err(text) => encode::error(out, text.as_bytes()),
         },
@@ -350,7 +316,7 @@ fn client_kill(
     shared: &Shared,
     out: &mut BytesMut,
 ) -> Outcome {
-    match shared.connected.kill(request, client.id) {
+    match shared.registry.kill(request, client.id) {
         Err(text) => encode::error(out, text.as_bytes()),
         Ok(0) if request.argc() == 3 => encode::error(out, b"ERR No such client"),
         Ok(_) if request.argc() == 3 => encode::simple(out, b"OK"),

@@ -1,16 +1,17 @@
-//! The session's side of transactions (see [`crate::frontend::transaction`]):
+//! The session's side of transactions (their state: [`super::transaction_state`]):
 //! `MULTI` queues locally, `EXEC` sends the whole transaction as one
 //! request, `WATCH` goes on a dedicated connection whose requests take
 //! their own lane in the session's ordering.
 
 use crate::backend::conn::Conn;
+use crate::cluster::Access;
 use crate::cluster::Slot;
 use crate::command::{CommandTable, RouteClass};
-use crate::frontend::transaction::{nil_exec, Destination, InFlight, Watch, EXECABORT};
 use crate::protocol::{encode, Request};
-use crate::router::{Access, Route};
+use crate::router::Route;
 
-use super::{Session, Target, NO_TOPOLOGY};
+use super::transaction_state::{nil_exec, Destination, InFlight, Watch, EXECABORT};
+use super::{Session, Target};
 
 /// The error for keys of two slots in one transaction (or its `WATCH`).
 const CROSSSLOT: &[u8] = b"CROSSSLOT Keys in request don't hash to the same slot (a transaction and the keys it WATCHes must be in one slot: use a {hash tag})";
@@ -192,15 +193,13 @@ impl Session {
             Some(_) => {}
             None => {
                 let topology = self.worker.topology();
-                let master = topology.master_of(slot);
-                let Some(index) = master else {
-                    drop(transactions);
-                    let text = if topology.epoch() == 0 {
-                        NO_TOPOLOGY.as_bytes()
-                    } else {
-                        b"CLUSTERDOWN Hash slot not served"
-                    };
-                    return self.push_local(|out| encode::error(out, text));
+                let index = match self.worker.for_slot(&topology, slot, Access::Write) {
+                    Ok(index) => index,
+                    Err(no_node) => {
+                        drop(transactions);
+                        return self
+                            .push_local(|out| encode::error(out, no_node.text().as_bytes()));
+                    }
                 };
                 let Some(permit) = self.worker.blocking.try_acquire() else {
                     drop(transactions);
@@ -309,7 +308,9 @@ impl Session {
                 std::mem::replace(&mut watch.conn, conn.clone()).retire();
                 watch.lane = lane;
                 drop(transactions);
-                self.sent_lane.set(lane);
+                let mut sent = self.sent.get();
+                sent.lane = lane;
+                self.sent.set(sent);
                 return self.send_watched(token, &conn);
             }
         }

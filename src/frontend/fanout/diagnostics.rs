@@ -28,7 +28,7 @@ use bytes::BytesMut;
 use crate::command::Diagnostic;
 use crate::protocol::{encode, Protocol, Request, Value};
 
-use super::fanout::pairs;
+use super::merge::pairs;
 
 /// `SLOWLOG GET`'s count when the request names none (as Redis).
 const SLOWLOG_DEFAULT: usize = 10;

@@ -22,13 +22,12 @@ use bytes::{Bytes, BytesMut};
 
 use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplyTarget};
-use crate::cluster::redirect::{self, Redirect};
-use crate::cluster::{Slot, Topology};
+use crate::cluster::redirect::{self, Decision};
+use crate::cluster::{NoNode, Slot, Topology};
 use crate::protocol::{encode, Protocol};
 use crate::worker::Worker;
 
-use super::fanout::Collector;
-use super::session::{NO_TOPOLOGY, TRYAGAIN_BACKOFF};
+use super::Collector;
 
 pub use plan::Plan;
 
@@ -82,7 +81,7 @@ impl Split {
                         .pick(proto, client)
                         .send(plan.request(i), false, &me, i as u64)
                         .map_err(Err),
-                    Err(text) => Err(Ok(error(text))),
+                    Err(no_node) => Err(Ok(error(no_node.text()))),
                 };
                 if let Err(reply) = sent {
                     failed.push((i, reply));
@@ -94,14 +93,13 @@ impl Split {
         }
     }
 
-    /// The connections to the master of `slot` in `topology`, or the error
-    /// for a slot without one.
-    fn conns(&self, slot: Slot, topology: &Topology) -> Result<Rc<NodeConns>, &'static str> {
-        match topology.master_of(slot) {
-            Some(index) => Ok(self.worker.master(topology, index)),
-            None if topology.epoch() == 0 => Err(NO_TOPOLOGY),
-            None => Err("CLUSTERDOWN Hash slot not served"),
-        }
+    /// The connections to the node serving `slot` in `topology` for this
+    /// split's access, or why there is none.
+    fn conns(&self, slot: Slot, topology: &Topology) -> Result<Rc<NodeConns>, NoNode> {
+        let index = self
+            .worker
+            .for_slot(topology, slot, self.plan.borrow().access())?;
+        Ok(self.worker.conns(topology, index))
     }
 
     /// Sends part `part` to its slot's master in `topology`.
@@ -112,7 +110,7 @@ impl Split {
 
     /// Sends part `part` on `conns` (with `ASKING` first when `asking`), or
     /// ends it with the error in `conns` or the one sending gives.
-    fn send(&self, part: usize, conns: Result<Rc<NodeConns>, &'static str>, asking: bool) {
+    fn send(&self, part: usize, conns: Result<Rc<NodeConns>, NoNode>, asking: bool) {
         let Some(me) = self.me.upgrade() else {
             return;
         };
@@ -130,16 +128,16 @@ impl Split {
                 plan.progress(part).asked = asking.then_some(conns);
                 sent
             }
-            Err(text) => return self.finish(part, Ok(error(text))),
+            Err(no_node) => return self.finish(part, Ok(error(no_node.text()))),
         };
         if let Err(e) = sent {
             self.finish(part, Err(e));
         }
     }
 
-    /// Follows a redirect of part `part`, as `Session::follow` does for a
-    /// whole request and within the same budgets (counted per part). False
-    /// when a `TRYAGAIN` budget is spent: that reply then stands.
+    /// Follows a redirect of part `part` as [`redirect::decide`] says,
+    /// within the same budgets as a whole request (counted per part).
+    /// False when the reply stands.
     ///
     /// A `TRYAGAIN` is retried where it came from: on the slot's master by
     /// the current map (the source, while some keys have moved and some
@@ -147,42 +145,28 @@ impl Split {
     /// with `ASKING`. That node answers a multi-key request only once it
     /// holds every key (or owns the slot), so the retry reads nothing stale,
     /// and it spends no `MOVED`/`ASK` budget going back through the source.
-    fn follow(&self, part: usize, redirect: Redirect<'_>) -> bool {
-        let config = &self.worker.shared.config;
-        let attempt = {
-            let mut plan = self.plan.borrow_mut();
-            let p = plan.progress(part);
-            let (used, max) = match redirect {
-                Redirect::TryAgain => (&mut p.tryagains, config.max_tryagain),
-                _ => (&mut p.redirects, config.max_redirects),
-            };
-            *used = used.saturating_add(1);
-            (u32::from(*used) <= max).then_some(u32::from(*used))
-        };
-        let Some(attempt) = attempt else {
-            if let Redirect::Moved { slot, .. } | Redirect::Ask { slot, .. } = redirect {
-                let text = redirect::budget_spent(slot, config.max_redirects);
-                self.finish(part, Ok(error(&text)));
-                return true;
-            }
-            return false;
-        };
-        match redirect {
-            Redirect::Moved { slot, addr } => {
-                crate::metrics::redirect("moved");
+    fn follow(&self, part: usize, reply: &[u8]) -> bool {
+        let budgets = self.worker.redirect_budgets();
+        let decision = redirect::decide(
+            reply,
+            &mut self.plan.borrow_mut().progress(part).followed,
+            budgets,
+        );
+        if let Some(kind) = decision.kind() {
+            crate::metrics::redirect(kind);
+        }
+        match decision {
+            Decision::Deliver => return false,
+            Decision::GiveUp(text) => self.finish(part, Ok(error(&text))),
+            Decision::Moved { slot, addr } => {
                 self.worker.shared.view.report_moved(slot, addr);
                 self.send(part, Ok(self.worker.node(addr)), false);
             }
-            Redirect::Ask { addr, .. } => {
-                crate::metrics::redirect("ask");
-                self.send(part, Ok(self.worker.node(addr)), true);
-            }
-            Redirect::TryAgain => {
-                crate::metrics::redirect("tryagain");
+            Decision::Ask { addr } => self.send(part, Ok(self.worker.node(addr)), true),
+            Decision::RetryAfter(pause) => {
                 let Some(me) = self.me.upgrade() else {
                     return true;
                 };
-                let pause = TRYAGAIN_BACKOFF * 2u32.saturating_pow(attempt.min(8) - 1);
                 tokio::task::spawn_local(async move {
                     tokio::time::sleep(pause).await;
                     let asked = me.plan.borrow_mut().progress(part).asked.clone();
@@ -219,9 +203,7 @@ impl ReplyTarget for Split {
     fn deliver(&self, part: u64, reply: Result<Bytes, BackendError>) {
         let part = part as usize;
         if let Ok(bytes) = &reply {
-            let followed = bytes.first() == Some(&b'-')
-                && redirect::parse(bytes).is_some_and(|r| self.follow(part, r));
-            if followed {
+            if self.follow(part, bytes) {
                 return;
             }
         }

@@ -1,130 +1,21 @@
-//! Commands every master answers together: the request goes to each master,
-//! and their replies are merged into one reply in the client's protocol.
-//! [`Gather`] collects the parts; [`merge`] combines them as the command's
-//! [`Merge`] says. The first error among the parts is the reply. Each part
-//! knows its node, for merges that name it (see [`diagnostics`]).
+//! Merging the masters' replies to one command into one reply in the
+//! client's protocol, as the command's [`Merge`] says.
 //!
 //! `KEYS` is never decoded: each master's array is passed on as the bytes
 //! it arrived in, under one header of keyway's ([`concat`]), so a reply of
 //! millions of keys costs keyway no copy.
 
-use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::rc::Rc;
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::backend::{BackendError, ReplyTarget};
+use crate::backend::BackendError;
 use crate::command::Merge;
 use crate::protocol::{decode, encode, find_byte, parse_i64, Limits, Protocol, Value};
 
-use super::diagnostics::{self, Report};
-use super::info::{self, Own};
-
-/// How a [`Gather`] joins its parts.
-pub enum Join {
-    /// As the command's [`Merge`] says.
-    Merge(Merge),
-    /// `INFO`: the masters' sections merged, keyway's own in place of
-    /// those about the server (see [`info`]).
-    Info(Box<Own>),
-    /// Per-node diagnostics, merged naming each part's node (see
-    /// [`diagnostics`]).
-    Diagnostics(Report),
-}
-
-/// Receives a merged reply; implemented by sessions.
-pub trait Collector {
-    /// The merged reply for entry `token`, in chunks to be written one
-    /// after another. May be called while the request is being sent (when
-    /// a node is down at once).
-    fn gathered(&self, token: u64, chunks: Vec<Bytes>);
-    /// Called after a batch of backend replies completed a merge: the
-    /// collector may now send held requests and write what is ready.
-    fn flush_gathered(&self);
-}
-
-/// The parts of one fanned-out request.
-pub struct Gather {
-    collector: Rc<dyn Collector>,
-    token: u64,
-    join: Join,
-    proto: Protocol,
-    /// The node of each part, by part number.
-    nodes: Vec<Arc<str>>,
-    parts: RefCell<Vec<Option<Result<Bytes, BackendError>>>>,
-    missing: Cell<usize>,
-}
-
-impl Gather {
-    /// A collector for the replies to entry `token` of `nodes`, part `i`
-    /// coming from `nodes[i]` (a `host:port`).
-    pub fn new(
-        collector: Rc<dyn Collector>,
-        token: u64,
-        join: Join,
-        proto: Protocol,
-        nodes: Vec<Arc<str>>,
-    ) -> Rc<Gather> {
-        let parts = nodes.len();
-        Rc::new(Gather {
-            collector,
-            token,
-            join,
-            proto,
-            nodes,
-            parts: RefCell::new(vec![None; parts]),
-            missing: Cell::new(parts),
-        })
-    }
-}
-
-impl ReplyTarget for Gather {
-    fn deliver(&self, part: u64, reply: Result<Bytes, BackendError>) {
-        {
-            let mut parts = self.parts.borrow_mut();
-            let Some(slot @ None) = parts.get_mut(part as usize) else {
-                return;
-            };
-            *slot = Some(reply);
-        }
-        self.missing.set(self.missing.get() - 1);
-        if self.missing.get() > 0 {
-            return;
-        }
-        let parts = std::mem::take(&mut *self.parts.borrow_mut());
-        let parts = self
-            .nodes
-            .iter()
-            .zip(parts)
-            .filter_map(|(n, p)| Some((n, p?)));
-        let mut out = BytesMut::new();
-        let chunks = match &self.join {
-            Join::Merge(how) => merge(*how, parts.map(|(_, p)| p), self.proto),
-            Join::Info(own) => {
-                info::reply(parts.map(|(_, p)| p), self.proto, own, &mut out);
-                vec![out.freeze()]
-            }
-            Join::Diagnostics(report) => {
-                let parts = parts.map(|(node, p)| (&**node, decode_part(p)));
-                diagnostics::reply(report, parts, self.proto, &mut out);
-                vec![out.freeze()]
-            }
-        };
-        self.collector.gathered(self.token, chunks);
-    }
-
-    fn flush(&self) {
-        if self.missing.get() == 0 {
-            self.collector.flush_gathered();
-        }
-    }
-}
-
 /// One master's reply decoded. A node that failed, or sent what keyway
 /// cannot decode, is an error reply like those the nodes send.
-fn decode_part(part: Result<Bytes, BackendError>) -> Value {
+pub(super) fn decode_part(part: Result<Bytes, BackendError>) -> Value {
     match part {
         Ok(bytes) => match decode(&bytes, &Limits::default()) {
             Ok(Some((value, _))) => value,

@@ -10,7 +10,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::backend::pool::NodeConns;
 use crate::backend::BackendError;
-use crate::cluster::{Slot, SLOT_COUNT};
+use crate::cluster::redirect::Followed;
+use crate::cluster::{Access, Slot, SLOT_COUNT};
 use crate::command::SplitJoin;
 use crate::protocol::{encode, parse_i64, Limits, ReplyScanner, Request};
 use crate::router::KeyGroups;
@@ -37,6 +38,7 @@ thread_local! {
 /// come, its final reply (redirects already followed).
 pub struct Plan {
     join: SplitJoin,
+    access: Access,
     /// Arguments per key, the key included.
     step: usize,
     parts: Vec<Part>,
@@ -64,10 +66,8 @@ struct Part {
 /// How far a part went through redirects; [`super::Split`] keeps it here.
 #[derive(Default)]
 pub(super) struct Progress {
-    /// `MOVED` and `ASK` followed.
-    pub(super) redirects: u16,
-    /// `TRYAGAIN` retried.
-    pub(super) tryagains: u16,
+    /// Redirects followed so far.
+    pub(super) followed: Followed,
     /// Where the part went last, when it went there after an `ASK`: a
     /// `TRYAGAIN` from that (importing) node is retried there.
     pub(super) asked: Option<Rc<NodeConns>>,
@@ -80,7 +80,10 @@ impl Plan {
     /// parts, and for MGET the value order; hashes each key once.
     pub fn new(request: &Request, groups: KeyGroups) -> Plan {
         let KeyGroups {
-            join, step, count, ..
+            join,
+            step,
+            count,
+            access,
         } = groups;
         let group = |k: usize| 1 + k * step..1 + (k + 1) * step;
         // As many parts as keys at most; past a thousand, let it grow.
@@ -148,11 +151,18 @@ impl Plan {
         }
         Plan {
             join,
+            access,
             step,
             parts,
             requests: buf,
             order,
         }
+    }
+
+    /// Whether the command writes (its parts' nodes are then the ones
+    /// `WAIT` asks).
+    pub fn access(&self) -> Access {
+        self.access
     }
 
     /// Number of parts (slots).

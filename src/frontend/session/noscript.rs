@@ -1,4 +1,4 @@
-//! The session's side of [`crate::scripts`]: `SCRIPT LOAD`/`FLUSH` passing
+//! The session's side of [`crate::script_cache`]: `SCRIPT LOAD`/`FLUSH` passing
 //! through are remembered, and an `EVALSHA` of a remembered script that a
 //! master answers `-NOSCRIPT` is healed and sent again.
 
@@ -8,7 +8,7 @@ use tracing::info;
 use crate::cluster::NodeIndex;
 use crate::protocol::{encode, Request};
 
-use super::{Budget, Session};
+use super::Session;
 
 impl Session {
     /// Remembers the script of a `SCRIPT LOAD` (forgets all on `SCRIPT
@@ -43,8 +43,7 @@ impl Session {
         else {
             return false;
         };
-        let config = &self.worker.shared.config;
-        let Some(request) = Request::reparse(&raw, config.limits) else {
+        let Some(request) = Request::reparse(&raw, self.worker.live().limits) else {
             return false;
         };
         let name = request.arg(0);
@@ -57,11 +56,13 @@ impl Session {
         let Some(body) = body else {
             return false;
         };
-        let budget =
-            self.replies
-                .borrow_mut()
-                .spend(token, Budget::Redirects, config.max_redirects);
-        if budget.is_none() {
+        let budgets = self.worker.redirect_budgets();
+        let spent = self
+            .replies
+            .borrow_mut()
+            .followed(token)
+            .and_then(|f| f.spend_redirect(budgets));
+        if spent.is_none() {
             return false;
         }
         let mut load = BytesMut::new();
@@ -69,7 +70,7 @@ impl Session {
         let id = self.client.borrow().id;
         let topology = self.worker.topology();
         for index in 0..topology.nodes().len() {
-            let conns = self.worker.master(&topology, index as NodeIndex);
+            let conns = self.worker.conns(&topology, index as NodeIndex);
             // A node that is down fails the EVALSHA sent after it too.
             let _ = conns.pick(proto, id).send_unanswered(&load);
         }

@@ -1,13 +1,13 @@
-//! `SCAN` over every master (see [`crate::frontend::scan`]).
+//! `SCAN` over every master (the cursor: [`super::scan_cursor`]).
 
 use std::rc::Rc;
 
 use crate::backend::ReplyTarget;
-use crate::cluster::Topology;
-use crate::frontend::scan::{self, ScanReply, MAX_MASTERS};
+use crate::cluster::{NoNode, Topology};
 use crate::protocol::{encode, Request};
 
-use super::{Session, NO_TOPOLOGY};
+use super::scan_cursor::{self as scan, ScanReply, MAX_MASTERS};
+use super::Session;
 
 impl Session {
     /// Sends the `SCAN` of entry `token` to the master its cursor names in
@@ -18,9 +18,9 @@ impl Session {
         };
         let (order, print) = topology.scan_order();
         if order.is_empty() || order.len() > MAX_MASTERS {
-            return self.complete_local(token, |out| encode::error(out, NO_TOPOLOGY.as_bytes()));
+            return self.complete_error(token, NoNode::NoTopology);
         }
-        let request = Request::reparse(&raw, self.worker.shared.config.limits);
+        let request = Request::reparse(&raw, self.worker.live().limits);
         let position = request
             .as_ref()
             .and_then(|r| scan::position(r.arg(1), order.len(), print));
@@ -32,7 +32,7 @@ impl Session {
         let target: Rc<dyn ReplyTarget> =
             ScanReply::new(session, token, proto, position, order.len(), print);
         let id = self.client.borrow().id;
-        let conns = self.worker.master(topology, order[position.master]);
+        let conns = self.worker.conns(topology, order[position.master]);
         if let Err(e) = conns.pick(proto, id).send(&bytes, false, &target, 0) {
             self.complete_local(token, |out| e.write_reply(out));
         }

@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::cluster::redirect::Followed;
 use crate::protocol::Protocol;
 
 use super::output::Output;
@@ -17,8 +18,8 @@ use super::output::Output;
 /// in profiles when each held a whole parsed `Request`.
 struct Entry {
     state: State,
-    redirects: u16,
-    tryagains: u16,
+    /// Redirects followed so far.
+    followed: Followed,
     /// Not sent yet.
     held: bool,
     /// The protocol the client spoke when it sent the request: its reply
@@ -39,15 +40,6 @@ impl Entry {
     fn is_ready(&self) -> bool {
         !matches!(self.state, State::Pending(_))
     }
-}
-
-/// Which redirect budget a redirect spends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Budget {
-    /// `MOVED` and `ASK`.
-    Redirects,
-    /// `TRYAGAIN`.
-    TryAgain,
 }
 
 /// The ordered replies of one client; see the module docs.
@@ -102,8 +94,7 @@ impl Replies {
         let token = self.front_token + self.entries.len() as u64;
         self.entries.push_back(Entry {
             state,
-            redirects: 0,
-            tryagains: 0,
+            followed: Followed::default(),
             held: false,
             proto,
         });
@@ -147,18 +138,10 @@ impl Replies {
         }
     }
 
-    /// Counts one more redirect of place `token` against `budget` (of `max`
-    /// allowed); the attempt number, or `None` when the budget is spent or
-    /// the place is gone.
-    pub fn spend(&mut self, token: u64, budget: Budget, max: u32) -> Option<u32> {
+    /// The redirects entry `token` followed so far, while it waits.
+    pub fn followed(&mut self, token: u64) -> Option<&mut Followed> {
         let i = self.index(token)?;
-        let entry = &mut self.entries[i];
-        let used = match budget {
-            Budget::Redirects => &mut entry.redirects,
-            Budget::TryAgain => &mut entry.tryagains,
-        };
-        *used = used.saturating_add(1);
-        (u32::from(*used) <= max).then_some(u32::from(*used))
+        Some(&mut self.entries[i].followed)
     }
 
     /// Holds place `token` back instead of sending it.
@@ -303,12 +286,23 @@ mod tests {
 
     #[test]
     fn budgets_are_counted_per_place() {
+        use crate::cluster::redirect::{self, Budgets, Decision};
         let mut q = Replies::default();
         let t = q.push_pending(request("x"), Protocol::Resp2);
-        assert_eq!(q.spend(t, Budget::Redirects, 2), Some(1));
-        assert_eq!(q.spend(t, Budget::TryAgain, 2), Some(1));
-        assert_eq!(q.spend(t, Budget::Redirects, 2), Some(2));
-        assert_eq!(q.spend(t, Budget::Redirects, 2), None);
-        assert_eq!(q.spend(99, Budget::Redirects, 2), None);
+        let other = q.push_pending(request("y"), Protocol::Resp2);
+        let budgets = Budgets {
+            redirects: 2,
+            tryagains: 2,
+        };
+        let moved = b"-MOVED 1 h:1\r\n";
+        let spend = |q: &mut Replies, t| {
+            q.followed(t)
+                .map(|f| redirect::decide(moved, f, budgets) != Decision::Deliver)
+        };
+        assert_eq!(spend(&mut q, t), Some(true));
+        assert_eq!(spend(&mut q, t), Some(true));
+        assert_eq!(q.followed(t).unwrap().redirects, 2);
+        assert_eq!(q.followed(other).unwrap().redirects, 0);
+        assert_eq!(q.followed(99), None);
     }
 }

@@ -7,9 +7,11 @@ use std::num::NonZeroUsize;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::protocol::Limits;
+
+mod file;
+
+pub use file::{BackendSection, ClientSection, ClusterSection, FileConfig, ProxySection};
 
 /// A configuration problem, naming the offending key. `main` prints it and
 /// exits with status 2.
@@ -41,88 +43,6 @@ pub enum ConfigError {
     },
 }
 
-/// The file as written; every key optional, unknown keys rejected.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// `[proxy]` section.
-    #[serde(default)]
-    pub proxy: ProxySection,
-    /// `[cluster]` section.
-    #[serde(default)]
-    pub cluster: ClusterSection,
-    /// `[backend]` section.
-    #[serde(default)]
-    pub backend: BackendSection,
-    /// `[client]` section.
-    #[serde(default)]
-    pub client: ClientSection,
-}
-
-/// `[proxy]`: the listening side and process.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProxySection {
-    /// Address clients connect to.
-    pub listen: Option<String>,
-    /// Worker threads; 0 or absent = one per CPU core.
-    pub workers: Option<usize>,
-    /// tracing filter, e.g. `info` or `keyway=debug`.
-    pub log_level: Option<String>,
-}
-
-/// `[cluster]`: how the topology is found and kept fresh.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClusterSection {
-    /// Seed nodes, `host:port`.
-    pub seeds: Option<Vec<String>>,
-    /// Seconds between periodic topology refreshes.
-    pub refresh_interval_s: Option<u64>,
-    /// Milliseconds between retries while no seed answers.
-    pub retry_interval_ms: Option<u64>,
-}
-
-/// `[backend]`: connections from keyway to the cluster's nodes.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendSection {
-    /// Multiplexed connections per node per worker, per protocol.
-    pub connections_per_node: Option<usize>,
-    /// Milliseconds to establish a connection.
-    pub connect_timeout_ms: Option<u64>,
-    /// Milliseconds a node may take to answer the oldest outstanding request.
-    pub request_timeout_ms: Option<u64>,
-    /// First reconnect delay in milliseconds; doubles up to `reconnect_max_ms`.
-    pub reconnect_min_ms: Option<u64>,
-    /// Longest reconnect delay in milliseconds.
-    pub reconnect_max_ms: Option<u64>,
-    /// Dedicated connections for blocked clients, per worker.
-    pub max_blocking_connections: Option<usize>,
-}
-
-/// `[client]`: limits per client connection.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientSection {
-    /// Largest bulk string a client may send, in bytes.
-    pub max_bulk_len: Option<u64>,
-    /// Requests a client may have outstanding before keyway stops reading it.
-    pub max_pipeline: Option<usize>,
-    /// MOVED/ASK redirects followed for one request before giving up.
-    pub max_redirects: Option<u32>,
-    /// TRYAGAIN retries for one request before giving up.
-    pub max_tryagain: Option<u32>,
-    /// Most simultaneous client connections per process.
-    pub max_clients: Option<usize>,
-    /// A subscriber whose unsent output passes this many MiB is disconnected.
-    pub pubsub_output_limit_hard_mb: Option<u64>,
-    /// ... or stays above this many MiB for `pubsub_output_limit_soft_seconds`.
-    pub pubsub_output_limit_soft_mb: Option<u64>,
-    /// Seconds a subscriber's output may stay above the soft limit.
-    pub pubsub_output_limit_soft_seconds: Option<u64>,
-}
-
 /// Command-line overrides; `None` leaves the file's value.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -136,23 +56,42 @@ pub struct Overrides {
     pub log_level: Option<String>,
 }
 
-/// The validated configuration every part of keyway reads.
+/// The validated configuration: the keys read once at start, and the keys
+/// that may change while keyway runs.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Keys that take a restart to change.
+    pub startup: Startup,
+    /// Keys that may change at run time: one value, swapped whole (see
+    /// `worker::Shared::live`) and read through each worker's cache.
+    pub live: Live,
+}
+
+/// Keys read once at start: the sockets, threads and pools they size.
+#[derive(Debug, Clone)]
+pub struct Startup {
     /// Address clients connect to.
     pub listen: SocketAddr,
     /// Worker threads.
     pub workers: NonZeroUsize,
-    /// tracing filter.
-    pub log_level: String,
     /// Seed nodes, `host:port`, never empty.
     pub seeds: Vec<String>,
+    /// Multiplexed connections per node per worker, per protocol.
+    pub connections_per_node: NonZeroUsize,
+    /// Dedicated connections for blocked clients, per worker.
+    pub max_blocking_connections: NonZeroUsize,
+}
+
+/// Keys that may change while keyway runs; each request (or connection,
+/// or refresh) reads the value current when it starts.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// tracing filter.
+    pub log_level: String,
     /// Period of the background topology refresh.
     pub refresh_interval: Duration,
     /// Delay between topology attempts while no node answers.
     pub retry_interval: Duration,
-    /// Multiplexed connections per node per worker, per protocol.
-    pub connections_per_node: NonZeroUsize,
     /// Time to establish a backend connection.
     pub connect_timeout: Duration,
     /// Time a node may take for the oldest outstanding request.
@@ -161,8 +100,6 @@ pub struct Config {
     pub reconnect_min: Duration,
     /// Longest reconnect delay.
     pub reconnect_max: Duration,
-    /// Dedicated connections for blocked clients, per worker.
-    pub max_blocking_connections: NonZeroUsize,
     /// Parser bounds for client requests.
     pub limits: Limits,
     /// Outstanding requests per client before reading pauses.
@@ -175,6 +112,8 @@ pub struct Config {
     pub max_clients: NonZeroUsize,
     /// Output limits for clients with subscriptions.
     pub pubsub_output_limit: OutputLimit,
+    /// How long connected clients get to finish at shutdown.
+    pub shutdown_grace: Duration,
 }
 
 /// When a client that reads too slowly is disconnected: its unsent output
@@ -222,6 +161,8 @@ pub mod defaults {
     pub const MAX_REDIRECTS: u32 = 5;
     /// `client.max_tryagain`.
     pub const MAX_TRYAGAIN: u32 = 10;
+    /// `proxy.shutdown_grace_s`.
+    pub const SHUTDOWN_GRACE_S: u64 = 30;
     /// `client.max_clients`: like redis-server's maxclients.
     pub const MAX_CLIENTS: usize = 10_000;
     /// `client.pubsub_output_limit_hard_mb`: like redis-server's
@@ -389,21 +330,28 @@ impl FileConfig {
                 ),
             });
         }
-        Ok(Config {
+        let startup = Startup {
             listen,
             workers,
-            log_level,
             seeds,
+            connections_per_node: nonzero(
+                self.backend.connections_per_node,
+                CONNECTIONS_PER_NODE,
+                "backend.connections_per_node",
+            )?,
+            max_blocking_connections: nonzero(
+                self.backend.max_blocking_connections,
+                MAX_BLOCKING_CONNECTIONS,
+                "backend.max_blocking_connections",
+            )?,
+        };
+        let live = Live {
+            log_level,
             refresh_interval: Duration::from_secs(refresh_s),
             retry_interval: ms(
                 self.cluster.retry_interval_ms,
                 RETRY_INTERVAL_MS,
                 "cluster.retry_interval_ms",
-            )?,
-            connections_per_node: nonzero(
-                self.backend.connections_per_node,
-                CONNECTIONS_PER_NODE,
-                "backend.connections_per_node",
             )?,
             connect_timeout: ms(
                 self.backend.connect_timeout_ms,
@@ -417,11 +365,6 @@ impl FileConfig {
             )?,
             reconnect_min,
             reconnect_max,
-            max_blocking_connections: nonzero(
-                self.backend.max_blocking_connections,
-                MAX_BLOCKING_CONNECTIONS,
-                "backend.max_blocking_connections",
-            )?,
             limits: Limits {
                 max_bulk_len: max_bulk_len as usize,
                 ..Limits::default()
@@ -435,7 +378,11 @@ impl FileConfig {
             max_tryagain: self.client.max_tryagain.unwrap_or(MAX_TRYAGAIN),
             max_clients: nonzero(self.client.max_clients, MAX_CLIENTS, "client.max_clients")?,
             pubsub_output_limit,
-        })
+            shutdown_grace: Duration::from_secs(
+                self.proxy.shutdown_grace_s.unwrap_or(SHUTDOWN_GRACE_S),
+            ),
+        };
+        Ok(Config { startup, live })
     }
 }
 
@@ -455,75 +402,4 @@ fn is_host_port(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(text: &str, o: Overrides) -> Result<Config, ConfigError> {
-        FileConfig::parse(text)
-            .map_err(|message| ConfigError::Parse {
-                path: "t".into(),
-                message,
-            })?
-            .apply(&o)
-            .validate()
-    }
-
-    #[test]
-    fn defaults_validate() {
-        let c = load("", Overrides::default()).unwrap();
-        assert_eq!(c.listen.to_string(), defaults::LISTEN);
-        assert_eq!(c.seeds, vec![defaults::SEED.to_string()]);
-        assert_eq!(c.limits.max_bulk_len, 512 * 1024 * 1024);
-    }
-
-    #[test]
-    fn shipped_config_file_is_valid_and_matches_defaults() {
-        let text = include_str!("../conf/keyway.toml");
-        let c = load(text, Overrides::default()).unwrap();
-        let d = load("", Overrides::default()).unwrap();
-        assert_eq!(format!("{c:?}"), format!("{d:?}"));
-    }
-
-    #[test]
-    fn flags_override_the_file() {
-        let o = Overrides {
-            listen: Some("127.0.0.1:7777".into()),
-            cluster: Some("a:1, b:2".into()),
-            workers: Some(3),
-            log_level: Some("debug".into()),
-        };
-        let c = load("[proxy]\nlisten = \"0.0.0.0:1\"\nworkers = 8\n", o).unwrap();
-        assert_eq!(c.listen.port(), 7777);
-        assert_eq!(c.seeds, vec!["a:1".to_string(), "b:2".to_string()]);
-        assert_eq!(c.workers.get(), 3);
-        assert_eq!(c.log_level, "debug");
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        let err = |text: &str, o: Overrides| load(text, o).unwrap_err().to_string();
-        assert!(err("[proxy]\nlisten = \"nope\"", Overrides::default()).contains("proxy.listen"));
-        assert!(err(
-            "",
-            Overrides {
-                workers: Some(0),
-                ..Default::default()
-            }
-        )
-        .contains("proxy.workers"));
-        assert!(err("[proxy]\nbogus = 1", Overrides::default()).contains("bogus"));
-        assert!(
-            err("[cluster]\nseeds = [\"nohost\"]", Overrides::default()).contains("cluster.seeds")
-        );
-        assert!(
-            err("[backend]\nconnect_timeout_ms = 0", Overrides::default())
-                .contains("backend.connect_timeout_ms")
-        );
-        assert!(err(
-            "[backend]\nreconnect_min_ms = 10\nreconnect_max_ms = 5",
-            Overrides::default()
-        )
-        .contains("reconnect_max_ms"));
-        assert!(err("[proxy]\nworkers = \"x\"", Overrides::default()).contains("workers"));
-    }
-}
+mod tests;

@@ -10,7 +10,7 @@ fn addr(port: u16) -> SocketAddr {
 }
 
 /// Three clients: 1 and 2 from ports 1001/1002, 3 subscribed.
-fn three(clients: &Clients) -> Vec<Registration<'_>> {
+fn three(clients: &Registry) -> Vec<Registration<'_>> {
     let all: Vec<_> = (1..=3)
         .map(|id| clients.register(id, addr(1000 + id as u16), addr(6380), 10 + id as i32))
         .collect();
@@ -29,7 +29,7 @@ fn ids(list: &str) -> Vec<u64> {
 
 #[test]
 fn lists_every_client_by_id_and_filters_by_type_and_id() {
-    let clients = Clients::default();
+    let clients = Registry::default();
     let _held = three(&clients);
     assert_eq!(
         ids(&clients.list(&request("CLIENT LIST")).unwrap()),
@@ -65,7 +65,7 @@ fn lists_every_client_by_id_and_filters_by_type_and_id() {
 
 #[test]
 fn leaving_removes_the_client() {
-    let clients = Clients::default();
+    let clients = Registry::default();
     let mut held = three(&clients);
     held.remove(1);
     assert_eq!(ids(&clients.list(&request("CLIENT LIST")).unwrap()), [1, 3]);
@@ -73,7 +73,7 @@ fn leaving_removes_the_client() {
 
 #[test]
 fn line_has_redis_fields_and_flags() {
-    let clients = Clients::default();
+    let clients = Registry::default();
     let held = three(&clients);
     let record = &held[0].record;
     record.names().name = Some(Bytes::from_static(b"worker-7"));
@@ -89,7 +89,7 @@ fn line_has_redis_fields_and_flags() {
 
 #[test]
 fn kill_filters_skip_the_caller_unless_told() {
-    let clients = Clients::default();
+    let clients = Registry::default();
     let held = three(&clients);
     // From client 1: every normal client but itself.
     assert_eq!(clients.kill(&request("CLIENT KILL TYPE normal"), 1), Ok(1));
@@ -110,7 +110,7 @@ fn kill_filters_skip_the_caller_unless_told() {
 
 #[test]
 fn kill_old_form_and_errors() {
-    let clients = Clients::default();
+    let clients = Registry::default();
     let _held = three(&clients);
     // The old form may kill the caller itself.
     assert_eq!(
@@ -140,13 +140,46 @@ fn kill_old_form_and_errors() {
 
 #[tokio::test]
 async fn kill_wakes_the_session() {
-    let clients = Clients::default();
+    let clients = Registry::default();
     let mut held = three(&clients);
-    let killed = &mut held[1].killed;
+    let killed = &mut held[1].stop;
     assert!(killed.try_recv().is_err(), "not killed yet");
     assert_eq!(clients.kill(&request("CLIENT KILL ID 2"), 1), Ok(1));
-    tokio::time::timeout(std::time::Duration::from_secs(5), killed)
+    let why = tokio::time::timeout(std::time::Duration::from_secs(5), killed)
         .await
         .expect("woken")
         .unwrap();
+    assert_eq!(why, Stop::Kill);
+}
+
+#[test]
+fn drain_tells_every_client_and_those_registering_later() {
+    let clients = Registry::default();
+    let mut held = three(&clients);
+    clients.drain();
+    for registration in &mut held {
+        assert_eq!(registration.stop.try_recv(), Ok(Stop::Drain));
+    }
+    let mut late = clients.register(9, addr(1009), addr(6380), 19);
+    assert_eq!(late.stop.try_recv(), Ok(Stop::Drain));
+}
+
+#[test]
+fn admission_counts_and_enforces_the_client_limit() {
+    let clients = Registry::default();
+    assert!(clients.admit(2));
+    assert!(clients.admit(2));
+    assert!(!clients.admit(2), "a third client is over the limit");
+    assert_eq!(
+        (clients.connected(), clients.accepted(), clients.rejected()),
+        (2, 2, 1)
+    );
+    clients.left();
+    assert!(
+        clients.admit(2),
+        "a place freed is a place for the next client"
+    );
+    assert_eq!(clients.connected(), 2);
+    assert_eq!(clients.next_id(), 1);
+    assert_eq!(clients.next_id(), 2);
 }

@@ -1,6 +1,7 @@
 //! Every client of the process, whichever worker serves it: what `CLIENT
-//! LIST` and `CLIENT INFO` show, and how `CLIENT KILL` reaches a client on
-//! another thread. A session keeps its own state on its thread; the few
+//! LIST` and `CLIENT INFO` show, how `CLIENT KILL` (and the shutdown's
+//! drain) reaches a client on another thread, client ids, and the client
+//! counters (`INFO clients`/`stats`, `client.max_clients`). A session keeps its own state on its thread; the few
 //! things other threads may read are mirrored here when they change (name,
 //! protocol, subscriptions, `MULTI`), so the per-request path touches none
 //! of it.
@@ -8,7 +9,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -45,7 +48,7 @@ pub struct ClientRecord {
     multi: AtomicI64,
     killed: AtomicBool,
     /// Tells the session it was killed; taken by the kill.
-    kill: Mutex<Option<oneshot::Sender<()>>>,
+    kill: Mutex<Option<oneshot::Sender<Stop>>>,
 }
 
 /// What the client said about itself.
@@ -125,12 +128,18 @@ impl ClientRecord {
     fn kill(&self) -> bool {
         let first = !self.killed.swap(true, Ordering::AcqRel);
         if first {
-            let sender = self.kill.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(sender) = sender {
-                let _ = sender.send(());
-            }
+            self.stop(Stop::Kill);
         }
         first
+    }
+
+    /// Tells the session to stop, unless it was told already (a client
+    /// draining is closed by the drain's own deadline).
+    fn stop(&self, why: Stop) {
+        let sender = self.kill.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(sender) = sender {
+            let _ = sender.send(why);
+        }
     }
 
     /// The client's line in `CLIENT LIST` / `CLIENT INFO`, in redis-server's
@@ -184,30 +193,110 @@ impl ClientRecord {
     }
 }
 
-/// Every connected client, by id.
-#[derive(Default)]
-pub struct Clients {
-    by_id: Mutex<BTreeMap<u64, Arc<ClientRecord>>>,
+/// Why a session is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// `CLIENT KILL`: close at once, as redis-server does.
+    Kill,
+    /// keyway is shutting down: answer what was received, then close; an
+    /// idle client closes at once.
+    Drain,
 }
 
-/// A client's place in [`Clients`]; leaving it removes the client.
+/// Every connected client by id, and the client counters.
+pub struct Registry {
+    by_id: Mutex<BTreeMap<u64, Arc<ClientRecord>>>,
+    /// Clients connected now (counted at accept, before registration).
+    connected: AtomicUsize,
+    /// Clients accepted since start.
+    accepted: AtomicU64,
+    /// Clients refused at `client.max_clients` since start.
+    rejected: AtomicU64,
+    next_id: AtomicU64,
+    /// Set once keyway drains: clients registered from then on are told
+    /// at once.
+    draining: AtomicBool,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            by_id: Mutex::default(),
+            connected: AtomicUsize::new(0),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+            draining: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A client's place in [`Registry`]; leaving it removes the client.
 pub struct Registration<'a> {
-    clients: &'a Clients,
+    registry: &'a Registry,
     /// The client's record.
     pub record: Arc<ClientRecord>,
-    /// Resolves once `CLIENT KILL` picked the client. A oneshot, not a
-    /// `Notify`: the session polls it on every wake-up, and a oneshot's poll
-    /// is an atomic load where a waiting `Notify` takes a lock.
-    pub killed: oneshot::Receiver<()>,
+    /// Resolves once `CLIENT KILL` picked the client or keyway drains. A
+    /// oneshot, not a `Notify`: the session polls it on every wake-up, and
+    /// a oneshot's poll is an atomic load where a waiting `Notify` takes a
+    /// lock.
+    pub stop: oneshot::Receiver<Stop>,
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.clients.lock().remove(&self.record.id);
+        self.registry.lock().remove(&self.record.id);
     }
 }
 
-impl Clients {
+impl Registry {
+    /// Takes a place for a client that just connected; false (counted as
+    /// rejected) when `max` clients are connected already. A client
+    /// admitted gives its place back with [`Registry::left`].
+    pub fn admit(&self, max: usize) -> bool {
+        if self.connected.fetch_add(1, Ordering::Relaxed) >= max {
+            self.connected.fetch_sub(1, Ordering::Relaxed);
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.accepted.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// An admitted client left: its place is free.
+    pub fn left(&self) {
+        self.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// A process-unique client id, as `CLIENT ID` reports.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Clients connected now.
+    pub fn connected(&self) -> usize {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Clients accepted since start.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Clients refused at `client.max_clients` since start.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Tells every client, and every client registered from now on, to
+    /// drain ([`Stop::Drain`]).
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        for record in self.lock().values() {
+            record.stop(Stop::Drain);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Arc<ClientRecord>>> {
         self.by_id.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -220,7 +309,7 @@ impl Clients {
         local: SocketAddr,
         fd: i32,
     ) -> Registration<'_> {
-        let (kill, killed) = oneshot::channel();
+        let (kill, stop) = oneshot::channel();
         let record = Arc::new(ClientRecord {
             id,
             peer,
@@ -237,10 +326,13 @@ impl Clients {
             kill: Mutex::new(Some(kill)),
         });
         self.lock().insert(id, record.clone());
+        if self.draining.load(Ordering::Acquire) {
+            record.stop(Stop::Drain);
+        }
         Registration {
-            clients: self,
+            registry: self,
             record,
-            killed,
+            stop,
         }
     }
 
@@ -403,5 +495,5 @@ impl Filter {
 }
 
 #[cfg(test)]
-#[path = "clients_tests.rs"]
+#[path = "registry_tests.rs"]
 mod tests;

@@ -16,8 +16,9 @@ use bytes::{Bytes, BytesMut};
 
 use crate::backend::BackendError;
 use crate::protocol::{encode, Protocol};
+use crate::worker::Shared;
 
-use super::fanout::values;
+use super::merge::values;
 
 /// What keyway reports about itself.
 #[derive(Clone, Debug)]
@@ -38,6 +39,23 @@ pub struct Own {
     pub connections_received: u64,
     /// Clients refused at `client.max_clients`.
     pub rejected_connections: u64,
+}
+
+impl Own {
+    /// What keyway reports about itself now.
+    pub fn of(shared: &Shared) -> Own {
+        let registry = &shared.registry;
+        Own {
+            redis_version: shared.view.server_version().to_string(),
+            tcp_port: shared.startup.listen.port(),
+            uptime: shared.started.elapsed().as_secs(),
+            connected_clients: registry.connected(),
+            max_clients: shared.live.load().max_clients.get(),
+            blocked_clients: registry.blocked(),
+            connections_received: registry.accepted(),
+            rejected_connections: registry.rejected(),
+        }
+    }
 }
 
 /// One `# Name` section: its lines, `field:value`, in order.

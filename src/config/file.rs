@@ -1,0 +1,89 @@
+//! The configuration file's shape, as TOML says it: every key optional,
+//! unknown keys rejected. [`super::FileConfig::validate`] turns it into the
+//! typed [`super::Config`].
+
+use serde::Deserialize;
+
+/// The file as written; every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[proxy]` section.
+    #[serde(default)]
+    pub proxy: ProxySection,
+    /// `[cluster]` section.
+    #[serde(default)]
+    pub cluster: ClusterSection,
+    /// `[backend]` section.
+    #[serde(default)]
+    pub backend: BackendSection,
+    /// `[client]` section.
+    #[serde(default)]
+    pub client: ClientSection,
+}
+
+/// `[proxy]`: the listening side and process.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    /// Address clients connect to.
+    pub listen: Option<String>,
+    /// Worker threads; 0 or absent = one per CPU core.
+    pub workers: Option<usize>,
+    /// tracing filter, e.g. `info` or `keyway=debug`.
+    pub log_level: Option<String>,
+    /// Seconds connected clients get to finish at shutdown.
+    pub shutdown_grace_s: Option<u64>,
+}
+
+/// `[cluster]`: how the topology is found and kept fresh.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Seed nodes, `host:port`.
+    pub seeds: Option<Vec<String>>,
+    /// Seconds between periodic topology refreshes.
+    pub refresh_interval_s: Option<u64>,
+    /// Milliseconds between retries while no seed answers.
+    pub retry_interval_ms: Option<u64>,
+}
+
+/// `[backend]`: connections from keyway to the cluster's nodes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSection {
+    /// Multiplexed connections per node per worker, per protocol.
+    pub connections_per_node: Option<usize>,
+    /// Milliseconds to establish a connection.
+    pub connect_timeout_ms: Option<u64>,
+    /// Milliseconds a node may take to answer the oldest outstanding request.
+    pub request_timeout_ms: Option<u64>,
+    /// First reconnect delay in milliseconds; doubles up to `reconnect_max_ms`.
+    pub reconnect_min_ms: Option<u64>,
+    /// Longest reconnect delay in milliseconds.
+    pub reconnect_max_ms: Option<u64>,
+    /// Dedicated connections for blocked clients, per worker.
+    pub max_blocking_connections: Option<usize>,
+}
+
+/// `[client]`: limits per client connection.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSection {
+    /// Largest bulk string a client may send, in bytes.
+    pub max_bulk_len: Option<u64>,
+    /// Requests a client may have outstanding before keyway stops reading it.
+    pub max_pipeline: Option<usize>,
+    /// MOVED/ASK redirects followed for one request before giving up.
+    pub max_redirects: Option<u32>,
+    /// TRYAGAIN retries for one request before giving up.
+    pub max_tryagain: Option<u32>,
+    /// Most simultaneous client connections per process.
+    pub max_clients: Option<usize>,
+    /// A subscriber whose unsent output passes this many MiB is disconnected.
+    pub pubsub_output_limit_hard_mb: Option<u64>,
+    /// ... or stays above this many MiB for `pubsub_output_limit_soft_seconds`.
+    pub pubsub_output_limit_soft_mb: Option<u64>,
+    /// Seconds a subscriber's output may stay above the soft limit.
+    pub pubsub_output_limit_soft_seconds: Option<u64>,
+}

@@ -1,0 +1,122 @@
+//! Taking a client's request in: the refusals that come first (subscribed
+//! mode), the one admission step (where authentication and ACL checks
+//! go), then routing: queued in `MULTI`, a transaction or subscription
+//! command, a local answer, a refusal, or a place in the reply order and a
+//! start towards its node(s).
+
+use crate::command::{CommandSpec, CommandTable, RouteClass};
+use crate::protocol::{encode, Protocol, Request};
+use crate::router::{self, Route};
+
+use super::super::local::{self, Outcome};
+use super::{Session, Target, NO_TARGET};
+
+impl Session {
+    /// Takes a new request's place in the queue and starts it on its way.
+    /// False when the client asked to close (`QUIT`).
+    pub(super) fn submit(&self, request: Request) -> bool {
+        let worker = &self.worker;
+        let table = worker.commands();
+        if let Some(name) = self.refused_while_subscribed(&table, &request) {
+            let text = format!("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
+            self.push_local(|out| encode::error(out, text.as_bytes()));
+            return true;
+        }
+        let route = router::route(&table, &request);
+        if self.transactions.borrow().multi.is_some() {
+            if let Some(queued) = self.queue_in_multi(&table, &request, &route) {
+                self.note_multi();
+                return queued;
+            }
+        }
+        let target = match route {
+            Route::Transaction(spec, slot) => {
+                self.transaction(spec.name(), slot, request);
+                self.note_multi();
+                return true;
+            }
+            Route::Subscription(spec, _) => {
+                self.subscription(spec.name(), &request);
+                return true;
+            }
+            Route::Local(spec) => {
+                let mut outcome = Outcome::Reply;
+                let reply = self.build_reply(|out| {
+                    let mut client = self.client.borrow_mut();
+                    outcome =
+                        local::execute(spec, &request, &mut client, &worker.shared, &table, out);
+                });
+                if spec.name() == "reset" {
+                    self.unsubscribe_all();
+                    self.transactions.borrow_mut().reset();
+                    self.note_multi();
+                }
+                match outcome {
+                    Outcome::Forward => Target::AnyMaster,
+                    Outcome::Reply | Outcome::Quit => {
+                        self.replies.borrow_mut().push_ready(reply);
+                        return outcome != Outcome::Quit;
+                    }
+                }
+            }
+            Route::Reject(rejection) => {
+                self.push_local(|out| rejection.write_reply(&request, out));
+                return true;
+            }
+            route @ (Route::Slot(..)
+            | Route::AnyNode
+            | Route::FanOut(_)
+            | Route::Diagnostics(_)
+            | Route::WaitReplicas
+            | Route::Info
+            | Route::Scan
+            | Route::Split(_)
+            | Route::Blocking(_)) => {
+                if let Route::FanOut(_) = route {
+                    self.note_script_command(&request);
+                }
+                let Some(target) = Target::of(route, &request) else {
+                    self.push_local(|out| encode::error(out, NO_TARGET));
+                    return true;
+                };
+                target
+            }
+        };
+        drop(table);
+        let proto = self.client.borrow().proto;
+        let token = self
+            .replies
+            .borrow_mut()
+            .push_pending(request.into_raw(), proto);
+        self.start(token, target);
+        true
+    }
+
+    /// The command's name if this is a RESP2 client in subscribed mode and
+    /// the command is not one it may send there (as redis-server decides).
+    pub(super) fn refused_while_subscribed(
+        &self,
+        table: &CommandTable,
+        request: &Request,
+    ) -> Option<String> {
+        {
+            let client = self.client.borrow();
+            if client.proto != Protocol::Resp2 || !client.subscriptions.any() {
+                return None;
+            }
+        }
+        // Unknown commands and wrong arities get their own errors first.
+        let spec: &CommandSpec = table
+            .lookup(request)
+            .filter(|s| s.arity_ok(request.argc()))?;
+        let allowed = spec.class() == RouteClass::Subscription
+            || matches!(spec.name(), "ping" | "quit" | "reset");
+        (!allowed).then(|| spec.name().to_string())
+    }
+
+    /// Shows the commands queued in `MULTI` (if in one) to `CLIENT LIST`.
+    pub(super) fn note_multi(&self) {
+        let queued = self.transactions.borrow().multi.as_ref().map(|q| q.count());
+        self.client.borrow().record.set_multi(queued);
+    }
+}

@@ -1,0 +1,200 @@
+//! One client's socket: the reader (parse, submit, pause while the
+//! pipeline is full) and the writer side (one write per ready batch of
+//! replies; the rest waits for the socket), and the end of the session:
+//! `CLIENT KILL` (at once) or the shutdown's drain (what was received is
+//! answered, then the client is closed).
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::sync::oneshot;
+use tracing::debug;
+
+use crate::net;
+use crate::protocol::{encode, RequestParser};
+use crate::registry::Stop;
+use crate::wake::LocalNotify;
+
+use super::output::Output;
+use super::Session;
+
+/// Smallest free space offered to a read; the buffer is allocated on the
+/// first read, so idle clients cost no buffer.
+const READ_RESERVE: usize = 4096;
+/// Ready replies are written before the rest of the pipeline is answered
+/// once they reach this size; below it, one write per pipeline is cheaper.
+const EARLY_WRITE: usize = 64 * 1024;
+/// How long a closing session may take to flush its last replies.
+const FLUSH_ON_CLOSE: Duration = Duration::from_secs(5);
+
+/// Why the reader stopped.
+#[derive(PartialEq, Eq)]
+pub(super) enum ReadEnd {
+    /// The client went away: nothing more to write.
+    Gone,
+    /// QUIT or a protocol error: flush what is queued, then close.
+    Close,
+}
+
+/// The writing side of a session: replies taken from the queue and not
+/// yet written, and what the writer task waits on. These change together,
+/// on every flush.
+#[derive(Default)]
+pub(super) struct Writing {
+    /// Replies taken from the queue and not yet written.
+    pub(super) out: RefCell<Output>,
+    /// Set when the socket took less than offered: the writer task waits
+    /// for it to drain; flushes leave the rest to it meanwhile.
+    pub(super) write_blocked: Cell<bool>,
+    /// Set when writing failed: the client is gone.
+    pub(super) broken: Cell<bool>,
+    /// Wakes the writer task: writes blocked, failed, or closing.
+    pub(super) writer: LocalNotify,
+    /// Woken when replies left the queue (reading may resume).
+    pub(super) space: LocalNotify,
+    /// No more requests are read: write what is queued, then close.
+    pub(super) closing: Cell<bool>,
+    /// Messages were queued since the hub last flushed this client.
+    pub(super) flush_due: Cell<bool>,
+    /// Since when the unsent output of this subscriber is over the soft limit.
+    pub(super) over_soft_limit: Cell<Option<Instant>>,
+}
+
+impl Session {
+    /// Reads and writes until the client leaves, or until told to `stop`:
+    /// by `CLIENT KILL` from another client (closes at once, as Redis
+    /// does), or by the shutdown's drain (reads no more, answers what it
+    /// received, closes; at the latest when `proxy.shutdown_grace_s` ends).
+    pub(super) async fn run(&self, stop: &mut oneshot::Receiver<Stop>) {
+        let reader = self.read_loop();
+        let writer = self.write_loop();
+        tokio::pin!(reader, writer);
+        let wait = tokio::select! {
+            biased;
+            why = stop => match why {
+                Ok(Stop::Drain) => self.worker.live().shutdown_grace,
+                Ok(Stop::Kill) | Err(_) => return,
+            },
+            end = &mut reader => match end {
+                ReadEnd::Close => FLUSH_ON_CLOSE,
+                ReadEnd::Gone => return,
+            },
+            _ = &mut writer => return,
+        };
+        self.io.closing.set(true);
+        self.flush();
+        self.io.writer.notify_one();
+        let _ = tokio::time::timeout(wait, &mut writer).await;
+    }
+
+    pub(super) async fn read_loop(&self) -> ReadEnd {
+        let live = self.worker.live();
+        let max_pipeline = live.max_pipeline.get();
+        let mut parser = RequestParser::new(live.limits);
+        drop(live);
+        let mut buf = BytesMut::new();
+        let record = self.client.borrow().record.clone();
+        loop {
+            while self.replies.borrow().len() >= max_pipeline {
+                self.io.space.notified().await;
+            }
+            if poll_fn(|cx| self.stream.poll_read_ready(cx)).await.is_err() {
+                return ReadEnd::Gone;
+            }
+            if buf.capacity() - buf.len() < READ_RESERVE {
+                // Doubling keeps a large value's arrival linear in its size.
+                buf.reserve(buf.len().max(READ_RESERVE));
+            }
+            match net::read_some(&self.stream, &mut buf) {
+                Ok(None) => continue,
+                Ok(Some(0)) | Err(_) => return ReadEnd::Gone,
+                Ok(Some(_)) => record.touch(),
+            }
+            loop {
+                match parser.parse(&mut buf) {
+                    Ok(Some(request)) => {
+                        if !self.submit(request) {
+                            return ReadEnd::Close;
+                        }
+                    }
+                    Ok(None) => {
+                        self.release_held();
+                        break;
+                    }
+                    Err(e) => {
+                        crate::metrics::protocol_error();
+                        let text = format!("ERR Protocol error: {e}");
+                        self.push_local(|out| encode::error(out, text.as_bytes()));
+                        debug!(client = self.client.borrow().id, error = %e, "protocol error; closing");
+                        return ReadEnd::Close;
+                    }
+                }
+            }
+            self.flush();
+            if self.io.broken.get() {
+                return ReadEnd::Gone;
+            }
+        }
+    }
+
+    /// Finishes writes the socket could not take at once, and ends the
+    /// session once it is closing and everything is written.
+    pub(super) async fn write_loop(&self) -> io::Result<()> {
+        loop {
+            if self.io.broken.get() {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            if self.io.write_blocked.get() {
+                self.stream.writable().await?;
+                self.io.write_blocked.set(false);
+                self.flush();
+                continue;
+            }
+            if self.io.closing.get()
+                && self.replies.borrow().is_empty()
+                && self.io.out.borrow().is_empty()
+            {
+                return Ok(());
+            }
+            self.io.writer.notified().await;
+        }
+    }
+
+    /// Writes the ready replies at the queue's front once the whole pipeline
+    /// is answered (or they pile up past [`EARLY_WRITE`]), in one write when
+    /// the socket takes it all; what it does not take waits for the writer task.
+    pub(super) fn flush(&self) {
+        if self.io.write_blocked.get() || self.io.broken.get() {
+            return;
+        }
+        let mut out = self.io.out.borrow_mut();
+        let waiting = {
+            let mut replies = self.replies.borrow_mut();
+            if replies.take_ready(&mut out) > 0 {
+                self.io.space.notify_one();
+            }
+            replies.waiting()
+        };
+        if out.is_empty() || (waiting > 0 && out.len() < EARLY_WRITE && !self.io.closing.get()) {
+            return;
+        }
+        match out.write_to(&self.stream) {
+            Ok(true) => {
+                if self.io.closing.get() {
+                    self.io.writer.notify_one();
+                }
+            }
+            Ok(false) => {
+                self.io.write_blocked.set(true);
+                self.io.writer.notify_one();
+            }
+            Err(_) => {
+                self.io.broken.set(true);
+                self.io.writer.notify_one();
+            }
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Sending a request on its way, in order: the ordering rule decides
+//! whether it waits ([`super::order`]); then it goes to its node's shared
+//! connection, to every master ([`Gather`]), as parts per slot ([`Split`]),
+//! or on a dedicated connection; node replies that are redirects are
+//! followed here ([`redirect::decide`]).
+
+use std::rc::Rc;
+
+use crate::backend::conn::Conn;
+use crate::backend::pool::NodeConns;
+use crate::backend::{BackendError, ReplyTarget};
+use crate::cluster::redirect::{self, Decision};
+use crate::cluster::{Access, NoNode, NodeIndex, Topology};
+use crate::protocol::{encode, Request};
+use crate::router::{self, Route};
+
+use super::super::fanout::info::Own;
+use super::super::fanout::split::{Plan, Split};
+use super::super::fanout::{Gather, Join};
+use super::order::{self, Next, Queue, Way, SHARED_LANE};
+use super::transaction_state::TransactionReplies;
+use super::{Session, Target, NO_TARGET};
+
+impl Session {
+    /// Sends a new request, unless the ordering rule ([`order::must_hold`])
+    /// says it waits for the requests in flight: then it is held until they
+    /// are answered.
+    pub(super) fn start(&self, token: u64, target: Target) {
+        let worker = &self.worker;
+        let topology = worker.topology();
+        let epoch = topology.epoch();
+        {
+            let mut replies = self.replies.borrow_mut();
+            let Some((_, proto)) = replies.request(token) else {
+                return;
+            };
+            let way = Way {
+                epoch,
+                proto,
+                lane: target.lane(),
+            };
+            let next = Next {
+                way,
+                dedicated: target.is_dedicated(),
+            };
+            let queue = Queue {
+                // This request counts as in flight itself.
+                in_flight: replies.in_flight().saturating_sub(1),
+                held: replies.held(),
+                blocked: self.blocked.borrow().is_some(),
+            };
+            if order::must_hold(self.sent.get(), next, queue, self.force_send.replace(false)) {
+                replies.hold(token);
+                return;
+            }
+            self.sent.set(way);
+        }
+        let conns = match target {
+            Target::AllMasters(merge) => return self.fan_out(token, Join::Merge(merge), &topology),
+            Target::Diagnostics(report) if report.dedicated() => {
+                let masters = topology.nodes().iter().map(|n| n.addr.clone()).collect();
+                return self.to_each_dedicated(token, masters, Join::Diagnostics(report), None);
+            }
+            Target::Diagnostics(report) => {
+                return self.fan_out(token, Join::Diagnostics(report), &topology)
+            }
+            Target::Info => {
+                let own = Box::new(Own::of(&worker.shared));
+                return self.fan_out(token, Join::Info(own), &topology);
+            }
+            Target::WaitReplicas => return self.wait_replicas(token, &topology),
+            Target::Scan => return self.scan(token, &topology),
+            Target::Split(plan) => return self.split(token, plan, &topology),
+            Target::Blocking(slot) => {
+                return match worker.for_slot(&topology, slot, Access::Write) {
+                    Ok(index) => {
+                        let addr = topology.nodes()[index as usize].addr.clone();
+                        drop(topology);
+                        self.wrote_to(&addr);
+                        self.block(token, addr, false)
+                    }
+                    Err(no_node) => self.complete_error(token, no_node),
+                };
+            }
+            Target::Slot(slot, access) => worker.for_slot(&topology, slot, access).map(|index| {
+                if access == Access::Write {
+                    self.wrote_to(&topology.nodes()[index as usize].addr);
+                }
+                worker.conns(&topology, index)
+            }),
+            Target::AnyMaster => worker.any_master(&topology),
+            Target::Watched(conn, _) => {
+                drop(topology);
+                return self.send_watched(token, &conn);
+            }
+        };
+        drop(topology);
+        self.send(token, conns, false);
+    }
+
+    /// Sends the held requests, in order, once nothing sent before them is
+    /// still in flight, under the slot map current now.
+    pub(super) fn release_held(&self) {
+        loop {
+            let tokens = self.replies.borrow_mut().release();
+            if tokens.is_empty() {
+                return;
+            }
+            // The first goes out whatever it is (nothing is in flight);
+            // `start` holds the ones after it again if the protocol, the
+            // map or the connection changes.
+            let mut sent = self.sent.get();
+            sent.epoch = self.worker.topology().epoch();
+            let first = self.replies.borrow().request(tokens.start).map(|(_, p)| p);
+            if let Some(proto) = first {
+                sent.proto = proto;
+                self.force_send.set(true);
+            }
+            self.sent.set(sent);
+            for token in tokens {
+                self.restart(token);
+            }
+            self.force_send.set(false);
+        }
+    }
+
+    /// Sends the request of entry `token` on `conns` (with `ASKING` first
+    /// when `asking`), or answers it with the error in `conns`.
+    pub(super) fn send(&self, token: u64, conns: Result<Rc<NodeConns>, NoNode>, asking: bool) {
+        let conns = match conns {
+            Ok(conns) => conns,
+            Err(no_node) => return self.complete_error(token, no_node),
+        };
+        let proto = match self.replies.borrow().request(token) {
+            Some((_, proto)) => proto,
+            None => return,
+        };
+        let client = self.client.borrow().id;
+        if let Err(e) = self.send_on(token, conns.pick(proto, client), asking) {
+            self.complete_local(token, |out| e.write_reply(out));
+        }
+    }
+
+    /// Queues the request of entry `token` on `conn`: as one request, or,
+    /// for a transaction, as `MULTI` … `EXEC` with one reply per command.
+    pub(super) fn send_on(
+        &self,
+        token: u64,
+        conn: &Conn,
+        asking: bool,
+    ) -> Result<(), BackendError> {
+        let replies = self.replies.borrow();
+        let (Some((request, _)), Some(me)) = (replies.request(token), self.me.upgrade()) else {
+            return Ok(());
+        };
+        let me: Rc<dyn ReplyTarget> = me;
+        let transaction = self.transactions.borrow().find(token).map(|t| t.replies);
+        match transaction {
+            None => conn.send(request, asking, &me, token),
+            Some(count) => {
+                let collect: Rc<dyn ReplyTarget> = TransactionReplies::new(me, token, count);
+                conn.send_many(request, count, asking, &collect)
+            }
+        }
+    }
+
+    /// Follows a redirect for entry `token` as [`redirect::decide`] says;
+    /// false when the node's reply stands.
+    pub(super) fn follow(&self, token: u64, reply: &[u8]) -> bool {
+        let budgets = self.worker.redirect_budgets();
+        let decision = match self.replies.borrow_mut().followed(token) {
+            Some(followed) => redirect::decide(reply, followed, budgets),
+            None => return false,
+        };
+        if let Some(kind) = decision.kind() {
+            crate::metrics::redirect(kind);
+        }
+        match decision {
+            Decision::Deliver => return false,
+            Decision::GiveUp(text) => {
+                self.complete_local(token, |out| encode::error(out, text.as_bytes()))
+            }
+            Decision::Moved { slot, addr } => {
+                self.worker.shared.view.report_moved(slot, addr);
+                self.resend(token, addr, false);
+            }
+            Decision::Ask { addr } => self.resend(token, addr, true),
+            Decision::RetryAfter(pause) => {
+                let Some(me) = self.me.upgrade() else {
+                    return true;
+                };
+                tokio::task::spawn_local(async move {
+                    tokio::time::sleep(pause).await;
+                    me.restart(token);
+                    me.release_held();
+                    me.flush();
+                });
+            }
+        }
+        true
+    }
+
+    /// Sends entry `token` again, to `addr`, the way it went before: on a
+    /// dedicated connection if it is the blocking command in flight.
+    pub(super) fn resend(&self, token: u64, addr: &str, asking: bool) {
+        if self.sent.get().lane != SHARED_LANE {
+            return self.redirected_on_watch(token, addr, asking);
+        }
+        let blocking = matches!(*self.blocked.borrow(), Some((t, _)) if t == token);
+        if blocking {
+            self.block(token, addr.into(), asking);
+        } else {
+            self.send(token, Ok(self.worker.node(addr)), asking);
+        }
+    }
+
+    /// Routes entry `token` again from scratch and starts it (after
+    /// `TRYAGAIN`, or when it was held). Entries already answered are skipped.
+    pub(super) fn restart(&self, token: u64) {
+        if self.transactions.borrow().find(token).is_some() {
+            return self.restart_transaction(token);
+        }
+        let Some(raw) = self
+            .replies
+            .borrow()
+            .request(token)
+            .map(|(raw, _)| raw.clone())
+        else {
+            return;
+        };
+        // The bytes parsed once already; this cannot fail, but if it did the
+        // client must still get an answer.
+        let Some(request) = Request::reparse(&raw, self.worker.live().limits) else {
+            return self.complete_local(token, |out| encode::error(out, NO_TARGET));
+        };
+        let table = self.worker.commands();
+        let target = match router::route(&table, &request) {
+            Route::Transaction(..) => {
+                drop(table);
+                return self.restart_watch(token);
+            }
+            // Local commands keyway forwards after all (`COMMAND INFO`,
+            // ...) go to any master.
+            Route::Local(_) => Target::AnyMaster,
+            route => match Target::of(route, &request) {
+                Some(target) => target,
+                None => {
+                    drop(table);
+                    return self.complete_local(token, |out| encode::error(out, NO_TARGET));
+                }
+            },
+        };
+        drop(table);
+        self.start(token, target);
+    }
+
+    /// Sends entry `token` to every master of `topology`; a [`Gather`]
+    /// merges the replies into the entry.
+    pub(super) fn fan_out(&self, token: u64, join: Join, topology: &Topology) {
+        let masters = topology.nodes().len();
+        if masters == 0 {
+            return self.complete_error(token, NoNode::NoTopology);
+        }
+        let Some((request, proto, me)) = self.pending(token) else {
+            return;
+        };
+        let id = self.client.borrow().id;
+        let nodes = topology.nodes().iter().map(|n| n.addr.clone()).collect();
+        let gather: Rc<dyn ReplyTarget> = Gather::new(me, token, join, proto, nodes);
+        for index in 0..masters {
+            let conns = self.worker.conns(topology, index as NodeIndex);
+            if let Err(e) = conns
+                .pick(proto, id)
+                .send(&request, false, &gather, index as u64)
+            {
+                gather.deliver(index as u64, Err(e));
+            }
+        }
+    }
+
+    /// Sends entry `token` as one part per slot of its keys; a [`Split`]
+    /// joins the replies into the entry.
+    pub(super) fn split(&self, token: u64, plan: Plan, topology: &Topology) {
+        let Some((_, proto, me)) = self.pending(token) else {
+            return;
+        };
+        if plan.access() == Access::Write {
+            for part in 0..plan.parts() {
+                if let Ok(index) = self
+                    .worker
+                    .for_slot(topology, plan.slot(part), Access::Write)
+                {
+                    self.wrote_to(&topology.nodes()[index as usize].addr);
+                }
+            }
+        }
+        let client = self.client.borrow().id;
+        Split::start(
+            self.worker.clone(),
+            me,
+            token,
+            proto,
+            client,
+            plan,
+            topology,
+        );
+    }
+}
