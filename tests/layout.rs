@@ -412,14 +412,12 @@ fn src_files() -> Vec<(String, String)> {
 }
 
 #[test]
-#[ignore = "enabled once the layout restructure lands"]
 fn no_file_under_src_is_too_long() {
     let report = length_report(&src_files());
     assert!(report.is_empty(), "\n{report}");
 }
 
 #[test]
-#[ignore = "enabled once the layout restructure lands"]
 fn no_import_cycle_between_modules() {
     let report = cycle_report(&dependency_edges(&src_files()));
     assert!(report.is_empty(), "\n{report}");
