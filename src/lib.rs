@@ -7,55 +7,62 @@
 //!
 //! ```text
 //! client ──► frontend::listener ──► frontend::session ──► router ──► backend::conn ──► node
-//!              (SO_REUSEPORT,         (parse with          (command     (one multiplexed,
-//!               one per worker)        protocol::request,   table +      pipelined connection
-//!                                      ordered reply        slot)        per node per worker)
-//!                                      queue)
+//!              (SO_REUSEPORT,         (parse, admit,       (command     (one multiplexed,
+//!               one per worker)        order, send,         table +      pipelined connection
+//!                                      ordered replies)     slot)        per node per worker)
 //! ```
 //!
-//! 1. [`worker`]: N threads, each a tokio current-thread runtime with its own
-//!    listener and its own backend connections. A request never crosses threads.
-//! 2. [`frontend::session`] reads into one buffer; [`protocol`] finds complete
-//!    requests without copying (a request is `Bytes` plus argument offsets).
-//! 3. [`router`] looks the command up in the [`command`] table (generated from
-//!    Redis's own `COMMAND` metadata, extended from the cluster at start-up)
-//!    and decides: the slot of its keys ([`cluster::Slot`]), any master, a
-//!    local answer ([`frontend::local`]), or a Redis-style refusal.
-//! 4. [`backend::conn`] appends the unchanged request bytes to the node's
-//!    output buffer; one write flushes everything queued. Its reader splits
-//!    replies at frame boundaries (no decoding) and hands each to its session.
-//! 5. The session follows `MOVED`/`ASK`/`TRYAGAIN` within budgets, keeps
-//!    replies in request order, and flushes all ready replies in one write.
-//!    Some requests need several nodes: keyless keyspace commands go to
-//!    every master ([`frontend::fanout`]; per-node diagnostics such as
-//!    `SLOWLOG` name each part's node, [`frontend::diagnostics`]), and
-//!    `MGET`/`MSET`/`DEL`/`UNLINK`/`EXISTS`/`TOUCH` across slots are split into one request per slot
-//!    ([`frontend::split`], each part with its own redirects); their merged
-//!    reply fills the request's one place in the order (`KEYS`: the
-//!    masters' replies as they came, under one header, written from where
-//!    they arrived: [`frontend::output`]).
-//!    Each client speaks RESP2 or RESP3 (`HELLO`); each node has backend
-//!    connections per protocol, so replies are forwarded unconverted, and
-//!    only replies keyway builds are encoded per client ([`protocol::encode`]).
+//! 1. [`server`] starts N worker threads, each a tokio current-thread
+//!    runtime with its own listener; each thread's [`worker::Worker`] is the
+//!    view every request reads: the live config, the slot map and the
+//!    command table (each through a per-thread cache), the node
+//!    connections, and the one node choice ([`worker::Worker::for_slot`],
+//!    [`cluster::choice`]). A request never crosses threads.
+//! 2. [`frontend::session`] reads into one buffer; [`protocol`] finds
+//!    complete requests without copying (a request is `Bytes` plus argument
+//!    offsets); each passes one admission step, then [`router`] looks the
+//!    command up in the [`command`] table (generated from Redis's own
+//!    `COMMAND` metadata, extended from the cluster at start-up) and
+//!    decides: the slot of its keys ([`cluster::Slot`]), any master, a local
+//!    answer ([`frontend::local`]), or a Redis-style refusal.
+//! 3. The session's ordering rule ([`frontend::session::order`]) decides
+//!    whether the request waits for the client's requests in flight; then
+//!    [`backend::conn`] appends its unchanged bytes to the node's output
+//!    buffer; one write flushes everything queued. Its reader splits
+//!    replies at frame boundaries (no decoding) and hands each back.
+//! 4. Redirects (`MOVED`/`ASK`/`TRYAGAIN`) are followed as one pure
+//!    decision says ([`cluster::redirect::decide`]), for whole requests and
+//!    the parts of split ones alike; replies keep request order and all
+//!    ready ones go out in one write.
+//! 5. Requests that need several nodes ([`frontend::fanout`]): keyless
+//!    keyspace commands go to every master (merged; `INFO` and per-node
+//!    diagnostics such as `SLOWLOG` their own way), and
+//!    `MGET`/`MSET`/`DEL`/`UNLINK`/`EXISTS`/`TOUCH` across slots are split
+//!    into one request per slot ([`frontend::fanout::split`]). Each client
+//!    speaks RESP2 or RESP3 (`HELLO`); each node has backend connections per
+//!    protocol, so replies are forwarded unconverted, and only replies
+//!    keyway builds are encoded per client ([`protocol::encode`]).
 //! 6. [`cluster::refresh`] is the one task that fetches the slot map
 //!    (`CLUSTER SHARDS`, else `CLUSTER SLOTS`) at start, on `MOVED`, on
 //!    backend failures and periodically; workers read it lock-free through
 //!    [`cluster::ClusterView`] (arc-swap).
 //!
-//! Transactions ([`frontend::transaction`]): keyway queues `MULTI`'s
-//! commands itself and sends `MULTI` … `EXEC` as one request at `EXEC`;
-//! `WATCH` holds a dedicated connection until `EXEC`.
+//! Transactions ([`frontend::session::transaction`]): keyway queues
+//! `MULTI`'s commands itself and sends `MULTI` … `EXEC` as one request at
+//! `EXEC`; `WATCH` holds a dedicated connection until `EXEC`.
 //!
-//! Every client of every worker is listed in [`frontend::clients`]
-//! (`CLIENT LIST`, and `CLIENT KILL` across threads); a session updates its
-//! record only when what it shows changes.
+//! Every client of every worker is listed in [`registry`] (`CLIENT LIST`,
+//! `CLIENT KILL` and the shutdown's drain across threads, client ids and
+//! counters); a session updates its record only when what it shows changes.
 //!
 //! [`pubsub`] is each worker's hub for subscriptions: every channel is
 //! subscribed once, on a shared subscriber connection, and each message is
 //! fanned out to the worker's clients that want it.
 //!
-//! [`config`] turns the TOML file plus flags into one validated `Config`;
-//! [`server`] starts everything and owns shutdown.
+//! [`config`] turns the TOML file plus flags into one validated `Config`:
+//! start-up keys, and live keys swapped whole ([`worker::Shared::live`]).
+//! [`server`] also owns shutdown: listeners close, every session drains
+//! (answers what it received, then closes) within `proxy.shutdown_grace_s`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The project's one test command: every unit and integration test, against
-# real redis-server processes (installed here if missing).
+# The project's one test command: formatting and lints (cargo fmt --check,
+# cargo clippy -D warnings), then every unit, layout and integration test,
+# against real redis-server processes (installed here if missing).
 #
-#   tests/run.sh                 # all tests
+#   tests/run.sh                 # all checks and tests
 #   tests/run.sh failover::      # extra arguments go to cargo test (a module)
 set -euo pipefail
 
@@ -15,6 +16,20 @@ redis-server --version
 # Hundreds of concurrent test clients, each one a socket in the test and
 # two in keyway: lift the open-files limit as far as allowed.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+
+# Formatting and lints are part of the suite; a toolchain without them
+# gets them from rustup.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
+fi
+if ! cargo fmt --all -- --check; then
+    echo "tests/run.sh: cargo fmt --check found unformatted code (run cargo fmt)" >&2
+    exit 1
+fi
+if ! cargo clippy --release --all-targets -- -D warnings; then
+    echo "tests/run.sh: cargo clippy found problems" >&2
+    exit 1
+fi
 
 if ! cargo test --release "$@"; then
     echo "tests/run.sh: TESTS FAILED" >&2

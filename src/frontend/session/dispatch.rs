@@ -1,8 +1,9 @@
-//! Taking a client's request in: the refusals that come first (subscribed
-//! mode), the one admission step (where authentication and ACL checks
-//! go), then routing: queued in `MULTI`, a transaction or subscription
-//! command, a local answer, a refusal, or a place in the reply order and a
-//! start towards its node(s).
+//! Taking a client's request in: first the one admission step
+//! ([`Session::admit`]: what this client may send now; authentication and
+//! ACL checks go there, for every request whatever its route), then
+//! routing: queued in `MULTI`, a transaction or subscription command, a
+//! local answer, a refusal, or a place in the reply order and a start
+//! towards its node(s).
 
 use crate::command::{CommandSpec, CommandTable, RouteClass};
 use crate::protocol::{encode, Protocol, Request};
@@ -17,9 +18,8 @@ impl Session {
     pub(super) fn submit(&self, request: Request) -> bool {
         let worker = &self.worker;
         let table = worker.commands();
-        if let Some(name) = self.refused_while_subscribed(&table, &request) {
-            let text = format!("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
-            self.push_local(|out| encode::error(out, text.as_bytes()));
+        if let Err(refusal) = self.admit(&table, &request) {
+            self.push_local(|out| encode::error(out, refusal.as_bytes()));
             return true;
         }
         let route = router::route(&table, &request);
@@ -92,9 +92,18 @@ impl Session {
         true
     }
 
+    /// The admission step, before routing: `Err` with the error text (after
+    /// `-`) when this client may not send `request` now.
+    pub(super) fn admit(&self, table: &CommandTable, request: &Request) -> Result<(), String> {
+        match self.refused_while_subscribed(table, request) {
+            Some(name) => Err(format!("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")),
+            None => Ok(()),
+        }
+    }
+
     /// The command's name if this is a RESP2 client in subscribed mode and
     /// the command is not one it may send there (as redis-server decides).
-    pub(super) fn refused_while_subscribed(
+    fn refused_while_subscribed(
         &self,
         table: &CommandTable,
         request: &Request,
