@@ -103,11 +103,7 @@ impl Session {
 
     /// The command's name if this is a RESP2 client in subscribed mode and
     /// the command is not one it may send there (as redis-server decides).
-    fn refused_while_subscribed(
-        &self,
-        table: &CommandTable,
-        request: &Request,
-    ) -> Option<String> {
+    fn refused_while_subscribed(&self, table: &CommandTable, request: &Request) -> Option<String> {
         {
             let client = self.client.borrow();
             if client.proto != Protocol::Resp2 || !client.subscriptions.any() {
