@@ -21,11 +21,10 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::net;
+use crate::net::Stream;
 use crate::protocol::{encode, Limits, Protocol, ReplyScanner};
 use crate::wake::LocalNotify;
 
@@ -252,7 +251,7 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
     loop {
         conn.set_link(Link::Connecting);
         let connected = tokio::time::timeout(settings.connect_timeout, async {
-            let stream = TcpStream::connect(&*conn.addr).await?;
+            let stream = Stream::connect_tcp(&conn.addr).await?;
             handshake(&stream, conn.proto, &settings).await?;
             Ok::<_, io::Error>(stream)
         })
@@ -325,7 +324,7 @@ const HELLO3: &[&[u8]] = &[b"HELLO", b"3"];
 /// for RESP3, `HELLO 3` and its reply, which must be a map (an error means
 /// the node cannot speak RESP3, and the connection is not used).
 pub(crate) async fn handshake(
-    stream: &TcpStream,
+    stream: &Stream,
     proto: Protocol,
     settings: &ConnSettings,
 ) -> io::Result<()> {
@@ -334,13 +333,13 @@ pub(crate) async fn handshake(
     }
     let mut out = BytesMut::new();
     encode::command(&mut out, HELLO3);
-    net::write_all(stream, &mut out).await?;
+    stream.write_all(&mut out).await?;
     let mut buf = BytesMut::with_capacity(512);
     let mut scanner = ReplyScanner::new(settings.limits);
     let len = loop {
         stream.readable().await?;
         buf.reserve(512);
-        match net::read_some(stream, &mut buf)? {
+        match stream.read_some(&mut buf)? {
             None => continue,
             Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Some(_) => {}
@@ -378,7 +377,7 @@ impl From<io::Error> for ConnError {
 /// Writes whatever is queued, all of it in one write, whenever there is some.
 /// Two buffers take turns (sessions fill one while the other is written), so
 /// both keep their capacity: no allocation per batch.
-async fn write_loop(conn: &Conn, stream: &TcpStream) -> Result<(), ConnError> {
+async fn write_loop(conn: &Conn, stream: &Stream) -> Result<(), ConnError> {
     let mut writing = BytesMut::new();
     loop {
         {
@@ -391,7 +390,7 @@ async fn write_loop(conn: &Conn, stream: &TcpStream) -> Result<(), ConnError> {
             conn.wake.notified().await;
             continue;
         }
-        net::write_all(stream, &mut writing).await?;
+        stream.write_all(&mut writing).await?;
         if writing.capacity() > KEEP_BUFFER {
             writing = BytesMut::new();
         }
@@ -439,11 +438,7 @@ enum ReaderWake {
 /// The timer is re-armed only when it fires (at the oldest request's
 /// deadline, which only ever moves later), not on every read: it may fire
 /// early and look again, never late.
-async fn read_loop(
-    conn: &Conn,
-    stream: &TcpStream,
-    settings: &ConnSettings,
-) -> Result<(), ConnError> {
+async fn read_loop(conn: &Conn, stream: &Stream, settings: &ConnSettings) -> Result<(), ConnError> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut scanner = ReplyScanner::new(settings.limits);
     let mut targets = Targets::default();
@@ -485,7 +480,7 @@ async fn read_loop(
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
-        match net::read_some(stream, &mut buf)? {
+        match stream.read_some(&mut buf)? {
             None => continue,
             Some(0) => {
                 return Err(ConnError::Io(io::Error::new(

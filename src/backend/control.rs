@@ -5,9 +5,8 @@ use std::io;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use crate::net::Stream;
 use crate::protocol::{decode, encode, Limits, Value};
 
 /// Sends `args` to `addr` and returns the decoded reply (an error reply is
@@ -24,11 +23,11 @@ pub async fn query(addr: &str, args: &[&[u8]], timeout: Duration) -> io::Result<
 }
 
 async fn query_inner(addr: &str, args: &[&[u8]]) -> io::Result<Value> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let stream = Stream::connect_tcp(addr).await?;
     stream.set_nodelay(true)?;
     let mut out = BytesMut::new();
     encode::command(&mut out, args);
-    stream.write_all(&out).await?;
+    stream.write_all(&mut out).await?;
     let limits = Limits::default();
     let mut buf = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -37,7 +36,9 @@ async fn query_inner(addr: &str, args: &[&[u8]]) -> io::Result<Value> {
             Ok(None) => {}
             Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
         }
-        if stream.read_buf(&mut buf).await? == 0 {
+        stream.readable().await?;
+        buf.reserve(16 * 1024);
+        if stream.read_some(&mut buf)? == Some(0) {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "connection closed before the reply",

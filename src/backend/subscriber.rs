@@ -15,10 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use crate::net;
+use crate::net::Stream;
 use crate::protocol::pubsub::{parse_pubsub, PubSubFrame, PubSubKind};
 use crate::protocol::{encode, Limits, ReplyScanner};
 use crate::wake::LocalNotify;
@@ -142,7 +141,7 @@ impl SubscriberConn {
         limits: Limits,
     ) -> io::Error {
         let stream =
-            match tokio::time::timeout(connect_timeout, TcpStream::connect(&*self.addr)).await {
+            match tokio::time::timeout(connect_timeout, Stream::connect_tcp(&self.addr)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => return e,
                 Err(_) => return io::ErrorKind::TimedOut.into(),
@@ -155,7 +154,7 @@ impl SubscriberConn {
         }
     }
 
-    async fn write_loop(&self, stream: &TcpStream) -> io::Error {
+    async fn write_loop(&self, stream: &Stream) -> io::Error {
         let mut writing = BytesMut::new();
         loop {
             std::mem::swap(&mut self.state.borrow_mut().out, &mut writing);
@@ -163,7 +162,7 @@ impl SubscriberConn {
                 self.wake_writer.notified().await;
                 continue;
             }
-            if let Err(e) = net::write_all(stream, &mut writing).await {
+            if let Err(e) = stream.write_all(&mut writing).await {
                 return e;
             }
         }
@@ -171,7 +170,7 @@ impl SubscriberConn {
 
     async fn read_loop(
         &self,
-        stream: &TcpStream,
+        stream: &Stream,
         sink: &dyn SubscriberSink,
         limits: Limits,
     ) -> io::Error {
@@ -184,7 +183,7 @@ impl SubscriberConn {
             if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(16 * 1024);
             }
-            match net::read_some(stream, &mut buf) {
+            match stream.read_some(&mut buf) {
                 Ok(None) => continue,
                 Ok(Some(0)) => return io::ErrorKind::UnexpectedEof.into(),
                 Ok(Some(_)) => {}

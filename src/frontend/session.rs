@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
@@ -29,7 +28,7 @@ use crate::backend::{BackendError, ReplyTarget};
 use crate::cluster::redirect::{self, Redirect};
 use crate::cluster::{NodeIndex, Slot, Topology};
 use crate::command::{CommandSpec, CommandTable, Merge, RouteClass};
-use crate::net;
+use crate::net::Stream;
 use crate::protocol::{encode, Limits, Protocol, Request, RequestParser};
 use crate::pubsub::{Message, Subscriber, TopicKind};
 use crate::router::{self, Access, Route};
@@ -57,7 +56,7 @@ const FLUSH_ON_CLOSE: Duration = Duration::from_secs(5);
 pub(super) const TRYAGAIN_BACKOFF: Duration = Duration::from_millis(5);
 
 /// Serves one client until it leaves.
-pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(worker: Rc<Worker>, stream: Stream, peer: SocketAddr) {
     let shared = worker.shared.clone();
     let id = shared.next_client_id();
     let local = stream.local_addr().unwrap_or(shared.config.listen);
@@ -158,7 +157,7 @@ enum ReadEnd {
 struct Session {
     me: Weak<Session>,
     worker: Rc<Worker>,
-    stream: TcpStream,
+    stream: Stream,
     client: RefCell<ClientInfo>,
     replies: RefCell<Replies>,
     /// Replies taken from the queue and not yet written.
@@ -238,7 +237,7 @@ impl Session {
                 // Doubling keeps a large value's arrival linear in its size.
                 buf.reserve(buf.len().max(READ_RESERVE));
             }
-            match net::read_some(&self.stream, &mut buf) {
+            match self.stream.read_some(&mut buf) {
                 Ok(None) => continue,
                 Ok(Some(0)) | Err(_) => return ReadEnd::Gone,
                 Ok(Some(_)) => record.touch(),
