@@ -24,7 +24,8 @@ use tokio::sync::Notify;
 use crate::net::Stream;
 use crate::protocol::{Protocol, ReplyScanner};
 
-use super::conn::{handshake, ConnSettings};
+use super::conn::ConnSettings;
+use super::connect::connect;
 use super::BackendError;
 
 /// Idle connections kept per node and protocol.
@@ -125,8 +126,7 @@ impl BlockingPool {
         }
         let stream = match self.idle_stream(&addr, proto) {
             Some(stream) => stream,
-            None => self
-                .connect(&addr, proto)
+            None => connect(&addr, &self.settings.connect_options(proto))
                 .await
                 .map_err(|_| BackendError::Unreachable(addr.clone()))?,
         };
@@ -154,18 +154,6 @@ impl BlockingPool {
             }
         }
         None
-    }
-
-    async fn connect(&self, addr: &str, proto: Protocol) -> io::Result<Stream> {
-        let settings = &self.settings;
-        tokio::time::timeout(settings.connect_timeout, async {
-            let stream = Stream::connect_tcp(addr).await?;
-            let _ = stream.set_nodelay(true);
-            handshake(&stream, proto, settings).await?;
-            Ok(stream)
-        })
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
     }
 
     /// Writes the request and reads its reply (after `ASKING`'s, if sent).

@@ -5,8 +5,8 @@
 //! for it, in FIFO order.
 //!
 //! A connection speaks one reply protocol: a RESP3 one says `HELLO 3` on
-//! every connect before any request goes out. Out-of-band pushes (RESP3 `>`
-//! frames) answer no request and are dropped.
+//! every connect ([`super::connect`]) before any request goes out.
+//! Out-of-band pushes (RESP3 `>` frames) answer no request and are dropped.
 //!
 //! Failure of this connection fails only the requests sent on it. The task
 //! reconnects with exponential backoff for as long as the node is in use.
@@ -25,9 +25,10 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::net::Stream;
-use crate::protocol::{encode, Limits, Protocol, ReplyScanner};
+use crate::protocol::{Limits, Protocol, ReplyScanner};
 use crate::wake::LocalNotify;
 
+use super::connect::{connect, Cause, ConnectOptions};
 use super::{BackendError, ReplyTarget};
 
 /// `ASKING`, sent before a request that follows an `-ASK` redirect.
@@ -53,6 +54,17 @@ pub struct ConnSettings {
     pub reconnect_max: Duration,
     /// Bounds for replies (a node is trusted, but not unboundedly).
     pub limits: Limits,
+}
+
+impl ConnSettings {
+    /// How to open a connection speaking `protocol`.
+    pub fn connect_options(&self, protocol: Protocol) -> ConnectOptions {
+        ConnectOptions {
+            protocol,
+            timeout: self.connect_timeout,
+            limits: self.limits,
+        }
+    }
 }
 
 /// A request waiting for its reply.
@@ -250,15 +262,9 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
     let mut backoff = settings.reconnect_min;
     loop {
         conn.set_link(Link::Connecting);
-        let connected = tokio::time::timeout(settings.connect_timeout, async {
-            let stream = Stream::connect_tcp(&conn.addr).await?;
-            handshake(&stream, conn.proto, &settings).await?;
-            Ok::<_, io::Error>(stream)
-        })
-        .await;
+        let connected = connect(&conn.addr, &settings.connect_options(conn.proto)).await;
         let (error, lived) = match connected {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
+            Ok(stream) => {
                 debug!(node = %conn.addr, "backend connected");
                 conn.set_link(Link::Up);
                 let since = Instant::now();
@@ -290,13 +296,15 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
                 conn.set_link(Link::Connecting);
                 (error, since.elapsed())
             }
-            Ok(Err(e)) => {
-                warn!(node = %conn.addr, error = %e, "cannot connect to backend");
-                conn.set_link(Link::Down);
-                (BackendError::Unreachable(conn.addr.clone()), Duration::ZERO)
-            }
-            Err(_) => {
-                warn!(node = %conn.addr, timeout = ?settings.connect_timeout, "backend connect timed out");
+            Err(e) => {
+                match e.cause {
+                    Cause::TimedOut(timeout) => {
+                        warn!(node = %conn.addr, step = %e.step, ?timeout, "backend connect timed out")
+                    }
+                    cause => {
+                        warn!(node = %conn.addr, step = %e.step, error = %cause, "cannot connect to backend")
+                    }
+                }
                 conn.set_link(Link::Down);
                 (BackendError::Unreachable(conn.addr.clone()), Duration::ZERO)
             }
@@ -315,51 +323,6 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
         }
     }
     conn.set_link(Link::Down);
-}
-
-/// `HELLO 3`, sent first on a RESP3 connection.
-const HELLO3: &[&[u8]] = &[b"HELLO", b"3"];
-
-/// Switches a fresh connection to its protocol: nothing to do for RESP2;
-/// for RESP3, `HELLO 3` and its reply, which must be a map (an error means
-/// the node cannot speak RESP3, and the connection is not used).
-pub(crate) async fn handshake(
-    stream: &Stream,
-    proto: Protocol,
-    settings: &ConnSettings,
-) -> io::Result<()> {
-    if proto == Protocol::Resp2 {
-        return Ok(());
-    }
-    let mut out = BytesMut::new();
-    encode::command(&mut out, HELLO3);
-    stream.write_all(&mut out).await?;
-    let mut buf = BytesMut::with_capacity(512);
-    let mut scanner = ReplyScanner::new(settings.limits);
-    let len = loop {
-        stream.readable().await?;
-        buf.reserve(512);
-        match stream.read_some(&mut buf)? {
-            None => continue,
-            Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Some(_) => {}
-        }
-        match scanner.scan(&buf) {
-            Ok(Some(len)) => break len,
-            Ok(None) => {}
-            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
-        }
-    };
-    match buf.first() {
-        Some(b'%') if len == buf.len() => Ok(()),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "HELLO 3 refused: {}",
-                String::from_utf8_lossy(&buf[..len]).trim_end()
-            ),
-        )),
-    }
 }
 
 enum ConnError {

@@ -19,8 +19,10 @@ use tracing::{debug, warn};
 
 use crate::net::Stream;
 use crate::protocol::pubsub::{parse_pubsub, PubSubFrame, PubSubKind};
-use crate::protocol::{encode, Limits, ReplyScanner};
+use crate::protocol::{encode, Limits, Protocol, ReplyScanner};
 use crate::wake::LocalNotify;
+
+use super::connect::{connect, ConnectOptions};
 
 /// Receives what a subscriber connection hears; implemented by the hub.
 pub trait SubscriberSink {
@@ -140,13 +142,15 @@ impl SubscriberConn {
         connect_timeout: Duration,
         limits: Limits,
     ) -> io::Error {
-        let stream =
-            match tokio::time::timeout(connect_timeout, Stream::connect_tcp(&self.addr)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return e,
-                Err(_) => return io::ErrorKind::TimedOut.into(),
-            };
-        let _ = stream.set_nodelay(true);
+        let options = ConnectOptions {
+            protocol: Protocol::Resp2,
+            timeout: connect_timeout,
+            limits,
+        };
+        let stream = match connect(&self.addr, &options).await {
+            Ok(stream) => stream,
+            Err(e) => return io::Error::other(e),
+        };
         debug!(node = %self.addr, "subscriber connection up");
         tokio::select! {
             e = self.write_loop(&stream) => e,
