@@ -19,13 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::net;
+use crate::net::Stream;
 use crate::protocol::{Protocol, ReplyScanner};
 
-use super::conn::{handshake, ConnSettings};
+use super::conn::ConnSettings;
+use super::connect::connect;
 use super::BackendError;
 
 /// Idle connections kept per node and protocol.
@@ -62,7 +62,7 @@ pub enum Outcome {
 }
 
 /// Idle connections by node address and protocol.
-type IdleStreams = HashMap<(Arc<str>, Protocol), Vec<TcpStream>>;
+type IdleStreams = HashMap<(Arc<str>, Protocol), Vec<Stream>>;
 
 /// A worker's dedicated connections; see the module docs.
 pub struct BlockingPool {
@@ -126,8 +126,7 @@ impl BlockingPool {
         }
         let stream = match self.idle_stream(&addr, proto) {
             Some(stream) => stream,
-            None => self
-                .connect(&addr, proto)
+            None => connect(&addr, &self.settings.connect_options(proto))
                 .await
                 .map_err(|_| BackendError::Unreachable(addr.clone()))?,
         };
@@ -146,29 +145,15 @@ impl BlockingPool {
     }
 
     /// An idle connection that is still open and has nothing unread.
-    fn idle_stream(&self, addr: &Arc<str>, proto: Protocol) -> Option<TcpStream> {
+    fn idle_stream(&self, addr: &Arc<str>, proto: Protocol) -> Option<Stream> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&(addr.clone(), proto))?;
         while let Some(stream) = list.pop() {
-            let mut probe = [0u8; 1];
-            if matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-            {
+            if stream.is_idle() {
                 return Some(stream);
             }
         }
         None
-    }
-
-    async fn connect(&self, addr: &str, proto: Protocol) -> io::Result<TcpStream> {
-        let settings = &self.settings;
-        tokio::time::timeout(settings.connect_timeout, async {
-            let stream = TcpStream::connect(addr).await?;
-            let _ = stream.set_nodelay(true);
-            handshake(&stream, proto, settings).await?;
-            Ok(stream)
-        })
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
     }
 
     /// Writes the request and reads its reply (after `ASKING`'s, if sent).
@@ -176,7 +161,7 @@ impl BlockingPool {
     /// [`ABANDON_LINGER`], for a reply the node sent before it saw that.
     async fn exchange(
         &self,
-        stream: &TcpStream,
+        stream: &Stream,
         request: &[u8],
         before: Option<&'static [u8]>,
         abandon: &Abandon,
@@ -185,7 +170,7 @@ impl BlockingPool {
         let mut out = BytesMut::with_capacity(before.len() + request.len());
         out.extend_from_slice(before);
         out.extend_from_slice(request);
-        net::write_all(stream, &mut out).await?;
+        stream.write_all(&mut out).await?;
         let mut buf = BytesMut::with_capacity(4096);
         let mut scanner = ReplyScanner::new(self.settings.limits);
         let mut skip = usize::from(!before.is_empty());
@@ -195,7 +180,7 @@ impl BlockingPool {
         loop {
             if abandon.left.get() && !abandoned {
                 abandoned = true;
-                socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write)?;
+                stream.shutdown_write()?;
                 linger
                     .as_mut()
                     .reset(tokio::time::Instant::now() + ABANDON_LINGER);
@@ -208,7 +193,7 @@ impl BlockingPool {
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(buf.len().max(4096));
             }
-            match net::read_some(stream, &mut buf)? {
+            match stream.read_some(&mut buf)? {
                 None => continue,
                 Some(0) if abandoned => return Ok(Outcome::Abandoned(None)),
                 Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),

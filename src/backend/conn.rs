@@ -5,8 +5,8 @@
 //! for it, in FIFO order.
 //!
 //! A connection speaks one reply protocol: a RESP3 one says `HELLO 3` on
-//! every connect before any request goes out. Out-of-band pushes (RESP3 `>`
-//! frames) answer no request and are dropped.
+//! every connect ([`super::connect`]) before any request goes out.
+//! Out-of-band pushes (RESP3 `>` frames) answer no request and are dropped.
 //!
 //! Failure of this connection fails only the requests sent on it. The task
 //! reconnects with exponential backoff for as long as the node is in use.
@@ -21,14 +21,14 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::net;
-use crate::protocol::{encode, Limits, Protocol, ReplyScanner};
+use crate::net::Stream;
+use crate::protocol::{Limits, Protocol, ReplyScanner};
 use crate::wake::LocalNotify;
 
+use super::connect::{connect, Cause, ConnectOptions};
 use super::{BackendError, ReplyTarget};
 
 /// `ASKING`, sent before a request that follows an `-ASK` redirect.
@@ -54,6 +54,17 @@ pub struct ConnSettings {
     pub reconnect_max: Duration,
     /// Bounds for replies (a node is trusted, but not unboundedly).
     pub limits: Limits,
+}
+
+impl ConnSettings {
+    /// How to open a connection speaking `protocol`.
+    pub fn connect_options(&self, protocol: Protocol) -> ConnectOptions {
+        ConnectOptions {
+            protocol,
+            timeout: self.connect_timeout,
+            limits: self.limits,
+        }
+    }
 }
 
 /// A request waiting for its reply.
@@ -251,15 +262,9 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
     let mut backoff = settings.reconnect_min;
     loop {
         conn.set_link(Link::Connecting);
-        let connected = tokio::time::timeout(settings.connect_timeout, async {
-            let stream = TcpStream::connect(&*conn.addr).await?;
-            handshake(&stream, conn.proto, &settings).await?;
-            Ok::<_, io::Error>(stream)
-        })
-        .await;
+        let connected = connect(&conn.addr, &settings.connect_options(conn.proto)).await;
         let (error, lived) = match connected {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
+            Ok(stream) => {
                 debug!(node = %conn.addr, "backend connected");
                 conn.set_link(Link::Up);
                 let since = Instant::now();
@@ -291,13 +296,15 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
                 conn.set_link(Link::Connecting);
                 (error, since.elapsed())
             }
-            Ok(Err(e)) => {
-                warn!(node = %conn.addr, error = %e, "cannot connect to backend");
-                conn.set_link(Link::Down);
-                (BackendError::Unreachable(conn.addr.clone()), Duration::ZERO)
-            }
-            Err(_) => {
-                warn!(node = %conn.addr, timeout = ?settings.connect_timeout, "backend connect timed out");
+            Err(e) => {
+                match e.cause {
+                    Cause::TimedOut(timeout) => {
+                        warn!(node = %conn.addr, step = %e.step, ?timeout, "backend connect timed out")
+                    }
+                    cause => {
+                        warn!(node = %conn.addr, step = %e.step, error = %cause, "cannot connect to backend")
+                    }
+                }
                 conn.set_link(Link::Down);
                 (BackendError::Unreachable(conn.addr.clone()), Duration::ZERO)
             }
@@ -318,51 +325,6 @@ async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()
     conn.set_link(Link::Down);
 }
 
-/// `HELLO 3`, sent first on a RESP3 connection.
-const HELLO3: &[&[u8]] = &[b"HELLO", b"3"];
-
-/// Switches a fresh connection to its protocol: nothing to do for RESP2;
-/// for RESP3, `HELLO 3` and its reply, which must be a map (an error means
-/// the node cannot speak RESP3, and the connection is not used).
-pub(crate) async fn handshake(
-    stream: &TcpStream,
-    proto: Protocol,
-    settings: &ConnSettings,
-) -> io::Result<()> {
-    if proto == Protocol::Resp2 {
-        return Ok(());
-    }
-    let mut out = BytesMut::new();
-    encode::command(&mut out, HELLO3);
-    net::write_all(stream, &mut out).await?;
-    let mut buf = BytesMut::with_capacity(512);
-    let mut scanner = ReplyScanner::new(settings.limits);
-    let len = loop {
-        stream.readable().await?;
-        buf.reserve(512);
-        match net::read_some(stream, &mut buf)? {
-            None => continue,
-            Some(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Some(_) => {}
-        }
-        match scanner.scan(&buf) {
-            Ok(Some(len)) => break len,
-            Ok(None) => {}
-            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
-        }
-    };
-    match buf.first() {
-        Some(b'%') if len == buf.len() => Ok(()),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "HELLO 3 refused: {}",
-                String::from_utf8_lossy(&buf[..len]).trim_end()
-            ),
-        )),
-    }
-}
-
 enum ConnError {
     Io(io::Error),
     Timeout,
@@ -378,7 +340,7 @@ impl From<io::Error> for ConnError {
 /// Writes whatever is queued, all of it in one write, whenever there is some.
 /// Two buffers take turns (sessions fill one while the other is written), so
 /// both keep their capacity: no allocation per batch.
-async fn write_loop(conn: &Conn, stream: &TcpStream) -> Result<(), ConnError> {
+async fn write_loop(conn: &Conn, stream: &Stream) -> Result<(), ConnError> {
     let mut writing = BytesMut::new();
     loop {
         {
@@ -391,7 +353,7 @@ async fn write_loop(conn: &Conn, stream: &TcpStream) -> Result<(), ConnError> {
             conn.wake.notified().await;
             continue;
         }
-        net::write_all(stream, &mut writing).await?;
+        stream.write_all(&mut writing).await?;
         if writing.capacity() > KEEP_BUFFER {
             writing = BytesMut::new();
         }
@@ -439,11 +401,7 @@ enum ReaderWake {
 /// The timer is re-armed only when it fires (at the oldest request's
 /// deadline, which only ever moves later), not on every read: it may fire
 /// early and look again, never late.
-async fn read_loop(
-    conn: &Conn,
-    stream: &TcpStream,
-    settings: &ConnSettings,
-) -> Result<(), ConnError> {
+async fn read_loop(conn: &Conn, stream: &Stream, settings: &ConnSettings) -> Result<(), ConnError> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut scanner = ReplyScanner::new(settings.limits);
     let mut targets = Targets::default();
@@ -485,7 +443,7 @@ async fn read_loop(
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
-        match net::read_some(stream, &mut buf)? {
+        match stream.read_some(&mut buf)? {
             None => continue,
             Some(0) => {
                 return Err(ConnError::Io(io::Error::new(

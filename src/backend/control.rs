@@ -5,15 +5,15 @@ use std::io;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::protocol::{decode, encode, Limits, Value};
+use crate::protocol::{decode, encode, Limits, Protocol, Value};
+
+use super::connect::{connect, ConnectOptions};
 
 /// Sends `args` to `addr` and returns the decoded reply (an error reply is
 /// `Ok(Value::Error)`); fails on I/O errors, bad replies, or after `timeout`.
 pub async fn query(addr: &str, args: &[&[u8]], timeout: Duration) -> io::Result<Value> {
-    tokio::time::timeout(timeout, query_inner(addr, args))
+    tokio::time::timeout(timeout, query_inner(addr, args, timeout))
         .await
         .map_err(|_| {
             io::Error::new(
@@ -23,21 +23,26 @@ pub async fn query(addr: &str, args: &[&[u8]], timeout: Duration) -> io::Result<
         })?
 }
 
-async fn query_inner(addr: &str, args: &[&[u8]]) -> io::Result<Value> {
-    let mut stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
+async fn query_inner(addr: &str, args: &[&[u8]], timeout: Duration) -> io::Result<Value> {
+    let options = ConnectOptions {
+        protocol: Protocol::Resp2,
+        timeout,
+        limits: Limits::default(),
+    };
+    let stream = connect(addr, &options).await.map_err(io::Error::other)?;
     let mut out = BytesMut::new();
     encode::command(&mut out, args);
-    stream.write_all(&out).await?;
-    let limits = Limits::default();
+    stream.write_all(&mut out).await?;
     let mut buf = BytesMut::with_capacity(16 * 1024);
     loop {
-        match decode(&buf, &limits) {
+        match decode(&buf, &options.limits) {
             Ok(Some((value, _))) => return Ok(value),
             Ok(None) => {}
             Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
         }
-        if stream.read_buf(&mut buf).await? == 0 {
+        stream.readable().await?;
+        buf.reserve(16 * 1024);
+        if stream.read_some(&mut buf)? == Some(0) {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "connection closed before the reply",

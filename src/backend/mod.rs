@@ -3,13 +3,14 @@
 //! worker's [`pool`]; dedicated [`blocking`] connections for commands that
 //! may block; [`subscriber`] connections shared by a worker's
 //! subscribed clients; plus one-shot [`control`] queries for the topology
-//! task.
+//! task. Every one of them is opened by [`connect`], the same steps for all.
 //!
 //! Everything here except `control` is single-threaded (`Rc`, `RefCell`):
 //! each worker owns its own connections, so the hot path takes no lock.
 
 pub mod blocking;
 pub mod conn;
+pub mod connect;
 pub mod control;
 pub mod giveback;
 pub mod pool;

@@ -15,13 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
-use crate::net;
+use crate::net::Stream;
 use crate::protocol::pubsub::{parse_pubsub, PubSubFrame, PubSubKind};
-use crate::protocol::{encode, Limits, ReplyScanner};
+use crate::protocol::{encode, Limits, Protocol, ReplyScanner};
 use crate::wake::LocalNotify;
+
+use super::connect::{connect, ConnectOptions};
 
 /// Receives what a subscriber connection hears; implemented by the hub.
 pub trait SubscriberSink {
@@ -141,13 +142,15 @@ impl SubscriberConn {
         connect_timeout: Duration,
         limits: Limits,
     ) -> io::Error {
-        let stream =
-            match tokio::time::timeout(connect_timeout, TcpStream::connect(&*self.addr)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return e,
-                Err(_) => return io::ErrorKind::TimedOut.into(),
-            };
-        let _ = stream.set_nodelay(true);
+        let options = ConnectOptions {
+            protocol: Protocol::Resp2,
+            timeout: connect_timeout,
+            limits,
+        };
+        let stream = match connect(&self.addr, &options).await {
+            Ok(stream) => stream,
+            Err(e) => return io::Error::other(e),
+        };
         debug!(node = %self.addr, "subscriber connection up");
         tokio::select! {
             e = self.write_loop(&stream) => e,
@@ -155,7 +158,7 @@ impl SubscriberConn {
         }
     }
 
-    async fn write_loop(&self, stream: &TcpStream) -> io::Error {
+    async fn write_loop(&self, stream: &Stream) -> io::Error {
         let mut writing = BytesMut::new();
         loop {
             std::mem::swap(&mut self.state.borrow_mut().out, &mut writing);
@@ -163,7 +166,7 @@ impl SubscriberConn {
                 self.wake_writer.notified().await;
                 continue;
             }
-            if let Err(e) = net::write_all(stream, &mut writing).await {
+            if let Err(e) = stream.write_all(&mut writing).await {
                 return e;
             }
         }
@@ -171,7 +174,7 @@ impl SubscriberConn {
 
     async fn read_loop(
         &self,
-        stream: &TcpStream,
+        stream: &Stream,
         sink: &dyn SubscriberSink,
         limits: Limits,
     ) -> io::Error {
@@ -184,7 +187,7 @@ impl SubscriberConn {
             if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(16 * 1024);
             }
-            match net::read_some(stream, &mut buf) {
+            match stream.read_some(&mut buf) {
                 Ok(None) => continue,
                 Ok(Some(0)) => return io::ErrorKind::UnexpectedEof.into(),
                 Ok(Some(_)) => {}

@@ -8,12 +8,13 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::net::Stream;
 use crate::worker::Worker;
 
 /// Pending connections the kernel queues per listener.
@@ -46,7 +47,7 @@ pub async fn accept_loop<F, Fut>(
     mut shutdown: watch::Receiver<bool>,
     serve: F,
 ) where
-    F: Fn(Rc<Worker>, TcpStream, SocketAddr) -> Fut,
+    F: Fn(Rc<Worker>, Stream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
     let live = Rc::new(());
@@ -55,8 +56,8 @@ pub async fn accept_loop<F, Fut>(
             accepted = listener.accept() => accepted,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
-        let (mut stream, peer) = match accepted {
-            Ok(pair) => pair,
+        let (stream, peer) = match accepted {
+            Ok((tcp, peer)) => (Stream::from_tcp(tcp), peer),
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 warn!(error = %e, "accept failed");
@@ -69,9 +70,8 @@ pub async fn accept_loop<F, Fut>(
             crate::metrics::client_rejected();
             debug!(%peer, "client refused: max_clients reached");
             tokio::task::spawn_local(async move {
-                let _ = stream
-                    .write_all(b"-ERR max number of clients reached\r\n")
-                    .await;
+                let mut refusal = Bytes::from_static(b"-ERR max number of clients reached\r\n");
+                let _ = stream.write_all(&mut refusal).await;
             });
             continue;
         }

@@ -13,7 +13,6 @@ use bytes::BytesMut;
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use crate::net;
 use crate::protocol::{encode, RequestParser};
 use crate::registry::Stop;
 use crate::wake::LocalNotify;
@@ -108,7 +107,7 @@ impl Session {
                 // Doubling keeps a large value's arrival linear in its size.
                 buf.reserve(buf.len().max(READ_RESERVE));
             }
-            match net::read_some(&self.stream, &mut buf) {
+            match self.stream.read_some(&mut buf) {
                 Ok(None) => continue,
                 Ok(Some(0)) | Err(_) => return ReadEnd::Gone,
                 Ok(Some(_)) => record.touch(),

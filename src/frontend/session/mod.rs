@@ -17,8 +17,8 @@ use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
+use crate::net::Stream;
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::backend::blocking::Abandon;
@@ -54,7 +54,7 @@ pub mod transaction_state;
 mod wait;
 
 /// Serves one client until it leaves.
-pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(worker: Rc<Worker>, stream: Stream, peer: SocketAddr) {
     let shared = worker.shared.clone();
     let id = shared.registry.next_id();
     let local = stream.local_addr().unwrap_or(shared.startup.listen);
@@ -169,7 +169,7 @@ impl Target {
 struct Session {
     me: Weak<Session>,
     worker: Rc<Worker>,
-    stream: TcpStream,
+    stream: Stream,
     /// Who the client is: id, protocol, subscriptions, registry record.
     client: RefCell<ClientInfo>,
     /// Every request's place in the reply order, and the replies.

@@ -9,9 +9,8 @@ use std::collections::VecDeque;
 use std::io;
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 
-use crate::net;
+use crate::net::Stream;
 
 /// Chunks at least this large are shared, not copied.
 const SHARE_FROM: usize = 64 * 1024;
@@ -57,14 +56,14 @@ impl Output {
 
     /// Writes as much as `stream` takes now, in order; true when all is
     /// written. A large buffer is then released.
-    pub fn write_to(&mut self, stream: &TcpStream) -> io::Result<bool> {
+    pub fn write_to(&mut self, stream: &Stream) -> io::Result<bool> {
         while let Some(chunk) = self.shared.front_mut() {
-            if !net::write_some(stream, chunk)? {
+            if !stream.write_some(chunk)? {
                 return Ok(false);
             }
             self.shared.pop_front();
         }
-        if !net::write_some(stream, &mut self.buffer)? {
+        if !stream.write_some(&mut self.buffer)? {
             return Ok(false);
         }
         if self.buffer.capacity() > KEEP_OUTPUT {

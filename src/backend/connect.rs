@@ -1,0 +1,183 @@
+//! The one way to open a connection to a node, for every kind of backend
+//! connection (shared, dedicated, subscriber, control query): the same
+//! steps, in the same order, all within the connect timeout, and one error
+//! type that names the node and the step that failed.
+//!
+//! The steps ([`Step`]), in order:
+//!
+//! 1. [`Step::Connect`]: TCP connect, then socket options (`TCP_NODELAY`).
+//! 2. *(TLS: the TLS handshake goes here, once keyway speaks TLS to nodes.)*
+//! 3. *(AUTH: backend credentials go here, before anything else is sent: a
+//!    node with `requirepass` refuses even `HELLO` without them; `HELLO 3
+//!    AUTH user pass` can do both in one round trip.)*
+//! 4. [`Step::Hello`]: `HELLO 3` for a RESP3 connection; nothing for RESP2.
+//! 5. *(READONLY for connections that read from replicas, and CLIENT SETNAME,
+//!    go here, last, once the connection speaks its protocol.)*
+//!
+//! Steps in italics are not implemented; each will be one more [`Step`]
+//! variant and one more field in [`ConnectOptions`].
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::time::Instant;
+
+use crate::net::Stream;
+use crate::protocol::{encode, Limits, Protocol, ProtocolError, ReplyScanner};
+
+/// How to open a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectOptions {
+    /// The reply protocol the connection will speak: RESP3 says `HELLO 3`.
+    pub protocol: Protocol,
+    /// Time allowed for all the steps together.
+    pub timeout: Duration,
+    /// Bounds for the replies read during the handshake.
+    pub limits: Limits,
+}
+
+/// A step of opening a connection; see the module docs for the order and
+/// the steps still to come (TLS, AUTH, READONLY / CLIENT SETNAME).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// TCP connect and socket options.
+    Connect,
+    /// `HELLO 3`, switching the connection to RESP3.
+    Hello,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Connect => "connect",
+            Step::Hello => "HELLO 3",
+        })
+    }
+}
+
+/// Why a connection could not be opened: the node, the step, the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to {addr} ({step}): {cause}")]
+pub struct ConnectError {
+    /// The node's address.
+    pub addr: String,
+    /// The step that failed (or was running when the time ran out).
+    pub step: Step,
+    /// What went wrong.
+    pub cause: Cause,
+}
+
+/// What went wrong in a [`Step`].
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    /// A socket error, or the node closed the connection.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The node answered with something other than what the step needs
+    /// (an error reply: e.g. a node that cannot speak RESP3).
+    #[error("the node answered {0}")]
+    Refused(String),
+    /// The node's reply was not valid RESP.
+    #[error("the node sent a malformed reply: {0}")]
+    BadReply(ProtocolError),
+    /// [`ConnectOptions::timeout`] ran out.
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+}
+
+/// Opens a connection to `addr` and runs every step of the module docs,
+/// all within `options.timeout`.
+pub async fn connect(addr: &str, options: &ConnectOptions) -> Result<Stream, ConnectError> {
+    let attempt = Attempt {
+        addr,
+        timeout: options.timeout,
+        deadline: Instant::now() + options.timeout,
+    };
+    let stream = attempt
+        .step(Step::Connect, async {
+            let stream = Stream::connect_tcp(addr).await?;
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        })
+        .await?;
+    // (TLS, then AUTH: here.)
+    if options.protocol == Protocol::Resp3 {
+        attempt
+            .step(Step::Hello, hello3(&stream, options.limits))
+            .await?;
+    }
+    // (READONLY, CLIENT SETNAME: here.)
+    Ok(stream)
+}
+
+/// One call of [`connect`]: where to, and until when.
+struct Attempt<'a> {
+    addr: &'a str,
+    timeout: Duration,
+    deadline: Instant,
+}
+
+impl Attempt<'_> {
+    /// Runs one step, failing it as `step` when it fails or when the time
+    /// for the whole attempt runs out.
+    async fn step<T>(
+        &self,
+        step: Step,
+        run: impl Future<Output = Result<T, Cause>>,
+    ) -> Result<T, ConnectError> {
+        let cause = match tokio::time::timeout_at(self.deadline, run).await {
+            Ok(Ok(done)) => return Ok(done),
+            Ok(Err(cause)) => cause,
+            Err(_) => Cause::TimedOut(self.timeout),
+        };
+        Err(ConnectError {
+            addr: self.addr.to_string(),
+            step,
+            cause,
+        })
+    }
+}
+
+/// `HELLO 3`, sent first on a RESP3 connection.
+const HELLO3: &[&[u8]] = &[b"HELLO", b"3"];
+
+/// Sends `HELLO 3` and reads its reply, which must be a map and nothing
+/// more (an error means the node cannot speak RESP3, and the connection is
+/// not used).
+async fn hello3(stream: &Stream, limits: Limits) -> Result<(), Cause> {
+    let mut out = BytesMut::new();
+    encode::command(&mut out, HELLO3);
+    stream.write_all(&mut out).await?;
+    let mut buf = BytesMut::with_capacity(512);
+    let mut scanner = ReplyScanner::new(limits);
+    let len = loop {
+        stream.readable().await?;
+        buf.reserve(512);
+        match stream.read_some(&mut buf)? {
+            None => continue,
+            Some(0) => {
+                let closed = "the node closed the connection";
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, closed).into());
+            }
+            Some(_) => {}
+        }
+        match scanner.scan(&buf) {
+            Ok(Some(len)) => break len,
+            Ok(None) => {}
+            Err(e) => return Err(Cause::BadReply(e)),
+        }
+    };
+    match buf.first() {
+        Some(b'%') if len == buf.len() => Ok(()),
+        _ => Err(Cause::Refused(
+            String::from_utf8_lossy(&buf[..len]).trim_end().to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+#[path = "connect_tests.rs"]
+mod tests;
