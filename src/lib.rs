@@ -56,7 +56,7 @@
 //! counters); a session updates its record only when what it shows changes.
 //!
 //! [`pubsub`] is each worker's hub for subscriptions: every channel is
-//! subscribed once, on a shared subscriber connection, and each message is
+//! subscribed once, on a shared pub/sub connection (`backend::pubsub_conn`), and each message is
 //! fanned out to the worker's clients that want it.
 //!
 //! [`config`] turns the TOML file plus flags into one validated `Config`:

@@ -1,6 +1,6 @@
 //! A worker's pub/sub hub: every channel, pattern and shard channel its
 //! clients subscribe to, each subscribed once on a shared subscriber
-//! connection ([`crate::backend::subscriber`]), and the fan-out of each
+//! connection ([`crate::backend::pubsub_conn`]), and the fan-out of each
 //! message to the clients that want it.
 //!
 //! - Plain channels and patterns live on one connection to any master: the
@@ -25,10 +25,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::debug;
 
-use crate::backend::subscriber::{SubscriberConn, SubscriberSink};
+use crate::backend::conn::SettingsSource;
+use crate::backend::pubsub_conn::{PubSubConn, PubSubSink};
 use crate::cluster::{node_for, Access, ClusterView, Slot};
 use crate::protocol::pubsub::{to_push, PubSubFrame, PubSubKind};
-use crate::protocol::{Limits, Protocol};
+use crate::protocol::Protocol;
 
 /// Pause before subscribing again after a failure, so that a failover or a
 /// slot move has time to reach the slot map.
@@ -95,11 +96,10 @@ struct Topic {
 pub struct Hub {
     me: Weak<Hub>,
     view: Arc<ClusterView>,
-    connect_timeout: Duration,
-    limits: Limits,
+    settings: SettingsSource,
     topics: RefCell<HashMap<(TopicKind, Bytes), Topic>>,
-    plain: RefCell<Option<Rc<SubscriberConn>>>,
-    shard: RefCell<HashMap<Arc<str>, Rc<SubscriberConn>>>,
+    plain: RefCell<Option<Rc<PubSubConn>>>,
+    shard: RefCell<HashMap<Arc<str>, Rc<PubSubConn>>>,
     /// Subscribers that got messages in the current batch.
     touched: RefCell<Vec<Rc<dyn Subscriber>>>,
     repair_scheduled: Cell<bool>,
@@ -108,12 +108,11 @@ pub struct Hub {
 
 impl Hub {
     /// An empty hub for one worker.
-    pub fn new(view: Arc<ClusterView>, connect_timeout: Duration, limits: Limits) -> Rc<Hub> {
+    pub fn new(view: Arc<ClusterView>, settings: SettingsSource) -> Rc<Hub> {
         Rc::new_cyclic(|me| Hub {
             me: me.clone(),
             view,
-            connect_timeout,
-            limits,
+            settings,
             topics: RefCell::default(),
             plain: RefCell::default(),
             shard: RefCell::default(),
@@ -133,7 +132,7 @@ impl Hub {
         topic: &Bytes,
         id: u64,
         subscriber: Rc<dyn Subscriber>,
-    ) -> Option<Rc<SubscriberConn>> {
+    ) -> Option<Rc<PubSubConn>> {
         let key = (kind, topic.clone());
         if let Some(t) = self.topics.borrow_mut().get_mut(&key) {
             t.subscribers.push((id, subscriber));
@@ -172,7 +171,7 @@ impl Hub {
 
     /// Subscribes a new topic on the node that serves it now; `None` if no
     /// node does (the repair pass tries again).
-    fn place(&self, kind: TopicKind, topic: &Bytes) -> Option<Rc<SubscriberConn>> {
+    fn place(&self, kind: TopicKind, topic: &Bytes) -> Option<Rc<PubSubConn>> {
         let conn = match kind {
             TopicKind::Channel | TopicKind::Pattern => self.plain_conn(),
             TopicKind::Shard => self.shard_conn(Slot::of_key(topic)),
@@ -185,7 +184,7 @@ impl Hub {
     }
 
     /// The open connection a topic placed on `addr` uses, if any.
-    fn conn_for(&self, kind: TopicKind, addr: &Arc<str>) -> Option<Rc<SubscriberConn>> {
+    fn conn_for(&self, kind: TopicKind, addr: &Arc<str>) -> Option<Rc<PubSubConn>> {
         let conn = match kind {
             TopicKind::Channel | TopicKind::Pattern => self.plain.borrow().clone(),
             TopicKind::Shard => self.shard.borrow().get(addr).cloned(),
@@ -195,7 +194,7 @@ impl Hub {
 
     /// The connection for channels and patterns, opened on some master if
     /// there is none; a new one gets every channel and pattern subscribed.
-    fn plain_conn(&self) -> Option<Rc<SubscriberConn>> {
+    fn plain_conn(&self) -> Option<Rc<PubSubConn>> {
         if let Some(conn) = self.plain.borrow().as_ref().filter(|c| c.is_open()) {
             return Some(conn.clone());
         }
@@ -222,7 +221,7 @@ impl Hub {
     /// The connection to the master of `slot`, opened if needed (shard
     /// channels are served by the slot's master: the node choice for a
     /// write).
-    fn shard_conn(&self, slot: Slot) -> Option<Rc<SubscriberConn>> {
+    fn shard_conn(&self, slot: Slot) -> Option<Rc<PubSubConn>> {
         let topology = self.view.topology().load();
         let index = node_for(&topology, slot, Access::Write).ok()?;
         let addr = topology.nodes()[index as usize].addr.clone();
@@ -235,9 +234,9 @@ impl Hub {
         Some(conn)
     }
 
-    fn open(&self, addr: Arc<str>) -> Rc<SubscriberConn> {
-        let sink: Rc<dyn SubscriberSink> = self.me.upgrade().expect("hub is alive");
-        SubscriberConn::spawn(addr, sink, self.connect_timeout, self.limits)
+    fn open(&self, addr: Arc<str>) -> Rc<PubSubConn> {
+        let sink: Rc<dyn PubSubSink> = self.me.upgrade().expect("hub is alive");
+        PubSubConn::spawn(addr, sink, (self.settings)())
     }
 
     /// Marks `topic` as no longer subscribed anywhere and repairs soon.
@@ -304,8 +303,8 @@ impl Hub {
     }
 }
 
-impl SubscriberSink for Hub {
-    fn frame(&self, conn: &SubscriberConn, frame: Bytes, parsed: PubSubFrame) {
+impl PubSubSink for Hub {
+    fn frame(&self, conn: &PubSubConn, frame: Bytes, parsed: PubSubFrame) {
         let topic = frame.slice(parsed.topic.clone());
         match parsed.kind {
             PubSubKind::Message => self.fan_out(TopicKind::Channel, &frame, topic),
@@ -320,7 +319,7 @@ impl SubscriberSink for Hub {
         }
     }
 
-    fn refused(&self, conn: &SubscriberConn, topic: Bytes, reply: Bytes) {
+    fn refused(&self, conn: &PubSubConn, topic: Bytes, reply: Bytes) {
         debug!(node = %conn.addr(), reply = %String::from_utf8_lossy(&reply).trim_end(), "subscribe refused; subscribing again");
         if self.shard.borrow().get(conn.addr()).is_some() {
             self.unplace(TopicKind::Shard, topic);
@@ -336,7 +335,7 @@ impl SubscriberSink for Hub {
         *self.touched.borrow_mut() = touched;
     }
 
-    fn lost(&self, conn: &SubscriberConn) {
+    fn lost(&self, conn: &PubSubConn) {
         {
             let mut shard = self.shard.borrow_mut();
             if shard

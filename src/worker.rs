@@ -13,7 +13,7 @@ use std::time::Instant;
 use arc_swap::{ArcSwap, Cache};
 
 use crate::backend::blocking::BlockingPool;
-use crate::backend::conn::{Conn, ConnSettings};
+use crate::backend::conn::{Conn, ConnSettings, SettingsSource};
 use crate::backend::pool::{NodeConns, Pool};
 use crate::cluster::redirect::Budgets;
 use crate::cluster::{node_for, Access, ClusterView, NoNode, NodeIndex, Slot, Topology};
@@ -67,9 +67,22 @@ pub struct Worker {
     /// Connections by [`NodeIndex`] for the topology epoch they were built for.
     by_index: RefCell<(u64, Vec<Rc<NodeConns>>)>,
     next_any: Cell<usize>,
-    live: RefCell<Current<Arc<ArcSwap<Live>>, Live>>,
+    /// Shared with the backend's connections, which read it at each
+    /// (re)connect ([`SettingsSource`]).
+    live: Rc<RefCell<Current<Arc<ArcSwap<Live>>, Live>>>,
     topology: RefCell<Current<ViewField<Topology>, Topology>>,
     commands: RefCell<Current<ViewField<CommandTable>, CommandTable>>,
+}
+
+/// What a backend connection takes from the live configuration.
+fn conn_settings(live: &Live) -> ConnSettings {
+    ConnSettings {
+        connect_timeout: live.connect_timeout,
+        request_timeout: live.request_timeout,
+        reconnect_min: live.reconnect_min,
+        reconnect_max: live.reconnect_max,
+        limits: crate::protocol::Limits::default(),
+    }
 }
 
 /// One of [`ClusterView`]'s swapped values, as `arc_swap::Cache` takes it:
@@ -117,26 +130,16 @@ impl<S: std::ops::Deref<Target = ArcSwap<T>>, T> Current<S, T> {
 impl Worker {
     /// This thread's worker: its caches, pools and pub/sub hub.
     pub fn new(shared: Arc<Shared>) -> Rc<Worker> {
-        let live = shared.live.load();
-        let settings = ConnSettings {
-            connect_timeout: live.connect_timeout,
-            request_timeout: live.request_timeout,
-            reconnect_min: live.reconnect_min,
-            reconnect_max: live.reconnect_max,
-            limits: crate::protocol::Limits::default(),
+        let live = Rc::new(RefCell::new(Current::new(shared.live.clone())));
+        let settings: SettingsSource = {
+            let live = live.clone();
+            Rc::new(move || conn_settings(&live.borrow_mut().get()))
         };
         let view = shared.view.clone();
         let on_failure: Rc<dyn Fn()> = Rc::new(move || view.request_refresh());
-        let hub = Hub::new(
-            shared.view.clone(),
-            settings.connect_timeout,
-            settings.limits,
-        );
+        let hub = Hub::new(shared.view.clone(), settings.clone());
         let startup = &shared.startup;
-        let blocking = BlockingPool::new(
-            Rc::new(settings.clone()),
-            startup.max_blocking_connections.get(),
-        );
+        let blocking = BlockingPool::new(settings.clone(), startup.max_blocking_connections.get());
         let pool = Pool::new(settings, startup.connections_per_node.get(), on_failure);
         Rc::new(Worker {
             hub,
@@ -144,7 +147,7 @@ impl Worker {
             pool,
             by_index: RefCell::new((u64::MAX, Vec::new())),
             next_any: Cell::new(0),
-            live: RefCell::new(Current::new(shared.live.clone())),
+            live,
             topology: RefCell::new(Current::new(ViewField(
                 shared.view.clone(),
                 ClusterView::topology,
@@ -232,5 +235,26 @@ impl Worker {
     /// [`Pool::dedicated`]).
     pub fn dedicated(&self, addr: &str, proto: Protocol) -> Rc<Conn> {
         self.pool.dedicated(addr, proto)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+
+    #[test]
+    fn a_swapped_live_config_is_what_the_worker_and_its_connections_read_next() {
+        let config = FileConfig::default().validate().unwrap();
+        let shared = Shared::new(ClusterView::new(), config);
+        let worker = Worker::new(shared.clone());
+        assert_eq!(worker.redirect_budgets().redirects, 5);
+        let mut live = Live::clone(&shared.live.load());
+        live.max_redirects = 9;
+        live.request_timeout = std::time::Duration::from_millis(1234);
+        shared.live.store(Arc::new(live));
+        assert_eq!(worker.redirect_budgets().redirects, 9);
+        let settings = conn_settings(&worker.live());
+        assert_eq!(settings.request_timeout.as_millis(), 1234);
     }
 }

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use crate::net::Stream;
 use crate::protocol::{Protocol, ReplyScanner};
 
-use super::conn::ConnSettings;
+use super::conn::SettingsSource;
 use super::connect::connect;
 use super::BackendError;
 
@@ -66,7 +66,7 @@ type IdleStreams = HashMap<(Arc<str>, Protocol), Vec<Stream>>;
 
 /// A worker's dedicated connections; see the module docs.
 pub struct BlockingPool {
-    settings: Rc<ConnSettings>,
+    settings: SettingsSource,
     max: usize,
     in_use: Cell<usize>,
     idle: RefCell<IdleStreams>,
@@ -83,7 +83,7 @@ impl Drop for Permit {
 
 impl BlockingPool {
     /// A pool of at most `max` connections in use at once.
-    pub fn new(settings: Rc<ConnSettings>, max: usize) -> Rc<BlockingPool> {
+    pub fn new(settings: SettingsSource, max: usize) -> Rc<BlockingPool> {
         Rc::new(BlockingPool {
             settings,
             max,
@@ -126,7 +126,7 @@ impl BlockingPool {
         }
         let stream = match self.idle_stream(&addr, proto) {
             Some(stream) => stream,
-            None => connect(&addr, &self.settings.connect_options(proto))
+            None => connect(&addr, &(self.settings)().connect_options(proto))
                 .await
                 .map_err(|_| BackendError::Unreachable(addr.clone()))?,
         };
@@ -172,7 +172,7 @@ impl BlockingPool {
         out.extend_from_slice(request);
         stream.write_all(&mut out).await?;
         let mut buf = BytesMut::with_capacity(4096);
-        let mut scanner = ReplyScanner::new(self.settings.limits);
+        let mut scanner = ReplyScanner::new((self.settings)().limits);
         let mut skip = usize::from(!before.is_empty());
         let linger = tokio::time::sleep(Duration::MAX);
         tokio::pin!(linger);

@@ -29,7 +29,7 @@ use crate::protocol::{Limits, Protocol, ReplyScanner};
 use crate::wake::LocalNotify;
 
 use super::connect::{connect, Cause, ConnectOptions};
-use super::{BackendError, ReplyTarget};
+use super::{BackendError, ReplySink};
 
 /// `ASKING`, sent before a request that follows an `-ASK` redirect.
 pub(crate) const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
@@ -56,6 +56,11 @@ pub struct ConnSettings {
     pub limits: Limits,
 }
 
+/// Where a connection reads its [`ConnSettings`]: once per (re)connect,
+/// so a changed live configuration applies to the next connection opened
+/// (the worker's view of the live config; a fixed value in tests).
+pub type SettingsSource = Rc<dyn Fn() -> ConnSettings>;
+
 impl ConnSettings {
     /// How to open a connection speaking `protocol`.
     pub fn connect_options(&self, protocol: Protocol) -> ConnectOptions {
@@ -71,7 +76,7 @@ impl ConnSettings {
 struct Waiter {
     /// `None` for replies keyway discards (the `+OK` to `ASKING`, commands
     /// of its own).
-    target: Option<Rc<dyn ReplyTarget>>,
+    target: Option<Rc<dyn ReplySink>>,
     token: u64,
     /// When its write batch began filling; the request timeout runs from here.
     queued: Instant,
@@ -124,7 +129,7 @@ impl Conn {
         addr: Arc<str>,
         proto: Protocol,
         reconnect: Reconnect,
-        settings: Rc<ConnSettings>,
+        settings: SettingsSource,
         on_failure: Rc<dyn Fn()>,
     ) -> Rc<Conn> {
         let conn = Rc::new(Conn {
@@ -151,7 +156,7 @@ impl Conn {
         &self,
         request: &[u8],
         asking: bool,
-        target: &Rc<dyn ReplyTarget>,
+        target: &Rc<dyn ReplySink>,
         token: u64,
     ) -> Result<(), BackendError> {
         self.queue(request, asking, Some(target.clone()), token, 1)
@@ -166,7 +171,7 @@ impl Conn {
         request: &[u8],
         replies: u32,
         asking: bool,
-        target: &Rc<dyn ReplyTarget>,
+        target: &Rc<dyn ReplySink>,
     ) -> Result<(), BackendError> {
         self.queue(request, asking, Some(target.clone()), 0, replies)
     }
@@ -180,7 +185,7 @@ impl Conn {
         &self,
         request: &[u8],
         asking: bool,
-        target: Option<Rc<dyn ReplyTarget>>,
+        target: Option<Rc<dyn ReplySink>>,
         token: u64,
         replies: u32,
     ) -> Result<(), BackendError> {
@@ -258,9 +263,10 @@ const STABLE: Duration = Duration::from_secs(1);
 /// A connection that breaks (or times out, or gets a malformed reply) from
 /// a node that accepted it is re-opened at once, and requests keep queueing
 /// meanwhile, so one bad moment is not turned into a burst of errors.
-async fn run(conn: Rc<Conn>, settings: Rc<ConnSettings>, on_failure: Rc<dyn Fn()>) {
-    let mut backoff = settings.reconnect_min;
+async fn run(conn: Rc<Conn>, source: SettingsSource, on_failure: Rc<dyn Fn()>) {
+    let mut backoff = source().reconnect_min;
     loop {
+        let settings = source();
         conn.set_link(Link::Connecting);
         let connected = connect(&conn.addr, &settings.connect_options(conn.proto)).await;
         let (error, lived) = match connected {
@@ -362,10 +368,10 @@ async fn write_loop(conn: &Conn, stream: &Stream) -> Result<(), ConnError> {
 
 /// The distinct targets that got replies from one read, to flush once each.
 #[derive(Default)]
-struct Targets(Vec<Rc<dyn ReplyTarget>>);
+struct Targets(Vec<Rc<dyn ReplySink>>);
 
 impl Targets {
-    fn add(&mut self, target: &Rc<dyn ReplyTarget>) {
+    fn add(&mut self, target: &Rc<dyn ReplySink>) {
         // Replies for one client tend to come in runs; a repeat that is not
         // adjacent costs one extra flush that finds nothing to write.
         if !self

@@ -8,15 +8,15 @@ use tokio::sync::mpsc;
 /// Hands each delivery to the test, with when it came.
 struct Deliveries(mpsc::UnboundedSender<(u64, Result<Bytes, BackendError>, Instant)>);
 
-impl ReplyTarget for Deliveries {
+impl ReplySink for Deliveries {
     fn deliver(&self, token: u64, reply: Result<Bytes, BackendError>) {
         let _ = self.0.send((token, reply, Instant::now()));
     }
     fn flush(&self) {}
 }
 
-fn settings(request_timeout: Duration) -> Rc<ConnSettings> {
-    Rc::new(ConnSettings {
+fn settings(request_timeout: Duration) -> SettingsSource {
+    Rc::new(move || ConnSettings {
         connect_timeout: Duration::from_secs(5),
         request_timeout,
         reconnect_min: Duration::from_millis(10),
@@ -52,7 +52,7 @@ async fn a_request_times_out_one_timeout_after_it_was_queued_not_later() {
             // fail the request about 0.9 s late.
             tokio::time::sleep(Duration::from_millis(100)).await;
             let (tx, mut rx) = mpsc::unbounded_channel();
-            let target: Rc<dyn ReplyTarget> = Rc::new(Deliveries(tx));
+            let target: Rc<dyn ReplySink> = Rc::new(Deliveries(tx));
             let queued = Instant::now();
             conn.send(b"*1\r\n$4\r\nPING\r\n", false, &target, 7)
                 .unwrap();
@@ -97,7 +97,7 @@ async fn a_retired_idle_connection_closes_at_once() {
             .expect("the retired connection stayed open");
             assert_eq!(read.unwrap(), 0, "expected the connection to close");
             let (tx, _rx) = mpsc::unbounded_channel();
-            let target: Rc<dyn ReplyTarget> = Rc::new(Deliveries(tx));
+            let target: Rc<dyn ReplySink> = Rc::new(Deliveries(tx));
             assert!(
                 conn.send(b"*1\r\n$4\r\nPING\r\n", false, &target, 1)
                     .is_err(),

@@ -14,7 +14,7 @@ pub mod connect;
 pub mod control;
 pub mod giveback;
 pub mod pool;
-pub mod subscriber;
+pub mod pubsub_conn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ use crate::protocol::encode;
 
 /// Receives the replies to requests sent on backend connections, in the order
 /// each connection's requests were sent. Implemented by client sessions.
-pub trait ReplyTarget {
+pub trait ReplySink {
     /// The reply (or failure) for the request sent with `token`.
     fn deliver(&self, token: u64, reply: Result<Bytes, BackendError>);
 

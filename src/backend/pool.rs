@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use crate::protocol::Protocol;
 
-use super::conn::{Conn, ConnSettings, Reconnect};
+use super::conn::{Conn, Reconnect, SettingsSource};
 
 /// What opening a set of connections to a node takes.
 struct Opener {
-    settings: Rc<ConnSettings>,
+    settings: SettingsSource,
     per_node: usize,
     on_failure: Rc<dyn Fn()>,
 }
@@ -82,10 +82,10 @@ pub struct Pool {
 impl Pool {
     /// An empty pool; `per_node` connections per protocol are opened to each
     /// node used. `on_failure` runs when any connection fails.
-    pub fn new(settings: ConnSettings, per_node: usize, on_failure: Rc<dyn Fn()>) -> Pool {
+    pub fn new(settings: SettingsSource, per_node: usize, on_failure: Rc<dyn Fn()>) -> Pool {
         Pool {
             opener: Rc::new(Opener {
-                settings: Rc::new(settings),
+                settings,
                 per_node: per_node.max(1),
                 on_failure,
             }),

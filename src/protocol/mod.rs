@@ -9,7 +9,7 @@
 //!   without decoding them: the proxy forwards replies unchanged.
 //! - [`decode`] / [`Value`] decode a reply into a tree, for the control path
 //!   only (topology, `COMMAND`).
-//! - [`pubsub`] locates the kind and channel of a subscriber connection's
+//! - [`pubsub`] locates the kind and channel of a pub/sub connection's
 //!   frames, so messages are fanned out without decoding.
 //! - [`encode`] writes the replies and commands keyway builds itself, in
 //!   the [`Protocol`] each client chose with `HELLO`.

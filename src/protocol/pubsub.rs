@@ -1,4 +1,4 @@
-//! Pub/sub frames from a node's subscriber connection (RESP2: every frame
+//! Pub/sub frames from a node's pub/sub connection (RESP2: every frame
 //! is an array whose first two elements are bulk strings, the kind and the
 //! channel or pattern). Only those two are located; the rest of the frame
 //! is forwarded as it is.

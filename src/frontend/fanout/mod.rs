@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::backend::{BackendError, ReplyTarget};
+use crate::backend::{BackendError, ReplySink};
 use crate::command::Merge;
 use crate::protocol::Protocol;
 
@@ -82,7 +82,7 @@ impl Gather {
     }
 }
 
-impl ReplyTarget for Gather {
+impl ReplySink for Gather {
     fn deliver(&self, part: u64, reply: Result<Bytes, BackendError>) {
         {
             let mut parts = self.parts.borrow_mut();

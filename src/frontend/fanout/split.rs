@@ -21,7 +21,7 @@ use std::rc::{Rc, Weak};
 use bytes::{Bytes, BytesMut};
 
 use crate::backend::pool::NodeConns;
-use crate::backend::{BackendError, ReplyTarget};
+use crate::backend::{BackendError, ReplySink};
 use crate::cluster::redirect::{self, Decision};
 use crate::cluster::{NoNode, Slot, Topology};
 use crate::protocol::{encode, Protocol};
@@ -69,7 +69,7 @@ impl Split {
             plan: RefCell::new(plan),
             missing: Cell::new(parts),
         });
-        let me: Rc<dyn ReplyTarget> = split.clone();
+        let me: Rc<dyn ReplySink> = split.clone();
         // One pass over the plan; parts that fail at once end after it
         // (the last part to end joins them all, which reads the plan).
         let mut failed = Vec::new();
@@ -116,7 +116,7 @@ impl Split {
         };
         let sent = match conns {
             Ok(conns) => {
-                let me: Rc<dyn ReplyTarget> = me;
+                let me: Rc<dyn ReplySink> = me;
                 // Queueing never calls back into this split.
                 let mut plan = self.plan.borrow_mut();
                 let sent = conns.pick(self.proto, self.client).send(
@@ -177,7 +177,7 @@ impl Split {
                             me.send_by_map(part, &topology);
                         }
                     }
-                    ReplyTarget::flush(&*me);
+                    ReplySink::flush(&*me);
                 });
             }
         }
@@ -199,7 +199,7 @@ impl Split {
     }
 }
 
-impl ReplyTarget for Split {
+impl ReplySink for Split {
     fn deliver(&self, part: u64, reply: Result<Bytes, BackendError>) {
         let part = part as usize;
         if let Ok(bytes) = &reply {

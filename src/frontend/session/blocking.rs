@@ -17,7 +17,7 @@ use tracing::warn;
 use crate::backend::blocking::{Abandon, Outcome};
 use crate::backend::conn::ASKING;
 use crate::backend::giveback;
-use crate::backend::ReplyTarget;
+use crate::backend::ReplySink;
 use crate::cluster::NoNode;
 use crate::frontend::fanout::{Gather, Join};
 use crate::protocol::encode;
@@ -46,7 +46,7 @@ impl Session {
         let Some((request, proto, me, abandon)) = self.start_dedicated(token) else {
             return;
         };
-        let gather: Rc<dyn ReplyTarget> = Gather::new(me, token, join, proto, addrs.clone());
+        let gather: Rc<dyn ReplySink> = Gather::new(me, token, join, proto, addrs.clone());
         for (part, (addr, permit)) in addrs.into_iter().zip(permits).enumerate() {
             let (pool, gather, request, abandon) = (
                 pool.clone(),

@@ -23,7 +23,7 @@ use tracing::debug;
 
 use crate::backend::blocking::Abandon;
 use crate::backend::conn::Conn;
-use crate::backend::{BackendError, ReplyTarget};
+use crate::backend::{BackendError, ReplySink};
 use crate::cluster::{Access, NoNode, Slot};
 use crate::command::Merge;
 use crate::protocol::{encode, Protocol, Request};
@@ -267,7 +267,7 @@ impl Collector for Session {
     }
 }
 
-impl ReplyTarget for Session {
+impl ReplySink for Session {
     fn deliver(&self, token: u64, reply: Result<Bytes, BackendError>) {
         match reply {
             Ok(reply) => {

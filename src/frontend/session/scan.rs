@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use crate::backend::ReplyTarget;
+use crate::backend::ReplySink;
 use crate::cluster::{NoNode, Topology};
 use crate::protocol::{encode, Request};
 
@@ -28,8 +28,8 @@ impl Session {
             return self.complete_local(token, |out| encode::error(out, b"ERR invalid cursor"));
         };
         let bytes = scan::node_request(&request, position.cursor);
-        let session: Rc<dyn ReplyTarget> = me;
-        let target: Rc<dyn ReplyTarget> =
+        let session: Rc<dyn ReplySink> = me;
+        let target: Rc<dyn ReplySink> =
             ScanReply::new(session, token, proto, position, order.len(), print);
         let id = self.client.borrow().id;
         let conns = self.worker.conns(topology, order[position.master]);

@@ -21,7 +21,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::backend::{BackendError, ReplyTarget};
+use crate::backend::{BackendError, ReplySink};
 use crate::protocol::{decode, encode, Limits, Protocol, Request, Value};
 
 /// Bits of the master's own cursor.
@@ -93,7 +93,7 @@ pub fn node_request(request: &Request, cursor: u64) -> BytesMut {
 
 /// Turns one master's `SCAN` reply into the client's, with keyway's cursor.
 pub struct ScanReply {
-    session: Rc<dyn ReplyTarget>,
+    session: Rc<dyn ReplySink>,
     token: u64,
     proto: Protocol,
     master: usize,
@@ -105,7 +105,7 @@ impl ScanReply {
     /// For entry `token` of `session`, sent to master `master` of `masters`
     /// under map print `print`.
     pub fn new(
-        session: Rc<dyn ReplyTarget>,
+        session: Rc<dyn ReplySink>,
         token: u64,
         proto: Protocol,
         position: Position,
@@ -154,7 +154,7 @@ impl ScanReply {
     }
 }
 
-impl ReplyTarget for ScanReply {
+impl ReplySink for ScanReply {
     fn deliver(&self, _part: u64, reply: Result<Bytes, BackendError>) {
         let reply = reply.map(|r| self.rewrite(&r));
         self.session.deliver(self.token, reply);

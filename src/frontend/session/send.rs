@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use crate::backend::conn::Conn;
 use crate::backend::pool::NodeConns;
-use crate::backend::{BackendError, ReplyTarget};
+use crate::backend::{BackendError, ReplySink};
 use crate::cluster::redirect::{self, Decision};
 use crate::cluster::{Access, NoNode, NodeIndex, Topology};
 use crate::protocol::{encode, Request};
@@ -153,12 +153,12 @@ impl Session {
         let (Some((request, _)), Some(me)) = (replies.request(token), self.me.upgrade()) else {
             return Ok(());
         };
-        let me: Rc<dyn ReplyTarget> = me;
+        let me: Rc<dyn ReplySink> = me;
         let transaction = self.transactions.borrow().find(token).map(|t| t.replies);
         match transaction {
             None => conn.send(request, asking, &me, token),
             Some(count) => {
-                let collect: Rc<dyn ReplyTarget> = TransactionReplies::new(me, token, count);
+                let collect: Rc<dyn ReplySink> = TransactionReplies::new(me, token, count);
                 conn.send_many(request, count, asking, &collect)
             }
         }
@@ -266,7 +266,7 @@ impl Session {
         };
         let id = self.client.borrow().id;
         let nodes = topology.nodes().iter().map(|n| n.addr.clone()).collect();
-        let gather: Rc<dyn ReplyTarget> = Gather::new(me, token, join, proto, nodes);
+        let gather: Rc<dyn ReplySink> = Gather::new(me, token, join, proto, nodes);
         for index in 0..masters {
             let conns = self.worker.conns(topology, index as NodeIndex);
             if let Err(e) = conns

@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::backend::blocking::Permit;
 use crate::backend::conn::Conn;
-use crate::backend::{BackendError, ReplyTarget};
+use crate::backend::{BackendError, ReplySink};
 use crate::cluster::redirect;
 use crate::cluster::Slot;
 use crate::protocol::Protocol;
@@ -213,7 +213,7 @@ pub fn nil_exec(out: &mut BytesMut, proto: Protocol) {
 /// command was redirected while queuing (the slot moved, nothing ran), that
 /// redirect, so the session follows it and sends the whole transaction again.
 pub struct TransactionReplies {
-    session: Rc<dyn ReplyTarget>,
+    session: Rc<dyn ReplySink>,
     token: u64,
     last: u64,
     redirect: RefCell<Option<Bytes>>,
@@ -222,7 +222,7 @@ pub struct TransactionReplies {
 
 impl TransactionReplies {
     /// Collects `replies` replies for the transaction at `token`.
-    pub fn new(session: Rc<dyn ReplyTarget>, token: u64, replies: u32) -> Rc<TransactionReplies> {
+    pub fn new(session: Rc<dyn ReplySink>, token: u64, replies: u32) -> Rc<TransactionReplies> {
         Rc::new(TransactionReplies {
             session,
             token,
@@ -233,7 +233,7 @@ impl TransactionReplies {
     }
 }
 
-impl ReplyTarget for TransactionReplies {
+impl ReplySink for TransactionReplies {
     fn deliver(&self, part: u64, reply: Result<Bytes, BackendError>) {
         if part < self.last {
             // MULTI's +OK and the +QUEUEDs keyway already answered; only a
@@ -276,7 +276,7 @@ mod tests {
         flushes: Cell<u32>,
     }
 
-    impl ReplyTarget for Client {
+    impl ReplySink for Client {
         fn deliver(&self, token: u64, reply: Result<Bytes, BackendError>) {
             self.got.borrow_mut().push((token, reply));
         }
@@ -287,7 +287,7 @@ mod tests {
 
     fn run(replies: &[&'static [u8]]) -> Vec<(u64, Result<Bytes, BackendError>)> {
         let client = Rc::new(Client::default());
-        let target: Rc<dyn ReplyTarget> = client.clone();
+        let target: Rc<dyn ReplySink> = client.clone();
         let collect = TransactionReplies::new(target, 7, replies.len() as u32);
         for (i, reply) in replies.iter().enumerate() {
             collect.deliver(i as u64, Ok(Bytes::from_static(reply)));
@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn a_lost_connection_fails_the_transaction() {
         let client = Rc::new(Client::default());
-        let target: Rc<dyn ReplyTarget> = client.clone();
+        let target: Rc<dyn ReplySink> = client.clone();
         let collect = TransactionReplies::new(target, 1, 3);
         collect.deliver(0, Ok(Bytes::from_static(b"+OK\r\n")));
         let lost = BackendError::Lost("n:1".into());

@@ -1,4 +1,4 @@
-//! A subscriber connection: one connection to one node, in subscribed mode,
+//! A pub/sub connection: one connection to one node, in subscribed mode,
 //! shared by all of a worker's clients that subscribe through it. The
 //! worker's pub/sub hub sends one (un)subscribe command per channel or
 //! pattern, so every command gets exactly one reply; messages and
@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tracing::{debug, warn};
@@ -22,20 +21,21 @@ use crate::protocol::pubsub::{parse_pubsub, PubSubFrame, PubSubKind};
 use crate::protocol::{encode, Limits, Protocol, ReplyScanner};
 use crate::wake::LocalNotify;
 
-use super::connect::{connect, ConnectOptions};
+use super::conn::ConnSettings;
+use super::connect::connect;
 
-/// Receives what a subscriber connection hears; implemented by the hub.
-pub trait SubscriberSink {
+/// Receives what a pub/sub connection hears; implemented by the hub.
+pub trait PubSubSink {
     /// A message, or a subscription frame the node sent on its own (a
     /// `sunsubscribe` for a shard channel whose slot moved away).
-    fn frame(&self, conn: &SubscriberConn, frame: Bytes, parsed: PubSubFrame);
+    fn frame(&self, conn: &PubSubConn, frame: Bytes, parsed: PubSubFrame);
     /// The node refused the (un)subscribe command for `topic` (e.g. `-MOVED`
     /// for a shard channel).
-    fn refused(&self, conn: &SubscriberConn, topic: Bytes, reply: Bytes);
+    fn refused(&self, conn: &PubSubConn, topic: Bytes, reply: Bytes);
     /// Called after the frames of one read were handed over.
     fn flush(&self);
     /// The connection failed: nothing is subscribed on it any more.
-    fn lost(&self, conn: &SubscriberConn);
+    fn lost(&self, conn: &PubSubConn);
 }
 
 /// Runs once every command sent before it was registered is answered.
@@ -52,23 +52,22 @@ struct State {
     waiters: VecDeque<(u64, Waiter)>,
 }
 
-/// A subscriber connection; see the module docs.
-pub struct SubscriberConn {
+/// A pub/sub connection; see the module docs.
+pub struct PubSubConn {
     addr: Arc<str>,
     state: RefCell<State>,
     wake_writer: LocalNotify,
     closed: Cell<bool>,
 }
 
-impl SubscriberConn {
-    /// Opens a subscriber connection to `addr`; frames go to `sink`.
+impl PubSubConn {
+    /// Opens a pub/sub connection to `addr`; frames go to `sink`.
     pub fn spawn(
         addr: Arc<str>,
-        sink: Rc<dyn SubscriberSink>,
-        connect_timeout: Duration,
-        limits: Limits,
-    ) -> Rc<SubscriberConn> {
-        let conn = Rc::new(SubscriberConn {
+        sink: Rc<dyn PubSubSink>,
+        settings: ConnSettings,
+    ) -> Rc<PubSubConn> {
+        let conn = Rc::new(PubSubConn {
             addr,
             state: RefCell::default(),
             wake_writer: LocalNotify::default(),
@@ -76,8 +75,8 @@ impl SubscriberConn {
         });
         let task = conn.clone();
         tokio::task::spawn_local(async move {
-            let error = task.run(&*sink, connect_timeout, limits).await;
-            warn!(node = %task.addr, %error, "subscriber connection lost; subscribing again");
+            let error = task.run(&*sink, &settings).await;
+            warn!(node = %task.addr, %error, "pub/sub connection lost; subscribing again");
             task.close();
             sink.lost(&task);
         });
@@ -136,25 +135,16 @@ impl SubscriberConn {
         }
     }
 
-    async fn run(
-        &self,
-        sink: &dyn SubscriberSink,
-        connect_timeout: Duration,
-        limits: Limits,
-    ) -> io::Error {
-        let options = ConnectOptions {
-            protocol: Protocol::Resp2,
-            timeout: connect_timeout,
-            limits,
-        };
+    async fn run(&self, sink: &dyn PubSubSink, settings: &ConnSettings) -> io::Error {
+        let options = settings.connect_options(Protocol::Resp2);
         let stream = match connect(&self.addr, &options).await {
             Ok(stream) => stream,
             Err(e) => return io::Error::other(e),
         };
-        debug!(node = %self.addr, "subscriber connection up");
+        debug!(node = %self.addr, "pub/sub connection up");
         tokio::select! {
             e = self.write_loop(&stream) => e,
-            e = self.read_loop(&stream, sink, limits) => e,
+            e = self.read_loop(&stream, sink, settings.limits) => e,
         }
     }
 
@@ -172,12 +162,7 @@ impl SubscriberConn {
         }
     }
 
-    async fn read_loop(
-        &self,
-        stream: &Stream,
-        sink: &dyn SubscriberSink,
-        limits: Limits,
-    ) -> io::Error {
+    async fn read_loop(&self, stream: &Stream, sink: &dyn PubSubSink, limits: Limits) -> io::Error {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut scanner = ReplyScanner::new(limits);
         loop {
@@ -210,7 +195,7 @@ impl SubscriberConn {
     /// Sorts one frame: a message or unsolicited frame goes to the sink; the
     /// reply to the oldest command sent is counted (and, if an error,
     /// reported).
-    fn on_frame(&self, frame: Bytes, sink: &dyn SubscriberSink) {
+    fn on_frame(&self, frame: Bytes, sink: &dyn PubSubSink) {
         let parsed = parse_pubsub(&frame);
         let is_reply = match &parsed {
             Some(p) if matches!(p.kind, PubSubKind::Subscribed | PubSubKind::Unsubscribed) => {
