@@ -24,20 +24,8 @@ fn sigterm_stops_accepting_answers_what_it_received_closes_idle_clients_and_exit
         .query(&mut con)
         .unwrap();
     let mut idle = served(&proxy.addr()).expect("an idle client");
-    let mut busy = served(&proxy.addr()).expect("a busy client");
-    busy.get_mut()
-        .write_all(b"BLPOP drain:list 20\r\n")
-        .unwrap();
-    let node = cluster.node_of_slot(key_slot(b"drain:list"));
-    poll_until(Duration::from_secs(5), || {
-        (cluster.blocked_on(&node) > 0).then_some(())
-    })
-    .expect("the BLPOP reaches its node");
-
-    // SAFETY: kill(2) on our own child process.
-    unsafe {
-        libc::kill(proxy.pid() as libc::pid_t, libc::SIGTERM);
-    }
+    let (mut busy, node) = blocked_client(&cluster, &proxy, "drain:list", 20);
+    sigterm(&proxy);
     let refused = poll_until(Duration::from_secs(5), || {
         TcpStream::connect(proxy.addr()).is_err().then_some(())
     });
@@ -86,20 +74,8 @@ fn sigterm_stops_accepting_answers_what_it_received_closes_idle_clients_and_exit
 fn clients_still_busy_when_the_grace_period_ends_are_closed() {
     let cluster = Cluster::start();
     let mut proxy = Proxy::start_with_config(&cluster, "[proxy]\nshutdown_grace_s = 1\n");
-    let mut busy = served(&proxy.addr()).expect("a busy client");
-    busy.get_mut()
-        .write_all(b"BLPOP drain:never 0\r\n")
-        .unwrap();
-    let node = cluster.node_of_slot(key_slot(b"drain:never"));
-    poll_until(Duration::from_secs(5), || {
-        (cluster.blocked_on(&node) > 0).then_some(())
-    })
-    .expect("the BLPOP reaches its node");
-
-    // SAFETY: kill(2) on our own child process.
-    unsafe {
-        libc::kill(proxy.pid() as libc::pid_t, libc::SIGTERM);
-    }
+    let (mut busy, node) = blocked_client(&cluster, &proxy, "drain:never", 0);
+    sigterm(&proxy);
     let mut line = String::new();
     assert_eq!(
         busy.read_line(&mut line).unwrap_or(0),
@@ -117,6 +93,33 @@ fn clients_still_busy_when_the_grace_period_ends_are_closed() {
         (cluster.blocked_on(&node) == 0).then_some(())
     });
     assert!(unblocked.is_some(), "the node still has a blocked client");
+}
+
+/// A client of `proxy` in `BLPOP key timeout`, once the command is
+/// blocked on its node (returned too).
+fn blocked_client(
+    cluster: &Cluster,
+    proxy: &Proxy,
+    key: &str,
+    timeout: u32,
+) -> (BufReader<TcpStream>, String) {
+    let mut client = served(&proxy.addr()).expect("a client");
+    let command = format!("BLPOP {key} {timeout}\r\n");
+    client.get_mut().write_all(command.as_bytes()).unwrap();
+    let node = cluster.node_of_slot(key_slot(key.as_bytes()));
+    poll_until(Duration::from_secs(5), || {
+        (cluster.blocked_on(&node) > 0).then_some(())
+    })
+    .expect("the BLPOP reaches its node");
+    (client, node)
+}
+
+/// Sends SIGTERM to keyway.
+fn sigterm(proxy: &Proxy) {
+    // SAFETY: kill(2) on our own child process.
+    unsafe {
+        libc::kill(proxy.pid() as libc::pid_t, libc::SIGTERM);
+    }
 }
 
 /// Opens a connection and checks it is served (PING → PONG).
