@@ -29,7 +29,10 @@ async fn query_inner(addr: &str, args: &[&[u8]], timeout: Duration) -> io::Resul
         timeout,
         limits: Limits::default(),
     };
-    let stream = connect(addr, &options).await.map_err(io::Error::other)?;
+    // The caller names the node; the error names the step.
+    let stream = connect(addr, &options)
+        .await
+        .map_err(|e| io::Error::other(format!("{} failed: {}", e.step, e.cause)))?;
     let mut out = BytesMut::new();
     encode::command(&mut out, args);
     stream.write_all(&mut out).await?;

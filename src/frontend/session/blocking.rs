@@ -36,7 +36,7 @@ impl Session {
         before: Option<&'static [u8]>,
     ) {
         if addrs.is_empty() {
-            return self.complete_error(token, NoNode::NoTopology);
+            return self.complete_no_node(token, NoNode::NoTopology);
         }
         let pool = self.worker.blocking.clone();
         let permits: Option<Vec<_>> = addrs.iter().map(|_| pool.try_acquire()).collect();

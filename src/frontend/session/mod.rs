@@ -238,7 +238,7 @@ impl Session {
     }
 
     /// Completes entry `token` with the error for no node to serve it.
-    fn complete_error(&self, token: u64, no_node: NoNode) {
+    fn complete_no_node(&self, token: u64, no_node: NoNode) {
         self.complete_local(token, |out| encode::error(out, no_node.text().as_bytes()));
     }
 

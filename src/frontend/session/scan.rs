@@ -18,7 +18,7 @@ impl Session {
         };
         let (order, print) = topology.scan_order();
         if order.is_empty() || order.len() > MAX_MASTERS {
-            return self.complete_error(token, NoNode::NoTopology);
+            return self.complete_no_node(token, NoNode::NoTopology);
         }
         let request = Request::reparse(&raw, self.worker.live().limits);
         let position = request

@@ -79,7 +79,7 @@ impl Session {
                         self.wrote_to(&addr);
                         self.block(token, addr, false)
                     }
-                    Err(no_node) => self.complete_error(token, no_node),
+                    Err(no_node) => self.complete_no_node(token, no_node),
                 };
             }
             Target::Slot(slot, access) => worker.for_slot(&topology, slot, access).map(|index| {
@@ -129,7 +129,7 @@ impl Session {
     pub(super) fn send(&self, token: u64, conns: Result<Rc<NodeConns>, NoNode>, asking: bool) {
         let conns = match conns {
             Ok(conns) => conns,
-            Err(no_node) => return self.complete_error(token, no_node),
+            Err(no_node) => return self.complete_no_node(token, no_node),
         };
         let proto = match self.replies.borrow().request(token) {
             Some((_, proto)) => proto,
@@ -259,7 +259,7 @@ impl Session {
     pub(super) fn fan_out(&self, token: u64, join: Join, topology: &Topology) {
         let masters = topology.nodes().len();
         if masters == 0 {
-            return self.complete_error(token, NoNode::NoTopology);
+            return self.complete_no_node(token, NoNode::NoTopology);
         }
         let Some((request, proto, me)) = self.pending(token) else {
             return;
