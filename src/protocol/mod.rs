@@ -131,6 +131,55 @@ pub(crate) fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
     hay.iter().position(|&b| b == byte)
 }
 
+/// Finds the `\r\n` ending the line that starts at `pos` (at its type
+/// byte), as redis-server does: the first `\r`, which must be followed by
+/// `\n`. Returns the offset of the `\r`, or `None` to wait for more bytes.
+///
+/// The search resumes at `*line_scan` (recorded by the previous call on the
+/// same line), so a line arriving in many reads is searched once. After a
+/// line is found `*line_scan` is left alone: the caller moves `pos` past the
+/// line, and the next search starts at `pos + 1` or later anyway.
+///
+/// A line longer than `max_len` bytes from `pos` to the `\r` fails with
+/// `too_big`, even before its end arrives. `scanned` counts the bytes
+/// examined, so tests can prove nothing is searched twice.
+#[inline]
+pub(crate) fn find_line(
+    buf: &[u8],
+    pos: usize,
+    line_scan: &mut usize,
+    max_len: usize,
+    too_big: ProtocolError,
+    #[cfg(test)] scanned: &mut usize,
+) -> Result<Option<usize>, ProtocolError> {
+    let from = (*line_scan).max(pos + 1);
+    let hay = buf.get(from..).unwrap_or_default();
+    let found = find_byte(hay, b'\r');
+    #[cfg(test)]
+    {
+        *scanned += found.map_or(hay.len(), |i| i + 1);
+    }
+    let Some(cr) = found.map(|i| from + i) else {
+        if buf.len().saturating_sub(pos) > max_len {
+            return Err(too_big);
+        }
+        *line_scan = buf.len();
+        return Ok(None);
+    };
+    // `cr > pos`: the search starts after the type byte.
+    if cr - pos > max_len {
+        return Err(too_big);
+    }
+    match buf.get(cr + 1) {
+        None => {
+            *line_scan = cr; // look at this \r again once \n may be there
+            Ok(None)
+        }
+        Some(b'\n') => Ok(Some(cr)),
+        Some(_) => Err(ProtocolError::ExpectedCrlf),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

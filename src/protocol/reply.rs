@@ -1,6 +1,6 @@
 //! Backend replies, framed without decoding: the proxy forwards the bytes.
 
-use super::{find_byte, parse_i64, Limits, ProtocolError};
+use super::{find_line, parse_i64, Limits, ProtocolError};
 
 /// Longest length line worth waiting for: `-9223372036854775808` is 20
 /// bytes. Anything longer is an error, not a reason to buffer more.
@@ -147,34 +147,20 @@ impl ReplyScanner {
         Some(next)
     }
 
-    /// Finds the `\r\n` ending the line at `self.pos`, resuming where the
-    /// last call stopped. Returns the offset of the `\r`.
+    /// Finds the `\r\n` ending the line at `self.pos` (see [`find_line`]);
+    /// a line whose body (type byte excluded) exceeds `max_line` is refused.
     fn line(&mut self, buf: &[u8], max_line: usize) -> Result<Option<usize>, ProtocolError> {
-        let from = self.line_scan.max(self.pos + 1);
-        let hay = buf.get(from..).unwrap_or_default();
-        let found = find_byte(hay, b'\r');
-        #[cfg(test)]
-        {
-            self.scanned += found.map_or(hay.len(), |i| i + 1);
-        }
-        let Some(cr) = found.map(|i| from + i) else {
-            if buf.len().saturating_sub(self.pos + 1) > max_line {
-                return Err(ProtocolError::LineTooLong);
-            }
-            self.line_scan = buf.len();
-            return Ok(None);
-        };
-        if cr - self.pos - 1 > max_line {
-            return Err(ProtocolError::LineTooLong);
-        }
-        match buf.get(cr + 1) {
-            None => {
-                self.line_scan = cr;
-                Ok(None)
-            }
-            Some(b'\n') => Ok(Some(cr)),
-            Some(_) => Err(ProtocolError::ExpectedCrlf),
-        }
+        find_line(
+            buf,
+            self.pos,
+            &mut self.line_scan,
+            // `find_line` counts the type byte too; saturating, so that
+            // `usize::MAX` still means no limit.
+            max_line.saturating_add(1),
+            ProtocolError::LineTooLong,
+            #[cfg(test)]
+            &mut self.scanned,
+        )
     }
 }
 

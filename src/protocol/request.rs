@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 
 use super::encode;
 use super::inline::split_args;
-use super::{find_byte, parse_i64, Limits, ProtocolError};
+use super::{find_byte, find_line, parse_i64, Limits, ProtocolError};
 
 /// Argument spans: `(start, end)` byte offsets into [`Request::raw`].
 type Spans = SmallVec<[(u32, u32); 8]>;
@@ -290,38 +290,18 @@ impl RequestParser {
         self.args.clear();
     }
 
-    /// Finds the end of the `*`/`$` line starting at `self.pos`, as
-    /// redis-server does: the first `\r`, which must be followed by `\n`.
-    /// Returns the offset of the `\r`, or `None` to wait for more bytes.
+    /// Finds the end of the `*`/`$` line starting at `self.pos` (see
+    /// [`find_line`]); a line over `max_inline_len` fails with `too_big`.
     fn line(&mut self, buf: &[u8], too_big: ProtocolError) -> Result<Option<usize>, ProtocolError> {
-        let from = self.line_scan.max(self.pos + 1);
-        let hay = buf.get(from..).unwrap_or_default();
-        let found = find_byte(hay, b'\r');
-        #[cfg(test)]
-        {
-            self.scanned += found.map_or(hay.len(), |i| i + 1);
-        }
-        let Some(cr) = found.map(|i| from + i) else {
-            if buf.len().saturating_sub(self.pos) > self.limits.max_inline_len {
-                return Err(too_big);
-            }
-            self.line_scan = buf.len();
-            return Ok(None);
-        };
-        if cr - self.pos > self.limits.max_inline_len {
-            return Err(too_big);
-        }
-        match buf.get(cr + 1) {
-            None => {
-                self.line_scan = cr; // look at this \r again once \n may be there
-                Ok(None)
-            }
-            Some(b'\n') => {
-                self.line_scan = cr + 2;
-                Ok(Some(cr))
-            }
-            Some(_) => Err(ProtocolError::ExpectedCrlf),
-        }
+        find_line(
+            buf,
+            self.pos,
+            &mut self.line_scan,
+            self.limits.max_inline_len,
+            too_big,
+            #[cfg(test)]
+            &mut self.scanned,
+        )
     }
 
     /// Parses one inline line. `Ok(None)`: incomplete; `Ok(Some(None))`: an

@@ -108,6 +108,29 @@ fn errors() {
     assert_eq!(ReplyScanner::new(small).scan(b"+hell"), Ok(None));
 }
 
+/// The line limit counts the body only (type byte and CRLF excluded), also
+/// once the line's end has arrived: `find_line` counts from the type byte,
+/// so the scanner must pass it one more.
+#[test]
+fn line_limit_counts_the_body() {
+    let small = Limits {
+        max_bulk_len: 4,
+        ..Limits::default()
+    };
+    let scan = |input: &[u8]| ReplyScanner::new(small).scan(input);
+    assert_eq!(scan(b"+hell\r\n"), Ok(Some(7)));
+    assert_eq!(scan(b"+hello\r\n"), Err(ProtocolError::LineTooLong));
+    let len_line = |n: usize| [&b"*"[..], &vec![b'0'; n], b"\r\n"].concat();
+    assert_eq!(
+        scan(&len_line(MAX_LEN_LINE)),
+        Err(ProtocolError::InvalidMultibulkLength)
+    );
+    assert_eq!(
+        scan(&len_line(MAX_LEN_LINE + 1)),
+        Err(ProtocolError::LineTooLong)
+    );
+}
+
 #[test]
 fn huge_bulk_in_small_chunks_is_linear() {
     let mut input = BytesMut::new();
