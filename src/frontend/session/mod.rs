@@ -122,6 +122,7 @@ impl Target {
     /// session handles before a request takes its place (transactions,
     /// subscriptions, local answers, refusals). Every route is matched by
     /// name: a new kind of route does not compile until it has a target.
+    #[inline]
     fn of(route: Route<'_>, request: &Request) -> Option<Target> {
         Some(match route {
             Route::Slot(slot, access) => Target::Slot(slot, access),

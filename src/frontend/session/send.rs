@@ -82,12 +82,15 @@ impl Session {
                     Err(no_node) => self.complete_no_node(token, no_node),
                 };
             }
-            Target::Slot(slot, access) => worker.for_slot(&topology, slot, access).map(|index| {
-                if access == Access::Write {
-                    self.wrote_to(&topology.nodes()[index as usize].addr);
+            Target::Slot(slot, access) => match worker.for_slot(&topology, slot, access) {
+                Ok(index) => {
+                    if access == Access::Write {
+                        self.wrote_to(&topology.nodes()[index as usize].addr);
+                    }
+                    Ok(worker.conns(&topology, index))
                 }
-                worker.conns(&topology, index)
-            }),
+                Err(no_node) => Err(no_node),
+            },
             Target::AnyMaster => worker.any_master(&topology),
             Target::Watched(conn, _) => {
                 drop(topology);
