@@ -35,6 +35,8 @@ fn main() -> ExitCode {
         cluster: args.cluster,
         workers: args.workers,
         log_level: args.log_level,
+        // The environment keeps the password out of files and `ps`.
+        cluster_password: std::env::var("KEYWAY_CLUSTER_PASSWORD").ok(),
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,

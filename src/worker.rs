@@ -82,6 +82,7 @@ fn conn_settings(live: &Live) -> ConnSettings {
         reconnect_min: live.reconnect_min,
         reconnect_max: live.reconnect_max,
         limits: crate::protocol::Limits::default(),
+        auth: live.cluster_auth.clone(),
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod backend_auth;
 mod blocking;
 mod clients;
 mod cluster_wide;

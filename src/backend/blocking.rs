@@ -128,7 +128,7 @@ impl BlockingPool {
             Some(stream) => stream,
             None => connect(&addr, &(self.settings)().connect_options(proto))
                 .await
-                .map_err(|_| BackendError::Unreachable(addr.clone()))?,
+                .map_err(|e| BackendError::of_connect(&addr, &e))?,
         };
         let outcome = self
             .exchange(&stream, &request, before, abandon)

@@ -24,11 +24,12 @@ use bytes::BytesMut;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::config::ClusterAuth;
 use crate::net::Stream;
 use crate::protocol::{Limits, Protocol, ReplyScanner};
 use crate::wake::LocalNotify;
 
-use super::connect::{connect, Cause, ConnectOptions};
+use super::connect::{connect, Cause, ConnectOptions, Step};
 use super::{BackendError, ReplySink};
 
 /// `ASKING`, sent before a request that follows an `-ASK` redirect.
@@ -54,6 +55,8 @@ pub struct ConnSettings {
     pub reconnect_max: Duration,
     /// Bounds for replies (a node is trusted, but not unboundedly).
     pub limits: Limits,
+    /// Credentials for the cluster's nodes, if they need them.
+    pub auth: Option<Arc<ClusterAuth>>,
 }
 
 /// Where a connection reads its [`ConnSettings`]: once per (re)connect,
@@ -68,6 +71,7 @@ impl ConnSettings {
             protocol,
             timeout: self.connect_timeout,
             limits: self.limits,
+            auth: self.auth.clone(),
         }
     }
 }
@@ -82,11 +86,12 @@ struct Waiter {
     queued: Instant,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Link {
     Connecting,
     Up,
-    Down,
+    /// Not connected and not trying now: requests fail at once with this.
+    Down(BackendError),
 }
 
 struct State {
@@ -190,8 +195,8 @@ impl Conn {
         replies: u32,
     ) -> Result<(), BackendError> {
         let mut state = self.state.borrow_mut();
-        if state.link == Link::Down {
-            return Err(BackendError::Unreachable(self.addr.clone()));
+        if let Link::Down(error) = &state.link {
+            return Err(error.clone());
         }
         let was_idle = state.out.is_empty();
         if was_idle {
@@ -283,7 +288,7 @@ async fn run(conn: Rc<Conn>, source: SettingsSource, on_failure: Rc<dyn Fn()>) {
                     Ok(()) => {
                         // Retired and drained: anything sent now fails at
                         // once instead of waiting for a writer that is gone.
-                        conn.set_link(Link::Down);
+                        conn.set_link(Link::Down(BackendError::Unreachable(conn.addr.clone())));
                         return;
                     }
                     Err(ConnError::Io(e)) => {
@@ -303,16 +308,19 @@ async fn run(conn: Rc<Conn>, source: SettingsSource, on_failure: Rc<dyn Fn()>) {
                 (error, since.elapsed())
             }
             Err(e) => {
+                let error = BackendError::of_connect(&conn.addr, &e);
                 match e.cause {
                     Cause::TimedOut(timeout) => {
                         warn!(node = %conn.addr, step = %e.step, ?timeout, "backend connect timed out")
                     }
+                    // Logged by `connect`, once per node and reason.
+                    _ if e.step == Step::Auth => {}
                     cause => {
                         warn!(node = %conn.addr, step = %e.step, error = %cause, "cannot connect to backend")
                     }
                 }
-                conn.set_link(Link::Down);
-                (BackendError::Unreachable(conn.addr.clone()), Duration::ZERO)
+                conn.set_link(Link::Down(error.clone()));
+                (error, Duration::ZERO)
             }
         };
         crate::metrics::backend_failure(error.kind());
@@ -328,7 +336,7 @@ async fn run(conn: Rc<Conn>, source: SettingsSource, on_failure: Rc<dyn Fn()>) {
             backoff = (backoff * 2).min(settings.reconnect_max);
         }
     }
-    conn.set_link(Link::Down);
+    conn.set_link(Link::Down(BackendError::Unreachable(conn.addr.clone())));
 }
 
 enum ConnError {

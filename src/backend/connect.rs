@@ -7,9 +7,10 @@
 //!
 //! 1. [`Step::Connect`]: TCP connect, then socket options (`TCP_NODELAY`).
 //! 2. *(TLS: the TLS handshake goes here, once keyway speaks TLS to nodes.)*
-//! 3. *(AUTH: backend credentials go here, before anything else is sent: a
-//!    node with `requirepass` refuses even `HELLO` without them; `HELLO 3
-//!    AUTH user pass` can do both in one round trip.)*
+//! 3. [`Step::Auth`]: `AUTH [user] password` when the cluster needs
+//!    credentials (`cluster.user`, `cluster.password`), before anything else
+//!    is sent: a node with `requirepass` refuses even `HELLO` without them.
+//!    The password is read now (a password file at every connect).
 //! 4. [`Step::Hello`]: `HELLO 3` for a RESP3 connection; nothing for RESP2.
 //! 5. *(READONLY for connections that read from replicas, and CLIENT SETNAME,
 //!    go here, last, once the connection speaks its protocol.)*
@@ -25,11 +26,17 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::time::Instant;
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use tracing::{info, warn};
+
+use crate::config::ClusterAuth;
 use crate::net::Stream;
 use crate::protocol::{encode, Limits, Protocol, ProtocolError, ReplyScanner};
 
 /// How to open a connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnectOptions {
     /// The reply protocol the connection will speak: RESP3 says `HELLO 3`.
     pub protocol: Protocol,
@@ -37,6 +44,8 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// Bounds for the replies read during the handshake.
     pub limits: Limits,
+    /// Credentials, when the cluster needs them.
+    pub auth: Option<Arc<ClusterAuth>>,
 }
 
 /// A step of opening a connection; see the module docs for the order and
@@ -45,6 +54,8 @@ pub struct ConnectOptions {
 pub enum Step {
     /// TCP connect and socket options.
     Connect,
+    /// `AUTH`, with the cluster's credentials.
+    Auth,
     /// `HELLO 3`, switching the connection to RESP3.
     Hello,
 }
@@ -53,6 +64,7 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Step::Connect => "connect",
+            Step::Auth => "AUTH",
             Step::Hello => "HELLO 3",
         })
     }
@@ -83,6 +95,9 @@ pub enum Cause {
     /// The node's reply was not valid RESP.
     #[error("the node sent a malformed reply: {0}")]
     BadReply(ProtocolError),
+    /// The password could not be read (`cluster.password_file`).
+    #[error("no password: {0}")]
+    Password(io::Error),
     /// [`ConnectOptions::timeout`] ran out.
     #[error("timed out after {0:?}")]
     TimedOut(Duration),
@@ -103,7 +118,14 @@ pub async fn connect(addr: &str, options: &ConnectOptions) -> Result<Stream, Con
             Ok(stream)
         })
         .await?;
-    // (TLS, then AUTH: here.)
+    // (TLS: here.)
+    if let Some(auth) = &options.auth {
+        let authenticated = attempt
+            .step(Step::Auth, authenticate(&stream, auth, options.limits))
+            .await;
+        log_auth(addr, authenticated.as_ref().err());
+        authenticated?;
+    }
     if options.protocol == Protocol::Resp3 {
         attempt
             .step(Step::Hello, hello3(&stream, options.limits))
@@ -141,15 +163,68 @@ impl Attempt<'_> {
     }
 }
 
+/// The nodes whose last `AUTH` failed, with the reason.
+static AUTH_FAILING: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+/// Logs a failed `AUTH` once per node and reason (every worker and every
+/// kind of connection fails the same way, over and over while it retries),
+/// and the first success after one. Never the password.
+fn log_auth(addr: &str, failure: Option<&ConnectError>) {
+    let mut failing = AUTH_FAILING.lock().unwrap_or_else(|e| e.into_inner());
+    match failure {
+        Some(e) => {
+            let reason = e.cause.to_string();
+            if failing.get(addr) != Some(&reason) {
+                warn!(node = addr, "authentication to {addr} failed: {reason}; check cluster.user and cluster.password (keyway keeps retrying)");
+                failing.insert(addr.to_string(), reason);
+            }
+        }
+        None => {
+            if failing.remove(addr).is_some() {
+                info!(node = addr, "authentication to {addr} succeeds again");
+            }
+        }
+    }
+}
+
 /// `HELLO 3`, sent first on a RESP3 connection.
 const HELLO3: &[&[u8]] = &[b"HELLO", b"3"];
+
+/// Sends `AUTH [user] password`; the reply must be `+OK`.
+async fn authenticate(stream: &Stream, auth: &ClusterAuth, limits: Limits) -> Result<(), Cause> {
+    let password = auth.password().map_err(Cause::Password)?;
+    let mut command: Vec<&[u8]> = vec![b"AUTH"];
+    if let Some(user) = &auth.user {
+        command.push(user.as_bytes());
+    }
+    command.push(password.as_bytes());
+    let reply = round_trip(stream, &command, limits).await?;
+    match &reply[..] {
+        b"+OK\r\n" => Ok(()),
+        other => Err(Cause::Refused(
+            String::from_utf8_lossy(other).trim_end().to_string(),
+        )),
+    }
+}
 
 /// Sends `HELLO 3` and reads its reply, which must be a map and nothing
 /// more (an error means the node cannot speak RESP3, and the connection is
 /// not used).
 async fn hello3(stream: &Stream, limits: Limits) -> Result<(), Cause> {
+    let buf = round_trip(stream, HELLO3, limits).await?;
+    match buf.first() {
+        Some(b'%') => Ok(()),
+        _ => Err(Cause::Refused(
+            String::from_utf8_lossy(&buf).trim_end().to_string(),
+        )),
+    }
+}
+
+/// Sends `command` and reads its one reply, which must be all the node
+/// sent (nothing else is in flight during the handshake).
+async fn round_trip(stream: &Stream, command: &[&[u8]], limits: Limits) -> Result<BytesMut, Cause> {
     let mut out = BytesMut::new();
-    encode::command(&mut out, HELLO3);
+    encode::command(&mut out, command);
     stream.write_all(&mut out).await?;
     let mut buf = BytesMut::with_capacity(512);
     let mut scanner = ReplyScanner::new(limits);
@@ -170,12 +245,11 @@ async fn hello3(stream: &Stream, limits: Limits) -> Result<(), Cause> {
             Err(e) => return Err(Cause::BadReply(e)),
         }
     };
-    match buf.first() {
-        Some(b'%') if len == buf.len() => Ok(()),
-        _ => Err(Cause::Refused(
-            String::from_utf8_lossy(&buf[..len]).trim_end().to_string(),
-        )),
+    if len != buf.len() {
+        let reply = String::from_utf8_lossy(&buf[..len]).trim_end().to_string();
+        return Err(Cause::Refused(format!("{reply}, then more than one reply")));
     }
+    Ok(buf)
 }
 
 #[cfg(test)]

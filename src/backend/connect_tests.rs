@@ -11,6 +11,7 @@ fn options(protocol: Protocol, timeout: Duration) -> ConnectOptions {
         protocol,
         timeout,
         limits: Limits::default(),
+        auth: None,
     }
 }
 

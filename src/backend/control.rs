@@ -2,18 +2,25 @@
 //! send one command, decode the whole reply, close. Never on the data path.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 
+use crate::config::ClusterAuth;
 use crate::protocol::{decode, encode, Limits, Protocol, Value};
 
 use super::connect::{connect, ConnectOptions};
 
-/// Sends `args` to `addr` and returns the decoded reply (an error reply is
+/// Sends `args` to `addr` (authenticating with `auth`) and returns the decoded reply (an error reply is
 /// `Ok(Value::Error)`); fails on I/O errors, bad replies, or after `timeout`.
-pub async fn query(addr: &str, args: &[&[u8]], timeout: Duration) -> io::Result<Value> {
-    tokio::time::timeout(timeout, query_inner(addr, args, timeout))
+pub async fn query(
+    addr: &str,
+    args: &[&[u8]],
+    timeout: Duration,
+    auth: Option<&Arc<ClusterAuth>>,
+) -> io::Result<Value> {
+    tokio::time::timeout(timeout, query_inner(addr, args, timeout, auth))
         .await
         .map_err(|_| {
             io::Error::new(
@@ -23,11 +30,17 @@ pub async fn query(addr: &str, args: &[&[u8]], timeout: Duration) -> io::Result<
         })?
 }
 
-async fn query_inner(addr: &str, args: &[&[u8]], timeout: Duration) -> io::Result<Value> {
+async fn query_inner(
+    addr: &str,
+    args: &[&[u8]],
+    timeout: Duration,
+    auth: Option<&Arc<ClusterAuth>>,
+) -> io::Result<Value> {
     let options = ConnectOptions {
         protocol: Protocol::Resp2,
         timeout,
         limits: Limits::default(),
+        auth: auth.cloned(),
     };
     // The caller names the node; the error names the step.
     let stream = connect(addr, &options)

@@ -1,7 +1,7 @@
 //! Connections from one worker to the cluster's nodes: per node a few
 //! multiplexed, pipelined connections ([`conn`]), found by address in the
 //! worker's [`pool`]; dedicated [`blocking`] connections for commands that
-//! may block; [`subscriber`] connections shared by a worker's
+//! may block; [`pubsub_conn`] connections shared by a worker's
 //! subscribed clients; plus one-shot [`control`] queries for the topology
 //! task. Every one of them is opened by [`connect`], the same steps for all.
 //!
@@ -23,6 +23,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::protocol::encode;
 
+use connect::{Cause, ConnectError, Step};
+
 /// Receives the replies to requests sent on backend connections, in the order
 /// each connection's requests were sent. Implemented by client sessions.
 pub trait ReplySink {
@@ -40,6 +42,9 @@ pub trait ReplySink {
 pub enum BackendError {
     /// The node could not be connected; the command did not run.
     Unreachable(Arc<str>),
+    /// The node refused keyway's credentials (the reason is its error);
+    /// the command did not run.
+    Refused(Arc<str>, Arc<str>),
     /// The connection broke before the reply; the command may have run.
     Lost(Arc<str>),
     /// The node did not answer in time; the connection was closed and the
@@ -51,10 +56,26 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// The error for a connection to `addr` that could not be opened:
+    /// refused credentials name the node's reason; anything else is
+    /// "cannot connect".
+    pub fn of_connect(addr: &Arc<str>, error: &ConnectError) -> BackendError {
+        match (&error.step, &error.cause) {
+            (Step::Auth, Cause::Refused(reason)) => {
+                BackendError::Refused(addr.clone(), reason.trim_start_matches('-').into())
+            }
+            (Step::Auth, Cause::Password(e)) => {
+                BackendError::Refused(addr.clone(), format!("no password: {e}").into())
+            }
+            _ => BackendError::Unreachable(addr.clone()),
+        }
+    }
+
     /// A short label for metrics: `unreachable`, `lost`, `timeout` or `bad_reply`.
     pub fn kind(&self) -> &'static str {
         match self {
             BackendError::Unreachable(_) => "unreachable",
+            BackendError::Refused(..) => "auth",
             BackendError::Lost(_) => "lost",
             BackendError::Timeout(..) => "timeout",
             BackendError::BadReply(_) => "bad_reply",
@@ -66,6 +87,9 @@ impl BackendError {
         let text = match self {
             BackendError::Unreachable(addr) => format!(
                 "CLUSTERDOWN keyway cannot connect to node {addr}; the cluster may be failing over, retry shortly"
+            ),
+            BackendError::Refused(addr, reason) => format!(
+                "CLUSTERDOWN keyway cannot authenticate to node {addr} ({reason}); check cluster.user and cluster.password in keyway's config"
             ),
             BackendError::Lost(addr) => format!(
                 "ERR keyway lost the connection to node {addr} before it replied; the command may or may not have run"

@@ -30,7 +30,7 @@ impl NoNode {
     /// The error a client gets (the text after `-`).
     pub fn text(self) -> &'static str {
         match self {
-            NoNode::NoTopology => "CLUSTERDOWN keyway has not reached any cluster node yet; check the seeds in its config (it keeps retrying)",
+            NoNode::NoTopology => "CLUSTERDOWN keyway has not reached any cluster node yet; check cluster.seeds (and cluster.user/password) in its config and its log (it keeps retrying)",
             NoNode::SlotNotServed => "CLUSTERDOWN Hash slot not served",
         }
     }

@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 use crate::backend::control;
 use arc_swap::ArcSwap;
 
-use crate::config::Live;
+use crate::config::{ClusterAuth, Live};
 use crate::protocol::Value;
 
 use super::topology::Topology;
@@ -149,14 +149,15 @@ async fn fetch(
 
 async fn fetch_from(addr: &str, config: &Live) -> Result<Topology, String> {
     let timeout = config.connect_timeout + config.request_timeout;
-    let shards = control::query(addr, &[b"CLUSTER", b"SHARDS"], timeout)
+    let auth = config.cluster_auth.as_ref();
+    let shards = control::query(addr, &[b"CLUSTER", b"SHARDS"], timeout, auth)
         .await
         .map_err(|e| e.to_string())?;
     match Topology::from_shards(&shards, addr) {
         Ok(t) => Ok(t),
         Err(_) if shards.is_error() => {
             // Before Redis 7 there is no CLUSTER SHARDS.
-            let slots = control::query(addr, &[b"CLUSTER", b"SLOTS"], timeout)
+            let slots = control::query(addr, &[b"CLUSTER", b"SLOTS"], timeout, auth)
                 .await
                 .map_err(|e| e.to_string())?;
             Topology::from_slots(&slots, addr).map_err(|e| e.to_string())
@@ -169,7 +170,8 @@ async fn fetch_from(addr: &str, config: &Live) -> Result<Topology, String> {
 /// table does not (newer commands, modules). True once done.
 async fn load_commands(view: &ClusterView, config: &Live, addr: &str) -> bool {
     let timeout = config.connect_timeout + config.request_timeout;
-    match control::query(addr, &[b"COMMAND"], timeout).await {
+    let auth = config.cluster_auth.as_ref();
+    match control::query(addr, &[b"COMMAND"], timeout, auth).await {
         Ok(reply @ Value::Array(_)) => {
             let mut table = crate::command::CommandTable::clone(&view.commands.load());
             let added = table.extend_from_command_reply(&reply);
@@ -177,7 +179,7 @@ async fn load_commands(view: &ClusterView, config: &Live, addr: &str) -> bool {
                 info!(added, from = %addr, "commands learned from the cluster");
                 view.commands.store(Arc::new(table));
             }
-            load_server_version(view, addr, timeout).await;
+            load_server_version(view, addr, timeout, auth).await;
             true
         }
         Ok(other) => {
@@ -192,8 +194,14 @@ async fn load_commands(view: &ClusterView, config: &Live, addr: &str) -> bool {
 }
 
 /// Records the nodes' `redis_version` for `HELLO` and `INFO`.
-async fn load_server_version(view: &ClusterView, addr: &str, timeout: Duration) {
-    let Ok(Value::Bulk(info)) = control::query(addr, &[b"INFO", b"server"], timeout).await else {
+async fn load_server_version(
+    view: &ClusterView,
+    addr: &str,
+    timeout: Duration,
+    auth: Option<&Arc<ClusterAuth>>,
+) {
+    let Ok(Value::Bulk(info)) = control::query(addr, &[b"INFO", b"server"], timeout, auth).await
+    else {
         return;
     };
     let version = String::from_utf8_lossy(&info)

@@ -89,7 +89,7 @@ pub enum Merge {
 }
 
 /// How the masters' replies to a [`RouteClass::Diagnostics`] command
-/// combine (see `frontend::diagnostics`).
+/// combine (see `frontend::fanout::diagnostics`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Diagnostic {
     /// `SLOWLOG GET [count]`: entries newest first, at most `count`, each

@@ -46,6 +46,12 @@ pub struct ClusterSection {
     pub refresh_interval_s: Option<u64>,
     /// Milliseconds between retries while no seed answers.
     pub retry_interval_ms: Option<u64>,
+    /// ACL user keyway authenticates as on every node connection.
+    pub user: Option<String>,
+    /// Password for every node connection (`requirepass`, or the user's).
+    pub password: Option<String>,
+    /// File whose first line is that password, read at every connect.
+    pub password_file: Option<String>,
 }
 
 /// `[backend]`: connections from keyway to the cluster's nodes.

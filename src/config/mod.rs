@@ -5,11 +5,15 @@
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::protocol::Limits;
 
+mod auth;
 mod file;
+
+pub use auth::ClusterAuth;
 
 pub use file::{BackendSection, ClientSection, ClusterSection, FileConfig, ProxySection};
 
@@ -54,6 +58,9 @@ pub struct Overrides {
     pub workers: Option<usize>,
     /// `--log-level`.
     pub log_level: Option<String>,
+    /// `KEYWAY_CLUSTER_PASSWORD`: the nodes' password, over the file's
+    /// `cluster.password` / `cluster.password_file`.
+    pub cluster_password: Option<String>,
 }
 
 /// The validated configuration: the keys read once at start, and the keys
@@ -114,6 +121,8 @@ pub struct Live {
     pub pubsub_output_limit: OutputLimit,
     /// How long connected clients get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Credentials for every node connection, if the cluster needs them.
+    pub cluster_auth: Option<Arc<ClusterAuth>>,
 }
 
 /// When a client that reads too slowly is disconnected: its unsent output
@@ -213,6 +222,10 @@ impl FileConfig {
         }
         if let Some(level) = &o.log_level {
             self.proxy.log_level = Some(level.clone());
+        }
+        if let Some(password) = &o.cluster_password {
+            self.cluster.password = Some(password.clone());
+            self.cluster.password_file = None;
         }
         self
     }
@@ -381,6 +394,12 @@ impl FileConfig {
             shutdown_grace: Duration::from_secs(
                 self.proxy.shutdown_grace_s.unwrap_or(SHUTDOWN_GRACE_S),
             ),
+            cluster_auth: ClusterAuth::from_keys(
+                self.cluster.user,
+                self.cluster.password,
+                self.cluster.password_file,
+            )?
+            .map(Arc::new),
         };
         Ok(Config { startup, live })
     }

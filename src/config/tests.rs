@@ -33,6 +33,7 @@ fn flags_override_the_file() {
         cluster: Some("a:1, b:2".into()),
         workers: Some(3),
         log_level: Some("debug".into()),
+        cluster_password: None,
     };
     let c = load("[proxy]\nlisten = \"0.0.0.0:1\"\nworkers = 8\n", o).unwrap();
     assert_eq!(c.startup.listen.port(), 7777);
@@ -73,4 +74,66 @@ fn shutdown_grace_is_a_live_key_with_a_default() {
     assert_eq!(c.live.shutdown_grace, Duration::from_secs(30));
     let c = load("[proxy]\nshutdown_grace_s = 2\n", Overrides::default()).unwrap();
     assert_eq!(c.live.shutdown_grace, Duration::from_secs(2));
+}
+
+#[test]
+fn cluster_credentials_come_from_the_file_the_password_file_or_the_environment() {
+    assert!(load("", Overrides::default())
+        .unwrap()
+        .live
+        .cluster_auth
+        .is_none());
+    let given = load(
+        "[cluster]\nuser = \"kw\"\npassword = \"s3cret\"\n",
+        Overrides::default(),
+    )
+    .unwrap()
+    .live
+    .cluster_auth
+    .unwrap();
+    assert_eq!(given.user.as_deref(), Some("kw"));
+    assert_eq!(given.password().unwrap(), "s3cret");
+    assert!(
+        !format!("{given:?}").contains("s3cret"),
+        "Debug never shows it"
+    );
+
+    let dir = std::env::temp_dir().join(format!("keyway-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pass");
+    std::fs::write(&file, "first\nsecond\n").unwrap();
+    let text = format!("[cluster]\npassword_file = \"{}\"\n", file.display());
+    let from_file = load(&text, Overrides::default())
+        .unwrap()
+        .live
+        .cluster_auth
+        .unwrap();
+    assert_eq!(from_file.user, None);
+    assert_eq!(from_file.password().unwrap(), "first");
+    std::fs::write(&file, "changed\n").unwrap();
+    assert_eq!(
+        from_file.password().unwrap(),
+        "changed",
+        "read at every connect"
+    );
+
+    let env = Overrides {
+        cluster_password: Some("from-env".into()),
+        ..Default::default()
+    };
+    let over = load(&text, env).unwrap().live.cluster_auth.unwrap();
+    assert_eq!(over.password().unwrap(), "from-env");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_cluster_credentials_name_the_key() {
+    let err = |text: &str| load(text, Overrides::default()).unwrap_err().to_string();
+    assert!(err("[cluster]\nuser = \"kw\"\n").contains("cluster.user"));
+    assert!(err("[cluster]\npassword = \"a\"\npassword_file = \"/x\"\n")
+        .contains("cluster.password_file"));
+    assert!(
+        err("[cluster]\npassword_file = \"/nonexistent/keyway.pass\"\n")
+            .contains("cluster.password_file")
+    );
 }

@@ -34,6 +34,21 @@ struct Node {
 pub struct Cluster {
     nodes: Mutex<Vec<Node>>,
     dir: TempDir,
+    /// `requirepass` and `masterauth` of every node, if the cluster has one.
+    password: Option<String>,
+}
+
+/// The password of each password-protected node, by port, so that every
+/// helper connecting to a node (`connect`, `query`, ...) authenticates
+/// without being told. Ports are unique while a cluster holds them.
+static PASSWORDS: Mutex<BTreeMap<u16, String>> = Mutex::new(BTreeMap::new());
+
+fn password_of(port: u16) -> Option<String> {
+    PASSWORDS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&port)
+        .cloned()
 }
 
 /// Panics with an explanation when redis-server/redis-cli are missing: the
@@ -70,8 +85,32 @@ fn port_of(addr: &str) -> u16 {
 
 /// A synchronous connection to `addr` whose connect, reads and writes all
 /// time out after `timeout`.
+/// A node of a password-protected cluster is logged in to with its password.
 pub fn connect(addr: &str, timeout: Duration) -> redis::RedisResult<redis::Connection> {
-    let client = redis::Client::open(format!("redis://{addr}/"))?;
+    let password = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .and_then(password_of);
+    open(addr, password.as_deref(), timeout)
+}
+
+/// A connection to `addr` that logs in with `password` (a node whose
+/// password a test changed).
+pub fn connect_with_password(addr: &str, password: &str) -> redis::RedisResult<redis::Connection> {
+    open(addr, Some(password), super::OP_TIMEOUT)
+}
+
+fn open(
+    addr: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> redis::RedisResult<redis::Connection> {
+    let url = match password {
+        Some(password) => format!("redis://:{password}@{addr}/"),
+        None => format!("redis://{addr}/"),
+    };
+    let client = redis::Client::open(url)?;
     let con = client.get_connection_with_timeout(timeout)?;
     con.set_read_timeout(Some(timeout))?;
     con.set_write_timeout(Some(timeout))?;
@@ -93,10 +132,23 @@ fn info_field(info: &str, field: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
-fn spawn_node(dir: &std::path::Path, port: u16, bus_port: u16) -> std::io::Result<Child> {
+fn spawn_node(
+    dir: &std::path::Path,
+    port: u16,
+    bus_port: u16,
+    password: Option<&str>,
+) -> std::io::Result<Child> {
     let log = dir.join(format!("node-{port}.log"));
     let out = File::create(dir.join(format!("node-{port}.stdout")))?;
     let mut cmd = Command::new("redis-server");
+    if let Some(password) = password {
+        PASSWORDS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(port, password.to_string());
+        cmd.args(["--requirepass", password])
+            .args(["--masterauth", password]);
+    }
     cmd.args(["--port", &port.to_string()])
         .args(["--cluster-port", &bus_port.to_string()])
         .args(["--bind", "127.0.0.1"])
@@ -128,10 +180,20 @@ impl Cluster {
     /// Retries the whole start (fresh ports) on a failure such as a port
     /// race; panics with the nodes' log tails after 3 attempts.
     pub fn start() -> Cluster {
+        Cluster::start_with(None)
+    }
+
+    /// Like [`Cluster::start`], every node with `requirepass` and
+    /// `masterauth` set to `password` (the operations guide's set-up).
+    pub fn start_with_password(password: &str) -> Cluster {
+        Cluster::start_with(Some(password))
+    }
+
+    fn start_with(password: Option<&str>) -> Cluster {
         require_redis();
         let mut errors = Vec::new();
         for attempt in 1..=3 {
-            match Cluster::try_start() {
+            match Cluster::try_start(password) {
                 Ok(cluster) => return cluster,
                 Err(e) => errors.push(format!("attempt {attempt}: {e}")),
             }
@@ -139,14 +201,14 @@ impl Cluster {
         panic!("could not start a Redis Cluster:\n{}", errors.join("\n\n"));
     }
 
-    fn try_start() -> Result<Cluster, String> {
+    fn try_start(password: Option<&str>) -> Result<Cluster, String> {
         let t0 = std::time::Instant::now();
         let dir = TempDir::new("cluster");
         let ports = free_ports(2 * NODES);
         let mut nodes = Vec::new();
         for i in 0..NODES {
             let (port, bus_port) = (ports[i], ports[NODES + i]);
-            let child = spawn_node(dir.path(), port, bus_port)
+            let child = spawn_node(dir.path(), port, bus_port, password)
                 .map_err(|e| format!("cannot spawn redis-server: {e}"))?;
             nodes.push(Node {
                 port,
@@ -157,11 +219,12 @@ impl Cluster {
         let cluster = Cluster {
             nodes: Mutex::new(nodes),
             dir,
+            password: password.map(str::to_string),
         };
         for a in cluster.all_addrs() {
             cluster.wait_node_up(&a)?;
         }
-        let mut create = Command::new("redis-cli");
+        let mut create = cluster.redis_cli();
         create
             .arg("--cluster")
             .arg("create")
@@ -488,8 +551,13 @@ impl Cluster {
                 .find(|n| n.port == port)
                 .unwrap_or_else(|| panic!("{addr} is not a node of this cluster"));
             assert!(node.child.is_none(), "{addr} is already running");
-            let child = spawn_node(self.dir.path(), node.port, node.bus_port)
-                .unwrap_or_else(|e| panic!("cannot respawn redis-server on {addr}: {e}"));
+            let child = spawn_node(
+                self.dir.path(),
+                node.port,
+                node.bus_port,
+                self.password.as_deref(),
+            )
+            .unwrap_or_else(|e| panic!("cannot respawn redis-server on {addr}: {e}"));
             node.child = Some(child);
         }
         if let Err(e) = self.wait_node_up(addr) {
@@ -531,7 +599,7 @@ impl Cluster {
     /// `redis-cli --cluster reshard ... --cluster-yes`, then waits until the
     /// cluster agrees on the new map.
     pub fn reshard(&self, slots: u16, from: &str, to: &str) {
-        let mut cmd = Command::new("redis-cli");
+        let mut cmd = self.redis_cli();
         cmd.args(["--cluster", "reshard", from])
             .args(["--cluster-from", &self.node_id(from)])
             .args(["--cluster-to", &self.node_id(to)])
@@ -552,8 +620,13 @@ impl Cluster {
     /// [`Cluster::migrate_slot`].
     pub fn add_master(&self) -> String {
         let ports = free_ports(2);
-        let child = spawn_node(self.dir.path(), ports[0], ports[1])
-            .unwrap_or_else(|e| panic!("cannot spawn redis-server: {e}"));
+        let child = spawn_node(
+            self.dir.path(),
+            ports[0],
+            ports[1],
+            self.password.as_deref(),
+        )
+        .unwrap_or_else(|e| panic!("cannot spawn redis-server: {e}"));
         self.nodes.lock().unwrap().push(Node {
             port: ports[0],
             bus_port: ports[1],
@@ -564,7 +637,7 @@ impl Cluster {
             panic!("starting the new master {new}: {e}");
         }
         let existing = self.node_of_slot(0);
-        let mut add = Command::new("redis-cli");
+        let mut add = self.redis_cli();
         add.args(["--cluster", "add-node", &new, &existing]);
         let (status, output) = run_bounded(&mut add, Duration::from_secs(60));
         assert!(
@@ -597,6 +670,15 @@ impl Cluster {
         new
     }
 
+    /// `redis-cli`, with the cluster's password when it has one.
+    fn redis_cli(&self) -> Command {
+        let mut cmd = Command::new("redis-cli");
+        if let Some(password) = &self.password {
+            cmd.args(["-a", password, "--no-auth-warning"]);
+        }
+        cmd
+    }
+
     /// The last `lines` lines of every node's log, labelled.
     pub fn logs_tail(&self, lines: usize) -> String {
         let ports: Vec<u16> = self.nodes.lock().unwrap().iter().map(|n| n.port).collect();
@@ -621,6 +703,11 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let nodes = self.nodes.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut passwords = PASSWORDS.lock().unwrap_or_else(|e| e.into_inner());
+        for node in nodes.iter() {
+            passwords.remove(&node.port);
+        }
+        drop(passwords);
         for node in nodes.iter_mut() {
             if let Some(child) = node.child.as_mut() {
                 let _ = child.kill();

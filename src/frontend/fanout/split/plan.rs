@@ -345,7 +345,7 @@ impl Part {
     fn may_have_run(&self) -> bool {
         match &self.reply {
             Some(Ok(bytes)) => !is_error(bytes),
-            Some(Err(BackendError::Unreachable(_))) | None => false,
+            Some(Err(BackendError::Unreachable(_) | BackendError::Refused(..))) | None => false,
             Some(Err(_)) => true,
         }
     }
