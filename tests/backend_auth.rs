@@ -26,7 +26,8 @@ fn every_kind_of_backend_connection_authenticates() {
 
 /// The ACL rules the README gives for keyway's own user: the data
 /// commands of the categories an application uses, and what keyway sends
-/// itself (slot map, command table, version, `ASKING`, `WAIT`'s `PING`).
+/// itself (slot map, command table, version, `ASKING`, `WAIT`'s `PING`,
+/// `CLIENT UNBLOCK` for a blocked client that left).
 const KEYWAY_ACL: &[&str] = &[
     "on",
     ">kw-user-secret",
@@ -39,6 +40,7 @@ const KEYWAY_ACL: &[&str] = &[
     "+cluster|slots",
     "+command",
     "+info",
+    "+client|unblock",
 ];
 
 #[test]

@@ -4,12 +4,19 @@
 //! bounded per-worker pool, for exactly one command. No request timeout
 //! applies: `BLPOP k 0` may wait forever.
 //!
-//! When the client leaves, the session signals [`Abandon`]: the connection
-//! is half-closed at once, so the node drops the blocked command and never
-//! pops an element for a client that is gone. A reply the node sent before
-//! it saw the close is still read and handed back ([`Outcome::Abandoned`]),
-//! so the caller can put the element back ([`super::giveback`]). A
-//! connection whose command completed goes back to a small idle list.
+//! When the client leaves, the session signals [`Abandon`]: keyway asks the
+//! node, on a connection of its own, to `CLIENT UNBLOCK` the dedicated
+//! connection (whose id it learned with `CLIENT ID` when it opened it). The
+//! node then either answers the command as timed out, or had already
+//! served it: that reply is still read and handed back
+//! ([`Outcome::Abandoned`]), so the caller can put the element back
+//! ([`super::giveback`]). Either way nothing is popped for a client that is
+//! gone. Closing the connection instead is not safe: a node that pops an
+//! element for the command and reads the close before it wrote the reply
+//! drops the reply, and the element with it. Only when the unblock cannot
+//! be sent (a node that refuses `CLIENT UNBLOCK` to keyway's user) is the
+//! connection half-closed, as a last resort. A connection whose command
+//! completed goes back to a small idle list.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -25,7 +32,7 @@ use crate::net::Stream;
 use crate::protocol::{Protocol, ReplyScanner};
 
 use super::conn::SettingsSource;
-use super::connect::connect;
+use super::connect::{connect, round_trip};
 use super::BackendError;
 
 /// Idle connections kept per node and protocol.
@@ -61,8 +68,15 @@ pub enum Outcome {
     Abandoned(Option<Bytes>),
 }
 
+/// A dedicated connection and its `CLIENT ID` on the node (`None` when
+/// the node would not say).
+struct Dedicated {
+    stream: Stream,
+    id: Option<u64>,
+}
+
 /// Idle connections by node address and protocol.
-type IdleStreams = HashMap<(Arc<str>, Protocol), Vec<Stream>>;
+type IdleStreams = HashMap<(Arc<str>, Protocol), Vec<Dedicated>>;
 
 /// A worker's dedicated connections; see the module docs.
 pub struct BlockingPool {
@@ -124,48 +138,74 @@ impl BlockingPool {
         if abandon.left.get() {
             return Ok(Outcome::Abandoned(None));
         }
-        let stream = match self.idle_stream(&addr, proto) {
-            Some(stream) => stream,
-            None => connect(&addr, &(self.settings)().connect_options(proto))
-                .await
-                .map_err(|e| BackendError::of_connect(&addr, &e))?,
+        let conn = match self.idle_conn(&addr, proto) {
+            Some(conn) => conn,
+            None => {
+                let options = (self.settings)().connect_options(proto);
+                let stream = connect(&addr, &options)
+                    .await
+                    .map_err(|e| BackendError::of_connect(&addr, &e))?;
+                let id = client_id(&stream, options.limits).await;
+                Dedicated { stream, id }
+            }
         };
         let outcome = self
-            .exchange(&stream, &request, before, abandon)
+            .exchange(&addr, &conn, &request, before, abandon)
             .await
             .map_err(|_| BackendError::Lost(addr.clone()))?;
         if let Outcome::Reply(_) = outcome {
             let mut idle = self.idle.borrow_mut();
             let list = idle.entry((addr, proto)).or_default();
             if list.len() < IDLE_PER_NODE {
-                list.push(stream);
+                list.push(conn);
             }
         }
         Ok(outcome)
     }
 
     /// An idle connection that is still open and has nothing unread.
-    fn idle_stream(&self, addr: &Arc<str>, proto: Protocol) -> Option<Stream> {
+    fn idle_conn(&self, addr: &Arc<str>, proto: Protocol) -> Option<Dedicated> {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&(addr.clone(), proto))?;
-        while let Some(stream) = list.pop() {
-            if stream.is_idle() {
-                return Some(stream);
+        while let Some(conn) = list.pop() {
+            if conn.stream.is_idle() {
+                return Some(conn);
             }
         }
         None
     }
 
+    /// Asks the node at `addr`, on a short connection of its own, to end
+    /// the blocked command of client `id` as if it timed out. False when
+    /// that could not be done.
+    async fn unblock(&self, addr: &str, id: u64) -> bool {
+        let options = (self.settings)().connect_options(Protocol::Resp2);
+        let Ok(stream) = connect(addr, &options).await else {
+            return false;
+        };
+        let id = id.to_string();
+        let command: &[&[u8]] = &[b"CLIENT", b"UNBLOCK", id.as_bytes()];
+        let reply = tokio::time::timeout(
+            options.timeout,
+            round_trip(&stream, command, options.limits),
+        );
+        // `:1` unblocked it; `:0` it was answered already. Either way its
+        // reply is on its way, ahead of this one.
+        matches!(reply.await, Ok(Ok(reply)) if reply.first() == Some(&b':'))
+    }
+
     /// Writes the request and reads its reply (after `ASKING`'s, if sent).
-    /// On `abandon`, half-closes the connection and reads on for at most
-    /// [`ABANDON_LINGER`], for a reply the node sent before it saw that.
+    /// On `abandon`, unblocks the command (see the module docs) and reads
+    /// on for its reply, for at most [`ABANDON_LINGER`].
     async fn exchange(
         &self,
-        stream: &Stream,
+        addr: &str,
+        conn: &Dedicated,
         request: &[u8],
         before: Option<&'static [u8]>,
         abandon: &Abandon,
     ) -> io::Result<Outcome> {
+        let stream = &conn.stream;
         let before = before.unwrap_or_default();
         let mut out = BytesMut::with_capacity(before.len() + request.len());
         out.extend_from_slice(before);
@@ -180,7 +220,13 @@ impl BlockingPool {
         loop {
             if abandon.left.get() && !abandoned {
                 abandoned = true;
-                stream.shutdown_write()?;
+                let unblocked = match conn.id {
+                    Some(id) => self.unblock(addr, id).await,
+                    None => false,
+                };
+                if !unblocked {
+                    stream.shutdown_write()?;
+                }
                 linger
                     .as_mut()
                     .reset(tokio::time::Instant::now() + ABANDON_LINGER);
@@ -214,4 +260,12 @@ impl BlockingPool {
             }
         }
     }
+}
+
+/// The connection's `CLIENT ID` on the node, or `None` when the node will
+/// not say (an ACL user without it): abandoning then falls back to closing.
+async fn client_id(stream: &Stream, limits: crate::protocol::Limits) -> Option<u64> {
+    let reply = round_trip(stream, &[b"CLIENT", b"ID"], limits).await.ok()?;
+    let digits = reply.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }

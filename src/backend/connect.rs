@@ -222,7 +222,11 @@ async fn hello3(stream: &Stream, limits: Limits) -> Result<(), Cause> {
 
 /// Sends `command` and reads its one reply, which must be all the node
 /// sent (nothing else is in flight during the handshake).
-async fn round_trip(stream: &Stream, command: &[&[u8]], limits: Limits) -> Result<BytesMut, Cause> {
+pub(super) async fn round_trip(
+    stream: &Stream,
+    command: &[&[u8]],
+    limits: Limits,
+) -> Result<BytesMut, Cause> {
     let mut out = BytesMut::new();
     encode::command(&mut out, command);
     stream.write_all(&mut out).await?;
