@@ -1,10 +1,10 @@
 //! Every client of the process, whichever worker serves it: what `CLIENT
 //! LIST` and `CLIENT INFO` show, how `CLIENT KILL` (and the shutdown's
 //! drain) reaches a client on another thread, client ids, and the client
-//! counters (`INFO clients`/`stats`, `client.max_clients`). A session keeps its own state on its thread; the few
-//! things other threads may read are mirrored here when they change (name,
-//! protocol, subscriptions, `MULTI`), so the per-request path touches none
-//! of it.
+//! counters (`INFO clients`/`stats`, `client.max_clients`). A session
+//! keeps its own state on its thread; the few things other threads may
+//! read are mirrored here when they change (name, protocol, subscriptions,
+//! `MULTI`), so the per-request path touches none of it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

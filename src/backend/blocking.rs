@@ -29,11 +29,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
 
 use crate::net::Stream;
-use crate::protocol::{Protocol, ReplyScanner};
+use crate::protocol::{Limits, Protocol, ReplyScanner, Value};
 
 use super::conn::SettingsSource;
 use super::connect::{connect, round_trip};
-use super::BackendError;
+use super::{control, BackendError};
 
 /// Idle connections kept per node and protocol.
 const IDLE_PER_NODE: usize = 8;
@@ -138,10 +138,11 @@ impl BlockingPool {
         if abandon.left.get() {
             return Ok(Outcome::Abandoned(None));
         }
+        let settings = (self.settings)();
         let conn = match self.idle_conn(&addr, proto) {
             Some(conn) => conn,
             None => {
-                let options = (self.settings)().connect_options(proto);
+                let options = settings.connect_options(proto);
                 let stream = connect(&addr, &options)
                     .await
                     .map_err(|e| BackendError::of_connect(&addr, &e))?;
@@ -150,7 +151,7 @@ impl BlockingPool {
             }
         };
         let outcome = self
-            .exchange(&addr, &conn, &request, before, abandon)
+            .exchange(&addr, &conn, &request, before, abandon, settings.limits)
             .await
             .map_err(|_| BackendError::Lost(addr.clone()))?;
         if let Outcome::Reply(_) = outcome {
@@ -179,19 +180,18 @@ impl BlockingPool {
     /// the blocked command of client `id` as if it timed out. False when
     /// that could not be done.
     async fn unblock(&self, addr: &str, id: u64) -> bool {
-        let options = (self.settings)().connect_options(Protocol::Resp2);
-        let Ok(stream) = connect(addr, &options).await else {
-            return false;
-        };
+        let settings = (self.settings)();
         let id = id.to_string();
         let command: &[&[u8]] = &[b"CLIENT", b"UNBLOCK", id.as_bytes()];
-        let reply = tokio::time::timeout(
-            options.timeout,
-            round_trip(&stream, command, options.limits),
+        let reply = control::query(
+            addr,
+            command,
+            settings.connect_timeout,
+            settings.auth.as_ref(),
         );
         // `:1` unblocked it; `:0` it was answered already. Either way its
         // reply is on its way, ahead of this one.
-        matches!(reply.await, Ok(Ok(reply)) if reply.first() == Some(&b':'))
+        matches!(reply.await, Ok(Value::Int(_)))
     }
 
     /// Writes the request and reads its reply (after `ASKING`'s, if sent).
@@ -204,6 +204,7 @@ impl BlockingPool {
         request: &[u8],
         before: Option<&'static [u8]>,
         abandon: &Abandon,
+        limits: Limits,
     ) -> io::Result<Outcome> {
         let stream = &conn.stream;
         let before = before.unwrap_or_default();
@@ -212,7 +213,7 @@ impl BlockingPool {
         out.extend_from_slice(request);
         stream.write_all(&mut out).await?;
         let mut buf = BytesMut::with_capacity(4096);
-        let mut scanner = ReplyScanner::new((self.settings)().limits);
+        let mut scanner = ReplyScanner::new(limits);
         let mut skip = usize::from(!before.is_empty());
         let linger = tokio::time::sleep(Duration::MAX);
         tokio::pin!(linger);
@@ -264,7 +265,7 @@ impl BlockingPool {
 
 /// The connection's `CLIENT ID` on the node, or `None` when the node will
 /// not say (an ACL user without it): abandoning then falls back to closing.
-async fn client_id(stream: &Stream, limits: crate::protocol::Limits) -> Option<u64> {
+async fn client_id(stream: &Stream, limits: Limits) -> Option<u64> {
     let reply = round_trip(stream, &[b"CLIENT", b"ID"], limits).await.ok()?;
     let digits = reply.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
     std::str::from_utf8(digits).ok()?.parse().ok()

@@ -5,15 +5,14 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-
 use crate::config::ClusterAuth;
-use crate::protocol::{decode, encode, Limits, Protocol, Value};
+use crate::protocol::{decode, Limits, Protocol, Value};
 
-use super::connect::{connect, ConnectOptions};
+use super::connect::{connect, round_trip, Cause, ConnectOptions};
 
-/// Sends `args` to `addr` (authenticating with `auth`) and returns the decoded reply (an error reply is
-/// `Ok(Value::Error)`); fails on I/O errors, bad replies, or after `timeout`.
+/// Sends `args` to `addr` (authenticating with `auth`) and returns the
+/// decoded reply (an error reply is `Ok(Value::Error)`); fails on I/O
+/// errors, bad replies, or after `timeout`.
 pub async fn query(
     addr: &str,
     args: &[&[u8]],
@@ -46,23 +45,16 @@ async fn query_inner(
     let stream = connect(addr, &options)
         .await
         .map_err(|e| io::Error::other(format!("{} failed: {}", e.step, e.cause)))?;
-    let mut out = BytesMut::new();
-    encode::command(&mut out, args);
-    stream.write_all(&mut out).await?;
-    let mut buf = BytesMut::with_capacity(16 * 1024);
-    loop {
-        match decode(&buf, &options.limits) {
-            Ok(Some((value, _))) => return Ok(value),
-            Ok(None) => {}
-            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
-        }
-        stream.readable().await?;
-        buf.reserve(16 * 1024);
-        if stream.read_some(&mut buf)? == Some(0) {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed before the reply",
-            ));
-        }
-    }
+    let reply = round_trip(&stream, args, options.limits)
+        .await
+        .map_err(|cause| match cause {
+            Cause::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        })?;
+    // `round_trip` found one whole, well-framed reply.
+    decode(&reply, &options.limits)
+        .ok()
+        .flatten()
+        .map(|(value, _)| value)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a reply keyway cannot decode"))
 }
