@@ -2,6 +2,7 @@
 //! arguments exactly as Redis does (`getKeysUsingKeySpecs` in `src/db.c`),
 //! without allocating.
 
+use super::flags::KeySpecFlags;
 use super::spec::{BeginSearch, CommandSpec, FindKeys, KeySpec};
 use super::CommandArgs;
 
@@ -63,6 +64,24 @@ impl CommandSpec {
         args: &A,
         mut f: impl FnMut(usize),
     ) -> Result<(), KeyError> {
+        self.for_each_key_flags(args, |i, _| f(i))
+    }
+
+    /// [`for_each_key`](Self::for_each_key), also giving each key the flags
+    /// of the key spec that found it (`RW`, `access`, `insert`, ...), for
+    /// ACL key patterns (`%R~`, `%W~`). Shard channels come with
+    /// `not_key`.
+    ///
+    /// These are the spec's flags as `COMMAND` publishes them. For a spec
+    /// flagged `variable_flags` (SET, BITFIELD) they are what the command
+    /// may do; Redis refines them per request (SET without GET only
+    /// overwrites: `OW|update`), keyway does not. A spec derived from
+    /// legacy first/last/step (a backend older than 7.0) has no flags.
+    pub fn for_each_key_flags<A: CommandArgs + ?Sized>(
+        &self,
+        args: &A,
+        mut f: impl FnMut(usize, KeySpecFlags),
+    ) -> Result<(), KeyError> {
         // Two passes over the (one to three) specs instead of a buffer:
         // evaluating a spec is a few comparisons, and this way nothing is
         // reported for a request that fails.
@@ -73,7 +92,7 @@ impl CommandSpec {
             if let Some(r) = eval(spec, args)? {
                 let mut i = r.first;
                 while i <= r.last {
-                    f(i);
+                    f(i, spec.flags);
                     i += r.step;
                 }
             }

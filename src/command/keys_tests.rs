@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use super::super::{CommandArgs, CommandTable, KeyError};
+use super::super::{CommandArgs, CommandTable, KeyError, KeySpecFlags};
 
 fn table() -> &'static CommandTable {
     static TABLE: OnceLock<CommandTable> = OnceLock::new();
@@ -138,6 +138,49 @@ fn shard_channels_count_as_keys() {
     assert_eq!(key_names("SPUBLISH ch msg"), ["ch"]);
     assert_eq!(key_names("SSUBSCRIBE a b"), ["a", "b"]);
     assert_eq!(keys("PUBLISH ch msg"), Ok(vec![]));
+}
+
+/// Key positions of a request with their key-spec flags.
+fn keys_flags(request: &str) -> Result<Vec<(usize, KeySpecFlags)>, KeyError> {
+    let args: Vec<&str> = request.split(' ').collect();
+    let spec = table().lookup(&args[..]).expect("known command");
+    let mut out = Vec::new();
+    spec.for_each_key_flags(&args[..], |i, flags| out.push((i, flags)))?;
+    Ok(out)
+}
+
+#[test]
+fn key_flags() {
+    use KeySpecFlags as F;
+    // SET may read the old value (GET): the spec says so for every SET.
+    let set = F::RW | F::ACCESS | F::UPDATE | F::VARIABLE_FLAGS;
+    assert_eq!(keys_flags("SET k v"), Ok(vec![(1, set)]));
+    let ro = F::RO | F::ACCESS;
+    assert_eq!(keys_flags("MGET a b"), Ok(vec![(1, ro), (2, ro)]));
+    assert_eq!(
+        keys_flags("LMOVE src dst LEFT RIGHT"),
+        Ok(vec![
+            (1, F::RW | F::ACCESS | F::DELETE),
+            (2, F::RW | F::INSERT)
+        ])
+    );
+    assert_eq!(
+        keys_flags("XREAD STREAMS a b 0 0"),
+        Ok(vec![(2, ro), (3, ro)])
+    );
+    // EVAL's keys: Redis cannot tell how the script uses them.
+    let eval = F::RW | F::ACCESS | F::UPDATE;
+    assert_eq!(
+        keys_flags("EVAL return 2 k1 k2 a1"),
+        Ok(vec![(3, eval), (4, eval)])
+    );
+    assert_eq!(keys_flags("EVAL return 0 a1"), Ok(vec![]));
+    assert_eq!(keys_flags("SPUBLISH ch msg"), Ok(vec![(1, F::NOT_KEY)]));
+    // Errors as for_each_key: nothing reported.
+    assert_eq!(
+        keys_flags("EVAL return 3 k1"),
+        Err(KeyError::NumKeysTooLarge)
+    );
 }
 
 #[test]
