@@ -5,7 +5,7 @@
 //! does not understand (an unknown flag after regenerating with a newer
 //! Redis, a typo) is a bug that the unit test must catch.
 
-use super::flags::{CommandFlags, KeySpecFlags, Tips};
+use super::flags::{AclCategories, CommandFlags, KeySpecFlags, Tips};
 use super::spec::{BeginSearch, CommandSpec, FindKeys, KeySpec};
 
 /// The table generated from Redis 7.0.15, embedded at compile time.
@@ -14,8 +14,10 @@ pub(crate) const BUILTIN: &str = include_str!("commands.txt");
 /// Subcommands keyway answers itself that Redis 7.0 lacks, in the same
 /// format, read after [`BUILTIN`]: client libraries send `CLIENT SETINFO`
 /// (Redis 7.2) on connect, and through keyway it works whatever the
-/// cluster's version.
-pub(crate) const KEYWAY_ONLY: &str = "client|setinfo -4 0 0 0 loading,noscript,stale -\n";
+/// cluster's version. Flags and ACL categories are Redis 7.2's (its
+/// `connection`, and the implied `slow`).
+pub(crate) const KEYWAY_ONLY: &str =
+    "client|setinfo -4 0 0 0 loading,noscript,stale connection,slow -\n";
 
 /// A line of the table text that does not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -71,7 +73,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<CommandSpec>, DataError> {
     Ok(top)
 }
 
-/// `name arity first last step flags tips key_spec...`
+/// `name arity first last step flags acl_categories tips key_spec...`
 fn parse_line(line: &str) -> Result<CommandSpec, &'static str> {
     let mut fields = line.split_ascii_whitespace();
     let mut next = |what| fields.next().ok_or(what);
@@ -83,6 +85,11 @@ fn parse_line(line: &str) -> Result<CommandSpec, &'static str> {
     let flags = list(next("missing flags")?, CommandFlags::empty(), |f| {
         CommandFlags::from_name(f.as_bytes()).ok_or("unknown command flag")
     })?;
+    let categories = list(
+        next("missing ACL categories")?,
+        AclCategories::empty(),
+        |c| AclCategories::from_name(c.as_bytes()).ok_or("unknown ACL category"),
+    )?;
     let mut tips = Tips::default();
     for tip in items(next("missing tips")?) {
         tips.add(tip.as_bytes());
@@ -98,6 +105,7 @@ fn parse_line(line: &str) -> Result<CommandSpec, &'static str> {
         name.into(),
         arity,
         flags,
+        categories,
         (first, last, step),
         tips,
         key_specs,
@@ -191,15 +199,20 @@ mod tests {
     #[test]
     fn line_format() {
         let text = "# comment\n\
-            georadius -6 1 1 1 denyoom,movablekeys,write - RO,access;index=1;range=0,1,0 \
-            OW,update;keyword=STORE,6;range=0,1,0\n\
-            object -2 0 0 0 - -\n\
-            object|encoding 3 2 2 1 readonly nondeterministic_output RO;index=2;range=0,1,0\n";
+            georadius -6 1 1 1 denyoom,movablekeys,write geo,slow,write - \
+            RO,access;index=1;range=0,1,0 OW,update;keyword=STORE,6;range=0,1,0\n\
+            object -2 0 0 0 - slow -\n\
+            object|encoding 3 2 2 1 readonly keyspace,read,slow nondeterministic_output \
+            RO;index=2;range=0,1,0\n";
         let cmds = parse(text).unwrap();
         assert_eq!(cmds.len(), 2);
         let geo = &cmds[0];
         assert_eq!(geo.arity(), -6);
         assert!(geo.flags().is_write() && geo.flags().is_movablekeys());
+        assert_eq!(
+            geo.acl_categories(),
+            AclCategories::WRITE | AclCategories::GEO | AclCategories::SLOW
+        );
         assert_eq!(
             geo.key_specs()[1].begin,
             BeginSearch::Keyword {
@@ -207,29 +220,80 @@ mod tests {
                 startfrom: 6
             }
         );
-        assert_eq!(cmds[1].subcommands[0].name(), "object|encoding");
+        let enc = &cmds[1].subcommands[0];
+        assert_eq!(enc.name(), "object|encoding");
+        assert_eq!(
+            enc.acl_categories().names().collect::<Vec<_>>(),
+            ["keyspace", "read", "slow"]
+        );
+        assert_eq!(enc.key_specs().len(), 1);
+    }
+
+    #[test]
+    fn builtin_categories() {
+        let cmds = parse(BUILTIN).unwrap();
+        let specs = cmds
+            .iter()
+            .flat_map(|c| std::iter::once(c).chain(&c.subcommands));
+        for spec in specs {
+            // Redis gives every command `fast` or `slow`, never both.
+            let cats = spec.acl_categories();
+            let speed = AclCategories::FAST | AclCategories::SLOW;
+            assert!(
+                cats.intersects(speed) && !cats.contains(speed),
+                "{}",
+                spec.name()
+            );
+            // Redis's implied categories (`setImplicitACLCategories`) are
+            // in COMMAND's reply already.
+            let f = spec.flags();
+            let implied = [
+                (f.is_write(), AclCategories::WRITE),
+                (
+                    f.is_readonly() && !cats.contains(AclCategories::SCRIPTING),
+                    AclCategories::READ,
+                ),
+                (
+                    f.is_admin(),
+                    AclCategories::ADMIN | AclCategories::DANGEROUS,
+                ),
+                (f.is_pubsub(), AclCategories::PUBSUB),
+                (f.is_fast(), AclCategories::FAST),
+                (f.is_blocking(), AclCategories::BLOCKING),
+                (!f.is_fast(), AclCategories::SLOW),
+            ];
+            for (flagged, implies) in implied {
+                assert!(!flagged || cats.contains(implies), "{}", spec.name());
+            }
+        }
     }
 
     #[test]
     fn errors_name_the_line() {
         let bad = [
-            ("get 2 1 1 1 readonly,bogus -\n", "unknown command flag"),
-            ("get x 1 1 1 - -\n", "not an integer"),
+            ("get 2 1 1 1 readonly,bogus - -\n", "unknown command flag"),
+            (
+                "get 2 1 1 1 readonly read,@fast -\n",
+                "unknown ACL category",
+            ),
+            ("get 2 1 1 1 readonly\n", "missing ACL categories"),
+            ("get 2 1 1 1 readonly read\n", "missing tips"),
+            ("get x 1 1 1 - - -\n", "not an integer"),
             ("get 2 1 1\n", "missing key step"),
             (
-                "get 2 1 1 1 - - RO;index=1\n",
+                "get 2 1 1 1 - - - RO;index=1\n",
                 "key spec is not flags;begin_search;find_keys",
             ),
             (
-                "get 2 1 1 1 - - RO;index=1;range=0,0,0\n",
+                "get 2 1 1 1 - - - RO;index=1;range=0,0,0\n",
                 "malformed key spec",
             ),
             (
-                "get 2 1 1 1 - - RO;nowhere=1;range=0,1,0\n",
+                "get 2 1 1 1 - - - RO;nowhere=1;range=0,1,0\n",
                 "unknown begin_search",
             ),
-            ("x|y 2 0 0 0 - -\n", "subcommand of an unknown command"),
-            ("GET 2 1 1 1 - -\n", "name too long or not lowercase"),
+            ("x|y 2 0 0 0 - - -\n", "subcommand of an unknown command"),
+            ("GET 2 1 1 1 - - -\n", "name too long or not lowercase"),
         ];
         for (text, reason) in bad {
             let err = parse(&format!("# header\n{text}")).unwrap_err();

@@ -1,8 +1,8 @@
-//! Command flags, key-spec flags and request/response policy tips, as Redis
-//! publishes them in `COMMAND`.
+//! Command flags, ACL categories, key-spec flags and request/response policy
+//! tips, as Redis publishes them in `COMMAND`.
 //!
-//! Both flag sets are small bitsets rather than `Vec<String>` so a routing
-//! decision is a mask test, not a string compare.
+//! The flag sets are small bitsets rather than `Vec<String>` so a routing
+//! (or ACL) decision is a mask test, not a string compare.
 
 use std::fmt;
 
@@ -25,6 +25,11 @@ macro_rules! bitset {
             /// The empty set.
             pub const fn empty() -> Self {
                 $ty(0)
+            }
+
+            /// Every flag keyway knows.
+            pub const fn all() -> Self {
+                $ty(0 $(| (1 << $bit))*)
             }
 
             /// Whether every flag of `other` is set in `self`.
@@ -190,6 +195,64 @@ impl CommandFlags {
 }
 
 bitset! {
+    /// ACL categories (`COMMAND` reply, element 7), as of Redis 7.0. Bit
+    /// order is Redis's own, so [`names`](Self::names) lists them in the
+    /// order `ACL CAT` prints them, and `AclCategories::all().names()` is
+    /// the reply to `ACL CAT` without an argument. Names are without the
+    /// `@` and match ASCII case-insensitively, as in `ACL CAT READ`.
+    ///
+    /// `COMMAND` already includes the categories Redis implies from the
+    /// flags (`write` → `write`, `readonly` → `read`, `admin` → `admin` and
+    /// `dangerous`, `pubsub`, `fast`, `blocking`, and `slow` when not
+    /// `fast`), so nothing is derived here.
+    pub struct AclCategories(u32);
+    /// Reads or writes keys, databases or their metadata in a type-agnostic
+    /// way (DEL, EXPIRE, SCAN, ...).
+    KEYSPACE = 0, "keyspace";
+    /// Reads from keys.
+    READ = 1, "read";
+    /// Writes to keys.
+    WRITE = 2, "write";
+    /// Set data type.
+    SET = 3, "set";
+    /// Sorted set data type.
+    SORTEDSET = 4, "sortedset";
+    /// List data type.
+    LIST = 5, "list";
+    /// Hash data type.
+    HASH = 6, "hash";
+    /// String data type.
+    STRING = 7, "string";
+    /// Bitmap operations.
+    BITMAP = 8, "bitmap";
+    /// HyperLogLog data type.
+    HYPERLOGLOG = 9, "hyperloglog";
+    /// Geospatial indexes.
+    GEO = 10, "geo";
+    /// Stream data type.
+    STREAM = 11, "stream";
+    /// Pub/Sub.
+    PUBSUB = 12, "pubsub";
+    /// Administrative commands.
+    ADMIN = 13, "admin";
+    /// O(1) commands.
+    FAST = 14, "fast";
+    /// Every command that is not `fast`.
+    SLOW = 15, "slow";
+    /// May block the client.
+    BLOCKING = 16, "blocking";
+    /// Potentially dangerous (all `admin` commands, and more: KEYS, SORT,
+    /// FLUSHALL, ...).
+    DANGEROUS = 17, "dangerous";
+    /// Affects the connection or other connections (AUTH, CLIENT, ...).
+    CONNECTION = 18, "connection";
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+    TRANSACTION = 19, "transaction";
+    /// Scripts and functions.
+    SCRIPTING = 20, "scripting";
+}
+
+bitset! {
     /// Key-spec flags: how a command uses the keys one key spec finds.
     pub struct KeySpecFlags(u16);
     /// Read-only access.
@@ -325,6 +388,25 @@ mod tests {
             Some(KeySpecFlags::NOT_KEY)
         );
         assert_eq!(CommandFlags::from_name(b"nope"), None);
+    }
+
+    #[test]
+    fn acl_categories() {
+        // `ACL CAT` of redis-server 7.0.15, in its order.
+        let redis = "keyspace read write set sortedset list hash string bitmap hyperloglog \
+            geo stream pubsub admin fast slow blocking dangerous connection transaction scripting";
+        let all: Vec<_> = AclCategories::all().names().collect();
+        assert_eq!(all, redis.split_ascii_whitespace().collect::<Vec<_>>());
+        for name in all {
+            let cat = AclCategories::from_name(name.as_bytes()).unwrap();
+            assert_eq!(cat.names().collect::<Vec<_>>(), [name]);
+        }
+        let c = AclCategories::from_name(b"READ").unwrap() | AclCategories::SCRIPTING;
+        assert_eq!(c.names().collect::<Vec<_>>(), ["read", "scripting"]);
+        assert!(c.contains(AclCategories::READ) && !c.contains(AclCategories::all()));
+        // No `@`: callers strip it, as `ACL CAT @read` is an error in Redis.
+        assert_eq!(AclCategories::from_name(b"@read"), None);
+        assert_eq!(AclCategories::from_name(b"nope"), None);
     }
 
     #[test]

@@ -3,9 +3,10 @@
 `COMMAND` reply.
 
 keyway routes each command by the metadata Redis publishes about it (arity,
-flags, key specs, tips). Rather than hand-writing that table, this script asks a
-real redis-server and writes one line per command and per subcommand, sorted,
-so that regenerating with the same Redis version gives a byte-identical file.
+flags, ACL categories, key specs, tips). Rather than hand-writing that table,
+this script asks a real redis-server and writes one line per command and per
+subcommand, sorted, so that regenerating with the same Redis version gives a
+byte-identical file.
 
 Usage (from the repository root):
 
@@ -110,6 +111,13 @@ def joined(items):
     return ",".join(items) if items else "-"
 
 
+def acl_category(name):
+    """`@read` -> `read`: the table stores ACL categories without the `@`."""
+    if not name.startswith("@"):
+        raise ValueError("ACL category without '@': %r" % name)
+    return name[1:]
+
+
 def key_spec(raw):
     """One key spec as `flags;begin_search;find_keys`.
 
@@ -144,6 +152,7 @@ def key_spec(raw):
 def lines_for(entry, out):
     """Appends the line of one COMMAND entry, then those of its subcommands."""
     name, arity, flags, first, last, step = entry[:6]
+    categories = entry[6] if len(entry) > 6 else []
     tips = entry[7] if len(entry) > 7 else []
     specs = entry[8] if len(entry) > 8 else []
     subs = entry[9] if len(entry) > 9 else []
@@ -154,6 +163,7 @@ def lines_for(entry, out):
         str(last),
         str(step),
         joined(sorted(flags)),
+        joined(sorted(acl_category(c) for c in categories)),
         joined(sorted(tips)),
     ]
     fields += [key_spec(s) for s in specs]
@@ -227,8 +237,9 @@ def main():
         "#   python3 src/command/generate.py --out src/command/commands.txt",
         "# source: redis %s COMMAND; %d commands, %d subcommands"
         % (version, top, len(lines) - top),
-        "# fields: name arity first last step flags tips key_spec...",
-        "#   flags, tips: comma-separated, '-' when empty",
+        "# fields: name arity first last step flags acl_categories tips key_spec...",
+        "#   flags, acl_categories, tips: comma-separated, '-' when empty",
+        "#   acl_categories: without '@', as COMMAND reports them (implied ones included)",
         "#   key_spec: flags;begin_search;find_keys",
         "#     begin_search: index=POS | keyword=KEYWORD,STARTFROM | unknown",
         "#     find_keys: range=LASTKEY,STEP,LIMIT | keynum=KEYNUMIDX,FIRSTKEY,STEP | unknown",

@@ -2,11 +2,11 @@
 //!
 //! The data comes from Redis itself. `generate.py` (beside this file) asks a
 //! throwaway redis-server for `COMMAND` and writes `commands.txt`: one line
-//! per command and subcommand with its arity, flags, policy tips and key
-//! specs. That file is embedded with `include_str!` and parsed once at
-//! start-up ([`CommandTable::builtin`]); then the backends' own `COMMAND`
-//! reply adds what they know and the file does not, such as newer commands
-//! and modules ([`CommandTable::extend_from_command_reply`]).
+//! per command and subcommand with its arity, flags, ACL categories, policy
+//! tips and key specs. That file is embedded with `include_str!` and parsed
+//! once at start-up ([`CommandTable::builtin`]); then the backends' own
+//! `COMMAND` reply adds what they know and the file does not, such as newer
+//! commands and modules ([`CommandTable::extend_from_command_reply`]).
 //!
 //! Per request, the session:
 //! 1. [`CommandTable::lookup`]s the [`CommandSpec`] (no allocation),
@@ -17,11 +17,17 @@
 //! 4. for keyed commands, collects the key positions with
 //!    [`CommandSpec::for_each_key`] to compute the slot.
 //!
+//! For client-side ACLs the table also gives each command and subcommand
+//! its [`AclCategories`] ([`CommandTable::in_category`] answers
+//! `ACL CAT <category>`), a dense [`CommandSpec::acl_id`] to index an ACL
+//! bitmap, and each key's key-spec flags
+//! ([`CommandSpec::for_each_key_flags`]) for `%R~`/`%W~` key patterns.
+//!
 //! Files: `table.rs` (lookup), `spec.rs` (one command), `keys.rs` (key
 //! extraction), `class.rs` (route classes and their overrides), `flags.rs`
-//! (flag bitsets and tips), `data.rs` (the embedded text), `reply.rs`
-//! (extension from a `COMMAND` reply), `catalog.rs` (the README's list of
-//! commands per class, rendered from the table).
+//! (flag and ACL category bitsets, tips), `data.rs` (the embedded text),
+//! `reply.rs` (extension from a `COMMAND` reply), `catalog.rs` (the README's
+//! list of commands per class, rendered from the table).
 
 pub mod catalog;
 mod class;
@@ -34,7 +40,7 @@ mod table;
 
 pub use class::{Diagnostic, Merge, Reason, RouteClass, SplitJoin};
 pub use data::DataError;
-pub use flags::{CommandFlags, KeySpecFlags, RequestPolicy, ResponsePolicy};
+pub use flags::{AclCategories, CommandFlags, KeySpecFlags, RequestPolicy, ResponsePolicy};
 pub use keys::KeyError;
 pub use spec::{BeginSearch, CommandSpec, FindKeys, KeySpec};
 pub use table::CommandTable;

@@ -8,7 +8,7 @@
 //! skipped, never trusted and never a panic: the reply comes from the
 //! network.
 
-use super::flags::{CommandFlags, KeySpecFlags, Tips};
+use super::flags::{AclCategories, CommandFlags, KeySpecFlags, Tips};
 use super::spec::{BeginSearch, CommandSpec, FindKeys, KeySpec};
 use super::{CommandTable, MAX_NAME_LEN};
 use crate::protocol::Value;
@@ -77,6 +77,14 @@ fn parse_entry(entry: &Value, parent: Option<&str>) -> Option<CommandSpec> {
             .unwrap_or_default();
     }
     let legacy = (int(3)?, int(4)?, int(5)?);
+    let mut categories = AclCategories::empty();
+    for cat in fields.get(6).and_then(Value::as_array).unwrap_or_default() {
+        // `@read`. A category of a newer Redis is dropped: no ACL rule
+        // keyway accepts can name it.
+        let name = cat.as_bytes().unwrap_or_default();
+        categories |=
+            AclCategories::from_name(name.strip_prefix(b"@").unwrap_or(name)).unwrap_or_default();
+    }
     let mut tips = Tips::default();
     for tip in fields.get(7).and_then(Value::as_array).unwrap_or_default() {
         tips.add(tip.as_bytes().unwrap_or_default());
@@ -95,7 +103,15 @@ fn parse_entry(entry: &Value, parent: Option<&str>) -> Option<CommandSpec> {
     if !key_specs.iter().all(KeySpec::is_well_formed) {
         return None;
     }
-    let mut cmd = CommandSpec::new(name.into(), arity, flags, legacy, tips, key_specs);
+    let mut cmd = CommandSpec::new(
+        name.into(),
+        arity,
+        flags,
+        categories,
+        legacy,
+        tips,
+        key_specs,
+    );
     if parent.is_none() {
         let subs = fields.get(9).and_then(Value::as_array).unwrap_or_default();
         cmd.subcommands = subs

@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 
-use super::super::{BeginSearch, CommandTable, FindKeys, KeySpecFlags, RouteClass};
+use super::super::{
+    AclCategories, BeginSearch, CommandSpec, CommandTable, FindKeys, KeySpecFlags, RouteClass,
+};
 use crate::protocol::Value;
 
 fn bulk(s: &str) -> Value {
@@ -83,16 +85,29 @@ fn mymod_get(resp3: bool, name: &str) -> Value {
         Value::Int(1),
         Value::Int(-1),
         Value::Int(1),
-        list(resp3, &["@read"]),
+        list(resp3, &["@read", "@fast", "@some_future_category"]),
         list(resp3, &[]),
         Value::Array(vec![spec]),
         Value::Array(vec![]),
     ])
 }
 
+/// Every command and subcommand's ACL id, by name.
+fn acl_ids(table: &CommandTable) -> Vec<(String, u32)> {
+    let mut ids: Vec<_> = table
+        .iter()
+        .flat_map(|c| std::iter::once(c).chain(c.subcommands()))
+        .map(|s| (s.name().to_owned(), s.acl_id()))
+        .collect();
+    ids.sort();
+    ids
+}
+
 fn check_mymod(resp3: bool) {
     let mut table = CommandTable::builtin();
     let before = table.len();
+    let builtin_ids = acl_ids(&table);
+    let next_id = table.acl_id_count();
     let reply = Value::Array(vec![
         mymod_get(resp3, "MyMod.Get"),
         // Known commands are kept as they are.
@@ -117,6 +132,21 @@ fn check_mymod(resp3: bool) {
     spec.for_each_key(args, |i| keys.push(i)).unwrap();
     assert_eq!(keys, [1, 2]);
     assert_eq!(table.get_by_name("get").unwrap().arity(), 2);
+
+    // Unknown categories ignored; the new command's id appended.
+    assert_eq!(
+        spec.acl_categories(),
+        AclCategories::READ | AclCategories::FAST
+    );
+    assert_eq!(spec.acl_id(), next_id);
+    assert_eq!(table.acl_id_count(), next_id + 1);
+    let mut ids = acl_ids(&table);
+    ids.retain(|(name, _)| name != "mymod.get");
+    assert_eq!(ids, builtin_ids);
+    // Like Redis's ACL CAT, no module command.
+    assert!(table
+        .in_category(AclCategories::READ)
+        .all(|s| s.name() != "mymod.get"));
 }
 
 #[test]
@@ -132,6 +162,8 @@ fn module_command_resp3() {
 #[test]
 fn new_subcommand_of_a_known_container() {
     let mut table = CommandTable::builtin();
+    let builtin_ids = acl_ids(&table);
+    let next_id = table.acl_id_count();
     // CLIENT NO-TOUCH arrived in Redis 7.2.
     let no_touch = Value::Array(vec![
         bulk("client|no-touch"),
@@ -140,7 +172,7 @@ fn new_subcommand_of_a_known_container() {
         Value::Int(0),
         Value::Int(0),
         Value::Int(0),
-        list(false, &[]),
+        list(false, &["@slow", "@connection"]),
         list(false, &[]),
         Value::Array(vec![]),
         Value::Array(vec![]),
@@ -159,6 +191,21 @@ fn new_subcommand_of_a_known_container() {
     assert_eq!(spec.name(), "client|no-touch");
     // Learned at start-up, yet classified by the same overrides.
     assert_eq!(spec.class(), RouteClass::Local);
+    assert_eq!(
+        spec.acl_categories(),
+        AclCategories::CONNECTION | AclCategories::SLOW
+    );
+    assert_eq!(spec.acl_id(), next_id);
+    assert_eq!(table.acl_id_count(), next_id + 1);
+    assert_eq!(table.container_of(spec).unwrap().name(), "client");
+    let mut ids = acl_ids(&table);
+    ids.retain(|(name, _)| name != "client|no-touch");
+    assert_eq!(ids, builtin_ids);
+    let connection: Vec<_> = table
+        .in_category(AclCategories::CONNECTION)
+        .map(CommandSpec::name)
+        .collect();
+    assert!(connection.contains(&"client|no-touch"));
 }
 
 #[test]
@@ -176,6 +223,7 @@ fn redis6_entry_uses_legacy_keys() {
     assert_eq!(table.extend_from_command_reply(&Value::Array(vec![old])), 1);
     let spec = table.get_by_name("oldmod.set").unwrap();
     assert_eq!(spec.class(), RouteClass::Keyed);
+    assert_eq!(spec.acl_categories(), AclCategories::WRITE);
     assert_eq!(
         spec.key_specs()[0].find,
         FindKeys::Range {

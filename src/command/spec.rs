@@ -1,7 +1,9 @@
 //! One command's routing metadata: [`CommandSpec`] and its [`KeySpec`]s.
 
 use super::class::RouteClass;
-use super::flags::{CommandFlags, KeySpecFlags, RequestPolicy, ResponsePolicy, Tips};
+use super::flags::{
+    AclCategories, CommandFlags, KeySpecFlags, RequestPolicy, ResponsePolicy, Tips,
+};
 
 /// Where a key spec starts looking for keys (Redis `begin_search`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,12 +110,18 @@ pub struct CommandSpec {
     pub(crate) name: Box<str>,
     pub(crate) arity: i32,
     pub(crate) flags: CommandFlags,
+    pub(crate) acl_categories: AclCategories,
+    /// Set by `CommandTable::insert`/`insert_sub`; [`UNASSIGNED`] before.
+    pub(crate) acl_id: u32,
     pub(crate) legacy: (i32, i32, i32),
     pub(crate) tips: Tips,
     pub(crate) key_specs: Vec<KeySpec>,
     pub(crate) class: RouteClass,
     pub(crate) subcommands: Vec<CommandSpec>,
 }
+
+/// The ACL id of a spec not (yet) in a table.
+pub(crate) const UNASSIGNED: u32 = u32::MAX;
 
 impl CommandSpec {
     /// Builds a spec and classifies it; key specs that are not well formed
@@ -122,6 +130,7 @@ impl CommandSpec {
         name: Box<str>,
         arity: i32,
         flags: CommandFlags,
+        acl_categories: AclCategories,
         legacy: (i32, i32, i32),
         tips: Tips,
         mut key_specs: Vec<KeySpec>,
@@ -132,6 +141,8 @@ impl CommandSpec {
             name,
             arity,
             flags,
+            acl_categories,
+            acl_id: UNASSIGNED,
             legacy,
             tips,
             key_specs,
@@ -154,6 +165,20 @@ impl CommandSpec {
     /// Command flags.
     pub fn flags(&self) -> CommandFlags {
         self.flags
+    }
+
+    /// ACL categories, as `COMMAND` reports them (implicit ones included).
+    pub fn acl_categories(&self) -> AclCategories {
+        self.acl_categories
+    }
+
+    /// This command's or subcommand's index in an ACL bitmap: dense from 0
+    /// over the table it belongs to (see [`CommandTable::acl_id_count`]),
+    /// stable for the table's life, as extending it only appends.
+    ///
+    /// [`CommandTable::acl_id_count`]: super::CommandTable::acl_id_count
+    pub fn acl_id(&self) -> u32 {
+        self.acl_id
     }
 
     /// How keyway handles this command.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use super::flags::AclCategories;
 use super::spec::CommandSpec;
 use super::{CommandArgs, MAX_NAME_LEN};
 
@@ -42,6 +43,9 @@ pub struct CommandTable {
     commands: Vec<CommandSpec>,
     /// Lowercase full names (`get`, `object|encoding`) → position.
     index: HashMap<Box<[u8]>, Slot, BuildHasherDefault<Fnv>>,
+    /// The next [`CommandSpec::acl_id`]: ids are handed out in insertion
+    /// order and never reused.
+    next_acl_id: u32,
 }
 
 impl CommandTable {
@@ -63,6 +67,7 @@ impl CommandTable {
         let mut table = CommandTable {
             commands: Vec::with_capacity(commands.len()),
             index: HashMap::default(),
+            next_acl_id: 0,
         };
         for cmd in commands {
             table.insert(cmd);
@@ -72,8 +77,12 @@ impl CommandTable {
 
     /// Adds a top-level command (with its subcommands); the caller checked
     /// that the name is new.
-    pub(crate) fn insert(&mut self, cmd: CommandSpec) {
+    pub(crate) fn insert(&mut self, mut cmd: CommandSpec) {
         let top = self.commands.len() as u32;
+        cmd.acl_id = self.take_acl_id();
+        for sub in &mut cmd.subcommands {
+            sub.acl_id = self.take_acl_id();
+        }
         self.index.insert(cmd.name.as_bytes().into(), (top, 0));
         for (i, sub) in cmd.subcommands.iter().enumerate() {
             self.index
@@ -84,12 +93,19 @@ impl CommandTable {
 
     /// Adds a subcommand to an existing container; the caller checked that
     /// the name is new.
-    pub(crate) fn insert_sub(&mut self, top: u32, sub: CommandSpec) {
+    pub(crate) fn insert_sub(&mut self, top: u32, mut sub: CommandSpec) {
+        sub.acl_id = self.take_acl_id();
         let parent = &mut self.commands[top as usize];
         parent.subcommands.push(sub);
         let i = parent.subcommands.len() as u32;
         let name = parent.subcommands[i as usize - 1].name.as_bytes().into();
         self.index.insert(name, (top, i));
+    }
+
+    fn take_acl_id(&mut self) -> u32 {
+        let id = self.next_acl_id;
+        self.next_acl_id += 1;
+        id
     }
 
     /// Position of a lowercase full name.
@@ -160,6 +176,31 @@ impl CommandTable {
     /// [`CommandSpec::subcommands`].
     pub fn iter(&self) -> impl Iterator<Item = &CommandSpec> {
         self.commands.iter()
+    }
+
+    /// One past the largest [`CommandSpec::acl_id`]: the size of an ACL
+    /// bitmap over this table's commands and subcommands.
+    pub fn acl_id_count(&self) -> u32 {
+        self.next_acl_id
+    }
+
+    /// The container of a subcommand (`config` for `config|get`); `None`
+    /// for a top-level command.
+    pub fn container_of(&self, spec: &CommandSpec) -> Option<&CommandSpec> {
+        let (container, _) = spec.name.split_once('|')?;
+        self.get_by_name(container)
+    }
+
+    /// The commands and subcommands in any of the categories `cat`, as
+    /// `ACL CAT <category>` lists them: containers and subcommands each by
+    /// their own categories (a container's are usually just `slow`), and,
+    /// like Redis, no module command (`module` flag).
+    pub fn in_category(&self, cat: AclCategories) -> impl Iterator<Item = &CommandSpec> {
+        self.commands
+            .iter()
+            .filter(|cmd| !cmd.flags.is_module())
+            .flat_map(|cmd| std::iter::once(cmd).chain(&cmd.subcommands))
+            .filter(move |spec| spec.acl_categories.intersects(cat))
     }
 }
 
@@ -247,5 +288,61 @@ mod tests {
                 assert!(std::ptr::eq(t.get_by_name(sub.name()).unwrap(), sub));
             }
         }
+    }
+
+    #[test]
+    fn acl_ids_are_dense() {
+        let t = CommandTable::builtin();
+        let mut ids: Vec<u32> = t
+            .iter()
+            .flat_map(|c| std::iter::once(c).chain(c.subcommands()))
+            .map(CommandSpec::acl_id)
+            .collect();
+        ids.sort_unstable();
+        // 240 commands, 126 subcommands, and keyway's CLIENT SETINFO.
+        assert_eq!(t.acl_id_count(), 367);
+        assert!(ids.iter().copied().eq(0..t.acl_id_count()));
+    }
+
+    #[test]
+    fn containers() {
+        let t = CommandTable::builtin();
+        let get = t.get_by_name("config|get").unwrap();
+        let config = t.container_of(get).unwrap();
+        assert!(std::ptr::eq(config, t.get_by_name("config").unwrap()));
+        assert!(t.container_of(config).is_none());
+        assert!(t.container_of(t.get_by_name("get").unwrap()).is_none());
+    }
+
+    #[test]
+    fn acl_cat() {
+        let t = CommandTable::builtin();
+        let names = |cat: &str| -> Vec<&str> {
+            let cat = AclCategories::from_name(cat.as_bytes()).unwrap();
+            let mut v: Vec<_> = t.in_category(cat).map(CommandSpec::name).collect();
+            v.sort_unstable();
+            v
+        };
+        // `ACL CAT <category> | wc -l` of redis-server 7.0.15, in ACL CAT
+        // order; keyway's CLIENT SETINFO adds one to connection and slow.
+        let redis = [
+            34, 87, 108, 19, 37, 24, 16, 22, 7, 5, 10, 23, 13, 65, 99, 267, 10, 75, 35, 5, 21,
+        ];
+        for (cat, count) in AclCategories::all().names().zip(redis) {
+            let extra = usize::from(matches!(cat, "connection" | "slow"));
+            assert_eq!(names(cat).len(), count + extra, "{cat}");
+        }
+        assert_eq!(
+            names("transaction"),
+            ["discard", "exec", "multi", "unwatch", "watch"]
+        );
+        // Containers and subcommands, each by its own categories.
+        let slow = names("slow");
+        assert!(slow.contains(&"config") && slow.contains(&"config|get"));
+        assert!(names("admin").contains(&"config|get") && !names("admin").contains(&"config"));
+        // Several categories: any of them.
+        let both = AclCategories::HYPERLOGLOG | AclCategories::TRANSACTION;
+        assert_eq!(t.in_category(both).count(), 10);
+        assert_eq!(t.in_category(AclCategories::empty()).count(), 0);
     }
 }
