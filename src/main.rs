@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         log_level: args.log_level,
         // The environment keeps the password out of files and `ps`.
         cluster_password: std::env::var("KEYWAY_CLUSTER_PASSWORD").ok(),
+        password: std::env::var("KEYWAY_PASSWORD").ok(),
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(config) => config,
@@ -50,7 +51,9 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match keyway::server::run(config) {
+    let path = args.config.clone();
+    let reload = Box::new(move || Config::load(path.as_deref(), &overrides));
+    match keyway::server::run(config, reload) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keyway: {e}");

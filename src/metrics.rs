@@ -8,6 +8,7 @@ use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
 
 const CLIENTS_ACCEPTED: &str = "keyway_client_connections_total";
 const CLIENTS_REJECTED: &str = "keyway_client_rejections_total";
+const AUTH_FAILURES: &str = "keyway_auth_failures_total";
 const PROTOCOL_ERRORS: &str = "keyway_client_protocol_errors_total";
 const SLOW_SUBSCRIBERS: &str = "keyway_slow_subscribers_closed_total";
 const REDIRECTS: &str = "keyway_redirects_total";
@@ -28,6 +29,11 @@ pub fn describe() {
         CLIENTS_REJECTED,
         Unit::Count,
         "Client connections refused at client.max_clients."
+    );
+    describe_counter!(
+        AUTH_FAILURES,
+        Unit::Count,
+        "Failed AUTH (and HELLO AUTH) attempts, and clients refused by protected mode (reason)."
     );
     describe_counter!(
         PROTOCOL_ERRORS,
@@ -71,6 +77,11 @@ pub fn client_accepted() {
 /// A client connection was refused (client limit).
 pub fn client_rejected() {
     counter!(CLIENTS_REJECTED).increment(1);
+}
+
+/// An authentication failed; `reason` is `wrongpass` or `protected_mode`.
+pub fn auth_failed(reason: &'static str) {
+    counter!(AUTH_FAILURES, "reason" => reason).increment(1);
 }
 
 /// A client sent malformed RESP and was disconnected.

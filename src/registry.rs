@@ -60,6 +60,8 @@ pub struct Names {
     pub lib_name: Option<Bytes>,
     /// `CLIENT SETINFO LIB-VER`.
     pub lib_ver: Option<Bytes>,
+    /// The ACL user the client authenticated as; `None` is `default`.
+    pub user: Option<Arc<str>>,
 }
 
 impl ClientRecord {
@@ -177,7 +179,7 @@ impl ClientRecord {
         let mut line = String::with_capacity(200);
         let _ = writeln!(
             line,
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db=0 sub={sub} psub={psub} ssub={ssub} multi={multi} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db=0 sub={sub} psub={psub} ssub={ssub} multi={multi} user={user} redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.peer,
             self.local,
@@ -188,6 +190,7 @@ impl ClientRecord {
             self.resp.load(Ordering::Relaxed),
             text(&names.lib_name),
             text(&names.lib_ver),
+            user = names.user.as_deref().unwrap_or("default"),
         );
         line
     }
@@ -360,9 +363,33 @@ impl Registry {
     /// `CLIENT KILL` from client `me`: how many clients were killed, or
     /// Redis's error. The old form (`CLIENT KILL addr`) answers the count
     /// too; the caller turns it into `+OK` / `-ERR No such client`.
-    pub fn kill(&self, request: &Request, me: u64) -> Result<usize, String> {
-        let filter = Filter::of_kill(request, me)?;
-        Ok(self.matching(&filter).iter().filter(|c| c.kill()).count())
+    /// `user_exists` tells whether a `USER` filter names a known user.
+    pub fn kill(
+        &self,
+        request: &Request,
+        me: u64,
+        user_exists: impl Fn(&[u8]) -> bool,
+    ) -> Result<usize, String> {
+        let filter = Filter::of_kill(request, me, user_exists)?;
+        Ok(self.kill_matching(&filter))
+    }
+
+    /// Closes every client authenticated as one of `users` (their users
+    /// were deleted); how many.
+    pub fn kill_users(&self, users: &[&str]) -> usize {
+        let mut killed = 0;
+        for user in users {
+            let filter = Filter {
+                user: Some(user.as_bytes().to_vec()),
+                ..Filter::default()
+            };
+            killed += self.kill_matching(&filter);
+        }
+        killed
+    }
+
+    fn kill_matching(&self, filter: &Filter) -> usize {
+        self.matching(filter).iter().filter(|c| c.kill()).count()
     }
 }
 
@@ -374,6 +401,7 @@ struct Filter {
     addr: Option<Vec<u8>>,
     laddr: Option<Vec<u8>>,
     max_age: Option<u64>,
+    user: Option<Vec<u8>>,
     /// A client that must not be picked (`SKIPME yes`, the default).
     skip: Option<u64>,
 }
@@ -417,6 +445,10 @@ impl Filter {
                 Kind::PubSub => client.subscribed(),
                 Kind::Replication => false,
             })
+            && self.user.as_ref().map_or(true, |want| {
+                let names = client.names();
+                want.as_slice() == names.user.as_deref().unwrap_or("default").as_bytes()
+            })
             && text_is(&self.addr, &client.peer)
             && text_is(&self.laddr, &client.local)
             && self
@@ -449,7 +481,11 @@ impl Filter {
 
     /// `CLIENT KILL addr` (old form) or `CLIENT KILL <filter> <value> ...`
     /// with `ID`, `TYPE`, `USER`, `ADDR`, `LADDR`, `SKIPME`, `MAXAGE`.
-    fn of_kill(request: &Request, me: u64) -> Result<Filter, String> {
+    fn of_kill(
+        request: &Request,
+        me: u64,
+        user_exists: impl Fn(&[u8]) -> bool,
+    ) -> Result<Filter, String> {
         let mut filter = Filter::default();
         if request.argc() == 3 {
             filter.addr = Some(request.arg(2).to_vec());
@@ -469,7 +505,7 @@ impl Filter {
                     filter.ids = Some(vec![id as u64]);
                 }
                 b"type" => filter.kind = Some(Kind::parse(value)?),
-                b"user" if value == b"default" => {}
+                b"user" if user_exists(value) => filter.user = Some(value.to_vec()),
                 b"user" => {
                     return Err(format!(
                         "ERR No such user '{}'",

@@ -87,23 +87,41 @@ fn line_has_redis_fields_and_flags() {
     assert!(held[2].record.line().contains(" flags=P db=0 sub=1 "));
 }
 
+/// The users `CLIENT KILL USER` knows in these tests.
+fn only_default(user: &[u8]) -> bool {
+    user == b"default"
+}
+
 #[test]
 fn kill_filters_skip_the_caller_unless_told() {
     let clients = Registry::default();
     let held = three(&clients);
     // From client 1: every normal client but itself.
-    assert_eq!(clients.kill(&request("CLIENT KILL TYPE normal"), 1), Ok(1));
+    assert_eq!(
+        clients.kill(&request("CLIENT KILL TYPE normal"), 1, only_default),
+        Ok(1)
+    );
     assert!(held[1].record.killed.load(Ordering::Relaxed));
     assert!(!held[0].record.killed.load(Ordering::Relaxed));
     // Killed once: not counted again.
-    assert_eq!(clients.kill(&request("CLIENT KILL ID 2"), 1), Ok(0));
     assert_eq!(
-        clients.kill(&request("CLIENT KILL ADDR 127.0.0.1:1003 SKIPME no"), 3),
+        clients.kill(&request("CLIENT KILL ID 2"), 1, only_default),
+        Ok(0)
+    );
+    assert_eq!(
+        clients.kill(
+            &request("CLIENT KILL ADDR 127.0.0.1:1003 SKIPME no"),
+            3,
+            only_default
+        ),
         Ok(1)
     );
-    assert_eq!(clients.kill(&request("CLIENT KILL ID 1"), 1), Ok(0));
     assert_eq!(
-        clients.kill(&request("CLIENT KILL ID 1 SKIPME no"), 1),
+        clients.kill(&request("CLIENT KILL ID 1"), 1, only_default),
+        Ok(0)
+    );
+    assert_eq!(
+        clients.kill(&request("CLIENT KILL ID 1 SKIPME no"), 1, only_default),
         Ok(1)
     );
 }
@@ -111,17 +129,28 @@ fn kill_filters_skip_the_caller_unless_told() {
 #[test]
 fn kill_old_form_and_errors() {
     let clients = Registry::default();
-    let _held = three(&clients);
+    let held = three(&clients);
+    held_user(&held[2], "alice");
     // The old form may kill the caller itself.
     assert_eq!(
-        clients.kill(&request("CLIENT KILL 127.0.0.1:1001"), 1),
+        clients.kill(&request("CLIENT KILL 127.0.0.1:1001"), 1, only_default),
         Ok(1)
     );
-    assert_eq!(clients.kill(&request("CLIENT KILL 127.0.0.1:9"), 1), Ok(0));
     assert_eq!(
-        clients.kill(&request("CLIENT KILL LADDR 127.0.0.1:6380 USER default"), 1),
-        Ok(2)
+        clients.kill(&request("CLIENT KILL 127.0.0.1:9"), 1, only_default),
+        Ok(0)
     );
+    assert_eq!(
+        clients.kill(
+            &request("CLIENT KILL LADDR 127.0.0.1:6380 USER default"),
+            1,
+            only_default
+        ),
+        Ok(1)
+    );
+    assert!(!held[2].record.is_killed());
+    assert_eq!(clients.kill_users(&["alice"]), 1);
+    assert!(held[2].record.is_killed());
     for (args, error) in [
         ("CLIENT KILL ID 1 TYPE", SYNTAX),
         ("CLIENT KILL ID 0", "ERR client-id should be greater than 0"),
@@ -131,11 +160,15 @@ fn kill_old_form_and_errors() {
         ("CLIENT KILL FOO bar", SYNTAX),
     ] {
         assert_eq!(
-            clients.kill(&request(args), 1).unwrap_err(),
+            clients.kill(&request(args), 1, only_default).unwrap_err(),
             error,
             "{args}"
         );
     }
+}
+
+fn held_user(held: &Registration<'_>, user: &str) {
+    held.record.names().user = Some(user.into());
 }
 
 #[tokio::test]
@@ -144,7 +177,10 @@ async fn kill_wakes_the_session() {
     let mut held = three(&clients);
     let killed = &mut held[1].stop;
     assert!(killed.try_recv().is_err(), "not killed yet");
-    assert_eq!(clients.kill(&request("CLIENT KILL ID 2"), 1), Ok(1));
+    assert_eq!(
+        clients.kill(&request("CLIENT KILL ID 2"), 1, only_default),
+        Ok(1)
+    );
     let why = tokio::time::timeout(std::time::Duration::from_secs(5), killed)
         .await
         .expect("woken")

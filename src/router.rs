@@ -88,7 +88,14 @@ impl CommandArgs for Request {
 
 /// Routes `request` using `table`.
 pub fn route<'t>(table: &'t CommandTable, request: &Request) -> Route<'t> {
-    let Some(spec) = table.lookup(request) else {
+    route_spec(table.lookup(request), request)
+}
+
+/// [`route`] for a request whose command the caller looked up already
+/// (`None`: unknown).
+#[inline]
+pub fn route_spec<'t>(spec: Option<&'t CommandSpec>, request: &Request) -> Route<'t> {
+    let Some(spec) = spec else {
         return Route::Reject(Rejection::UnknownCommand);
     };
     if !spec.arity_ok(request.argc()) {

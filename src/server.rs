@@ -1,6 +1,13 @@
-//! Start-up and shutdown: the shared state, the worker threads (each with
-//! its own runtime, listener and [`Worker`]), and the control thread
-//! (topology refresh, signals).
+//! Start-up, reload and shutdown: the shared state, the worker threads
+//! (each with its own runtime, listener and [`Worker`]), and the control
+//! thread (topology refresh, signals).
+//!
+//! SIGHUP reloads the configuration: the live keys are swapped whole (each
+//! request, connection or refresh reads them when it starts; the backend
+//! password file is read again at each connect), the users are rebuilt from
+//! `[auth]` (replacing `ACL SETUSER` changes; clients of users that are
+//! gone are disconnected), and keys read only at start-up are reported as
+//! needing a restart. A file that does not validate changes nothing.
 //!
 //! One shutdown path, in two phases: on SIGINT/SIGTERM every listener
 //! closes, and every session is told to drain (the client registry's
@@ -13,18 +20,23 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use tracing::{info, info_span, Instrument};
+use tracing::{info, info_span, warn, Instrument};
 
 use crate::cluster::{refresh, ClusterView};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::frontend::{listener, session};
 use crate::wake::{LocalNotify, NotifyOnDrop};
 use crate::worker::{Shared, Worker};
 
-/// Runs keyway until SIGINT or SIGTERM. Fails only when start-up fails
-/// (e.g. the listen address is taken); an unreachable cluster is not an
-/// error: keyway serves `-CLUSTERDOWN` and keeps retrying.
-pub fn run(config: Config) -> io::Result<()> {
+/// Where a reload reads the configuration from (the file and flags keyway
+/// started with).
+pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send>;
+
+/// Runs keyway until SIGINT or SIGTERM, reloading on SIGHUP. Fails only
+/// when start-up fails (e.g. the listen address is taken); an unreachable
+/// cluster is not an error: keyway serves `-CLUSTERDOWN` and keeps
+/// retrying.
+pub fn run(config: Config, reload: Reload) -> io::Result<()> {
     crate::metrics::describe();
     let view = ClusterView::new();
     let shared = Shared::new(view.clone(), config);
@@ -40,7 +52,7 @@ pub fn run(config: Config) -> io::Result<()> {
             shared.live.clone(),
             shared.startup.seeds.clone(),
         ));
-        wait_for_signal().await
+        wait_for_signal(|| apply_reload(&shared, &reload)).await
     })?;
     let grace = shared.live.load().shutdown_grace;
     info!(
@@ -56,13 +68,39 @@ pub fn run(config: Config) -> io::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> io::Result<()> {
+/// Waits for SIGINT or SIGTERM, calling `on_hangup` at each SIGHUP.
+async fn wait_for_signal(on_hangup: impl Fn()) -> io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r,
-        _ = term.recv() => Ok(()),
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => return r,
+            _ = term.recv() => return Ok(()),
+            _ = hangup.recv() => on_hangup(),
+        }
     }
+}
+
+/// Reads the configuration again and applies what may change at run time.
+fn apply_reload(shared: &Shared, reload: &Reload) {
+    let config = match reload() {
+        Ok(config) => config,
+        Err(e) => {
+            warn!("configuration not reloaded, keeping the running one: {e}");
+            return;
+        }
+    };
+    if format!("{:?}", config.startup) != format!("{:?}", shared.startup) {
+        warn!("configuration reloaded, but keys read only at start-up changed (proxy.listen, proxy.workers, cluster.seeds, backend.connections_per_node, backend.max_blocking_connections): they take a restart");
+    }
+    let users = crate::acl::Users::clone(&config.live.client_auth.users);
+    let gone = shared.acl.users().missing_in(&users);
+    shared.acl.replace(users);
+    let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
+    shared.registry.kill_users(&gone);
+    shared.live.store(Arc::new(config.live));
+    info!("configuration reloaded (SIGHUP)");
 }
 
 /// Starts `proxy.workers` worker threads serving clients until `shutdown`

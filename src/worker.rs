@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use arc_swap::{ArcSwap, Cache};
 
+use crate::acl::Acl;
 use crate::backend::blocking::BlockingPool;
 use crate::backend::conn::{Conn, ConnSettings, SettingsSource};
 use crate::backend::pool::{NodeConns, Pool};
@@ -35,6 +36,8 @@ pub struct Shared {
     pub live: Arc<ArcSwap<Live>>,
     /// Every connected client and the client counters.
     pub registry: Registry,
+    /// The users clients authenticate as, and what each may do.
+    pub acl: Acl,
     /// Scripts loaded through keyway, to load again where missing.
     pub scripts: ScriptCache,
     /// When keyway started (`INFO server`).
@@ -44,8 +47,10 @@ pub struct Shared {
 impl Shared {
     /// Bundles what workers share.
     pub fn new(view: Arc<ClusterView>, config: Config) -> Arc<Shared> {
+        let users = crate::acl::Users::clone(&config.live.client_auth.users);
         Arc::new(Shared {
             view,
+            acl: Acl::new(users),
             startup: config.startup,
             live: Arc::new(ArcSwap::from_pointee(config.live)),
             registry: Registry::default(),

@@ -114,7 +114,8 @@ fn row(class: RouteClass) -> Row {
             "local",
             "answered by keyway, in the client's protocol. `COMMAND` and its `INFO`, \
              `DOCS`, `LIST`, `GETKEYS`, `HELP`, and `CLIENT HELP` go to any master; \
-             `CLIENT TRACKING ON` is refused, naming the options",
+             `CLIENT TRACKING ON` is refused, naming the options. `AUTH`, `HELLO` and `ACL` \
+             are about keyway's own users (see Authentication); `ACL HELP` goes to any master",
         ),
         RouteClass::Unsupported(reason) => {
             let (order, title) = match reason {

@@ -316,6 +316,7 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
 fn family_override(family: &str) -> Option<RouteClass> {
     Some(match family {
         "command" => Local, // keyway answers from this very table
+        "acl" => Local,     // about keyway's own users, not the nodes'
         // Topology and node management: keyway hides the topology.
         "cluster" => Unsupported(NodeAdmin),
         // Admin-flagged but per-node diagnostics or per-node state that a

@@ -113,6 +113,11 @@ fn local() {
             "CLUSTER INFO",
             "READONLY",
             "READWRITE",
+            // About keyway's own users.
+            "ACL SETUSER u",
+            "ACL WHOAMI",
+            "ACL LOG",
+            "ACL CAT",
         ],
         RouteClass::Local,
     );
@@ -283,7 +288,6 @@ fn node_admin() {
             "BGSAVE",
             "BGREWRITEAOF",
             "CONFIG SET a b",
-            "ACL SETUSER u",
             "SYNC",
             "PSYNC a 1",
             "FAILOVER",

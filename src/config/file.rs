@@ -20,6 +20,9 @@ pub struct FileConfig {
     /// `[client]` section.
     #[serde(default)]
     pub client: ClientSection,
+    /// `[auth]` section.
+    #[serde(default)]
+    pub auth: AuthSection,
 }
 
 /// `[proxy]`: the listening side and process.
@@ -92,4 +95,26 @@ pub struct ClientSection {
     pub pubsub_output_limit_soft_mb: Option<u64>,
     /// Seconds a subscriber's output may stay above the soft limit.
     pub pubsub_output_limit_soft_seconds: Option<u64>,
+}
+
+/// `[auth]`: who may use keyway.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// The `default` user's password (like redis-server's `requirepass`).
+    pub password: Option<String>,
+    /// File whose first line is that password.
+    pub password_file: Option<String>,
+    /// ACL users, one line each in Redis's syntax.
+    pub users: Option<Vec<String>>,
+    /// A file in Redis's `users.acl` format.
+    pub acl_file: Option<String>,
+    /// Refuse non-loopback clients while no password is set.
+    pub protected_mode: Option<bool>,
+    /// Failed AUTH attempts per client address per window before delaying.
+    pub max_failures: Option<u32>,
+    /// The window of `max_failures`, in seconds.
+    pub failure_window_s: Option<u64>,
+    /// The delay of each attempt past `max_failures`, in milliseconds.
+    pub failure_delay_ms: Option<u64>,
 }

@@ -11,11 +11,15 @@ use std::time::Duration;
 use crate::protocol::Limits;
 
 mod auth;
+mod client_auth;
 mod file;
 
 pub use auth::ClusterAuth;
+pub use client_auth::{acl_file_lines, ClientAuth};
 
-pub use file::{BackendSection, ClientSection, ClusterSection, FileConfig, ProxySection};
+pub use file::{
+    AuthSection, BackendSection, ClientSection, ClusterSection, FileConfig, ProxySection,
+};
 
 /// A configuration problem, naming the offending key. `main` prints it and
 /// exits with status 2.
@@ -61,6 +65,9 @@ pub struct Overrides {
     /// `KEYWAY_CLUSTER_PASSWORD`: the nodes' password, over the file's
     /// `cluster.password` / `cluster.password_file`.
     pub cluster_password: Option<String>,
+    /// `KEYWAY_PASSWORD`: the default user's password, over the file's
+    /// `auth.password` / `auth.password_file`.
+    pub password: Option<String>,
 }
 
 /// The validated configuration: the keys read once at start, and the keys
@@ -123,6 +130,8 @@ pub struct Live {
     pub shutdown_grace: Duration,
     /// Credentials for every node connection, if the cluster needs them.
     pub cluster_auth: Option<Arc<ClusterAuth>>,
+    /// Who may use keyway.
+    pub client_auth: ClientAuth,
 }
 
 /// When a client that reads too slowly is disconnected: its unsent output
@@ -226,6 +235,10 @@ impl FileConfig {
         if let Some(password) = &o.cluster_password {
             self.cluster.password = Some(password.clone());
             self.cluster.password_file = None;
+        }
+        if let Some(password) = &o.password {
+            self.auth.password = Some(password.clone());
+            self.auth.password_file = None;
         }
         self
     }
@@ -400,6 +413,7 @@ impl FileConfig {
                 self.cluster.password_file,
             )?
             .map(Arc::new),
+            client_auth: ClientAuth::from_section(self.auth)?,
         };
         Ok(Config { startup, live })
     }

@@ -34,8 +34,16 @@ fn flags_override_the_file() {
         workers: Some(3),
         log_level: Some("debug".into()),
         cluster_password: None,
+        password: Some("from-env".into()),
     };
-    let c = load("[proxy]\nlisten = \"0.0.0.0:1\"\nworkers = 8\n", o).unwrap();
+    let c = load(
+        "[proxy]\nlisten = \"0.0.0.0:1\"\nworkers = 8\n[auth]\npassword = \"from-file\"\n",
+        o,
+    )
+    .unwrap();
+    let users = &c.live.client_auth.users;
+    assert!(users.authenticate(b"default", b"from-env").is_some());
+    assert!(users.authenticate(b"default", b"from-file").is_none());
     assert_eq!(c.startup.listen.port(), 7777);
     assert_eq!(c.startup.seeds, vec!["a:1".to_string(), "b:2".to_string()]);
     assert_eq!(c.startup.workers.get(), 3);
@@ -136,4 +144,54 @@ fn bad_cluster_credentials_name_the_key() {
         err("[cluster]\npassword_file = \"/nonexistent/keyway.pass\"\n")
             .contains("cluster.password_file")
     );
+}
+
+#[test]
+fn auth_users_are_checked_at_load() {
+    let c = load("", Overrides::default()).unwrap();
+    assert!(c.live.client_auth.users.open(), "no auth configured");
+    assert!(c.live.client_auth.protected_mode);
+    let c = load(
+        "[auth]\nusers = [\"alice on >pw ~app:* +@read\"]\nmax_failures = 3\n",
+        Overrides::default(),
+    )
+    .unwrap();
+    assert!(c
+        .live
+        .client_auth
+        .users
+        .authenticate(b"alice", b"pw")
+        .is_some());
+    assert_eq!(c.live.client_auth.throttle.max_failures, 3);
+    for (text, key, reason) in [
+        (
+            "[auth]\nusers = [\"alice on\", \"bob on +@nosuch\"]\n",
+            "auth.users",
+            "auth.users[1]: `bob on +@nosuch`: rule '+@nosuch': Unknown command or category name in ACL",
+        ),
+        (
+            "[auth]\nusers = [\"bob on %X~k\"]\n",
+            "auth.users",
+            "auth.users[0]: `bob on %X~k`: rule '%X~k': Syntax error",
+        ),
+        (
+            "[auth]\nusers = []\nacl_file = \"/nonexistent\"\n",
+            "auth.acl_file",
+            "set auth.users or auth.acl_file, not both",
+        ),
+        (
+            "[auth]\nacl_file = \"/nonexistent/users.acl\"\n",
+            "auth.acl_file",
+            "cannot read /nonexistent/users.acl: No such file or directory (os error 2)",
+        ),
+        ("[auth]\npassword = \"\"\n", "auth.password", "must not be empty"),
+        ("[auth]\nmax_failures = 0\n", "auth.max_failures", "must be greater than 0"),
+    ] {
+        match load(text, Overrides::default()) {
+            Err(ConfigError::Invalid { key: k, reason: r }) => {
+                assert_eq!((k, r.as_str()), (key, reason), "{text}")
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
 }

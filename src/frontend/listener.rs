@@ -1,6 +1,6 @@
 //! Per-worker listening sockets (`SO_REUSEPORT`, so the kernel spreads new
-//! clients across workers) and the accept loop with the client limit; at
-//! shutdown, the wait for this worker's sessions to drain.
+//! clients across workers) and the accept loop with protected mode and the
+//! client limit; at shutdown, the wait for this worker's sessions to drain.
 
 use std::future::Future;
 use std::io;
@@ -24,6 +24,24 @@ const BACKLOG: i32 = 1024;
 /// sessions, which close themselves at the end of it (and then run their
 /// own clean-up: subscriptions, blocked commands).
 const GRACE_MARGIN: Duration = Duration::from_secs(1);
+
+/// The refusal of protected mode, as redis-server's (worded for keyway).
+const PROTECTED_MODE: &[u8] = b"-DENIED keyway is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to keyway you may adopt one of the following solutions: 1) Set a password for the default user with auth.password (or the KEYWAY_PASSWORD environment variable) in keyway's configuration, then restart keyway or send it SIGHUP. 2) Define ACL users with auth.users or auth.acl_file and give the default user a password or turn it off. 3) Disable protected mode with auth.protected_mode = false, but MAKE SURE keyway is not publicly accessible from the internet if you do so. NOTE: You only need to do one of the above things in order for keyway to start accepting connections from the outside.\r\n";
+
+/// Whether protected mode refuses a client from `peer`: it is on, the
+/// default user needs no password, and the client is not on loopback.
+fn protected(worker: &Worker, peer: SocketAddr) -> bool {
+    worker.live().client_auth.protected_mode
+        && !crate::acl::is_local(peer.ip())
+        && worker.shared.acl.users().open()
+}
+
+/// Writes `refusal` to a client keyway does not serve, then closes it.
+fn refuse(stream: Stream, refusal: &'static [u8]) {
+    tokio::task::spawn_local(async move {
+        let _ = stream.write_all(&mut Bytes::from_static(refusal)).await;
+    });
+}
 
 /// A non-blocking listener on `addr` that other workers can bind too.
 pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
@@ -65,14 +83,17 @@ pub async fn accept_loop<F, Fut>(
                 continue;
             }
         };
+        if protected(&worker, peer) {
+            crate::metrics::auth_failed("protected_mode");
+            debug!(%peer, "client refused: protected mode (no password, not a loopback client)");
+            refuse(stream, PROTECTED_MODE);
+            continue;
+        }
         let max_clients = worker.live().max_clients.get();
         if !worker.shared.registry.admit(max_clients) {
             crate::metrics::client_rejected();
             debug!(%peer, "client refused: max_clients reached");
-            tokio::task::spawn_local(async move {
-                let mut refusal = Bytes::from_static(b"-ERR max number of clients reached\r\n");
-                let _ = stream.write_all(&mut refusal).await;
-            });
+            refuse(stream, b"-ERR max number of clients reached\r\n");
             continue;
         }
         crate::metrics::client_accepted();

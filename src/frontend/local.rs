@@ -11,6 +11,8 @@ use crate::protocol::{encode, parse_i64, Protocol, Request};
 use crate::worker::Shared;
 
 use super::client::ClientInfo;
+use super::login;
+use crate::acl::DEFAULT_USER;
 
 /// What the session does after a local command.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,18 +57,9 @@ pub fn execute(
         }
         "select" => select(arg(1), out),
         "hello" => hello(request, client, shared, out),
-        "auth" => match request.argc() {
-            2 => encode::error(
-                out,
-                b"ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-            ),
-            3 => match authenticate(arg(1)) {
-                Ok(()) => encode::simple(out, b"OK"),
-                Err(text) => encode::error(out, text),
-            },
-            _ => encode::error(out, b"ERR syntax error"),
-        },
+        "auth" => auth(request, client, shared, out),
         "reset" => {
+            client.log_out(&shared.acl);
             client.record.names().name = None;
             client.set_protocol(Protocol::Resp2);
             client.record.set_no_evict(false);
@@ -130,6 +123,9 @@ pub fn execute(
             encode::bulk(out, b"prefixes");
             encode::array_header(out, 0);
         }
+        name if name.starts_with("acl|") => {
+            return super::acl_command::execute(spec, request, client, shared, table, out)
+        }
         "cluster|keyslot" => encode::integer(out, Slot::of_key(arg(2)).get() as i64),
         "cluster|info" => encode::verbatim(out, proto, cluster_info(shared).as_bytes()),
         other => {
@@ -178,14 +174,14 @@ fn hello(request: &Request, client: &mut ClientInfo, shared: &Shared, out: &mut 
             None => return encode::error(out, b"NOPROTO unsupported protocol version"),
         };
     }
-    let mut user = None;
+    let mut credentials = None;
     let mut new_name = None;
     let mut i = 2;
     while i < request.argc() {
         let option = request.arg(i);
         let more = request.argc() - 1 - i;
         if option.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
-            user = Some(request.arg(i + 1));
+            credentials = Some((request.arg(i + 1), request.arg(i + 2)));
             i += 3;
         } else if option.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
             match valid_name(request.arg(i + 1)) {
@@ -201,8 +197,14 @@ fn hello(request: &Request, client: &mut ClientInfo, shared: &Shared, out: &mut 
             return encode::error(out, text.as_bytes());
         }
     }
-    if let Err(text) = user.map_or(Ok(()), authenticate) {
-        return encode::error(out, text);
+    match credentials {
+        Some((user, password)) => {
+            if let Err(text) = login::log_in(client, shared, user, password) {
+                return encode::error(out, text);
+            }
+        }
+        None if client.user.is_none() => return encode::error(out, HELLO_NOAUTH),
+        None => {}
     }
     if let Some(name) = new_name {
         client.record.names().name = name;
@@ -237,14 +239,20 @@ fn speaks_resp3(version: &str) -> bool {
     major.map_or(true, |m| m >= 6)
 }
 
-/// Checks `AUTH`/`HELLO AUTH` credentials. keyway has no client password
-/// yet, so it behaves like redis-server's passwordless `default` user: that
-/// user is accepted with any password, any other user is unknown.
-fn authenticate(user: &[u8]) -> Result<(), &'static [u8]> {
-    if user == b"default" {
-        Ok(())
-    } else {
-        Err(b"WRONGPASS invalid username-password pair or user is disabled.")
+/// `HELLO` without `AUTH` from a client that has not authenticated.
+const HELLO_NOAUTH: &[u8] = b"NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+
+/// `AUTH [user] password`, as redis-server answers it.
+fn auth(request: &Request, client: &mut ClientInfo, shared: &Shared, out: &mut BytesMut) {
+    let verdict = match request.argc() {
+        2 if shared.acl.users().default_user().nopass() => Err(&b"ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"[..]),
+        2 => login::log_in(client, shared, DEFAULT_USER.as_bytes(), request.arg(1)),
+        3 => login::log_in(client, shared, request.arg(1), request.arg(2)),
+        _ => Err(&b"ERR syntax error"[..]),
+    };
+    match verdict {
+        Ok(()) => encode::simple(out, b"OK"),
+        Err(text) => encode::error(out, text),
     }
 }
 
@@ -316,7 +324,11 @@ fn client_kill(
     shared: &Shared,
     out: &mut BytesMut,
 ) -> Outcome {
-    match shared.registry.kill(request, client.id) {
+    let users = shared.acl.users();
+    match shared
+        .registry
+        .kill(request, client.id, |user| users.get(user).is_some())
+    {
         Err(text) => encode::error(out, text.as_bytes()),
         Ok(0) if request.argc() == 3 => encode::error(out, b"ERR No such client"),
         Ok(_) if request.argc() == 3 => encode::simple(out, b"OK"),

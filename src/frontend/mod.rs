@@ -12,9 +12,11 @@
 //!   (its protocol, name, subscriptions), read by the session and by the
 //!   local commands.
 
+pub mod acl_command;
 pub mod client;
 pub mod fanout;
 pub mod listener;
 pub mod local;
+pub mod login;
 pub mod session;
 pub mod subscriptions;

@@ -1,15 +1,16 @@
 //! Taking a client's request in: first the one admission step
-//! ([`Session::admit`]: what this client may send now; authentication and
-//! ACL checks go there, for every request whatever its route), then
+//! ([`Session::admit`]: what this client may send now: authentication, ACL
+//! rules, subscribed mode; for every request whatever its route), then
 //! routing: queued in `MULTI`, a transaction or subscription command, a
 //! local answer, a refusal, or a place in the reply order and a start
 //! towards its node(s).
 
-use crate::command::{CommandSpec, CommandTable, RouteClass};
+use crate::command::{CommandSpec, RouteClass};
 use crate::protocol::{encode, Protocol, Request};
 use crate::router::{self, Route};
 
 use super::super::local::{self, Outcome};
+use super::super::login;
 use super::{Session, Target, NO_TARGET};
 
 impl Session {
@@ -18,11 +19,14 @@ impl Session {
     pub(super) fn submit(&self, request: Request) -> bool {
         let worker = &self.worker;
         let table = worker.commands();
-        if let Err(refusal) = self.admit(&table, &request) {
+        let spec = table.lookup(&request);
+        if let Err(refusal) = self.admit(spec, &request) {
+            // As redis-server: a refused command fails the transaction.
+            self.abort_multi();
             self.push_local(|out| encode::error(out, refusal.as_bytes()));
             return true;
         }
-        let route = router::route(&table, &request);
+        let route = router::route_spec(spec, &request);
         if self.transactions.borrow().multi.is_some() {
             if let Some(queued) = self.queue_in_multi(&table, &request, &route) {
                 self.note_multi();
@@ -40,6 +44,8 @@ impl Session {
                 return true;
             }
             Route::Local(spec) => {
+                let delay =
+                    login::attempt_delay(spec, &request, &self.client.borrow(), &worker.shared);
                 let mut outcome = Outcome::Reply;
                 let reply = self.build_reply(|out| {
                     let mut client = self.client.borrow_mut();
@@ -53,6 +59,10 @@ impl Session {
                 }
                 match outcome {
                     Outcome::Forward => Target::AnyMaster,
+                    Outcome::Reply | Outcome::Quit if !delay.is_zero() => {
+                        self.reply_after(delay, request, reply);
+                        return outcome != Outcome::Quit;
+                    }
                     Outcome::Reply | Outcome::Quit => {
                         self.replies.borrow_mut().push_ready(reply);
                         return outcome != Outcome::Quit;
@@ -92,10 +102,21 @@ impl Session {
         true
     }
 
-    /// The admission step, before routing: `Err` with the error text (after
-    /// `-`) when this client may not send `request` now.
-    pub(super) fn admit(&self, table: &CommandTable, request: &Request) -> Result<(), String> {
-        match self.refused_while_subscribed(table, request) {
+    /// The admission step, before routing (`spec` is the request's table
+    /// entry): `Err` with the error text (after `-`) when this client may
+    /// not send `request` now. In redis-server's order: unknown commands
+    /// and wrong arities get their own errors first (from the router), then
+    /// authentication, the user's rules, subscribed mode.
+    pub(super) fn admit(
+        &self,
+        spec: Option<&CommandSpec>,
+        request: &Request,
+    ) -> Result<(), String> {
+        let Some(spec) = spec.filter(|s| s.arity_ok(request.argc())) else {
+            return Ok(());
+        };
+        self.check_access(spec, request)?;
+        match self.refused_while_subscribed(spec) {
             Some(name) => Err(format!("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")),
             None => Ok(()),
         }
@@ -103,17 +124,11 @@ impl Session {
 
     /// The command's name if this is a RESP2 client in subscribed mode and
     /// the command is not one it may send there (as redis-server decides).
-    fn refused_while_subscribed(&self, table: &CommandTable, request: &Request) -> Option<String> {
-        {
-            let client = self.client.borrow();
-            if client.proto != Protocol::Resp2 || !client.subscriptions.any() {
-                return None;
-            }
+    fn refused_while_subscribed(&self, spec: &CommandSpec) -> Option<String> {
+        let client = self.client.borrow();
+        if client.proto != Protocol::Resp2 || !client.subscriptions.any() {
+            return None;
         }
-        // Unknown commands and wrong arities get their own errors first.
-        let spec: &CommandSpec = table
-            .lookup(request)
-            .filter(|s| s.arity_ok(request.argc()))?;
         let allowed = spec.class() == RouteClass::Subscription
             || matches!(spec.name(), "ping" | "quit" | "reset");
         (!allowed).then(|| spec.name().to_string())

@@ -6,6 +6,7 @@
 //!
 //! The session's parts, each a file: [`io`] (socket, reading, writing,
 //! closing), [`dispatch`] (a request's way in: admission and routing),
+//! [`access`] (authentication and ACL rules, in the admission step),
 //! [`order`] (which requests wait for which), [`send`] (to the nodes,
 //! following redirects), [`blocking`] (dedicated connections), [`pubsub`],
 //! [`scan`], [`transaction`] with [`transaction_state`], [`wait`],
@@ -38,6 +39,7 @@ use order::Way;
 use replies::Replies;
 use transaction_state::Transactions;
 
+mod access;
 mod blocking;
 mod dispatch;
 mod io;
@@ -63,7 +65,7 @@ pub async fn serve(worker: Rc<Worker>, stream: Stream, peer: SocketAddr) {
         .register(id, peer, local, stream.as_raw_fd());
     let session = Rc::new_cyclic(|me| Session {
         me: me.clone(),
-        client: RefCell::new(ClientInfo::new(registration.record.clone())),
+        client: RefCell::new(ClientInfo::new(registration.record.clone(), &shared.acl)),
         worker,
         stream,
         replies: RefCell::new(Replies::default()),

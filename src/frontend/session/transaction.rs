@@ -106,7 +106,7 @@ impl Session {
         true
     }
 
-    fn abort_multi(&self) {
+    pub(super) fn abort_multi(&self) {
         if let Some(queued) = self.transactions.borrow_mut().multi.as_mut() {
             queued.abort();
         }

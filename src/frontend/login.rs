@@ -1,0 +1,73 @@
+//! `AUTH` and `HELLO ... AUTH`: credentials checked against keyway's users.
+//! A failure is answered as redis-server words it, counted per client
+//! address (past `auth.max_failures`, attempts from that address are
+//! delayed: [`attempt_delay`]), counted in `keyway_auth_failures_total`,
+//! and recorded in `ACL LOG`; the password itself is never logged.
+
+use std::time::{Duration, Instant};
+
+use crate::acl::log::{Entry, Reason};
+use crate::command::CommandSpec;
+use crate::protocol::Request;
+use crate::worker::Shared;
+
+use super::client::ClientInfo;
+
+/// The reply to credentials that do not match an enabled user.
+pub const WRONGPASS: &[u8] = b"WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Logs the client in as `user` if `password` is one of its own.
+pub fn log_in(
+    client: &mut ClientInfo,
+    shared: &Shared,
+    user: &[u8],
+    password: &[u8],
+) -> Result<(), &'static [u8]> {
+    let found = shared.acl.users().authenticate(user, password).cloned();
+    match found {
+        Some(user) => {
+            client.log_in(user);
+            Ok(())
+        }
+        None => {
+            let limits = shared.live.load().client_auth.throttle;
+            shared.acl.throttle.failed(client.record.peer.ip(), limits);
+            crate::metrics::auth_failed("wrongpass");
+            shared.acl.log().add(Entry {
+                count: 1,
+                reason: Reason::Auth,
+                context: "toplevel",
+                object: "AUTH".to_string(),
+                username: String::from_utf8_lossy(user).into_owned(),
+                client_info: client.record.line().trim_end().to_string(),
+                at: Instant::now(),
+            });
+            Err(WRONGPASS)
+        }
+    }
+}
+
+/// How long to hold the reply to `request` (`spec` its entry): past
+/// `auth.max_failures` failures from the client's address, an `AUTH` or a
+/// `HELLO` with `AUTH` waits `auth.failure_delay_ms`; anything else, no
+/// time.
+pub fn attempt_delay(
+    spec: &CommandSpec,
+    request: &Request,
+    client: &ClientInfo,
+    shared: &Shared,
+) -> Duration {
+    let attempt = match spec.name() {
+        "auth" => true,
+        "hello" => request
+            .args()
+            .skip(2)
+            .any(|a| a.eq_ignore_ascii_case(b"AUTH")),
+        _ => false,
+    };
+    if !attempt {
+        return Duration::ZERO;
+    }
+    let limits = shared.live.load().client_auth.throttle;
+    shared.acl.throttle.delay(client.record.peer.ip(), limits)
+}
