@@ -6,6 +6,7 @@ mod support;
 
 mod backend_auth;
 mod blocking;
+mod client_auth;
 mod clients;
 mod cluster_wide;
 mod command_table;
