@@ -4,6 +4,7 @@
 
 mod support;
 
+mod acl_commands;
 mod backend_auth;
 mod blocking;
 mod client_auth;
