@@ -5,6 +5,7 @@
 mod support;
 
 mod acl_commands;
+mod auth_config;
 mod backend_auth;
 mod blocking;
 mod client_auth;
