@@ -4,8 +4,11 @@
 
 mod support;
 
+mod acl_commands;
+mod auth_config;
 mod backend_auth;
 mod blocking;
+mod client_auth;
 mod clients;
 mod cluster_wide;
 mod command_table;

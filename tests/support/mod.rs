@@ -13,6 +13,10 @@
 //! - [`slot`]: CRC16/XMODEM and hash tags, so tests can aim at any slot.
 //! - [`slotmap`]: `CLUSTER SLOTS` parsed into comparable values.
 //! - [`resp`]: a tiny RESP reply reader for raw-socket tests.
+//! - [`standalone`]: one standalone redis-server with ACL users, the
+//!   reference keyway's client authentication is compared with.
+//! - [`auth`]: redis-server 7.0's authentication replies, the users the
+//!   auth tests share, and a keyway/redis-server pair of connections.
 //! - [`background`]: a client load in its own thread, waited on and stopped.
 //! - [`util`]: free ports, bounded polling, temp dirs, log tails, child
 //!   processes that die with the test.
@@ -20,6 +24,7 @@
 //! Shared by every test module; each uses only part of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod auth;
 pub mod background;
 pub mod cluster;
 pub mod fake_node;
@@ -29,14 +34,16 @@ pub mod pubsub_client;
 pub mod resp;
 pub mod slot;
 pub mod slotmap;
+pub mod standalone;
 pub mod util;
 
 pub use background::Background;
 pub use cluster::Cluster;
 pub use migration::Migration;
-pub use proxy::{run_keyway, Proxy, Ready};
+pub use proxy::{run_keyway, Launch, Proxy, Ready};
 pub use resp::RawClient;
 pub use slot::{key_for_slot, key_slot, SLOTS};
+pub use standalone::Standalone;
 pub use util::poll_until;
 
 use std::time::Duration;

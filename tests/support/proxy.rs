@@ -49,6 +49,38 @@ pub enum Ready {
     Ping,
     /// Until, in addition, a SET and GET through it succeed.
     Serving,
+    /// Like `Serving`, on a connection that first logs in with `AUTH user
+    /// password`: a keyway that authenticates its clients answers an
+    /// anonymous PING with `-NOAUTH`.
+    ServingAs {
+        user: &'static str,
+        password: &'static str,
+    },
+}
+
+/// How [`Proxy::launch`] starts keyway, beyond its seeds and flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Launch<'a> {
+    /// The IP keyway listens on (the port is a free one). Clients connect
+    /// through 127.0.0.1 whatever it is; `0.0.0.0` also lets a test
+    /// connect from another loopback address such as 127.0.0.2, which keyway
+    /// must treat as a remote client.
+    pub listen_ip: &'a str,
+    /// Environment variables set for the keyway process only.
+    pub env: &'a [(&'a str, &'a str)],
+    /// How far to wait before returning.
+    pub ready: Ready,
+}
+
+impl Default for Launch<'_> {
+    /// 127.0.0.1, no extra environment, [`Ready::Serving`].
+    fn default() -> Self {
+        Launch {
+            listen_ip: "127.0.0.1",
+            env: &[],
+            ready: Ready::Serving,
+        }
+    }
 }
 
 /// A running keyway process, killed on drop.
@@ -69,11 +101,18 @@ impl Proxy {
 
     /// Like [`Proxy::start`], with `toml` as keyway's config file.
     pub fn start_with_config(cluster: &Cluster, toml: &str) -> Proxy {
+        Proxy::start_configured(cluster, toml, Launch::default())
+    }
+
+    /// Like [`Proxy::start_with_config`], started and waited for as
+    /// `launch` says (listen IP, environment, readiness).
+    pub fn start_configured(cluster: &Cluster, toml: &str, launch: Launch) -> Proxy {
         let dir = TempDir::new("config");
         let file = dir.path().join("keyway.toml");
         std::fs::write(&file, toml).expect("write keyway.toml");
         let file = file.to_str().expect("utf-8 path");
-        let mut proxy = Proxy::start_with(cluster, &["--config", file]);
+        let seeds: Vec<String> = cluster.seeds().into_iter().take(3).collect();
+        let mut proxy = Proxy::launch(&seeds, &["--config", file], launch);
         proxy.config = Some(dir);
         proxy
     }
@@ -90,6 +129,19 @@ impl Proxy {
     /// Retries on a fresh port if the chosen one was taken meanwhile; panics
     /// with the log tail when keyway exits or is not ready in time.
     pub fn spawn(seeds: &[String], extra_args: &[&str], ready: Ready) -> Proxy {
+        Proxy::launch(
+            seeds,
+            extra_args,
+            Launch {
+                ready,
+                ..Launch::default()
+            },
+        )
+    }
+
+    /// Like [`Proxy::spawn`], listening on `launch.listen_ip`, with
+    /// `launch.env` in keyway's environment.
+    pub fn launch(seeds: &[String], extra_args: &[&str], launch: Launch) -> Proxy {
         let bin = keyway_bin();
         let mut failures = Vec::new();
         for _attempt in 0..3 {
@@ -98,14 +150,15 @@ impl Proxy {
             let port = free_ports(1)[0];
             let out = File::create(&log).expect("create keyway log");
             let mut cmd = Command::new(&bin);
-            cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+            cmd.args(["--listen", &format!("{}:{port}", launch.listen_ip)])
                 .args(["--cluster", &seeds.join(",")])
                 .args(["--log-level", "info"])
                 .args(extra_args);
             if !extra_args.contains(&"--workers") {
                 cmd.args(["--workers", "2"]);
             }
-            cmd.stdin(Stdio::null())
+            cmd.envs(launch.env.iter().copied())
+                .stdin(Stdio::null())
                 .stdout(Stdio::from(out.try_clone().expect("dup log")))
                 .stderr(Stdio::from(out));
             let child = die_with_parent(&mut cmd)
@@ -118,7 +171,7 @@ impl Proxy {
                 _dir: dir,
                 config: None,
             };
-            match proxy.wait_ready(ready) {
+            match proxy.wait_ready(launch.ready) {
                 Ok(()) => return proxy,
                 Err(e) if e.contains("in use") => failures.push(e),
                 Err(e) => panic!("{e}"),
@@ -154,13 +207,20 @@ impl Proxy {
 
     fn check(&self, ready: Ready) -> Result<(), String> {
         let mut con = self.try_conn().map_err(|e| format!("connect: {e}"))?;
+        if let Ready::ServingAs { user, password } = ready {
+            redis::cmd("AUTH")
+                .arg(user)
+                .arg(password)
+                .query::<()>(&mut con)
+                .map_err(|e| format!("AUTH {user}: {e}"))?;
+        }
         let pong: String = redis::cmd("PING")
             .query(&mut con)
             .map_err(|e| format!("PING: {e}"))?;
         if pong != "PONG" {
             return Err(format!("PING answered {pong:?}"));
         }
-        if ready == Ready::Serving {
+        if ready != Ready::Ping {
             redis::cmd("SET")
                 .arg("keyway:harness:ready")
                 .arg("yes")

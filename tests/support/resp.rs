@@ -98,6 +98,31 @@ pub fn connect_stream(addr: &str, timeout: std::time::Duration) -> std::net::Tcp
     s
 }
 
+/// Like [`connect_stream`], from the local address `local_ip` (any port):
+/// e.g. 127.0.0.2, a loopback address that keyway must treat as remote.
+/// std's `TcpStream` cannot bind before it connects, socket2 can.
+pub fn connect_from(
+    local_ip: &str,
+    addr: &str,
+    timeout: std::time::Duration,
+) -> std::net::TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let local: std::net::SocketAddr = format!("{local_ip}:0").parse().expect("local IP");
+    let remote: std::net::SocketAddr = addr.parse().expect("socket address");
+    let socket = Socket::new(Domain::for_address(remote), Type::STREAM, None).expect("socket");
+    socket
+        .bind(&local.into())
+        .unwrap_or_else(|e| panic!("bind {local}: {e}"));
+    socket
+        .connect_timeout(&remote.into(), timeout)
+        .unwrap_or_else(|e| panic!("connect from {local_ip} to {addr}: {e}"));
+    let s: std::net::TcpStream = socket.into();
+    s.set_read_timeout(Some(timeout)).expect("read timeout");
+    s.set_write_timeout(Some(timeout)).expect("write timeout");
+    s.set_nodelay(true).expect("nodelay");
+    s
+}
+
 /// A raw RESP client over a TCP stream (which should carry read/write
 /// timeouts, as [`super::Proxy::raw_connect`] sets), for asserting exact
 /// bytes on the wire.
