@@ -7,7 +7,13 @@
 #   benches/ab.sh OLD_BINARY NEW_BINARY
 #
 # Environment: N (requests per run, 200000), ROUNDS (5), CLIENTS (50),
-# PIPELINES ("1 16"), TESTS ("set get"), KEYWAY_WORKERS (1).
+# PIPELINES ("1 16"), TESTS ("set get"), KEYWAY_WORKERS (1); OLD_CONFIG /
+# NEW_CONFIG (a config file for that binary) and OLD_AUTH / NEW_AUTH (the
+# credentials its clients send, as redis-cli/redis-benchmark flags), e.g.
+# the same binary twice, the new one with an ACL user that has key patterns:
+#
+#   printf '[auth]\nusers = ["bench on >pw ~key:* ~bench:* &* +@all"]\n' >/tmp/acl.toml
+#   NEW_CONFIG=/tmp/acl.toml NEW_AUTH="--user bench -a pw" benches/ab.sh BIN BIN
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,14 +46,21 @@ trap cleanup INT TERM EXIT
 ensure_redis
 start_cluster "$tmp/cluster"
 ports=()
+configs=("${OLD_CONFIG:-}" "${NEW_CONFIG:-}")
+read -r -a auth0 <<<"${OLD_AUTH:-}"
+read -r -a auth1 <<<"${NEW_AUTH:-}"
+auth_of() { if [ "$1" = 0 ]; then echo "${auth0[@]}"; else echo "${auth1[@]}"; fi; }
 for i in 0 1; do
     port=$(free_ports 1)
-    "${bins[$i]}" --listen "127.0.0.1:$port" --cluster "$CLUSTER_SEEDS" \
+    config=()
+    [ -z "${configs[$i]}" ] || config=(--config "${configs[$i]}")
+    "${bins[$i]}" "${config[@]}" --listen "127.0.0.1:$port" --cluster "$CLUSTER_SEEDS" \
         --workers "$WORKERS" --log-level warn >"$tmp/keyway$i.log" 2>&1 &
     pids+=($!)
     ports+=("$port")
     deadline=$((SECONDS + 30))
-    until redis-cli -p "$port" set bench:ready 1 2>/dev/null | grep -q OK; do
+    # shellcheck disable=SC2046 # the credentials are separate flags
+    until redis-cli --no-auth-warning -p "$port" $(auth_of "$i") set bench:ready 1 2>/dev/null | grep -q OK; do
         [ "$SECONDS" -lt "$deadline" ] || { tail "$tmp/keyway$i.log" >&2; exit 1; }
         sleep 0.1
     done
@@ -60,7 +73,8 @@ for round in $(seq "$ROUNDS"); do
         for p in $PIPELINES; do
             for i in 0 1; do
                 before=$(ticks "${pids[$i]}")
-                ops=$(redis-benchmark -p "${ports[$i]}" -c "$CLIENTS" -n "$N" -r 100000 -d 64 \
+                # shellcheck disable=SC2046
+                ops=$(redis-benchmark -p "${ports[$i]}" $(auth_of "$i") -c "$CLIENTS" -n "$N" -r 100000 -d 64 \
                     -P "$p" -t "$t" --csv 2>/dev/null | awk -F'"' 'NR==2 {print $4}')
                 used=$(($(ticks "${pids[$i]}") - before))
                 echo "$t $p $i $ops $used" >>"$results"

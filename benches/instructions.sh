@@ -12,7 +12,9 @@
 #   benches/instructions.sh BINARY [BINARY ...]
 #
 # Environment: N (requests counted per test, 20000), TESTS ("get set"),
-# PIPELINE (1).
+# PIPELINE (1), KEYWAY_CONFIG (a config file for every binary) and AUTH (the
+# credentials clients send, as redis-cli/redis-benchmark flags, e.g.
+# "--user bench -a pw" with a config whose [auth] defines that user).
 # Needs valgrind (apt-get install -y valgrind).
 set -euo pipefail
 
@@ -28,6 +30,9 @@ command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install -
 N=${N:-20000}
 TESTS=${TESTS:-get set}
 PIPELINE=${PIPELINE:-1}
+config=()
+[ -z "${KEYWAY_CONFIG:-}" ] || config=(--config "$KEYWAY_CONFIG")
+read -r -a auth <<<"${AUTH:-}"
 
 tmp=$(mktemp -d -t keyway-instructions.XXXXXX)
 vg_pid=""
@@ -48,18 +53,18 @@ for bin in "$@"; do
         port=$(free_ports 1)
         out=$tmp/callgrind.$t
         valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
-            "$bin" --listen "127.0.0.1:$port" --cluster "$CLUSTER_SEEDS" \
+            "$bin" "${config[@]}" --listen "127.0.0.1:$port" --cluster "$CLUSTER_SEEDS" \
             --workers 1 --log-level warn >"$tmp/valgrind.log" 2>&1 &
         vg_pid=$!
         deadline=$((SECONDS + 120))
-        until redis-cli -p "$port" set bench:ready 1 2>/dev/null | grep -q OK; do
+        until redis-cli --no-auth-warning -p "$port" "${auth[@]}" set bench:ready 1 2>/dev/null | grep -q OK; do
             [ "$SECONDS" -lt "$deadline" ] || { tail "$tmp/valgrind.log" >&2; exit 1; }
             sleep 0.2
         done
         # Warm up (slot map, connections, buffers), then count N requests.
-        redis-benchmark -p "$port" -c 1 -P "$PIPELINE" -n 2000 -r 100000 -d 64 -t "$t" >/dev/null 2>&1
+        redis-benchmark -p "$port" "${auth[@]}" -c 1 -P "$PIPELINE" -n 2000 -r 100000 -d 64 -t "$t" >/dev/null 2>&1
         callgrind_control -z "$vg_pid" >/dev/null 2>&1
-        redis-benchmark -p "$port" -c 1 -P "$PIPELINE" -n "$N" -r 100000 -d 64 -t "$t" >/dev/null 2>&1
+        redis-benchmark -p "$port" "${auth[@]}" -c 1 -P "$PIPELINE" -n "$N" -r 100000 -d 64 -t "$t" >/dev/null 2>&1
         callgrind_control -d "$vg_pid" >/dev/null 2>&1
         instr=$(awk '/^totals:/ {print $2}' "$out.1")
         kill "$vg_pid"

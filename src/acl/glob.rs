@@ -5,6 +5,56 @@
 //! construct of variable length, so on a mismatch the match resumes one
 //! byte further after the last `*` (time bounded by pattern × subject).
 
+/// A pattern, with the shape most ACL patterns have (`*`, `app:*`, an
+/// exact name) recognized once, so matching those is a comparison.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pattern {
+    text: Box<[u8]>,
+    shape: Shape,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// No special byte: the subject must equal it.
+    Exact,
+    /// Special bytes only in a final run of `*`: the subject must start
+    /// with the bytes before it.
+    Prefix(usize),
+    /// Anything else.
+    Glob,
+}
+
+impl Pattern {
+    /// The pattern `text`.
+    pub fn new(text: &[u8]) -> Pattern {
+        let special = |b: &u8| matches!(b, b'*' | b'?' | b'[' | b'\\');
+        let shape = match text.iter().position(special) {
+            None => Shape::Exact,
+            Some(at) if text[at..].iter().all(|&b| b == b'*') => Shape::Prefix(at),
+            Some(_) => Shape::Glob,
+        };
+        Pattern {
+            text: text.into(),
+            shape,
+        }
+    }
+
+    /// The pattern as written.
+    pub fn text(&self) -> &[u8] {
+        &self.text
+    }
+
+    /// Whether `subject` matches as a whole.
+    #[inline]
+    pub fn matches(&self, subject: &[u8]) -> bool {
+        match self.shape {
+            Shape::Exact => *self.text == *subject,
+            Shape::Prefix(len) => subject.starts_with(&self.text[..len]),
+            Shape::Glob => matches(&self.text, subject),
+        }
+    }
+}
+
 /// Whether `subject` matches `pattern` as a whole.
 pub fn matches(pattern: &[u8], subject: &[u8]) -> bool {
     let (mut p, mut s) = (0, 0);
@@ -86,7 +136,7 @@ fn class(pattern: &[u8], mut p: usize, byte: u8) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{matches, Pattern};
 
     fn m(p: &str, s: &str) -> bool {
         matches(p.as_bytes(), s.as_bytes())
@@ -125,6 +175,23 @@ mod tests {
         assert!(!m("a\\*b", "axb"));
         // An unclosed class runs to the pattern's end.
         assert!(m("a[bc", "ab"));
+    }
+
+    #[test]
+    fn shapes_match_as_the_general_matcher() {
+        let subjects = ["", "app", "app:", "app:1", "xapp:1", "a*b", "cache"];
+        for pattern in [
+            "*", "app:*", "app:**", "app", "a\\*b", "a?p*", "[ac]*", "*:1",
+        ] {
+            let compiled = Pattern::new(pattern.as_bytes());
+            for subject in subjects {
+                assert_eq!(
+                    compiled.matches(subject.as_bytes()),
+                    m(pattern, subject),
+                    "{pattern} {subject}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::fmt;
 
 use crate::command::{AclCategories, CommandSpec, CommandTable};
 
+use super::glob::Pattern;
 use super::user::{KeyPattern, PasswordHash};
 
 /// Why a rule is refused; `Display` is redis-server's wording.
@@ -65,7 +66,7 @@ pub enum Rule {
     /// `resetchannels`.
     ResetChannels,
     /// `&pattern`.
-    Channels(Box<[u8]>),
+    Channels(Pattern),
     /// A command rule.
     Command(CommandRule),
     /// `reset`.
@@ -112,10 +113,10 @@ impl Rule {
             Some(b'~') => Rule::Keys(KeyPattern {
                 read: true,
                 write: true,
-                pattern: op[1..].into(),
+                pattern: Pattern::new(&op[1..]),
             }),
             Some(b'%') => Rule::Keys(key_pattern_with_access(&op[1..])?),
-            Some(b'&') => Rule::Channels(op[1..].into()),
+            Some(b'&') => Rule::Channels(Pattern::new(&op[1..])),
             Some(b'(') => return Err(RuleError::Selectors),
             Some(&sign @ (b'+' | b'-')) => {
                 Rule::Command(CommandRule::parse(sign == b'+', &lower[1..])?)
@@ -145,7 +146,7 @@ fn key_pattern_with_access(op: &[u8]) -> Result<KeyPattern, RuleError> {
     Ok(KeyPattern {
         read,
         write,
-        pattern: op[tilde + 1..].into(),
+        pattern: Pattern::new(&op[tilde + 1..]),
     })
 }
 
@@ -277,7 +278,7 @@ mod tests {
             Ok(Rule::Keys(KeyPattern {
                 read: true,
                 write: false,
-                pattern: (*b"cache:*").into()
+                pattern: Pattern::new(b"cache:*")
             }))
         );
         assert_eq!(Rule::parse(b"%X~a"), Err(RuleError::Syntax));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::command::{CommandArgs, CommandSpec, CommandTable, KeySpecFlags};
 
-use super::glob;
+use super::glob::Pattern;
 use super::rules::{CommandRule, Rule, RuleError};
 
 /// A password's SHA-256; keyway keeps no password in clear.
@@ -18,9 +18,10 @@ pub struct User {
     name: Arc<str>,
     enabled: bool,
     nopass: bool,
-    /// `sanitize-payload` (the default) or `skip-sanitize-payload`:
-    /// reported, not acted on (`RESTORE` payloads are the nodes' business).
-    sanitize: bool,
+    /// `sanitize-payload` or `skip-sanitize-payload` if given (`reset`
+    /// gives the first): reported, not acted on (`RESTORE` payloads are the
+    /// nodes' business).
+    sanitize: Option<bool>,
     passwords: Vec<PasswordHash>,
     commands: Commands,
     keys: KeyRules,
@@ -55,14 +56,14 @@ pub struct KeyPattern {
     /// Grants writing.
     pub write: bool,
     /// The glob pattern.
-    pub pattern: Box<[u8]>,
+    pub pattern: Pattern,
 }
 
 /// Channel patterns.
 #[derive(Clone, Debug, Default)]
 struct ChannelRules {
     all: bool,
-    patterns: Vec<Box<[u8]>>,
+    patterns: Vec<Pattern>,
 }
 
 /// Why a request is refused.
@@ -134,13 +135,13 @@ impl Needs {
 
 impl User {
     /// A new user as `ACL SETUSER name` makes it: off, no password, no
-    /// commands, keys or channels (and `sanitize-payload`).
+    /// commands, keys or channels.
     pub fn new(name: &str) -> User {
         User {
             name: name.into(),
             enabled: false,
             nopass: false,
-            sanitize: true,
+            sanitize: None,
             passwords: Vec::new(),
             commands: Commands::default(),
             keys: KeyRules::default(),
@@ -201,7 +202,7 @@ impl User {
                     return Err(RuleError::NoSuchPassword);
                 }
             }
-            Rule::Sanitize(on) => self.sanitize = on,
+            Rule::Sanitize(on) => self.sanitize = Some(on),
             Rule::AllKeys => {
                 self.keys.all = true;
                 self.keys.patterns.clear();
@@ -232,7 +233,10 @@ impl User {
                 rule.check(table)?;
                 self.commands.add(rule, table);
             }
-            Rule::Reset => *self = User::new(&self.name.clone()),
+            Rule::Reset => {
+                *self = User::new(&self.name.clone());
+                self.sanitize = Some(true);
+            }
         }
         Ok(())
     }
@@ -264,7 +268,12 @@ impl User {
                     }
                 }
             });
-            if let Some((store, flags)) = super::keys::hidden_key(spec, args) {
+            if let Some((store, flags)) = spec
+                .flags()
+                .is_movablekeys()
+                .then(|| super::keys::hidden_key(spec, args))
+                .flatten()
+            {
                 if denied.is_none() && !self.keys.allow(args.arg(store), Needs::of(flags)) {
                     denied = Some(store);
                 }
@@ -273,7 +282,7 @@ impl User {
                 return Err(Denial::Key(i));
             }
         }
-        if !self.channels.all {
+        if !self.channels.all && spec.flags().is_pubsub() {
             if let Some((positions, pattern)) = super::keys::channels(spec, args.argc()) {
                 for i in positions {
                     if !self.channels.allow(args.arg(i), pattern) {
@@ -315,11 +324,11 @@ impl User {
         if self.nopass {
             flags.push("nopass");
         }
-        flags.push(if self.sanitize {
-            "sanitize-payload"
-        } else {
-            "skip-sanitize-payload"
-        });
+        match self.sanitize {
+            Some(true) => flags.push("sanitize-payload"),
+            Some(false) => flags.push("skip-sanitize-payload"),
+            None => {}
+        }
         flags
     }
 
@@ -344,7 +353,7 @@ impl User {
                     (false, true) => "%W",
                     (false, false) => "%",
                 };
-                format!("{access}~{}", String::from_utf8_lossy(&p.pattern))
+                format!("{access}~{}", String::from_utf8_lossy(p.pattern.text()))
             })
             .collect();
         parts.join(" ")
@@ -359,7 +368,7 @@ impl User {
             .channels
             .patterns
             .iter()
-            .map(|p| format!("&{}", String::from_utf8_lossy(p)))
+            .map(|p| format!("&{}", String::from_utf8_lossy(p.text())))
             .collect();
         parts.join(" ")
     }
@@ -438,9 +447,7 @@ impl KeyRules {
     fn allow(&self, key: &[u8], needs: Needs) -> bool {
         self.all
             || self.patterns.iter().any(|p| {
-                (p.read || !needs.read)
-                    && (p.write || !needs.write)
-                    && glob::matches(&p.pattern, key)
+                (p.read || !needs.read) && (p.write || !needs.write) && p.pattern.matches(key)
             })
     }
 }
@@ -452,9 +459,9 @@ impl ChannelRules {
         self.all
             || self.patterns.iter().any(|p| {
                 if is_pattern {
-                    **p == *channel
+                    p.text() == channel
                 } else {
-                    glob::matches(p, channel)
+                    p.matches(channel)
                 }
             })
     }

@@ -154,7 +154,7 @@ fn passwords_are_kept_as_hashes() {
     assert_eq!(
         described.describe(),
         format!(
-            "user u on sanitize-payload #{} ~a* resetchannels &c -@all +get",
+            "user u on #{} ~a* resetchannels &c -@all +get",
             hex(&super::super::sha256(b"pw"))
         )
     );

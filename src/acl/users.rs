@@ -48,20 +48,23 @@ pub struct Users {
 }
 
 impl Users {
-    /// The users of a configuration: `default` (`on nopass ~* &* +@all`,
-    /// or with `password` instead of `nopass`), then each line, which
-    /// defines a user (a `default` line replaces the default user whole).
+    /// The users of a configuration: `default` (`on nopass ~* &* +@all`;
+    /// with `password` instead of `nopass`; `off` when there are user
+    /// lines but no password, so that defining users closes the door to
+    /// anonymous clients), then each line, which defines a user (a
+    /// `default` line replaces the default user whole).
     pub fn build(
         password: Option<&str>,
         lines: &[UserLine],
         table: &CommandTable,
     ) -> Result<Users, LineError> {
         let mut default = User::new(DEFAULT_USER);
-        let pass = match password {
-            Some(p) => format!(">{p}"),
-            None => "nopass".to_string(),
+        let (state, pass) = match password {
+            Some(p) => ("on", format!(">{p}")),
+            None if lines.is_empty() => ("on", "nopass".to_string()),
+            None => ("off", "resetpass".to_string()),
         };
-        for rule in ["on", &pass, "~*", "&*", "+@all"] {
+        for rule in [state, &pass, "~*", "&*", "+@all"] {
             default
                 .apply(rule.as_bytes(), table)
                 .expect("the default user's rules are valid");
@@ -236,7 +239,7 @@ mod tests {
         assert_eq!(
             closed.default_user().describe(),
             format!(
-                "user default on sanitize-payload #{} ~* &* +@all",
+                "user default on #{} ~* &* +@all",
                 super::super::user::hex(&super::super::sha256(b"pw"))
             )
         );
@@ -245,6 +248,12 @@ mod tests {
     #[test]
     fn lines_define_users_and_bad_lines_name_the_rule() {
         let table = CommandTable::builtin();
+        let closed = Users::build(None, &[line("alice on >pw")], &table).unwrap();
+        assert!(
+            !closed.open(),
+            "users without a password: the default user is off"
+        );
+        assert!(closed.authenticate(b"default", b"").is_none());
         let users = Users::build(
             None,
             &[line(
@@ -257,7 +266,7 @@ mod tests {
         assert_eq!(
             alice.describe(),
             format!(
-                "user alice on sanitize-payload #{} ~app:* %R~cache:* resetchannels &chan:* -@all +@read +@write -flushall",
+                "user alice on #{} ~app:* %R~cache:* resetchannels &chan:* -@all +@read +@write -flushall",
                 super::super::user::hex(&super::super::sha256(b"pw"))
             )
         );

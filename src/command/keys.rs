@@ -77,11 +77,25 @@ impl CommandSpec {
     /// may do; Redis refines them per request (SET without GET only
     /// overwrites: `OW|update`), keyway does not. A spec derived from
     /// legacy first/last/step (a backend older than 7.0) has no flags.
+    #[inline]
     pub fn for_each_key_flags<A: CommandArgs + ?Sized>(
         &self,
         args: &A,
         mut f: impl FnMut(usize, KeySpecFlags),
     ) -> Result<(), KeyError> {
+        // Most commands have one key, at argument 1 (GET, SET, INCR, ...):
+        // nothing to evaluate.
+        if let [spec @ KeySpec {
+            begin: BeginSearch::Index(1),
+            find: FindKeys::Range { lastkey: 0, .. },
+            ..
+        }] = self.key_specs.as_slice()
+        {
+            if args.argc() > 1 {
+                f(1, spec.flags);
+                return Ok(());
+            }
+        }
         // Two passes over the (one to three) specs instead of a buffer:
         // evaluating a spec is a few comparisons, and this way nothing is
         // reported for a request that fails.

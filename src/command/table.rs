@@ -109,6 +109,7 @@ impl CommandTable {
     }
 
     /// Position of a lowercase full name.
+    #[inline]
     pub(crate) fn find(&self, name: &[u8]) -> Option<Slot> {
         self.index.get(name).copied()
     }
@@ -129,6 +130,7 @@ impl CommandTable {
     /// [`CommandSpec::is_container`]). `None` for unknown commands.
     ///
     /// No allocation: names are lowercased into a stack buffer.
+    #[inline]
     pub fn lookup<A: CommandArgs + ?Sized>(&self, args: &A) -> Option<&CommandSpec> {
         if args.argc() == 0 {
             return None;

@@ -70,7 +70,7 @@ fn getuser(user: &User, proto: Protocol, out: &mut BytesMut) {
     encode::map_header(out, proto, 6);
     encode::bulk(out, b"flags");
     let flags = user.flags();
-    encode::array_header(out, flags.len());
+    encode::set_header(out, proto, flags.len());
     for flag in flags {
         encode::bulk(out, flag.as_bytes());
     }

@@ -199,7 +199,7 @@ fn hello(request: &Request, client: &mut ClientInfo, shared: &Shared, out: &mut 
     }
     match credentials {
         Some((user, password)) => {
-            if let Err(text) = login::log_in(client, shared, user, password) {
+            if let Err(text) = login::log_in(client, shared, "HELLO", user, password) {
                 return encode::error(out, text);
             }
         }
@@ -240,14 +240,14 @@ fn speaks_resp3(version: &str) -> bool {
 }
 
 /// `HELLO` without `AUTH` from a client that has not authenticated.
-const HELLO_NOAUTH: &[u8] = b"NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+const HELLO_NOAUTH: &[u8] = b"NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
 
 /// `AUTH [user] password`, as redis-server answers it.
 fn auth(request: &Request, client: &mut ClientInfo, shared: &Shared, out: &mut BytesMut) {
     let verdict = match request.argc() {
         2 if shared.acl.users().default_user().nopass() => Err(&b"ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"[..]),
-        2 => login::log_in(client, shared, DEFAULT_USER.as_bytes(), request.arg(1)),
-        3 => login::log_in(client, shared, request.arg(1), request.arg(2)),
+        2 => login::log_in(client, shared, "AUTH", DEFAULT_USER.as_bytes(), request.arg(1)),
+        3 => login::log_in(client, shared, "AUTH", request.arg(1), request.arg(2)),
         _ => Err(&b"ERR syntax error"[..]),
     };
     match verdict {

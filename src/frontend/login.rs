@@ -16,10 +16,12 @@ use super::client::ClientInfo;
 /// The reply to credentials that do not match an enabled user.
 pub const WRONGPASS: &[u8] = b"WRONGPASS invalid username-password pair or user is disabled.";
 
-/// Logs the client in as `user` if `password` is one of its own.
+/// Logs the client in as `user` if `password` is one of its own; `command`
+/// (`AUTH` or `HELLO`) names the attempt in `ACL LOG`.
 pub fn log_in(
     client: &mut ClientInfo,
     shared: &Shared,
+    command: &str,
     user: &[u8],
     password: &[u8],
 ) -> Result<(), &'static [u8]> {
@@ -37,7 +39,7 @@ pub fn log_in(
                 count: 1,
                 reason: Reason::Auth,
                 context: "toplevel",
-                object: "AUTH".to_string(),
+                object: command.to_string(),
                 username: String::from_utf8_lossy(user).into_owned(),
                 client_info: client.record.line().trim_end().to_string(),
                 at: Instant::now(),

@@ -20,9 +20,15 @@ impl Session {
         let worker = &self.worker;
         let table = worker.commands();
         let spec = table.lookup(&request);
-        if let Err(refusal) = self.admit(spec, &request) {
-            // As redis-server: a refused command fails the transaction.
+        if let Err(mut refusal) = self.admit(spec, &request) {
+            // As redis-server: a refused command fails the transaction,
+            // and a refused EXEC discards it.
             self.abort_multi();
+            if spec.is_some_and(|s| s.name() == "exec") {
+                self.transactions.borrow_mut().reset();
+                self.note_multi();
+                refusal = format!("EXECABORT Transaction discarded because of: {refusal}");
+            }
             self.push_local(|out| encode::error(out, refusal.as_bytes()));
             return true;
         }
