@@ -17,6 +17,10 @@ fn shard(ranges: &[i64], nodes: Vec<Value>) -> Value {
 }
 
 fn node(endpoint: &str, port: i64, role: &str) -> Value {
+    node_in(endpoint, port, role, "online")
+}
+
+fn node_in(endpoint: &str, port: i64, role: &str, health: &str) -> Value {
     Value::Array(vec![
         bulk("id"),
         bulk("abc"),
@@ -29,7 +33,7 @@ fn node(endpoint: &str, port: i64, role: &str) -> Value {
         bulk("role"),
         bulk(role),
         bulk("health"),
-        bulk("online"),
+        bulk(health),
     ])
 }
 
@@ -60,6 +64,66 @@ fn shards_reply_maps_every_range_to_its_master() {
 }
 
 #[test]
+fn every_node_is_known_masters_first_then_the_others_by_address() {
+    let reply = Value::Array(vec![
+        shard(
+            &[5461, 16383],
+            vec![
+                node("127.0.0.1", 7005, "replica"),
+                node("127.0.0.1", 7002, "master"),
+                node_in("127.0.0.1", 7008, "replica", "fail"),
+            ],
+        ),
+        shard(
+            &[0, 5460],
+            vec![
+                node("127.0.0.1", 7000, "master"),
+                node_in("", 7004, "replica", "loading"),
+                node("127.0.0.1", 7003, "replica"),
+            ],
+        ),
+        // A master with no slot yet, and its replica.
+        shard(
+            &[],
+            vec![
+                node("127.0.0.1", 7009, "master"),
+                node("127.0.0.1", 7001, "replica"),
+            ],
+        ),
+    ]);
+    let t = Topology::from_shards(&reply, "10.0.0.9:7000").unwrap();
+    assert_eq!(t.nodes().len(), 2, "only masters with slots serve slots");
+    let all = t.all_nodes();
+    assert_eq!(
+        all.iter().map(|a| &**a).collect::<Vec<_>>(),
+        [
+            "127.0.0.1:7000", // the master of slot 0
+            "127.0.0.1:7002",
+            "10.0.0.9:7004", // no endpoint: the answering node's host
+            "127.0.0.1:7001",
+            "127.0.0.1:7003",
+            "127.0.0.1:7005",
+            "127.0.0.1:7009",
+        ],
+        "the failed replica 7008 is left out"
+    );
+    assert!(t.knows("127.0.0.1:7005") && t.knows("127.0.0.1:7002"));
+    assert!(!t.knows("127.0.0.1:7008"));
+
+    // A replica more (or less) is a new map; a MOVED to a replica makes it
+    // a master, listed once.
+    let fewer = Value::Array(reply.as_array().unwrap()[..2].to_vec());
+    let fewer = Topology::from_shards(&fewer, "10.0.0.9:7000").unwrap();
+    assert!(!fewer.same_map(&t) && !t.same_map(&fewer));
+    assert!(t.same_map(&t.clone().with_epoch(4)));
+    let moved = t.with_slot_moved(Slot::new(0).unwrap(), "127.0.0.1:7003", 5);
+    let all = moved.all_nodes();
+    assert_eq!(&*all[0], "127.0.0.1:7003");
+    assert_eq!(all.iter().filter(|a| &***a == "127.0.0.1:7003").count(), 1);
+    assert_eq!(all.len(), 7, "7000 still serves slots 1..=5460");
+}
+
+#[test]
 fn slots_reply_and_uncovered_slots() {
     let reply = Value::Array(vec![Value::Array(vec![
         Value::Int(0),
@@ -70,6 +134,12 @@ fn slots_reply_and_uncovered_slots() {
     let t = Topology::from_slots(&reply, "x:1").unwrap();
     assert_eq!(t.covered_slots(), 100);
     assert!(t.master_of(Slot::new(100).unwrap()).is_none());
+    let all = t.all_nodes();
+    assert_eq!(
+        all.iter().map(|a| &**a).collect::<Vec<_>>(),
+        ["127.0.0.1:7000", "127.0.0.1:7001"],
+        "the replica after its master"
+    );
 }
 
 #[test]
