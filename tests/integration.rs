@@ -9,6 +9,7 @@ mod blocking;
 mod clients;
 mod cluster_wide;
 mod command_table;
+mod config_set;
 mod data_types;
 mod diagnostics;
 mod failover;
