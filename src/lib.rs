@@ -36,16 +36,18 @@
 //!    ready ones go out in one write.
 //! 5. Requests that need several nodes ([`frontend::fanout`]): keyless
 //!    keyspace commands go to every master (merged; `INFO` and per-node
-//!    diagnostics such as `SLOWLOG` their own way), and
+//!    diagnostics such as `SLOWLOG` their own way), `CONFIG SET`,
+//!    `RESETSTAT` and `REWRITE` to every node, replicas included (the slot
+//!    map lists them), and
 //!    `MGET`/`MSET`/`DEL`/`UNLINK`/`EXISTS`/`TOUCH` across slots are split
 //!    into one request per slot ([`frontend::fanout::split`]). Each client
 //!    speaks RESP2 or RESP3 (`HELLO`); each node has backend connections per
 //!    protocol, so replies are forwarded unconverted, and only replies
 //!    keyway builds are encoded per client ([`protocol::encode`]).
-//! 6. [`cluster::refresh`] is the one task that fetches the slot map
-//!    (`CLUSTER SHARDS`, else `CLUSTER SLOTS`) at start, on `MOVED`, on
-//!    backend failures and periodically; workers read it lock-free through
-//!    [`cluster::ClusterView`] (arc-swap).
+//! 6. [`cluster::refresh`] is the one task that fetches the slot map and
+//!    the other nodes (`CLUSTER SHARDS`, else `CLUSTER SLOTS`) at start, on
+//!    `MOVED`, on backend failures and periodically; workers read it
+//!    lock-free through [`cluster::ClusterView`] (arc-swap).
 //!
 //! Transactions ([`frontend::session::transaction`]): keyway queues
 //! `MULTI`'s commands itself and sends `MULTI` … `EXEC` as one request at

@@ -21,6 +21,9 @@ pub enum Route<'t> {
     AnyNode,
     /// To every master, their replies merged.
     FanOut(Merge),
+    /// To every node, masters and replicas: `+OK` from all, or the first
+    /// error naming its node.
+    AllNodes,
     /// To every master, their replies merged naming the node of each part.
     Diagnostics(Diagnostic),
     /// `WAIT`: to the masters the client wrote to, on dedicated connections.
@@ -104,6 +107,7 @@ pub fn route_spec<'t>(spec: Option<&'t CommandSpec>, request: &Request) -> Route
     match spec.class() {
         RouteClass::Local => Route::Local(spec),
         RouteClass::FanOut(merge) => Route::FanOut(merge),
+        RouteClass::AllNodes => Route::AllNodes,
         RouteClass::Diagnostics(what) => Route::Diagnostics(what),
         RouteClass::Channel => Route::Slot(Slot::of_key(request.arg(1)), Access::Read),
         RouteClass::Subscription if request.argc() == 1 => Route::Subscription(spec, None),

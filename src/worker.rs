@@ -214,10 +214,27 @@ impl Worker {
                 .map(|n| self.pool.node(&n.addr))
                 .collect();
             cache.0 = topology.epoch();
-            self.pool
-                .retain(|addr| topology.nodes().iter().any(|n| &*n.addr == addr));
+            // Replicas' connections too: opened by a command sent to every
+            // node, kept while the node is in the cluster.
+            self.pool.retain(|addr| topology.knows(addr));
         }
         cache.1[index as usize].clone()
+    }
+
+    /// Every node of `topology`, masters and replicas, in the order of
+    /// [`Topology::all_nodes`], with its connections (opened now for a
+    /// node this worker has not used yet).
+    pub fn all_nodes(&self, topology: &Topology) -> Vec<(Arc<str>, Rc<NodeConns>)> {
+        if topology.nodes().is_empty() {
+            return Vec::new();
+        }
+        // Brings the per-index cache, and the retiring of nodes that left,
+        // up to this map first, as every other way to a node does.
+        self.conns(topology, 0);
+        let nodes = topology.all_nodes().into_iter();
+        nodes
+            .map(|addr| (addr.clone(), self.pool.node(&addr)))
+            .collect()
     }
 
     /// Some master of `topology`, spreading keyless commands round-robin.

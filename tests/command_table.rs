@@ -4,7 +4,9 @@
 //! Every other command must answer, within a timeout, a reply of the same
 //! shape as the node's own answer to the same command sent directly to the
 //! master of the keys' slot: errors with the same code (`ERR`,
-//! `WRONGTYPE`, ...) and text, other replies of the same RESP type (their
+//! `WRONGTYPE`, ...) and text (commands sent to every node add the node
+//! that refused first, the master of slot 0), other replies of the same
+//! RESP type (their
 //! contents may differ: INFO, CLUSTER INFO, RANDOMKEY, merged replies).
 //! Refused commands are never sent to a node (SHUTDOWN, DEBUG, FAILOVER,
 //! ...). Destructive commands (FLUSHALL, ...) run last; every command gets
@@ -181,6 +183,9 @@ struct Walk {
     proxy: String,
     /// The master of the `{walk}` slot, asked directly.
     node: String,
+    /// The master of slot 0: the first node a command sent to every node
+    /// reaches, which keyway names in its error.
+    first: String,
     /// README.md, whose refusal texts keyway's must match.
     readme: String,
 }
@@ -216,7 +221,11 @@ impl Walk {
         }
         // keyway forwards the node's errors as they are; the keys differ
         // only by their side's letter.
-        let direct_text = String::from_utf8_lossy(&direct).replace("{walk}d", "{walk}p");
+        let mut direct_text = String::from_utf8_lossy(&direct).replace("{walk}d", "{walk}p");
+        if spec.class() == RouteClass::AllNodes {
+            let text = direct_text.trim_end_matches("\r\n");
+            direct_text = format!("{text} (node {})\r\n", self.first);
+        }
         if mine.starts_with('-')
             && through_text != direct_text
             && !OWN_ERRORS.contains(&spec.name())
@@ -268,6 +277,7 @@ fn every_command_routes_or_is_refused_as_documented() {
     let walk = Walk {
         proxy: proxy.addr(),
         node: node.clone(),
+        first: cluster.node_of_slot(0),
         readme: std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
             .expect("README.md"),
     };

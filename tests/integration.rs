@@ -12,6 +12,7 @@ mod client_auth;
 mod clients;
 mod cluster_wide;
 mod command_table;
+mod config_set;
 mod data_types;
 mod diagnostics;
 mod failover;

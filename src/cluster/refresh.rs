@@ -57,6 +57,7 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
                         epoch,
                         from = %from,
                         masters = topology.nodes().len(),
+                        nodes = topology.all_nodes().len(),
                         covered = topology.covered_slots(),
                         "topology updated"
                     );

@@ -1,6 +1,8 @@
-//! The slot map: which master serves each slot. Built by pure functions from
-//! a `CLUSTER SHARDS` or `CLUSTER SLOTS` reply, immutable once built, and
-//! swapped whole (see [`super::ClusterView`]).
+//! The slot map: which master serves each slot, and the cluster's other
+//! nodes (replicas, masters without slots), which only commands sent to
+//! every node reach. Built by pure functions from a `CLUSTER SHARDS` or
+//! `CLUSTER SLOTS` reply, immutable once built, and swapped whole (see
+//! [`super::ClusterView`]).
 
 use std::sync::Arc;
 
@@ -27,6 +29,10 @@ pub struct Topology {
     epoch: u64,
     nodes: Vec<Node>,
     slots: Box<[NodeIndex]>,
+    /// Every node that serves no slot, sorted, each once: the masters'
+    /// replicas, and (from `CLUSTER SHARDS`) masters without slots. Nodes
+    /// the cluster marks failed are left out, as `CLUSTER SLOTS` does.
+    others: Vec<Arc<str>>,
 }
 
 /// Why a topology reply could not be used.
@@ -45,6 +51,7 @@ impl std::fmt::Debug for Topology {
         f.debug_struct("Topology")
             .field("epoch", &self.epoch)
             .field("nodes", &self.nodes)
+            .field("others", &self.others)
             .field("covered", &self.covered_slots())
             .finish()
     }
@@ -57,6 +64,7 @@ impl Topology {
             epoch: 0,
             nodes: Vec::new(),
             slots: vec![UNCOVERED; SLOT_COUNT as usize].into_boxed_slice(),
+            others: Vec::new(),
         }
     }
 
@@ -68,6 +76,32 @@ impl Topology {
     /// The master nodes, indexed by [`NodeIndex`].
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
+    }
+
+    /// Every node keyway knows: the masters in the order of their lowest
+    /// slot, then the other nodes (replicas, masters without slots) by
+    /// address; each once. The order is the same for every epoch of one
+    /// cluster, so the first node to refuse a command sent to all is too.
+    pub fn all_nodes(&self) -> Vec<Arc<str>> {
+        let (masters, _) = self.scan_order();
+        let mut all: Vec<Arc<str>> = masters
+            .into_iter()
+            .map(|i| self.nodes[i as usize].addr.clone())
+            .collect();
+        // A node a `MOVED` made a master may still be listed as a replica.
+        let others = self.others.iter().filter(|a| !self.is_master(a));
+        all.extend(others.cloned());
+        all
+    }
+
+    /// Whether the node at `addr` is one keyway knows (a master, a replica
+    /// or a master without slots): its connections are kept.
+    pub fn knows(&self, addr: &str) -> bool {
+        self.is_master(addr) || self.others.iter().any(|a| &**a == addr)
+    }
+
+    fn is_master(&self, addr: &str) -> bool {
+        self.nodes.iter().any(|n| &*n.addr == addr)
     }
 
     /// The master serving `slot`, if any.
@@ -128,12 +162,14 @@ impl Topology {
         (order, hash)
     }
 
-    /// Same slot ownership (ignoring epochs)?
+    /// Same slot ownership and the same other nodes (ignoring epochs)?
     pub fn same_map(&self, other: &Topology) -> bool {
-        self.slots
-            .iter()
-            .zip(other.slots.iter())
-            .all(|(&a, &b)| self.addr_of(a) == other.addr_of(b))
+        self.others == other.others
+            && self
+                .slots
+                .iter()
+                .zip(other.slots.iter())
+                .all(|(&a, &b)| self.addr_of(a) == other.addr_of(b))
     }
 
     fn addr_of(&self, index: NodeIndex) -> Option<&str> {
@@ -180,9 +216,18 @@ impl Topology {
         Ok(())
     }
 
+    /// Records a node that serves no slot (see [`Topology::others`]).
+    fn add_other(&mut self, addr: String) {
+        if let Err(at) = self.others.binary_search_by(|a| (**a).cmp(&addr)) {
+            self.others.insert(at, addr.into());
+        }
+    }
+
     /// Parses a `CLUSTER SHARDS` reply (Redis 7+). `answering` is the
     /// `host:port` that answered: the spec says an empty or unknown endpoint
-    /// means "the node you asked".
+    /// means "the node you asked". Each shard's master serves its slots;
+    /// its replicas, and the nodes of a shard without slots, are the other
+    /// nodes, unless their `health` is `fail`.
     pub fn from_shards(reply: &Value, answering: &str) -> Result<Topology, TopologyError> {
         let shards = as_list(reply)?;
         let mut topology = Topology::empty();
@@ -191,26 +236,30 @@ impl Topology {
                 .map_get("slots")
                 .and_then(Value::as_array)
                 .ok_or(TopologyError::Malformed("shard without slots"))?;
-            if ranges.is_empty() {
-                continue;
-            }
             let nodes = shard
                 .map_get("nodes")
                 .and_then(Value::as_array)
                 .ok_or(TopologyError::Malformed("shard without nodes"))?;
             let master = nodes
                 .iter()
-                .find(|n| n.map_get("role").and_then(Value::as_bytes) == Some(b"master"));
+                .find(|n| n.map_get("role").and_then(Value::as_bytes) == Some(b"master"))
+                .filter(|_| !ranges.is_empty());
+            for node in nodes {
+                let failed = node.map_get("health").and_then(Value::as_bytes) == Some(b"fail");
+                let serves = master.is_some_and(|m| std::ptr::eq(m, node));
+                if serves || failed {
+                    continue;
+                }
+                if let Some(port) = node.map_get("port").and_then(Value::as_int) {
+                    topology.add_other(node_addr(shard_host(node), port, answering));
+                }
+            }
             let Some(master) = master else { continue };
-            let host = ["endpoint", "ip"]
-                .iter()
-                .filter_map(|k| master.map_get(k).and_then(Value::as_bytes))
-                .find(|h| !h.is_empty() && *h != b"?");
             let port = master
                 .map_get("port")
                 .and_then(Value::as_int)
                 .ok_or(TopologyError::Malformed("node without port"))?;
-            let addr = node_addr(host, port, answering);
+            let addr = node_addr(shard_host(master), port, answering);
             for pair in ranges.chunks(2) {
                 match pair {
                     [start, end] => {
@@ -234,7 +283,7 @@ impl Topology {
             let fields = range
                 .as_array()
                 .ok_or(TopologyError::Malformed("slot range is not an array"))?;
-            let [start, end, master, ..] = fields else {
+            let [start, end, master, replicas @ ..] = fields else {
                 return Err(TopologyError::Malformed("slot range without a master"));
             };
             let (Some(start), Some(end)) = (start.as_int(), end.as_int()) else {
@@ -250,9 +299,27 @@ impl Topology {
                 .ok_or(TopologyError::Malformed("master without port"))?;
             let host = host.filter(|h| !h.is_empty() && *h != b"?");
             topology.assign(start, end, &node_addr(host, port, answering))?;
+            // The replicas the node does not consider failed.
+            for replica in replicas.iter().filter_map(Value::as_array) {
+                if let [host, port, ..] = replica {
+                    let host = host.as_bytes().filter(|h| !h.is_empty() && *h != b"?");
+                    if let Some(port) = port.as_int() {
+                        topology.add_other(node_addr(host, port, answering));
+                    }
+                }
+            }
         }
         Ok(topology)
     }
+}
+
+/// A `CLUSTER SHARDS` node's host: its endpoint, else its IP; `None` when
+/// both are empty or `?` (the answering node's host is meant).
+fn shard_host(node: &Value) -> Option<&[u8]> {
+    ["endpoint", "ip"]
+        .iter()
+        .filter_map(|k| node.map_get(k).and_then(Value::as_bytes))
+        .find(|h| !h.is_empty() && *h != b"?")
 }
 
 fn as_list(reply: &Value) -> Result<&[Value], TopologyError> {
@@ -283,117 +350,5 @@ fn node_addr(host: Option<&[u8]>, port: i64, answering: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    fn bulk(s: &str) -> Value {
-        Value::Bulk(Bytes::copy_from_slice(s.as_bytes()))
-    }
-
-    fn shard(ranges: &[i64], nodes: Vec<Value>) -> Value {
-        Value::Array(vec![
-            bulk("slots"),
-            Value::Array(ranges.iter().map(|&n| Value::Int(n)).collect()),
-            bulk("nodes"),
-            Value::Array(nodes),
-        ])
-    }
-
-    fn node(endpoint: &str, port: i64, role: &str) -> Value {
-        Value::Array(vec![
-            bulk("id"),
-            bulk("abc"),
-            bulk("port"),
-            Value::Int(port),
-            bulk("ip"),
-            bulk(endpoint),
-            bulk("endpoint"),
-            bulk(endpoint),
-            bulk("role"),
-            bulk(role),
-            bulk("health"),
-            bulk("online"),
-        ])
-    }
-
-    #[test]
-    fn shards_reply_maps_every_range_to_its_master() {
-        let reply = Value::Array(vec![
-            shard(
-                &[0, 5460],
-                vec![
-                    node("127.0.0.1", 7001, "replica"),
-                    node("127.0.0.1", 7000, "master"),
-                ],
-            ),
-            shard(&[5461, 10922], vec![node("127.0.0.1", 7002, "master")]),
-            shard(
-                &[10923, 16000, 16001, 16383],
-                vec![node("", 7003, "master")],
-            ),
-            shard(&[], vec![node("127.0.0.1", 7009, "master")]),
-        ]);
-        let t = Topology::from_shards(&reply, "10.0.0.9:7003").unwrap();
-        assert_eq!(t.covered_slots(), 16384);
-        let addr = |s: u16| &*t.nodes()[t.master_of(Slot::new(s).unwrap()).unwrap() as usize].addr;
-        assert_eq!(addr(0), "127.0.0.1:7000");
-        assert_eq!(addr(5461), "127.0.0.1:7002");
-        assert_eq!(addr(16383), "10.0.0.9:7003");
-        assert_eq!(t.nodes().len(), 3);
-    }
-
-    #[test]
-    fn slots_reply_and_uncovered_slots() {
-        let reply = Value::Array(vec![Value::Array(vec![
-            Value::Int(0),
-            Value::Int(99),
-            Value::Array(vec![bulk("127.0.0.1"), Value::Int(7000), bulk("id")]),
-            Value::Array(vec![bulk("127.0.0.1"), Value::Int(7001), bulk("id2")]),
-        ])]);
-        let t = Topology::from_slots(&reply, "x:1").unwrap();
-        assert_eq!(t.covered_slots(), 100);
-        assert!(t.master_of(Slot::new(100).unwrap()).is_none());
-    }
-
-    #[test]
-    fn bad_replies_are_errors_not_panics() {
-        let err = Value::Error(Bytes::from_static(
-            b"ERR This instance has cluster support disabled",
-        ));
-        assert!(matches!(
-            Topology::from_shards(&err, "a:1"),
-            Err(TopologyError::ErrorReply(_))
-        ));
-        let out_of_range = Value::Array(vec![shard(&[0, 16384], vec![node("h", 1, "master")])]);
-        assert!(Topology::from_shards(&out_of_range, "a:1").is_err());
-        let reversed = Value::Array(vec![shard(&[10, 5], vec![node("h", 1, "master")])]);
-        assert!(Topology::from_shards(&reversed, "a:1").is_err());
-        assert!(Topology::from_slots(&Value::Int(3), "a:1").is_err());
-    }
-
-    #[test]
-    fn moved_patches_one_slot_and_drops_empty_nodes() {
-        let reply = Value::Array(vec![
-            shard(&[0, 0], vec![node("h", 1, "master")]),
-            shard(&[1, 16383], vec![node("h", 2, "master")]),
-        ]);
-        let t = Topology::from_shards(&reply, "a:1").unwrap().with_epoch(1);
-        let moved = t.with_slot_moved(Slot::new(0).unwrap(), "h:2", 2);
-        assert_eq!(moved.epoch(), 2);
-        assert_eq!(moved.nodes().len(), 1);
-        assert_eq!(&*moved.nodes()[0].addr, "h:2");
-        assert!(!moved.same_map(&t));
-        assert!(t.same_map(&t.clone().with_epoch(9)));
-        let (order, print) = t.scan_order();
-        assert_eq!(order.len(), t.nodes().len());
-        assert_eq!(t.clone().with_epoch(9).scan_order(), (order.clone(), print));
-        let first = t.master_of(Slot::new(0).unwrap()).unwrap();
-        assert_eq!(order[0], first, "the master of slot 0 comes first");
-        assert_ne!(
-            moved.scan_order().1,
-            print,
-            "a moved slot changes the fingerprint"
-        );
-    }
-}
+#[path = "topology_tests.rs"]
+mod tests;

@@ -60,8 +60,18 @@ fn row(class: RouteClass) -> Row {
             "every master",
             "sent to every master, the replies merged as noted",
         ),
-        RouteClass::Scan => (
+        RouteClass::AllNodes => (
             5,
+            "every node",
+            "sent to every node of the cluster, masters and replicas (but not those the \
+             cluster marks failed): the masters in the order of their lowest slot, then the \
+             others by address. `+OK` when every node answered `+OK`; otherwise the first \
+             error in that order, the node's own text with its node appended \
+             (`-ERR Unknown option ... (node host:port)`), or keyway's error for a node it \
+             cannot reach. Not atomic: the nodes that answered `+OK` did it",
+        ),
+        RouteClass::Scan => (
+            6,
             "`SCAN`",
             "the masters one after the other (in the order of their lowest slot); keyway's \
              cursor holds the master, its own cursor and a fingerprint of the slot map. While \
@@ -71,7 +81,7 @@ fn row(class: RouteClass) -> Row {
              change at its next refresh (`cluster.refresh_interval_s`, or a `MOVED`)",
         ),
         RouteClass::Info => (
-            6,
+            7,
             "`INFO`",
             "asked of every master; `Server`, `Clients` and `Cluster` describe keyway \
              (`redis_version` of the cluster, `redis_mode:standalone`, `cluster_enabled:0` \
@@ -82,7 +92,7 @@ fn row(class: RouteClass) -> Row {
              oldest, every master's replicas listed",
         ),
         RouteClass::Diagnostics(_) => (
-            7,
+            8,
             "diagnostics",
             "asked of every master, each part naming its node (`host:port`) as noted. \
              `FUNCTION STATS` and the `KILL`s go on dedicated connections, so they reach a \
@@ -90,7 +100,7 @@ fn row(class: RouteClass) -> Row {
              `-UNKILLABLE`, else the masters' other error, else `-NOTBUSY`",
         ),
         RouteClass::WaitReplicas => (
-            8,
+            9,
             "replication",
             "to every master the client wrote to (all masters if none yet), each on a \
              dedicated connection after a `PING` (so the node waits for everything it \
@@ -98,19 +108,19 @@ fn row(class: RouteClass) -> Row {
              requests are answered; the smallest count is the reply",
         ),
         RouteClass::Channel => (
-            9,
+            10,
             "channel",
             "to the master of the channel's slot (the cluster broadcasts it; one node per \
              channel keeps messages in order)",
         ),
         RouteClass::Subscription => (
-            10,
+            11,
             "subscriptions",
             "served by the worker's pub/sub hub (see below)",
         ),
-        RouteClass::Transaction => (11, "transactions", "see below"),
+        RouteClass::Transaction => (12, "transactions", "see below"),
         RouteClass::Local => (
-            12,
+            13,
             "local",
             "answered by keyway, in the client's protocol. `COMMAND` and its `INFO`, \
              `DOCS`, `LIST`, `GETKEYS`, `HELP`, and `CLIENT HELP` go to any master; \
@@ -119,11 +129,11 @@ fn row(class: RouteClass) -> Row {
         ),
         RouteClass::Unsupported(reason) => {
             let (order, title) = match reason {
-                Reason::ClusterWide => (13, "not yet: every master"),
-                Reason::Blocking => (14, "not yet: keyless blocking"),
-                Reason::PubSub => (15, "refused: pub/sub"),
-                Reason::NodeAdmin => (16, "never: one node's administration"),
-                Reason::ConnectionState => (17, "never: connection state"),
+                Reason::ClusterWide => (14, "not yet: every master"),
+                Reason::Blocking => (15, "not yet: keyless blocking"),
+                Reason::PubSub => (16, "refused: pub/sub"),
+                Reason::NodeAdmin => (17, "never: one node's administration"),
+                Reason::ConnectionState => (18, "never: connection state"),
             };
             let about = format!("`-ERR '<COMMAND>' {}`", reason.message());
             return Row {
@@ -260,6 +270,7 @@ mod tests {
             "`MGET` (values in key order)",
             "`DBSIZE` (summed)",
             "`CLIENT LIST`",
+            "`CONFIG SET`",
             "`BLPOP`",
             "`SHUTDOWN`",
             Reason::NodeAdmin.message(),

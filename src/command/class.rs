@@ -30,6 +30,11 @@ pub enum RouteClass {
     /// Sent to every master; their replies are merged as the [`Merge`] says
     /// (PUBSUB CHANNELS, NUMSUB, NUMPAT, SHARDCHANNELS, SHARDNUMSUB).
     FanOut(Merge),
+    /// Settings of each node (CONFIG SET, CONFIG RESETSTAT, CONFIG
+    /// REWRITE): sent to every node of the cluster, masters and replicas;
+    /// `+OK` when every node answered `+OK`, else the first error in the
+    /// nodes' order, naming its node.
+    AllNodes,
     /// Per-node diagnostics (SLOWLOG GET, LATENCY, FUNCTION STATS, SCRIPT
     /// and FUNCTION KILL): sent to every master, the replies merged as the
     /// [`Diagnostic`] says, naming the node each part came from.
@@ -147,7 +152,7 @@ pub enum Reason {
     Blocking,
     /// Pub/sub commands keyway has no rule for (e.g. from a module).
     PubSub,
-    /// Acts on the one node it reaches (CLUSTER *, CONFIG, DEBUG, SHUTDOWN,
+    /// Acts on the one node it reaches (CLUSTER *, DEBUG, SHUTDOWN,
     /// REPLICAOF, SAVE, MONITOR, ... and everything flagged `admin`).
     NodeAdmin,
     /// Changes or reads the state of the backend connection, which keyway
@@ -277,6 +282,12 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("lastsave", FanOut(Merge::Min)),
     // Reading settings changes nothing; every master is configured alike.
     ("config|get", AnyNode),
+    // Settings change on every node, replicas included: a replica promoted
+    // later must behave as its master did (flags say admin; CONFIG SET's
+    // tip says all_nodes).
+    ("config|set", AllNodes),
+    ("config|resetstat", AllNodes),
+    ("config|rewrite", AllNodes),
     ("spublish", Keyed), // routed by the slot of its shard channel
     // Redis tips these `request_policy:multi_shard`: each key (with its
     // value) stands alone, so across slots the command is split per slot and

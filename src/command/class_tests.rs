@@ -199,9 +199,22 @@ fn scripts_functions_and_the_keyspace_fan_out() {
         &["CONFIG GET maxmemory", "FUNCTION DUMP"],
         RouteClass::AnyNode,
     );
+}
+
+#[test]
+fn settings_change_on_every_node() {
     assert_all(
-        &["CONFIG SET maxmemory 1"],
-        RouteClass::Unsupported(Reason::NodeAdmin),
+        &[
+            "CONFIG SET maxmemory 1",
+            "CONFIG SET maxmemory 1 maxmemory-policy allkeys-lru",
+            "CONFIG RESETSTAT",
+            "CONFIG REWRITE",
+        ],
+        RouteClass::AllNodes,
+    );
+    assert_all(
+        &["CONFIG GET maxmemory", "CONFIG HELP"],
+        RouteClass::AnyNode,
     );
 }
 
@@ -287,7 +300,6 @@ fn node_admin() {
             "SAVE",
             "BGSAVE",
             "BGREWRITEAOF",
-            "CONFIG SET a b",
             "SYNC",
             "PSYNC a 1",
             "FAILOVER",

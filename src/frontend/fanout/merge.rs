@@ -1,5 +1,6 @@
 //! Merging the masters' replies to one command into one reply in the
-//! client's protocol, as the command's [`Merge`] says.
+//! client's protocol, as the command's [`Merge`] says; and every node's
+//! `+OK` to a command sent to all of them ([`all_ok`]).
 //!
 //! `KEYS` is never decoded: each master's array is passed on as the bytes
 //! it arrived in, under one header of keyway's ([`concat`]), so a reply of
@@ -186,6 +187,32 @@ fn combine(how: Merge, values: &[Value], proto: Protocol, out: &mut BytesMut) {
     }
 }
 
+/// Every node's reply to a command sent to all of them (`CONFIG SET`),
+/// nodes in the order given: `+OK` when each answered `+OK`. Otherwise the
+/// first other reply: a node's error with `(node host:port)` appended (its
+/// code and text kept), keyway's error for a node it could not reach
+/// (which names the node already), or an error naming a node that
+/// answered something else. `+OK` and errors read the same in RESP2 and
+/// RESP3.
+pub fn all_ok<'n>(
+    parts: impl Iterator<Item = (&'n str, Result<Bytes, BackendError>)>,
+    out: &mut BytesMut,
+) {
+    for (node, part) in parts {
+        let reply = match part {
+            Ok(reply) if reply[..] == *b"+OK\r\n" => continue,
+            Ok(reply) => reply,
+            Err(e) => return e.write_reply(out),
+        };
+        let text = match decode_part(Ok(reply)) {
+            Value::Error(text) => format!("{} (node {node})", String::from_utf8_lossy(&text)),
+            _ => format!("ERR keyway expected OK from node {node} and got another reply"),
+        };
+        return encode::error(out, text.as_bytes());
+    }
+    encode::simple(out, b"OK");
+}
+
 /// The entries of a map, or of a RESP2 flat `[k1, v1, k2, v2, ...]` array.
 pub(super) fn pairs(value: &Value) -> Vec<(&Value, &Value)> {
     match value {
@@ -311,6 +338,57 @@ mod tests {
         );
         let differ = run(Merge::Same, &[b"+OK\r\n", b":1\r\n"], Protocol::Resp2);
         assert!(differ.starts_with(b"-ERR the cluster's masters answered differently"));
+    }
+
+    fn every_node(parts: Vec<(&str, Result<&'static [u8], BackendError>)>) -> Vec<u8> {
+        let parts = parts
+            .into_iter()
+            .map(|(node, p)| (node, p.map(Bytes::from_static)));
+        let mut out = BytesMut::new();
+        all_ok(parts, &mut out);
+        out.to_vec()
+    }
+
+    #[test]
+    fn every_node_ok_is_ok_else_the_first_error_naming_its_node() {
+        let ok: &[u8] = b"+OK\r\n";
+        let all = vec![("a:1", Ok(ok)), ("b:2", Ok(ok)), ("c:3", Ok(ok))];
+        assert_eq!(every_node(all), b"+OK\r\n");
+        let refused: &[u8] =
+            b"-ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'\r\n";
+        let later: &[u8] = b"-ERR other\r\n";
+        let parts = vec![("a:1", Ok(ok)), ("b:2", Ok(refused)), ("c:3", Ok(later))];
+        assert_eq!(
+            every_node(parts),
+            b"-ERR Unknown option or number of arguments for CONFIG SET - 'nosuch' (node b:2)\r\n"
+        );
+        // The node's code is kept; a RESP3 bulk error reads as a simple one.
+        let parts = vec![("a:1", Ok(&b"!21\r\nNOPERM no permissions\r\n"[..]))];
+        assert_eq!(every_node(parts), b"-NOPERM no permissions (node a:1)\r\n");
+        // An unreachable node: keyway's error, which names it already,
+        // before the errors of the nodes after it.
+        let parts = vec![
+            ("a:1", Ok(ok)),
+            ("b:2", Err(BackendError::Unreachable("b:2".into()))),
+            ("c:3", Ok(refused)),
+        ];
+        let out = every_node(parts);
+        assert!(
+            out.starts_with(b"-CLUSTERDOWN keyway cannot connect to node b:2;"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(!out.ends_with(b"(node b:2)\r\n"));
+        let parts = vec![("a:1", Ok(ok)), ("b:2", Ok(&b":1\r\n"[..]))];
+        assert_eq!(
+            every_node(parts),
+            b"-ERR keyway expected OK from node b:2 and got another reply\r\n"
+        );
+        assert_eq!(
+            every_node(Vec::new()),
+            b"+OK\r\n",
+            "asked of none: callers check"
+        );
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Requests that need several nodes, and the joining of their replies:
 //! commands every master answers together ([`Gather`], merged as the
 //! command's [`Merge`] says in [`merge`], or as `INFO` ([`info`]) and the
-//! per-node diagnostics ([`diagnostics`]) need), and multi-key commands
-//! split per slot ([`split`]). The first error among the parts is the
-//! reply. Each part knows its node, for merges that name it.
+//! per-node diagnostics ([`diagnostics`]) need), commands every node,
+//! replicas included, must accept ([`merge::all_ok`]), and multi-key
+//! commands split per slot ([`split`]). The first error among the parts is
+//! the reply. Each part knows its node, for merges that name it.
 
 pub mod diagnostics;
 pub mod info;
@@ -22,7 +23,7 @@ use crate::protocol::Protocol;
 
 use diagnostics::Report;
 use info::Own;
-use merge::{decode_part, merge};
+use merge::{all_ok, decode_part, merge};
 
 /// How a [`Gather`] joins its parts.
 pub enum Join {
@@ -34,6 +35,9 @@ pub enum Join {
     /// Per-node diagnostics, merged naming each part's node (see
     /// [`diagnostics`]).
     Diagnostics(Report),
+    /// `+OK` from every node, else the first error naming its node (see
+    /// [`merge::all_ok`]).
+    AllOk,
 }
 
 /// Receives a merged reply; implemented by sessions.
@@ -111,6 +115,10 @@ impl ReplySink for Gather {
             Join::Diagnostics(report) => {
                 let parts = parts.map(|(node, p)| (&**node, decode_part(p)));
                 diagnostics::reply(report, parts, self.proto, &mut out);
+                vec![out.freeze()]
+            }
+            Join::AllOk => {
+                all_ok(parts.map(|(node, p)| (&**node, p)), &mut out);
                 vec![out.freeze()]
             }
         };

@@ -82,6 +82,7 @@ impl Session {
             route @ (Route::Slot(..)
             | Route::AnyNode
             | Route::FanOut(_)
+            | Route::AllNodes
             | Route::Diagnostics(_)
             | Route::WaitReplicas
             | Route::Info

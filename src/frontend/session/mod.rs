@@ -102,6 +102,9 @@ enum Target {
     AnyMaster,
     /// Every master, the replies merged.
     AllMasters(Merge),
+    /// Every node, masters and replicas: `+OK` from all, or the first
+    /// error naming its node.
+    AllNodes,
     /// Every master, the replies merged naming their nodes; on dedicated
     /// connections when the report says so.
     Diagnostics(Report),
@@ -130,6 +133,7 @@ impl Target {
             Route::Slot(slot, access) => Target::Slot(slot, access),
             Route::AnyNode => Target::AnyMaster,
             Route::FanOut(merge) => Target::AllMasters(merge),
+            Route::AllNodes => Target::AllNodes,
             Route::Diagnostics(what) => Target::Diagnostics(Report::new(what, request)),
             Route::WaitReplicas => Target::WaitReplicas,
             Route::Info => Target::Info,
@@ -152,6 +156,7 @@ impl Target {
             Target::Slot(..)
             | Target::AnyMaster
             | Target::AllMasters(_)
+            | Target::AllNodes
             | Target::Watched(..)
             | Target::Info
             | Target::Scan

@@ -1,10 +1,11 @@
 //! Sending a request on its way, in order: the ordering rule decides
 //! whether it waits ([`super::order`]); then it goes to its node's shared
-//! connection, to every master ([`Gather`]), as parts per slot ([`Split`]),
-//! or on a dedicated connection; node replies that are redirects are
-//! followed here ([`redirect::decide`]).
+//! connection, to every master or every node ([`Gather`]), as parts per
+//! slot ([`Split`]), or on a dedicated connection; node replies that are
+//! redirects are followed here ([`redirect::decide`]).
 
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::backend::conn::Conn;
 use crate::backend::pool::NodeConns;
@@ -57,6 +58,11 @@ impl Session {
         }
         let conns = match target {
             Target::AllMasters(merge) => return self.fan_out(token, Join::Merge(merge), &topology),
+            Target::AllNodes => {
+                let nodes = worker.all_nodes(&topology);
+                drop(topology);
+                return self.gather(token, Join::AllOk, nodes);
+            }
             Target::Diagnostics(report) if report.dedicated() => {
                 let masters = topology.nodes().iter().map(|n| n.addr.clone()).collect();
                 return self.to_each_dedicated(token, masters, Join::Diagnostics(report), None);
@@ -260,23 +266,30 @@ impl Session {
     /// Sends entry `token` to every master of `topology`; a [`Gather`]
     /// merges the replies into the entry.
     pub(super) fn fan_out(&self, token: u64, join: Join, topology: &Topology) {
-        let masters = topology.nodes().len();
-        if masters == 0 {
+        let masters = (0..topology.nodes().len()).map(|index| {
+            let addr = topology.nodes()[index].addr.clone();
+            (addr, self.worker.conns(topology, index as NodeIndex))
+        });
+        self.gather(token, join, masters.collect());
+    }
+
+    /// Sends entry `token` to each of `nodes` (an address and its
+    /// connections), part `i` to `nodes[i]`; a [`Gather`] joins the
+    /// replies into the entry.
+    pub(super) fn gather(&self, token: u64, join: Join, nodes: Vec<(Arc<str>, Rc<NodeConns>)>) {
+        if nodes.is_empty() {
             return self.complete_no_node(token, NoNode::NoTopology);
         }
         let Some((request, proto, me)) = self.pending(token) else {
             return;
         };
         let id = self.client.borrow().id;
-        let nodes = topology.nodes().iter().map(|n| n.addr.clone()).collect();
-        let gather: Rc<dyn ReplySink> = Gather::new(me, token, join, proto, nodes);
-        for index in 0..masters {
-            let conns = self.worker.conns(topology, index as NodeIndex);
-            if let Err(e) = conns
-                .pick(proto, id)
-                .send(&request, false, &gather, index as u64)
-            {
-                gather.deliver(index as u64, Err(e));
+        let addrs = nodes.iter().map(|(addr, _)| addr.clone()).collect();
+        let gather: Rc<dyn ReplySink> = Gather::new(me, token, join, proto, addrs);
+        for (part, (_, conns)) in nodes.iter().enumerate() {
+            let part = part as u64;
+            if let Err(e) = conns.pick(proto, id).send(&request, false, &gather, part) {
+                gather.deliver(part, Err(e));
             }
         }
     }

@@ -58,6 +58,12 @@ impl Session {
                     "it runs on every master, and a transaction runs on one",
                 ))
             }
+            Route::AllNodes => {
+                return Some(self.refuse_in_multi(
+                    request_name(table, request),
+                    "it runs on every node, and a transaction runs on one",
+                ))
+            }
             Route::Subscription(spec, _) => {
                 return Some(self.refuse_in_multi(
                     spec.name(),

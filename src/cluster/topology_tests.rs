@@ -1,0 +1,184 @@
+//! Tests of the slot map's parsers and patches.
+
+use super::*;
+use bytes::Bytes;
+
+fn bulk(s: &str) -> Value {
+    Value::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn shard(ranges: &[i64], nodes: Vec<Value>) -> Value {
+    Value::Array(vec![
+        bulk("slots"),
+        Value::Array(ranges.iter().map(|&n| Value::Int(n)).collect()),
+        bulk("nodes"),
+        Value::Array(nodes),
+    ])
+}
+
+fn node(endpoint: &str, port: i64, role: &str) -> Value {
+    node_in(endpoint, port, role, "online")
+}
+
+fn node_in(endpoint: &str, port: i64, role: &str, health: &str) -> Value {
+    Value::Array(vec![
+        bulk("id"),
+        bulk("abc"),
+        bulk("port"),
+        Value::Int(port),
+        bulk("ip"),
+        bulk(endpoint),
+        bulk("endpoint"),
+        bulk(endpoint),
+        bulk("role"),
+        bulk(role),
+        bulk("health"),
+        bulk(health),
+    ])
+}
+
+#[test]
+fn shards_reply_maps_every_range_to_its_master() {
+    let reply = Value::Array(vec![
+        shard(
+            &[0, 5460],
+            vec![
+                node("127.0.0.1", 7001, "replica"),
+                node("127.0.0.1", 7000, "master"),
+            ],
+        ),
+        shard(&[5461, 10922], vec![node("127.0.0.1", 7002, "master")]),
+        shard(
+            &[10923, 16000, 16001, 16383],
+            vec![node("", 7003, "master")],
+        ),
+        shard(&[], vec![node("127.0.0.1", 7009, "master")]),
+    ]);
+    let t = Topology::from_shards(&reply, "10.0.0.9:7003").unwrap();
+    assert_eq!(t.covered_slots(), 16384);
+    let addr = |s: u16| &*t.nodes()[t.master_of(Slot::new(s).unwrap()).unwrap() as usize].addr;
+    assert_eq!(addr(0), "127.0.0.1:7000");
+    assert_eq!(addr(5461), "127.0.0.1:7002");
+    assert_eq!(addr(16383), "10.0.0.9:7003");
+    assert_eq!(t.nodes().len(), 3);
+}
+
+#[test]
+fn every_node_is_known_masters_first_then_the_others_by_address() {
+    let reply = Value::Array(vec![
+        shard(
+            &[5461, 16383],
+            vec![
+                node("127.0.0.1", 7005, "replica"),
+                node("127.0.0.1", 7002, "master"),
+                node_in("127.0.0.1", 7008, "replica", "fail"),
+            ],
+        ),
+        shard(
+            &[0, 5460],
+            vec![
+                node("127.0.0.1", 7000, "master"),
+                node_in("", 7004, "replica", "loading"),
+                node("127.0.0.1", 7003, "replica"),
+            ],
+        ),
+        // A master with no slot yet, and its replica.
+        shard(
+            &[],
+            vec![
+                node("127.0.0.1", 7009, "master"),
+                node("127.0.0.1", 7001, "replica"),
+            ],
+        ),
+    ]);
+    let t = Topology::from_shards(&reply, "10.0.0.9:7000").unwrap();
+    assert_eq!(t.nodes().len(), 2, "only masters with slots serve slots");
+    let all = t.all_nodes();
+    assert_eq!(
+        all.iter().map(|a| &**a).collect::<Vec<_>>(),
+        [
+            "127.0.0.1:7000", // the master of slot 0
+            "127.0.0.1:7002",
+            "10.0.0.9:7004", // no endpoint: the answering node's host
+            "127.0.0.1:7001",
+            "127.0.0.1:7003",
+            "127.0.0.1:7005",
+            "127.0.0.1:7009",
+        ],
+        "the failed replica 7008 is left out"
+    );
+    assert!(t.knows("127.0.0.1:7005") && t.knows("127.0.0.1:7002"));
+    assert!(!t.knows("127.0.0.1:7008"));
+
+    // A replica more (or less) is a new map; a MOVED to a replica makes it
+    // a master, listed once.
+    let fewer = Value::Array(reply.as_array().unwrap()[..2].to_vec());
+    let fewer = Topology::from_shards(&fewer, "10.0.0.9:7000").unwrap();
+    assert!(!fewer.same_map(&t) && !t.same_map(&fewer));
+    assert!(t.same_map(&t.clone().with_epoch(4)));
+    let moved = t.with_slot_moved(Slot::new(0).unwrap(), "127.0.0.1:7003", 5);
+    let all = moved.all_nodes();
+    assert_eq!(&*all[0], "127.0.0.1:7003");
+    assert_eq!(all.iter().filter(|a| &***a == "127.0.0.1:7003").count(), 1);
+    assert_eq!(all.len(), 7, "7000 still serves slots 1..=5460");
+}
+
+#[test]
+fn slots_reply_and_uncovered_slots() {
+    let reply = Value::Array(vec![Value::Array(vec![
+        Value::Int(0),
+        Value::Int(99),
+        Value::Array(vec![bulk("127.0.0.1"), Value::Int(7000), bulk("id")]),
+        Value::Array(vec![bulk("127.0.0.1"), Value::Int(7001), bulk("id2")]),
+    ])]);
+    let t = Topology::from_slots(&reply, "x:1").unwrap();
+    assert_eq!(t.covered_slots(), 100);
+    assert!(t.master_of(Slot::new(100).unwrap()).is_none());
+    let all = t.all_nodes();
+    assert_eq!(
+        all.iter().map(|a| &**a).collect::<Vec<_>>(),
+        ["127.0.0.1:7000", "127.0.0.1:7001"],
+        "the replica after its master"
+    );
+}
+
+#[test]
+fn bad_replies_are_errors_not_panics() {
+    let err = Value::Error(Bytes::from_static(
+        b"ERR This instance has cluster support disabled",
+    ));
+    assert!(matches!(
+        Topology::from_shards(&err, "a:1"),
+        Err(TopologyError::ErrorReply(_))
+    ));
+    let out_of_range = Value::Array(vec![shard(&[0, 16384], vec![node("h", 1, "master")])]);
+    assert!(Topology::from_shards(&out_of_range, "a:1").is_err());
+    let reversed = Value::Array(vec![shard(&[10, 5], vec![node("h", 1, "master")])]);
+    assert!(Topology::from_shards(&reversed, "a:1").is_err());
+    assert!(Topology::from_slots(&Value::Int(3), "a:1").is_err());
+}
+
+#[test]
+fn moved_patches_one_slot_and_drops_empty_nodes() {
+    let reply = Value::Array(vec![
+        shard(&[0, 0], vec![node("h", 1, "master")]),
+        shard(&[1, 16383], vec![node("h", 2, "master")]),
+    ]);
+    let t = Topology::from_shards(&reply, "a:1").unwrap().with_epoch(1);
+    let moved = t.with_slot_moved(Slot::new(0).unwrap(), "h:2", 2);
+    assert_eq!(moved.epoch(), 2);
+    assert_eq!(moved.nodes().len(), 1);
+    assert_eq!(&*moved.nodes()[0].addr, "h:2");
+    assert!(!moved.same_map(&t));
+    assert!(t.same_map(&t.clone().with_epoch(9)));
+    let (order, print) = t.scan_order();
+    assert_eq!(order.len(), t.nodes().len());
+    assert_eq!(t.clone().with_epoch(9).scan_order(), (order.clone(), print));
+    let first = t.master_of(Slot::new(0).unwrap()).unwrap();
+    assert_eq!(order[0], first, "the master of slot 0 comes first");
+    assert_ne!(
+        moved.scan_order().1,
+        print,
+        "a moved slot changes the fingerprint"
+    );
+}
