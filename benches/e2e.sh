@@ -11,6 +11,8 @@
 #   benches/e2e.sh split        # through keyway: MGET of SPLIT_KEYS keys in one slot vs over as many slots
 #   benches/e2e.sh keys         # KEYS * over KEYS_N keys through keyway: keyway's RSS while it sends the reply
 #   benches/e2e.sh floor        # CPU per op at -P 1: a lone redis-server vs keyway, same clients and commands
+#   benches/e2e.sh auth         # memory of idle clients authenticated as an ACL user with key patterns
+#                               # (CPU per op of such a client: benches/ab.sh with NEW_CONFIG/NEW_AUTH)
 #   benches/e2e.sh all          # all of them
 #
 # Environment: N (requests per run, 200000), ROUNDS (3), CLIENTS (50),
@@ -43,8 +45,8 @@ SPLIT_KEYS=${SPLIT_KEYS:-100}
 SPLIT_N=${SPLIT_N:-50000}
 KEYS_N=${KEYS_N:-1000000}
 
-case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | floor | all) ;; *)
-    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|floor|all]" >&2
+case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | floor | auth | all) ;; *)
+    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|floor|auth|all]" >&2
     exit 2
     ;;
 esac
@@ -78,16 +80,20 @@ start_cluster "$tmp/cluster"
 seed_port=${CLUSTER_PORTS%% *}
 
 # start_keyway: a fresh keyway on a free port; sets kport and keyway_pid.
+# start_keyway [TOML [CREDENTIALS]]: keyway with TOML added to its config,
+# ready when a client sending CREDENTIALS (redis-cli flags) can SET.
 start_keyway() {
     kport=$(free_ports 1)
     # Room for every client the modes open (CONNS, SUBS, plus the probes).
-    printf '[client]\nmax_clients = 1000000\n' >"$tmp/keyway.toml"
+    printf '[client]\nmax_clients = 1000000\n%s\n' "${1:-}" >"$tmp/keyway.toml"
+    local credentials=()
+    read -r -a credentials <<<"${2:-}"
     "$KEYWAY_BIN" --config "$tmp/keyway.toml" --listen "127.0.0.1:$kport" \
         --cluster "$CLUSTER_SEEDS" --workers "$WORKERS" --log-level warn \
         >"$tmp/keyway.log" 2>&1 &
     keyway_pid=$!
     local deadline=$((SECONDS + 30))
-    until redis-cli -p "$kport" set bench:ready 1 2>/dev/null | grep -q OK; do
+    until redis-cli --no-auth-warning -p "$kport" "${credentials[@]}" set bench:ready 1 2>/dev/null | grep -q OK; do
         if ! kill -0 "$keyway_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
             echo "keyway did not start serving; log:" >&2
             tail -n 30 "$tmp/keyway.log" >&2
@@ -284,6 +290,7 @@ hello, want = {
     "ping": (b"PING\r\n", b"+PONG"),
     "hello2": (b"HELLO 2\r\n", b"*14"),
     "hello3": (b"HELLO 3\r\n", b"%7"),
+    "auth": (b"AUTH bench pw\r\n", b"+OK"),
 }[sys.argv[5]]
 def rss():
     for line in open(f"/proc/{pid}/status"):
@@ -322,6 +329,20 @@ conns() {
     local node_pid=${CLUSTER_PIDS%% *}
     redis-cli -p "$seed_port" config set maxclients $((CONNS + 1000)) >/dev/null
     conns_memory redis "$node_pid" "$seed_port"
+}
+
+# auth: idle clients of a keyway with ACL users, authenticated as one with
+# key patterns, against idle clients of a keyway without authentication
+# (each batch in a fresh process).
+auth_conns() {
+    echo "idle connections: CONNS=$CONNS (open files limit $(ulimit -n))" >&2
+    stop_keyway
+    start_keyway
+    conns_memory keyway-open "$keyway_pid" "$kport" ping
+    stop_keyway
+    start_keyway '[auth]
+users = ["bench on >pw ~key:* ~bench:* ~counter:* &* +@all"]' "--user bench -a pw"
+    conns_memory keyway-auth "$keyway_pid" "$kport" auth
 }
 
 # pubsub: SUBS subscribers of one channel through keyway: RSS per
@@ -474,6 +495,7 @@ blocked) compare keyway keyway-blocked ;;
 pubsub) pubsub ;;
 keys) keys_rss ;;
 floor) floor ;;
+auth) auth_conns ;;
 split)
     N=$SPLIT_N TESTS=mget compare mget-one-slot mget-cross-slot
     ;;
@@ -486,5 +508,6 @@ all)
     conns
     keys_rss
     floor
+    auth_conns
     ;;
 esac

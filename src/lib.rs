@@ -61,6 +61,10 @@
 //! subscribed once, on a shared pub/sub connection (`backend::pubsub_conn`), and each message is
 //! fanned out to the worker's clients that want it.
 //!
+//! [`acl`] holds keyway's own users (`[auth]`, `ACL SETUSER`): each
+//! session's admission step checks authentication and its user's command,
+//! key and channel rules before a request is routed.
+//!
 //! [`config`] turns the TOML file plus flags into one validated `Config`:
 //! start-up keys, and live keys swapped whole ([`worker::Shared::live`]).
 //! [`server`] also owns shutdown: listeners close, every session drains

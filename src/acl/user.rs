@@ -41,12 +41,44 @@ struct Commands {
     everything: bool,
 }
 
-/// Key patterns, each with the access it grants.
-#[derive(Clone, Debug, Default)]
-struct KeyRules {
+/// Patterns of keys or channels, or all of them (`allkeys`,
+/// `allchannels`).
+#[derive(Clone, Debug)]
+struct Patterns<P> {
     all: bool,
-    patterns: Vec<KeyPattern>,
+    patterns: Vec<P>,
 }
+
+impl<P> Default for Patterns<P> {
+    fn default() -> Self {
+        Patterns {
+            all: false,
+            patterns: Vec::new(),
+        }
+    }
+}
+
+impl<P: PartialEq> Patterns<P> {
+    /// `allkeys` / `allchannels`: the patterns are moot.
+    fn allow_all(&mut self) {
+        self.all = true;
+        self.patterns.clear();
+    }
+
+    /// Adds a pattern; after `all`, that is `after_all` (as redis-server).
+    fn add(&mut self, pattern: P, after_all: RuleError) -> Result<(), RuleError> {
+        if self.all {
+            return Err(after_all);
+        }
+        if !self.patterns.contains(&pattern) {
+            self.patterns.push(pattern);
+        }
+        Ok(())
+    }
+}
+
+/// Key patterns, each with the access it grants.
+type KeyRules = Patterns<KeyPattern>;
 
 /// `~pattern` (read and write), `%R~pattern`, `%W~pattern`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,11 +92,7 @@ pub struct KeyPattern {
 }
 
 /// Channel patterns.
-#[derive(Clone, Debug, Default)]
-struct ChannelRules {
-    all: bool,
-    patterns: Vec<Pattern>,
-}
+type ChannelRules = Patterns<Pattern>;
 
 /// Why a request is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,32 +231,12 @@ impl User {
                 }
             }
             Rule::Sanitize(on) => self.sanitize = Some(on),
-            Rule::AllKeys => {
-                self.keys.all = true;
-                self.keys.patterns.clear();
-            }
+            Rule::AllKeys => self.keys.allow_all(),
             Rule::ResetKeys => self.keys = KeyRules::default(),
-            Rule::Keys(pattern) => {
-                if self.keys.all {
-                    return Err(RuleError::KeysAfterAll);
-                }
-                if !self.keys.patterns.contains(&pattern) {
-                    self.keys.patterns.push(pattern);
-                }
-            }
-            Rule::AllChannels => {
-                self.channels.all = true;
-                self.channels.patterns.clear();
-            }
+            Rule::Keys(pattern) => self.keys.add(pattern, RuleError::KeysAfterAll)?,
+            Rule::AllChannels => self.channels.allow_all(),
             Rule::ResetChannels => self.channels = ChannelRules::default(),
-            Rule::Channels(pattern) => {
-                if self.channels.all {
-                    return Err(RuleError::ChannelsAfterAll);
-                }
-                if !self.channels.patterns.contains(&pattern) {
-                    self.channels.patterns.push(pattern);
-                }
-            }
+            Rule::Channels(pattern) => self.channels.add(pattern, RuleError::ChannelsAfterAll)?,
             Rule::Command(rule) => {
                 rule.check(table)?;
                 self.commands.add(rule, table);

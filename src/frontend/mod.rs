@@ -5,7 +5,8 @@
 //! - [`session`]: one client's machinery: reading and admitting requests,
 //!   the order replies keep, sending to nodes, redirects, blocking
 //!   commands, pub/sub, `SCAN`, transactions, and writing replies;
-//! - [`local`]: the commands keyway answers itself;
+//! - [`local`]: the commands keyway answers itself, with [`login`]
+//!   (`AUTH`, `HELLO ... AUTH`) and [`acl_command`] (`ACL ...`);
 //! - [`fanout`]: requests that need several nodes and the joining of their
 //!   replies (every master, `INFO`, per-node diagnostics, split per slot);
 //! - [`client`] and [`subscriptions`]: what keyway knows of one client
