@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use support::pubsub_client::PubSubClient;
 use support::util::TempDir;
-use support::{key_slot, poll_until, Cluster, Proxy, RawClient, Ready, OP_TIMEOUT};
+use support::{key_slot, poll_until, Cluster, Launch, Proxy, RawClient, Ready, OP_TIMEOUT};
 
 const PASSWORD: &str = "kw-cluster-secret";
 
@@ -261,4 +261,27 @@ fn a_refused_password_is_logged_once_answered_clusterdown_and_healed_by_the_file
         (client.cmd(&["GET", "k"]) == "$1\r\nv\r\n").then_some(())
     });
     assert!(healed.is_some(), "{}", proxy.log_tail(40));
+}
+
+#[test]
+fn sighup_applies_a_cluster_password_fixed_in_the_config_file() {
+    let cluster = Cluster::start_with_password(PASSWORD);
+    let config =
+        |password: &str| format!("[cluster]\npassword = \"{password}\"\nretry_interval_ms = 200\n");
+    let launch = Launch {
+        ready: Ready::Ping,
+        ..Launch::default()
+    };
+    let proxy = Proxy::start_configured(&cluster, &config("wrong-password"), launch);
+    let mut client = proxy.raw_client();
+    let refused = client.cmd(&["SET", "k", "v"]);
+    assert!(refused.starts_with("-CLUSTERDOWN"), "{refused}");
+    // A file that does not validate changes nothing, and keyway lives on.
+    proxy.reload("[cluster]\nnosuchkey = 1\n");
+    assert!(proxy.log_tail(5).contains("configuration not reloaded"));
+    proxy.reload(&config(PASSWORD));
+    let served = poll_until(Duration::from_secs(10), || {
+        (client.cmd(&["SET", "k", "v"]) == "+OK\r\n").then_some(())
+    });
+    assert!(served.is_some(), "{}", proxy.log_tail(40));
 }

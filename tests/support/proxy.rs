@@ -306,6 +306,27 @@ impl Proxy {
         tail(&self.log, lines)
     }
 
+    /// Replaces the config file of [`Proxy::start_with_config`] with
+    /// `toml` and sends SIGHUP, then waits until keyway logs the reload
+    /// (or that it kept the running configuration).
+    pub fn reload(&self, toml: &str) {
+        let dir = self.config.as_ref().expect("started with a config file");
+        std::fs::write(dir.path().join("keyway.toml"), toml).expect("write keyway.toml");
+        let before = tail(&self.log, 10_000).matches("configuration ").count();
+        // SAFETY: plain kill(2) on our own child's pid, not yet reaped.
+        unsafe {
+            libc::kill(self.pid() as libc::pid_t, libc::SIGHUP);
+        }
+        let reloaded = poll_until(Duration::from_secs(10), || {
+            (tail(&self.log, 10_000).matches("configuration ").count() > before).then_some(())
+        });
+        assert!(
+            reloaded.is_some(),
+            "no reload logged: {}",
+            self.log_tail(20)
+        );
+    }
+
     /// True while the keyway process is running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
