@@ -123,7 +123,9 @@ pub fn execute(
             encode::bulk(out, b"prefixes");
             encode::array_header(out, 0);
         }
-        name if name.starts_with("acl|") => {
+        // The container alone (an unknown subcommand) too: the node words
+        // that error.
+        name if name == "acl" || name.starts_with("acl|") => {
             return super::acl_command::execute(spec, request, client, shared, table, out)
         }
         "cluster|keyslot" => encode::integer(out, Slot::of_key(arg(2)).get() as i64),
