@@ -55,6 +55,27 @@ pub struct Entry {
     pub at: Instant,
 }
 
+impl Entry {
+    /// One refusal, now.
+    pub fn now(
+        reason: Reason,
+        context: &'static str,
+        object: String,
+        username: String,
+        client_info: String,
+    ) -> Entry {
+        Entry {
+            count: 1,
+            reason,
+            context,
+            object,
+            username,
+            client_info,
+            at: Instant::now(),
+        }
+    }
+}
+
 /// The log, newest first.
 #[derive(Debug, Default)]
 pub struct Log {
@@ -98,15 +119,14 @@ mod tests {
     use super::*;
 
     fn entry(object: &str, at: Instant) -> Entry {
-        Entry {
-            count: 1,
-            reason: Reason::Command,
-            context: "toplevel",
-            object: object.into(),
-            username: "alice".into(),
-            client_info: String::new(),
-            at,
-        }
+        let entry = Entry::now(
+            Reason::Command,
+            "toplevel",
+            object.into(),
+            "alice".into(),
+            String::new(),
+        );
+        Entry { at, ..entry }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! delayed: [`attempt_delay`]), counted in `keyway_auth_failures_total`,
 //! and recorded in `ACL LOG`; the password itself is never logged.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::acl::log::{Entry, Reason};
 use crate::command::CommandSpec;
@@ -35,15 +35,13 @@ pub fn log_in(
             let limits = shared.live.load().client_auth.throttle;
             shared.acl.throttle.failed(client.record.peer.ip(), limits);
             crate::metrics::auth_failed("wrongpass");
-            shared.acl.log().add(Entry {
-                count: 1,
-                reason: Reason::Auth,
-                context: "toplevel",
-                object: command.to_string(),
-                username: String::from_utf8_lossy(user).into_owned(),
-                client_info: client.record.line().trim_end().to_string(),
-                at: Instant::now(),
-            });
+            shared.acl.log().add(Entry::now(
+                Reason::Auth,
+                "toplevel",
+                command.to_string(),
+                String::from_utf8_lossy(user).into_owned(),
+                client.record.line().trim_end().to_string(),
+            ));
             Err(WRONGPASS)
         }
     }

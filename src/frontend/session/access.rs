@@ -2,7 +2,7 @@
 //! may its user run this command on these keys and channels. A refusal is
 //! answered with redis-server's error and recorded in `ACL LOG`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -28,9 +28,10 @@ impl Session {
         client.refresh_user(&self.worker.shared.acl);
         let denial = match &client.user {
             Some(user) if user.unrestricted() => {
-                return match user.nopass() && spec.flags().is_admin() {
-                    true => node_admin_from_afar(spec, &client),
-                    false => Ok(()),
+                return if user.nopass() && spec.flags().is_admin() {
+                    node_admin_from_afar(spec, &client)
+                } else {
+                    Ok(())
                 };
             }
             // AUTH, HELLO, QUIT, RESET: always allowed, as in redis-server.
@@ -47,23 +48,19 @@ impl Session {
             Denial::Channel(i) => (Reason::Channel, lossy(request.arg(i))),
         };
         let in_multi = self.transactions.borrow().multi.is_some();
-        self.worker.shared.acl.log().add(Entry {
-            count: 1,
+        self.worker.shared.acl.log().add(Entry::now(
             reason,
-            context: if in_multi { "multi" } else { "toplevel" },
+            if in_multi { "multi" } else { "toplevel" },
             object,
-            username: client
+            client
                 .user
                 .as_ref()
                 .map_or_else(String::new, |u| u.name().to_string()),
-            client_info: client.record.line().trim_end().to_string(),
-            at: Instant::now(),
-        });
+            client.record.line().trim_end().to_string(),
+        ));
         Err(denial.error(spec))
     }
-}
 
-impl Session {
     /// Answers `request` with `reply` only after `delay` (an authentication
     /// attempt from an address past `auth.max_failures`), in its place in
     /// the reply order.
