@@ -23,6 +23,7 @@ use crate::protocol::{parse_i64, Protocol, Request};
 /// Flag bits of a [`ClientRecord`], shown in `flags=`.
 const NO_EVICT: u8 = 1;
 const BLOCKED: u8 = 2;
+const READ_REPLICAS: u8 = 4;
 
 /// One client as other threads see it.
 #[derive(Debug)]
@@ -100,6 +101,11 @@ impl ClientRecord {
         self.set_flag(NO_EVICT, on);
     }
 
+    /// Notes `READONLY` (true) or `READWRITE`.
+    pub fn set_read_replicas(&self, on: bool) {
+        self.set_flag(READ_REPLICAS, on);
+    }
+
     /// Notes that the client waits in a blocking command.
     pub fn set_blocked(&self, on: bool) {
         self.set_flag(BLOCKED, on);
@@ -167,6 +173,7 @@ impl ClientRecord {
             (multi >= 0, 'x'),
             (bits & BLOCKED != 0, 'b'),
             (bits & NO_EVICT != 0, 'e'),
+            (bits & READ_REPLICAS != 0, 'r'),
         ] {
             if on {
                 flags.push(letter);

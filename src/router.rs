@@ -109,7 +109,8 @@ pub fn route_spec<'t>(spec: Option<&'t CommandSpec>, request: &Request) -> Route
         RouteClass::FanOut(merge) => Route::FanOut(merge),
         RouteClass::AllNodes => Route::AllNodes,
         RouteClass::Diagnostics(what) => Route::Diagnostics(what),
-        RouteClass::Channel => Route::Slot(Slot::of_key(request.arg(1)), Access::Read),
+        // PUBLISH is no read: a replica never serves it.
+        RouteClass::Channel => Route::Slot(Slot::of_key(request.arg(1)), Access::Write),
         RouteClass::Subscription if request.argc() == 1 => Route::Subscription(spec, None),
         RouteClass::Subscription => match keyed(spec, request) {
             Route::Slot(slot, _) => Route::Subscription(spec, Some(slot)),
@@ -154,11 +155,7 @@ fn split<'t>(spec: &'t CommandSpec, request: &Request, join: SplitJoin) -> Route
     if keys.is_err() || !even || step == 0 || count * step != request.argc() - 1 {
         return Route::Reject(Rejection::WrongArity(spec));
     }
-    let access = if spec.flags().is_write() {
-        Access::Write
-    } else {
-        Access::Read
-    };
+    let access = Access::of(spec);
     Route::Split(KeyGroups {
         join,
         step,
@@ -195,8 +192,7 @@ fn keyed<'t>(spec: &'t CommandSpec, request: &Request) -> Route<'t> {
     match (keys, slot) {
         (Err(e), _) => Route::Reject(Rejection::Keys(e)),
         (Ok(()), _) if cross => Route::Reject(Rejection::CrossSlot),
-        (Ok(()), Some(slot)) if spec.flags().is_write() => Route::Slot(slot, Access::Write),
-        (Ok(()), Some(slot)) => Route::Slot(slot, Access::Read),
+        (Ok(()), Some(slot)) => Route::Slot(slot, Access::of(spec)),
         (Ok(()), None) => Route::AnyNode,
     }
 }

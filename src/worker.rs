@@ -17,9 +17,11 @@ use crate::backend::blocking::BlockingPool;
 use crate::backend::conn::{Conn, ConnSettings, SettingsSource};
 use crate::backend::pool::{NodeConns, Pool};
 use crate::cluster::redirect::Budgets;
-use crate::cluster::{node_for, Access, ClusterView, NoNode, NodeIndex, Slot, Topology};
+use crate::cluster::{
+    node_for, read_node, Access, ClusterView, NoNode, NodeIndex, Pick, Slot, Topology,
+};
 use crate::command::CommandTable;
-use crate::config::{Config, Live, Startup};
+use crate::config::{Config, Live, ReadPolicy, Startup};
 use crate::protocol::Protocol;
 use crate::pubsub::Hub;
 use crate::registry::Registry;
@@ -72,6 +74,8 @@ pub struct Worker {
     /// Connections by [`NodeIndex`] for the topology epoch they were built for.
     by_index: RefCell<(u64, Vec<Rc<NodeConns>>)>,
     next_any: Cell<usize>,
+    /// Spreads reads over a shard's nodes (see [`Worker::slot_conns`]).
+    next_read: Cell<usize>,
     /// Shared with the backend's connections, which read it at each
     /// (re)connect ([`SettingsSource`]).
     live: Rc<RefCell<Current<Arc<ArcSwap<Live>>, Live>>>,
@@ -88,6 +92,7 @@ fn conn_settings(live: &Live) -> ConnSettings {
         reconnect_max: live.reconnect_max,
         limits: crate::protocol::Limits::default(),
         auth: live.cluster_auth.clone(),
+        readonly: true,
     }
 }
 
@@ -153,6 +158,7 @@ impl Worker {
             pool,
             by_index: RefCell::new((u64::MAX, Vec::new())),
             next_any: Cell::new(0),
+            next_read: Cell::new(0),
             live,
             topology: RefCell::new(Current::new(ViewField(
                 shared.view.clone(),
@@ -201,6 +207,34 @@ impl Worker {
         access: Access,
     ) -> Result<NodeIndex, NoNode> {
         node_for(topology, slot, access)
+    }
+
+    /// The connections that serve `slot` for `access` under `policy`: the
+    /// master's, or (for a read) a replica's, spread over the shard's
+    /// replicas (see [`crate::cluster::choice`]).
+    #[inline]
+    pub fn slot_conns(
+        &self,
+        topology: &Topology,
+        slot: Slot,
+        access: Access,
+        policy: ReadPolicy,
+    ) -> Result<Rc<NodeConns>, NoNode> {
+        let master = node_for(topology, slot, access)?;
+        if access == Access::Write || policy == ReadPolicy::Master {
+            return Ok(self.conns(topology, master));
+        }
+        let turn = self.next_read.get();
+        self.next_read.set(turn.wrapping_add(1));
+        match read_node(topology, master, policy, turn)? {
+            Pick::Master(index) => Ok(self.conns(topology, index)),
+            Pick::Replica(addr) => {
+                // Brings the per-index cache (and the retiring of nodes that
+                // left) up to this map, as every other way to a node does.
+                self.conns(topology, master);
+                Ok(self.pool.node(&addr))
+            }
+        }
     }
 
     /// The connections to node `index` of `topology`.

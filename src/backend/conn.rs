@@ -57,6 +57,8 @@ pub struct ConnSettings {
     pub limits: Limits,
     /// Credentials for the cluster's nodes, if they need them.
     pub auth: Option<Arc<ClusterAuth>>,
+    /// Say `READONLY` at connect: a data connection may reach a replica.
+    pub readonly: bool,
 }
 
 /// Where a connection reads its [`ConnSettings`]: once per (re)connect,
@@ -72,6 +74,7 @@ impl ConnSettings {
             timeout: self.connect_timeout,
             limits: self.limits,
             auth: self.auth.clone(),
+            readonly: self.readonly,
         }
     }
 }

@@ -23,6 +23,7 @@ fn settings(request_timeout: Duration) -> SettingsSource {
         reconnect_max: Duration::from_millis(100),
         limits: Limits::default(),
         auth: None,
+        readonly: false,
     })
 }
 

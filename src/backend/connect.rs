@@ -12,8 +12,10 @@
 //!    is sent: a node with `requirepass` refuses even `HELLO` without them.
 //!    The password is read now (a password file at every connect).
 //! 4. [`Step::Hello`]: `HELLO 3` for a RESP3 connection; nothing for RESP2.
-//! 5. *(READONLY for connections that read from replicas, and CLIENT SETNAME,
-//!    go here, last, once the connection speaks its protocol.)*
+//! 5. [`Step::ReadOnly`]: `READONLY` on a data connection, so that a
+//!    replica serves the reads keyway sends it (a master ignores it; roles
+//!    change with failovers, so every data connection says it).
+//!    *(CLIENT SETNAME would go here too.)*
 //!
 //! Steps in italics are not implemented; each will be one more [`Step`]
 //! variant and one more field in [`ConnectOptions`].
@@ -46,10 +48,12 @@ pub struct ConnectOptions {
     pub limits: Limits,
     /// Credentials, when the cluster needs them.
     pub auth: Option<Arc<ClusterAuth>>,
+    /// Say `READONLY` (a data connection, which may reach a replica).
+    pub readonly: bool,
 }
 
 /// A step of opening a connection; see the module docs for the order and
-/// the steps still to come (TLS, AUTH, READONLY / CLIENT SETNAME).
+/// the steps still to come (TLS, CLIENT SETNAME).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// TCP connect and socket options.
@@ -58,6 +62,8 @@ pub enum Step {
     Auth,
     /// `HELLO 3`, switching the connection to RESP3.
     Hello,
+    /// `READONLY`, letting a replica serve reads.
+    ReadOnly,
 }
 
 impl fmt::Display for Step {
@@ -66,6 +72,7 @@ impl fmt::Display for Step {
             Step::Connect => "connect",
             Step::Auth => "AUTH",
             Step::Hello => "HELLO 3",
+            Step::ReadOnly => "READONLY",
         })
     }
 }
@@ -131,7 +138,12 @@ pub async fn connect(addr: &str, options: &ConnectOptions) -> Result<Stream, Con
             .step(Step::Hello, hello3(&stream, options.limits))
             .await?;
     }
-    // (READONLY, CLIENT SETNAME: here.)
+    if options.readonly {
+        attempt
+            .step(Step::ReadOnly, expect_ok(&stream, READONLY, options.limits))
+            .await?;
+    }
+    // (CLIENT SETNAME: here.)
     Ok(stream)
 }
 
@@ -184,6 +196,20 @@ fn log_auth(addr: &str, failure: Option<&ConnectError>) {
                 info!(node = addr, "authentication to {addr} succeeds again");
             }
         }
+    }
+}
+
+/// `READONLY`, last on a data connection.
+const READONLY: &[&[u8]] = &[b"READONLY"];
+
+/// Sends `command`, whose reply must be `+OK`.
+async fn expect_ok(stream: &Stream, command: &[&[u8]], limits: Limits) -> Result<(), Cause> {
+    let buf = round_trip(stream, command, limits).await?;
+    match &buf[..] {
+        b"+OK\r\n" => Ok(()),
+        other => Err(Cause::Refused(
+            String::from_utf8_lossy(other).trim_end().to_string(),
+        )),
     }
 }
 

@@ -4,11 +4,16 @@
 //! `Worker::for_slot`, or [`node_for`] where no worker is at hand), so a
 //! read policy (replicas) and node health are added here and nowhere else.
 
+use std::sync::Arc;
+
+use crate::command::CommandSpec;
+use crate::config::ReadPolicy;
+
 use super::{NodeIndex, Slot, Topology};
 
-/// Whether a command changes data (the `write` flag): `WAIT` counts
-/// replicas of the masters a client wrote to, and only reads may ever be
-/// served by a replica.
+/// Whether a command only reads (Redis's `readonly` flag), which a replica
+/// may serve, or may change data (anything else: the master serves it, and
+/// `WAIT` counts replicas of the masters a client sent such commands to).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     /// Reads only.
@@ -17,22 +22,73 @@ pub enum Access {
     Write,
 }
 
+impl Access {
+    /// `Read` for a command flagged `readonly` (and not `write`).
+    #[inline]
+    pub fn of(spec: &CommandSpec) -> Access {
+        let flags = spec.flags();
+        if flags.is_readonly() && !flags.is_write() {
+            Access::Read
+        } else {
+            Access::Write
+        }
+    }
+}
+
 /// Why no node can serve a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NoNode {
     /// keyway has never reached a cluster node: there is no slot map yet.
     NoTopology,
     /// The slot map has no master for the slot.
     SlotNotServed,
+    /// `read.policy = "replica"` without fallback, and the shard of this
+    /// master has no usable replica.
+    NoReplica(Arc<str>),
 }
 
 impl NoNode {
     /// The error a client gets (the text after `-`).
-    pub fn text(self) -> &'static str {
+    pub fn text(&self) -> String {
         match self {
-            NoNode::NoTopology => "CLUSTERDOWN keyway has not reached any cluster node yet; check cluster.seeds (and cluster.user/password) in its config and its log (it keeps retrying)",
-            NoNode::SlotNotServed => "CLUSTERDOWN Hash slot not served",
+            NoNode::NoTopology => "CLUSTERDOWN keyway has not reached any cluster node yet; check cluster.seeds (and cluster.user/password) in its config and its log (it keeps retrying)".to_string(),
+            NoNode::SlotNotServed => "CLUSTERDOWN Hash slot not served".to_string(),
+            NoNode::NoReplica(master) => format!("CLUSTERDOWN no replica of the shard of master {master} is usable for reads, and read.fallback_to_master is off; retry later, or turn read.fallback_to_master on"),
         }
+    }
+}
+
+/// The node that serves a read: the slot's master, or one of its replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// The master, by index.
+    Master(NodeIndex),
+    /// A replica of that master, by address.
+    Replica(Arc<str>),
+}
+
+/// The node of master `master`'s shard that serves a read under `policy`,
+/// spreading reads evenly by `turn` (a counter the caller advances per
+/// read).
+pub fn read_node(
+    topology: &Topology,
+    master: NodeIndex,
+    policy: ReadPolicy,
+    turn: usize,
+) -> Result<Pick, NoNode> {
+    let node = &topology.nodes()[master as usize];
+    let replicas = &node.replicas;
+    match policy {
+        ReadPolicy::Master => Ok(Pick::Master(master)),
+        ReadPolicy::Any => match turn % (replicas.len() + 1) {
+            0 => Ok(Pick::Master(master)),
+            i => Ok(Pick::Replica(replicas[i - 1].clone())),
+        },
+        _ if !replicas.is_empty() => Ok(Pick::Replica(replicas[turn % replicas.len()].clone())),
+        ReadPolicy::PreferReplica | ReadPolicy::Replica { fallback: true } => {
+            Ok(Pick::Master(master))
+        }
+        ReadPolicy::Replica { fallback: false } => Err(NoNode::NoReplica(node.addr.clone())),
     }
 }
 
@@ -69,6 +125,61 @@ mod tests {
         assert_eq!(
             NoNode::SlotNotServed.text(),
             "CLUSTERDOWN Hash slot not served"
+        );
+    }
+
+    fn shard_with_replicas(replicas: &[&str]) -> Topology {
+        use crate::protocol::Value;
+        let int = Value::Int;
+        let node = |port: i64| {
+            Value::Array(vec![
+                Value::Bulk(bytes::Bytes::from_static(b"127.0.0.1")),
+                int(port),
+            ])
+        };
+        let mut range = vec![int(0), int(16383), node(7000)];
+        range.extend(replicas.iter().map(|p| node(p.parse().unwrap())));
+        let reply = Value::Array(vec![Value::Array(range)]);
+        Topology::from_slots(&reply, "127.0.0.1:7000")
+            .unwrap()
+            .with_epoch(1)
+    }
+
+    #[test]
+    fn reads_spread_as_the_policy_says() {
+        let t = shard_with_replicas(&["7001", "7002"]);
+        let pick = |policy, turn| read_node(&t, 0, policy, turn).unwrap();
+        let replica = |port: &str| Pick::Replica(format!("127.0.0.1:{port}").into());
+        assert_eq!(pick(ReadPolicy::Master, 1), Pick::Master(0));
+        assert_eq!(pick(ReadPolicy::PreferReplica, 0), replica("7001"));
+        assert_eq!(pick(ReadPolicy::PreferReplica, 1), replica("7002"));
+        assert_eq!(
+            pick(ReadPolicy::Replica { fallback: false }, 3),
+            replica("7002")
+        );
+        let any: Vec<Pick> = (0..3).map(|turn| pick(ReadPolicy::Any, turn)).collect();
+        assert_eq!(any, [Pick::Master(0), replica("7001"), replica("7002")]);
+    }
+
+    #[test]
+    fn a_shard_without_replicas_falls_back_or_says_so() {
+        let t = shard_with_replicas(&[]);
+        for policy in [
+            ReadPolicy::PreferReplica,
+            ReadPolicy::Replica { fallback: true },
+            ReadPolicy::Any,
+        ] {
+            assert_eq!(
+                read_node(&t, 0, policy, 5),
+                Ok(Pick::Master(0)),
+                "{policy:?}"
+            );
+        }
+        let refused = read_node(&t, 0, ReadPolicy::Replica { fallback: false }, 0).unwrap_err();
+        assert!(
+            refused.text().contains("master 127.0.0.1:7000"),
+            "{}",
+            refused.text()
         );
     }
 }

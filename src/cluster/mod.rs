@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 
 use crate::command::CommandTable;
 
-pub use choice::{node_for, Access, NoNode};
+pub use choice::{node_for, read_node, Access, NoNode, Pick};
 pub use slot::{Slot, SLOT_COUNT};
 pub use topology::{NodeIndex, Topology};
 

@@ -21,6 +21,9 @@ const UNCOVERED: NodeIndex = NodeIndex::MAX;
 pub struct Node {
     /// `host:port` keyway connects to.
     pub addr: Arc<str>,
+    /// Its replicas that may serve reads: those `CLUSTER SHARDS` says are
+    /// `online` (`CLUSTER SLOTS` lists only replicas not failed), sorted.
+    pub replicas: Vec<Arc<str>>,
 }
 
 /// An immutable snapshot of the cluster's slot ownership.
@@ -162,9 +165,16 @@ impl Topology {
         (order, hash)
     }
 
-    /// Same slot ownership and the same other nodes (ignoring epochs)?
+    /// Same slot ownership, the same usable replicas of each master and
+    /// the same other nodes (ignoring epochs)?
     pub fn same_map(&self, other: &Topology) -> bool {
+        fn replicas(t: &Topology) -> Vec<(&Arc<str>, &Vec<Arc<str>>)> {
+            let mut sets: Vec<_> = t.nodes.iter().map(|n| (&n.addr, &n.replicas)).collect();
+            sets.sort();
+            sets
+        }
         self.others == other.others
+            && replicas(self) == replicas(other)
             && self
                 .slots
                 .iter()
@@ -180,7 +190,10 @@ impl Topology {
         if let Some(i) = self.nodes.iter().position(|n| &*n.addr == addr) {
             return i as NodeIndex;
         }
-        self.nodes.push(Node { addr: addr.into() });
+        self.nodes.push(Node {
+            addr: addr.into(),
+            replicas: Vec::new(),
+        });
         (self.nodes.len() - 1) as NodeIndex
     }
 
@@ -216,6 +229,16 @@ impl Topology {
         Ok(())
     }
 
+    /// The replicas of master `addr` that may serve reads (a master that
+    /// serves no slot is not in the map: its replicas serve nothing).
+    fn set_replicas(&mut self, addr: &str, mut replicas: Vec<Arc<str>>) {
+        replicas.sort();
+        replicas.dedup();
+        if let Some(node) = self.nodes.iter_mut().find(|n| &*n.addr == addr) {
+            node.replicas = replicas;
+        }
+    }
+
     /// Records a node that serves no slot (see [`Topology::others`]).
     fn add_other(&mut self, addr: String) {
         if let Err(at) = self.others.binary_search_by(|a| (**a).cmp(&addr)) {
@@ -244,14 +267,21 @@ impl Topology {
                 .iter()
                 .find(|n| n.map_get("role").and_then(Value::as_bytes) == Some(b"master"))
                 .filter(|_| !ranges.is_empty());
+            let mut replicas = Vec::new();
             for node in nodes {
-                let failed = node.map_get("health").and_then(Value::as_bytes) == Some(b"fail");
+                let health = node.map_get("health").and_then(Value::as_bytes);
                 let serves = master.is_some_and(|m| std::ptr::eq(m, node));
-                if serves || failed {
+                if serves || health == Some(b"fail") {
                     continue;
                 }
                 if let Some(port) = node.map_get("port").and_then(Value::as_int) {
-                    topology.add_other(node_addr(shard_host(node), port, answering));
+                    let addr = node_addr(shard_host(node), port, answering);
+                    let replica =
+                        node.map_get("role").and_then(Value::as_bytes) == Some(b"replica");
+                    if replica && health == Some(b"online") {
+                        replicas.push(Arc::<str>::from(addr.as_str()));
+                    }
+                    topology.add_other(addr);
                 }
             }
             let Some(master) = master else { continue };
@@ -271,6 +301,7 @@ impl Topology {
                     _ => return Err(TopologyError::Malformed("odd number of slot bounds")),
                 }
             }
+            topology.set_replicas(&addr, replicas);
         }
         Ok(topology)
     }
@@ -298,16 +329,21 @@ impl Topology {
                 .and_then(Value::as_int)
                 .ok_or(TopologyError::Malformed("master without port"))?;
             let host = host.filter(|h| !h.is_empty() && *h != b"?");
-            topology.assign(start, end, &node_addr(host, port, answering))?;
+            let master = node_addr(host, port, answering);
+            topology.assign(start, end, &master)?;
             // The replicas the node does not consider failed.
+            let mut usable = Vec::new();
             for replica in replicas.iter().filter_map(Value::as_array) {
                 if let [host, port, ..] = replica {
                     let host = host.as_bytes().filter(|h| !h.is_empty() && *h != b"?");
                     if let Some(port) = port.as_int() {
-                        topology.add_other(node_addr(host, port, answering));
+                        let addr = node_addr(host, port, answering);
+                        usable.push(Arc::<str>::from(addr.as_str()));
+                        topology.add_other(addr);
                     }
                 }
             }
+            topology.set_replicas(&master, usable);
         }
         Ok(topology)
     }

@@ -109,6 +109,17 @@ fn every_node_is_known_masters_first_then_the_others_by_address() {
     );
     assert!(t.knows("127.0.0.1:7005") && t.knows("127.0.0.1:7002"));
     assert!(!t.knows("127.0.0.1:7008"));
+    // Reads may go only to online replicas: not loading, not failed.
+    let replicas_of = |slot: u16| {
+        let index = t.master_of(Slot::new(slot).unwrap()).unwrap();
+        let node = &t.nodes()[index as usize];
+        node.replicas
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(replicas_of(0), ["127.0.0.1:7003"]);
+    assert_eq!(replicas_of(5461), ["127.0.0.1:7005"]);
 
     // A replica more (or less) is a new map; a MOVED to a replica makes it
     // a master, listed once.

@@ -23,6 +23,9 @@ pub struct FileConfig {
     /// `[auth]` section.
     #[serde(default)]
     pub auth: AuthSection,
+    /// `[read]` section.
+    #[serde(default)]
+    pub read: ReadSection,
 }
 
 /// `[proxy]`: the listening side and process.
@@ -117,4 +120,14 @@ pub struct AuthSection {
     pub failure_window_s: Option<u64>,
     /// The delay of each attempt past `max_failures`, in milliseconds.
     pub failure_delay_ms: Option<u64>,
+}
+
+/// `[read]`: which node serves a read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadSection {
+    /// `master`, `prefer-replica`, `replica` or `any`.
+    pub policy: Option<String>,
+    /// With `replica`: the master serves when no replica is usable.
+    pub fallback_to_master: Option<bool>,
 }

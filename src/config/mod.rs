@@ -13,12 +13,15 @@ use crate::protocol::Limits;
 mod auth;
 mod client_auth;
 mod file;
+mod read;
 
 pub use auth::ClusterAuth;
 pub use client_auth::{acl_file_lines, ClientAuth};
+pub use read::ReadPolicy;
 
 pub use file::{
     AuthSection, BackendSection, ClientSection, ClusterSection, FileConfig, ProxySection,
+    ReadSection,
 };
 
 /// A configuration problem, naming the offending key. `main` prints it and
@@ -132,6 +135,8 @@ pub struct Live {
     pub cluster_auth: Option<Arc<ClusterAuth>>,
     /// Who may use keyway.
     pub client_auth: ClientAuth,
+    /// Which node serves a read.
+    pub read_policy: ReadPolicy,
 }
 
 /// When a client that reads too slowly is disconnected: its unsent output
@@ -414,6 +419,7 @@ impl FileConfig {
             )?
             .map(Arc::new),
             client_auth: ClientAuth::from_section(self.auth)?,
+            read_policy: ReadPolicy::from_section(&self.read)?,
         };
         Ok(Config { startup, live })
     }

@@ -24,6 +24,8 @@ pub struct ClientInfo {
     /// The user whose rules apply: the one it authenticated as, or
     /// `default` while that needs no password; `None` until `AUTH`.
     pub user: Option<Arc<User>>,
+    /// `READONLY` (until `READWRITE`): its reads go to replicas.
+    pub read_replicas: bool,
     /// The name it authenticated as, if it did.
     authenticated_as: Option<Arc<str>>,
     /// The users' generation `user` was taken from (0: never; generations
@@ -40,6 +42,7 @@ impl ClientInfo {
             subscriptions: Subscriptions::default(),
             record,
             user: None,
+            read_replicas: false,
             authenticated_as: None,
             users_seen: 0,
         };
@@ -71,6 +74,12 @@ impl ClientInfo {
         self.record.names().user = Some(name.clone());
         self.authenticated_as = Some(name);
         self.user = Some(user);
+    }
+
+    /// `READONLY` (true) or `READWRITE`.
+    pub fn set_read_replicas(&mut self, on: bool) {
+        self.read_replicas = on;
+        self.record.set_read_replicas(on);
     }
 
     /// Back to the state of a new connection (`RESET`).

@@ -60,12 +60,16 @@ pub fn execute(
         "auth" => auth(request, client, shared, out),
         "reset" => {
             client.log_out(&shared.acl);
+            client.set_read_replicas(false);
             client.record.names().name = None;
             client.set_protocol(Protocol::Resp2);
             client.record.set_no_evict(false);
             encode::simple(out, b"RESET");
         }
-        "readonly" | "readwrite" => encode::simple(out, b"OK"),
+        "readonly" | "readwrite" => {
+            client.set_read_replicas(spec.name() == "readonly");
+            encode::simple(out, b"OK");
+        }
         "command|count" => encode::integer(out, table.len() as i64),
         "command" | "command|info" | "command|docs" | "command|list" | "command|getkeys"
         | "command|getkeysandflags" | "command|help" => return Outcome::Forward,

@@ -24,6 +24,7 @@ use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplySink};
 use crate::cluster::redirect::{self, Decision};
 use crate::cluster::{NoNode, Slot, Topology};
+use crate::config::ReadPolicy;
 use crate::protocol::{encode, Protocol};
 use crate::worker::Worker;
 
@@ -40,6 +41,8 @@ pub struct Split {
     token: u64,
     proto: Protocol,
     client: u64,
+    /// Where a read part goes (the client's read policy).
+    policy: ReadPolicy,
     plan: RefCell<Plan>,
     missing: Cell<usize>,
 }
@@ -56,6 +59,7 @@ impl Split {
         proto: Protocol,
         client: u64,
         plan: Plan,
+        policy: ReadPolicy,
         topology: &Topology,
     ) {
         let parts = plan.parts();
@@ -66,6 +70,7 @@ impl Split {
             token,
             proto,
             client,
+            policy,
             plan: RefCell::new(plan),
             missing: Cell::new(parts),
         });
@@ -81,7 +86,7 @@ impl Split {
                         .pick(proto, client)
                         .send(plan.request(i), false, &me, i as u64)
                         .map_err(Err),
-                    Err(no_node) => Err(Ok(error(no_node.text()))),
+                    Err(no_node) => Err(Ok(error(&no_node.text()))),
                 };
                 if let Err(reply) = sent {
                     failed.push((i, reply));
@@ -94,12 +99,11 @@ impl Split {
     }
 
     /// The connections to the node serving `slot` in `topology` for this
-    /// split's access, or why there is none.
+    /// split's access (a replica's for a read, as the policy says), or why
+    /// there is none.
     fn conns(&self, slot: Slot, topology: &Topology) -> Result<Rc<NodeConns>, NoNode> {
-        let index = self
-            .worker
-            .for_slot(topology, slot, self.plan.borrow().access())?;
-        Ok(self.worker.conns(topology, index))
+        let access = self.plan.borrow().access();
+        self.worker.slot_conns(topology, slot, access, self.policy)
     }
 
     /// Sends part `part` to its slot's master in `topology`.
@@ -128,7 +132,7 @@ impl Split {
                 plan.progress(part).asked = asking.then_some(conns);
                 sent
             }
-            Err(no_node) => return self.finish(part, Ok(error(no_node.text()))),
+            Err(no_node) => return self.finish(part, Ok(error(&no_node.text()))),
         };
         if let Err(e) = sent {
             self.finish(part, Err(e));

@@ -12,6 +12,7 @@ use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplySink};
 use crate::cluster::redirect::{self, Decision};
 use crate::cluster::{Access, NoNode, NodeIndex, Topology};
+use crate::config::ReadPolicy;
 use crate::protocol::{encode, Request};
 use crate::router::{self, Route};
 
@@ -88,15 +89,18 @@ impl Session {
                     Err(no_node) => self.complete_no_node(token, no_node),
                 };
             }
-            Target::Slot(slot, access) => match worker.for_slot(&topology, slot, access) {
-                Ok(index) => {
-                    if access == Access::Write {
+            Target::Slot(slot, Access::Write) => {
+                match worker.for_slot(&topology, slot, Access::Write) {
+                    Ok(index) => {
                         self.wrote_to(&topology.nodes()[index as usize].addr);
+                        Ok(worker.conns(&topology, index))
                     }
-                    Ok(worker.conns(&topology, index))
+                    Err(no_node) => Err(no_node),
                 }
-                Err(no_node) => Err(no_node),
-            },
+            }
+            Target::Slot(slot, Access::Read) => {
+                worker.slot_conns(&topology, slot, Access::Read, self.read_policy())
+            }
             Target::AnyMaster => worker.any_master(&topology),
             Target::Watched(conn, _) => {
                 drop(topology);
@@ -318,7 +322,18 @@ impl Session {
             proto,
             client,
             plan,
+            self.read_policy(),
             topology,
         );
+    }
+
+    /// Where this client's reads go: a replica when it sent `READONLY`,
+    /// else as `read.policy` says.
+    pub(super) fn read_policy(&self) -> ReadPolicy {
+        if self.client.borrow().read_replicas {
+            ReadPolicy::PreferReplica
+        } else {
+            self.worker.live().read_policy
+        }
     }
 }
