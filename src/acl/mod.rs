@@ -25,8 +25,8 @@ pub mod throttle;
 mod user;
 mod users;
 
-pub use rules::RuleError;
-pub use user::{hex, Denial, PasswordHash, User};
+pub use rules::{PasswordHash, RuleError};
+pub use user::{hex, Denial, User};
 pub use users::{LineError, UserLine, Users, DEFAULT_USER};
 
 /// Whether a client at `ip` is local, as redis-server's protected mode

@@ -7,7 +7,20 @@ use std::fmt;
 use crate::command::{AclCategories, CommandSpec, CommandTable};
 
 use super::glob::Pattern;
-use super::user::{KeyPattern, PasswordHash};
+
+/// A password's SHA-256; keyway keeps no password in clear.
+pub type PasswordHash = [u8; 32];
+
+/// `~pattern` (read and write), `%R~pattern`, `%W~pattern`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPattern {
+    /// Grants reading.
+    pub read: bool,
+    /// Grants writing.
+    pub write: bool,
+    /// The glob pattern.
+    pub pattern: Pattern,
+}
 
 /// Why a rule is refused; `Display` is redis-server's wording.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -263,7 +276,7 @@ mod tests {
             Rule::parse(b">pw"),
             Ok(Rule::AddPassword(super::super::sha256(b"pw")))
         );
-        let hash = super::super::user::hex(&super::super::sha256(b"pw"));
+        let hash = super::super::hex(&super::super::sha256(b"pw"));
         assert_eq!(
             Rule::parse(format!("#{hash}").as_bytes()),
             Ok(Rule::AddPassword(super::super::sha256(b"pw")))

@@ -7,10 +7,7 @@ use std::sync::Arc;
 use crate::command::{CommandArgs, CommandSpec, CommandTable, KeySpecFlags};
 
 use super::glob::Pattern;
-use super::rules::{CommandRule, Rule, RuleError};
-
-/// A password's SHA-256; keyway keeps no password in clear.
-pub type PasswordHash = [u8; 32];
+use super::rules::{CommandRule, KeyPattern, PasswordHash, Rule, RuleError};
 
 /// One ACL user.
 #[derive(Clone, Debug)]
@@ -79,17 +76,6 @@ impl<P: PartialEq> Patterns<P> {
 
 /// Key patterns, each with the access it grants.
 type KeyRules = Patterns<KeyPattern>;
-
-/// `~pattern` (read and write), `%R~pattern`, `%W~pattern`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyPattern {
-    /// Grants reading.
-    pub read: bool,
-    /// Grants writing.
-    pub write: bool,
-    /// The glob pattern.
-    pub pattern: Pattern,
-}
 
 /// Channel patterns.
 type ChannelRules = Patterns<Pattern>;

@@ -240,7 +240,7 @@ mod tests {
             closed.default_user().describe(),
             format!(
                 "user default on #{} ~* &* +@all",
-                super::super::user::hex(&super::super::sha256(b"pw"))
+                super::super::hex(&super::super::sha256(b"pw"))
             )
         );
     }
@@ -267,7 +267,7 @@ mod tests {
             alice.describe(),
             format!(
                 "user alice on #{} ~app:* %R~cache:* resetchannels &chan:* -@all +@read +@write -flushall",
-                super::super::user::hex(&super::super::sha256(b"pw"))
+                super::super::hex(&super::super::sha256(b"pw"))
             )
         );
         let err = Users::build(None, &[line("bob on +@nosuch")], &table).unwrap_err();

@@ -14,12 +14,12 @@ use crate::protocol::{encode, parse_i64, Protocol, Request};
 use crate::worker::Shared;
 
 use super::client::ClientInfo;
-use super::local::Outcome;
 
 /// Entries `ACL LOG` shows without a count.
 const LOG_DEFAULT_COUNT: usize = 10;
 
-/// Answers `ACL <subcommand>` (`spec` its entry) into `out`.
+/// Answers `ACL <subcommand>` (`spec` its entry) into `out`; false when
+/// a node should answer it instead (`ACL HELP`, an unknown subcommand).
 pub fn execute(
     spec: &CommandSpec,
     request: &Request,
@@ -27,7 +27,7 @@ pub fn execute(
     shared: &Shared,
     table: &CommandTable,
     out: &mut BytesMut,
-) -> Outcome {
+) -> bool {
     let proto = client.proto;
     let users = shared.acl.users();
     match spec.name() {
@@ -59,9 +59,9 @@ pub fn execute(
         "acl|save" => save(shared, &users, out),
         "acl|load" => load(shared, table, out),
         "acl|genpass" => genpass(request, out),
-        _ => return Outcome::Forward,
+        _ => return false,
     }
-    Outcome::Reply
+    true
 }
 
 /// `ACL GETUSER`'s map: flags, passwords, commands, keys, channels,

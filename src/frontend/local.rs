@@ -130,7 +130,9 @@ pub fn execute(
         // The container alone (an unknown subcommand) too: the node words
         // that error.
         name if name == "acl" || name.starts_with("acl|") => {
-            return super::acl_command::execute(spec, request, client, shared, table, out)
+            if !super::acl_command::execute(spec, request, client, shared, table, out) {
+                return Outcome::Forward;
+            }
         }
         "cluster|keyslot" => encode::integer(out, Slot::of_key(arg(2)).get() as i64),
         "cluster|info" => encode::verbatim(out, proto, cluster_info(shared).as_bytes()),
