@@ -231,8 +231,19 @@ impl Worker {
             Pick::Replica(addr) => {
                 // Brings the per-index cache (and the retiring of nodes that
                 // left) up to this map, as every other way to a node does.
-                self.conns(topology, master);
-                Ok(self.pool.node(&addr))
+                let master_conns = self.conns(topology, master);
+                let conns = self.pool.node(&addr);
+                if !conns.is_down() {
+                    return Ok(conns);
+                }
+                // A replica keyway cannot reach serves no read until it is
+                // back (its connection retries with the usual backoff).
+                match policy {
+                    ReadPolicy::Replica { fallback: false } => Err(NoNode::NoReplica(
+                        topology.nodes()[master as usize].addr.clone(),
+                    )),
+                    _ => Ok(master_conns),
+                }
             }
         }
     }

@@ -229,6 +229,12 @@ impl Conn {
         Ok(())
     }
 
+    /// Whether the connection is down (between a failure and the next
+    /// successful connect): what is sent now fails at once.
+    pub fn is_down(&self) -> bool {
+        matches!(self.state.borrow().link, Link::Down(_))
+    }
+
     /// Stops the connection once its outstanding requests are answered (the
     /// node left the topology): at once when idle, else after the last
     /// reply. A connection not yet up still connects once to serve what

@@ -56,6 +56,17 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// The node the error is about.
+    pub fn addr(&self) -> &Arc<str> {
+        match self {
+            BackendError::Unreachable(addr)
+            | BackendError::Refused(addr, _)
+            | BackendError::Lost(addr)
+            | BackendError::Timeout(addr, _)
+            | BackendError::BadReply(addr) => addr,
+        }
+    }
+
     /// The error for a connection to `addr` that could not be opened:
     /// refused credentials name the node's reason; anything else is
     /// "cannot connect".

@@ -64,6 +64,12 @@ impl NodeConns {
         &conns[(client % conns.len() as u64) as usize]
     }
 
+    /// Whether the node's (RESP2) connections are down: the node failed
+    /// and keyway waits to reconnect.
+    pub fn is_down(&self) -> bool {
+        self.resp2.iter().all(|c| c.is_down())
+    }
+
     fn retire(&self) {
         self.retired.set(true);
         let resp3 = self.resp3.get().into_iter().flatten();

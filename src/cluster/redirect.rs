@@ -28,6 +28,8 @@ pub struct Followed {
     pub redirects: u16,
     /// `TRYAGAIN` retried.
     pub tryagains: u16,
+    /// Sent again after the replica it went to failed (once).
+    pub off_replica: bool,
 }
 
 impl Followed {

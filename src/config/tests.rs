@@ -195,3 +195,28 @@ fn auth_users_are_checked_at_load() {
         }
     }
 }
+
+#[test]
+fn read_policies() {
+    let policy = |text: &str| load(text, Overrides::default()).map(|c| c.live.read_policy);
+    assert_eq!(policy("").unwrap(), ReadPolicy::Master);
+    assert_eq!(
+        policy("[read]\npolicy = \"replica\"\n").unwrap(),
+        ReadPolicy::Replica { fallback: true }
+    );
+    assert_eq!(
+        policy("[read]\npolicy = \"replica\"\nfallback_to_master = false\n").unwrap(),
+        ReadPolicy::Replica { fallback: false }
+    );
+    assert_eq!(
+        policy("[read]\npolicy = \"any\"\n").unwrap(),
+        ReadPolicy::Any
+    );
+    match policy("[read]\npolicy = \"replicas\"\n") {
+        Err(ConfigError::Invalid { key, reason }) => {
+            assert_eq!(key, "read.policy");
+            assert!(reason.contains("`replicas` is not one of"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -257,6 +257,47 @@ impl Session {
     }
 }
 
+impl Session {
+    /// A read that failed on a replica (it went down) is sent once more,
+    /// where the read policy says now: a read is safe to repeat, and the
+    /// failed replica is skipped while its connection is down. True when
+    /// it was sent again.
+    fn read_again(&self, token: u64, error: &BackendError) -> bool {
+        let on_replica = {
+            let topology = self.worker.topology();
+            !topology.nodes().iter().any(|n| n.addr == *error.addr())
+        };
+        let first = on_replica
+            && self.is_read(token)
+            && self
+                .replies
+                .borrow_mut()
+                .followed(token)
+                .is_some_and(|f| !std::mem::replace(&mut f.off_replica, true));
+        if first {
+            self.restart(token);
+        }
+        first
+    }
+}
+
+impl Session {
+    /// Whether entry `token`'s request only reads (Redis's `readonly` flag).
+    fn is_read(&self, token: u64) -> bool {
+        let replies = self.replies.borrow();
+        let Some((raw, _)) = replies.request(token) else {
+            return false;
+        };
+        let Some(request) = Request::reparse(raw, self.worker.live().limits) else {
+            return false;
+        };
+        let table = self.worker.commands();
+        table
+            .lookup(&request)
+            .is_some_and(|spec| Access::of(spec) == Access::Read)
+    }
+}
+
 impl Collector for Session {
     fn gathered(&self, token: u64, chunks: Vec<Bytes>) {
         // May run inside `start` (a part failed at once): releasing held
@@ -289,6 +330,8 @@ impl ReplySink for Session {
             Err(e) => {
                 if self.sent.get().lane != order::SHARED_LANE {
                     self.void_watch();
+                } else if self.read_again(token, &e) {
+                    return self.release_held();
                 }
                 self.complete_local(token, |out| e.write_reply(out))
             }
