@@ -269,8 +269,8 @@ mod tests {
     #[test]
     fn the_backoff_stops_doubling_after_eight_retries() {
         let mut followed = Followed {
-            redirects: 0,
             tryagains: 20,
+            ..Followed::default()
         };
         let budgets = Budgets {
             redirects: 0,
