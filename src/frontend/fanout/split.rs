@@ -24,7 +24,6 @@ use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplySink};
 use crate::cluster::redirect::{self, Decision};
 use crate::cluster::{NoNode, Slot, Topology};
-use crate::config::ReadPolicy;
 use crate::protocol::{encode, Protocol};
 use crate::worker::Worker;
 
@@ -41,8 +40,6 @@ pub struct Split {
     token: u64,
     proto: Protocol,
     client: u64,
-    /// Where a read part goes (the client's read policy).
-    policy: ReadPolicy,
     plan: RefCell<Plan>,
     missing: Cell<usize>,
 }
@@ -59,7 +56,6 @@ impl Split {
         proto: Protocol,
         client: u64,
         plan: Plan,
-        policy: ReadPolicy,
         topology: &Topology,
     ) {
         let parts = plan.parts();
@@ -70,7 +66,6 @@ impl Split {
             token,
             proto,
             client,
-            policy,
             plan: RefCell::new(plan),
             missing: Cell::new(parts),
         });
@@ -102,8 +97,11 @@ impl Split {
     /// split's access (a replica's for a read, as the policy says), or why
     /// there is none.
     fn conns(&self, slot: Slot, topology: &Topology) -> Result<Rc<NodeConns>, NoNode> {
-        let access = self.plan.borrow().access();
-        self.worker.slot_conns(topology, slot, access, self.policy)
+        let (access, policy) = {
+            let plan = self.plan.borrow();
+            (plan.access(), plan.read_policy())
+        };
+        self.worker.slot_conns(topology, slot, access, policy)
     }
 
     /// Sends part `part` to its slot's master in `topology`.

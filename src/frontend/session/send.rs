@@ -300,7 +300,7 @@ impl Session {
 
     /// Sends entry `token` as one part per slot of its keys; a [`Split`]
     /// joins the replies into the entry.
-    pub(super) fn split(&self, token: u64, plan: Plan, topology: &Topology) {
+    pub(super) fn split(&self, token: u64, mut plan: Plan, topology: &Topology) {
         let Some((_, proto, me)) = self.pending(token) else {
             return;
         };
@@ -314,6 +314,7 @@ impl Session {
                 }
             }
         }
+        plan.read_by(self.read_policy());
         let client = self.client.borrow().id;
         Split::start(
             self.worker.clone(),
@@ -322,7 +323,6 @@ impl Session {
             proto,
             client,
             plan,
-            self.read_policy(),
             topology,
         );
     }

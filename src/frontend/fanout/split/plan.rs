@@ -13,6 +13,7 @@ use crate::backend::BackendError;
 use crate::cluster::redirect::Followed;
 use crate::cluster::{Access, Slot, SLOT_COUNT};
 use crate::command::SplitJoin;
+use crate::config::ReadPolicy;
 use crate::protocol::{encode, parse_i64, Limits, ReplyScanner, Request};
 use crate::router::KeyGroups;
 
@@ -39,6 +40,8 @@ thread_local! {
 pub struct Plan {
     join: SplitJoin,
     access: Access,
+    /// Where read parts go (the client's read policy when it is sent).
+    read_policy: ReadPolicy,
     /// Arguments per key, the key included.
     step: usize,
     parts: Vec<Part>,
@@ -150,6 +153,7 @@ impl Plan {
             part.request = (start, buf.len());
         }
         Plan {
+            read_policy: ReadPolicy::Master,
             join,
             access,
             step,
@@ -163,6 +167,16 @@ impl Plan {
     /// `WAIT` asks).
     pub fn access(&self) -> Access {
         self.access
+    }
+
+    /// Where read parts go.
+    pub fn read_policy(&self) -> ReadPolicy {
+        self.read_policy
+    }
+
+    /// Sends read parts as `policy` says (the client's, when it sends).
+    pub fn read_by(&mut self, policy: ReadPolicy) {
+        self.read_policy = policy;
     }
 
     /// Number of parts (slots).
