@@ -12,10 +12,11 @@
 //!    is sent: a node with `requirepass` refuses even `HELLO` without them.
 //!    The password is read now (a password file at every connect).
 //! 4. [`Step::Hello`]: `HELLO 3` for a RESP3 connection; nothing for RESP2.
-//! 5. [`Step::ReadOnly`]: `READONLY` on a data connection, so that a
-//!    replica serves the reads keyway sends it (a master ignores it; roles
-//!    change with failovers, so every data connection says it).
-//!    *(CLIENT SETNAME would go here too.)*
+//! 5. *(CLIENT SETNAME would go here, last, once the connection speaks its
+//!    protocol.)* A shared data connection then sends `READONLY` ahead of
+//!    its first request, pipelined rather than as a step of its own (see
+//!    `conn.rs`): a node that stalls then shows as not answering a request,
+//!    not as one that cannot be connected.
 //!
 //! Steps in italics are not implemented; each will be one more [`Step`]
 //! variant and one more field in [`ConnectOptions`].
@@ -48,8 +49,6 @@ pub struct ConnectOptions {
     pub limits: Limits,
     /// Credentials, when the cluster needs them.
     pub auth: Option<Arc<ClusterAuth>>,
-    /// Say `READONLY` (a data connection, which may reach a replica).
-    pub readonly: bool,
 }
 
 /// A step of opening a connection; see the module docs for the order and
@@ -62,8 +61,6 @@ pub enum Step {
     Auth,
     /// `HELLO 3`, switching the connection to RESP3.
     Hello,
-    /// `READONLY`, letting a replica serve reads.
-    ReadOnly,
 }
 
 impl fmt::Display for Step {
@@ -72,7 +69,6 @@ impl fmt::Display for Step {
             Step::Connect => "connect",
             Step::Auth => "AUTH",
             Step::Hello => "HELLO 3",
-            Step::ReadOnly => "READONLY",
         })
     }
 }
@@ -138,11 +134,6 @@ pub async fn connect(addr: &str, options: &ConnectOptions) -> Result<Stream, Con
             .step(Step::Hello, hello3(&stream, options.limits))
             .await?;
     }
-    if options.readonly {
-        attempt
-            .step(Step::ReadOnly, expect_ok(&stream, READONLY, options.limits))
-            .await?;
-    }
     // (CLIENT SETNAME: here.)
     Ok(stream)
 }
@@ -196,20 +187,6 @@ fn log_auth(addr: &str, failure: Option<&ConnectError>) {
                 info!(node = addr, "authentication to {addr} succeeds again");
             }
         }
-    }
-}
-
-/// `READONLY`, last on a data connection.
-const READONLY: &[&[u8]] = &[b"READONLY"];
-
-/// Sends `command`, whose reply must be `+OK`.
-async fn expect_ok(stream: &Stream, command: &[&[u8]], limits: Limits) -> Result<(), Cause> {
-    let buf = round_trip(stream, command, limits).await?;
-    match &buf[..] {
-        b"+OK\r\n" => Ok(()),
-        other => Err(Cause::Refused(
-            String::from_utf8_lossy(other).trim_end().to_string(),
-        )),
     }
 }
 

@@ -12,7 +12,6 @@ fn options(protocol: Protocol, timeout: Duration) -> ConnectOptions {
         timeout,
         limits: Limits::default(),
         auth: None,
-        readonly: false,
     }
 }
 
@@ -156,16 +155,4 @@ async fn a_node_that_closes_during_hello_fails_at_hello() {
         .unwrap_err();
     assert_eq!(e.step, Step::Hello);
     assert!(matches!(e.cause, Cause::Io(_)), "{e:?}");
-}
-
-#[tokio::test]
-async fn a_data_connection_says_readonly_last() {
-    let (addr, node) = scripted_node(b"*1\r\n$8\r\nREADONLY\r\n", b"+OK\r\n").await;
-    let readonly = ConnectOptions {
-        readonly: true,
-        ..options(Protocol::Resp2, Duration::from_secs(5))
-    };
-    let stream = connect(&addr, &readonly).await.expect("connected");
-    drop(stream);
-    assert_eq!(node.await.unwrap(), b"");
 }

@@ -40,7 +40,6 @@ async fn query_inner(
         timeout,
         limits: Limits::default(),
         auth: auth.cloned(),
-        readonly: false,
     };
     // The caller names the node; the error names the step.
     let stream = connect(addr, &options)

@@ -327,10 +327,13 @@ impl Session {
         );
     }
 
-    /// Where this client's reads go: a replica when it sent `READONLY`,
-    /// else as `read.policy` says.
+    /// Where this client's reads go: the master while it holds a `WATCH`
+    /// (what it reads then decides its transaction), a replica when it sent
+    /// `READONLY`, else as `read.policy` says.
     pub(super) fn read_policy(&self) -> ReadPolicy {
-        if self.client.borrow().read_replicas {
+        if self.transactions.borrow().watch.is_some() {
+            ReadPolicy::Master
+        } else if self.client.borrow().read_replicas {
             ReadPolicy::PreferReplica
         } else {
             self.worker.live().read_policy
