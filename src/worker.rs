@@ -72,7 +72,7 @@ pub struct Worker {
     pub blocking: Rc<BlockingPool>,
     pool: Pool,
     /// Connections by [`NodeIndex`] for the topology epoch they were built for.
-    by_index: RefCell<(u64, Vec<Rc<NodeConns>>)>,
+    by_index: RefCell<ByIndex>,
     next_any: Cell<usize>,
     /// Spreads reads over a shard's nodes (see [`Worker::slot_conns`]).
     next_read: Cell<usize>,
@@ -81,6 +81,14 @@ pub struct Worker {
     live: Rc<RefCell<Current<Arc<ArcSwap<Live>>, Live>>>,
     topology: RefCell<Current<ViewField<Topology>, Topology>>,
     commands: RefCell<Current<ViewField<CommandTable>, CommandTable>>,
+}
+
+/// Connections by [`NodeIndex`] for one topology epoch: each master's, and
+/// (filled the first time a read goes to them) its replicas'.
+struct ByIndex {
+    epoch: u64,
+    masters: Vec<Rc<NodeConns>>,
+    replicas: Vec<Vec<Rc<NodeConns>>>,
 }
 
 /// What a backend connection takes from the live configuration.
@@ -156,7 +164,11 @@ impl Worker {
             hub,
             blocking,
             pool,
-            by_index: RefCell::new((u64::MAX, Vec::new())),
+            by_index: RefCell::new(ByIndex {
+                epoch: u64::MAX,
+                masters: Vec::new(),
+                replicas: Vec::new(),
+            }),
             next_any: Cell::new(0),
             next_read: Cell::new(0),
             live,
@@ -228,21 +240,24 @@ impl Worker {
         self.next_read.set(turn.wrapping_add(1));
         match read_node(topology, master, policy, turn)? {
             Pick::Master(index) => Ok(self.conns(topology, index)),
-            Pick::Replica(addr) => {
-                // Brings the per-index cache (and the retiring of nodes that
-                // left) up to this map, as every other way to a node does.
-                let master_conns = self.conns(topology, master);
-                let conns = self.pool.node(&addr);
+            Pick::Replica(index, replica) => {
+                let mut cache = self.by_index(topology);
+                let replicas = &mut cache.replicas[index as usize];
+                if replicas.is_empty() {
+                    let node = &topology.nodes()[index as usize];
+                    *replicas = node.replicas.iter().map(|a| self.pool.node(a)).collect();
+                }
+                let conns = &replicas[replica];
                 if !conns.is_down() {
-                    return Ok(conns);
+                    return Ok(conns.clone());
                 }
                 // A replica keyway cannot reach serves no read until it is
                 // back (its connection retries with the usual backoff).
                 match policy {
                     ReadPolicy::Replica { fallback: false } => Err(NoNode::NoReplica(
-                        topology.nodes()[master as usize].addr.clone(),
+                        topology.nodes()[index as usize].addr.clone(),
                     )),
-                    _ => Ok(master_conns),
+                    _ => Ok(cache.masters[index as usize].clone()),
                 }
             }
         }
@@ -251,19 +266,24 @@ impl Worker {
     /// The connections to node `index` of `topology`.
     #[inline]
     pub fn conns(&self, topology: &Topology, index: NodeIndex) -> Rc<NodeConns> {
+        self.by_index(topology).masters[index as usize].clone()
+    }
+
+    /// The per-index cache, brought up to `topology` (and the connections
+    /// of nodes that left it retired) when its epoch moved.
+    #[inline]
+    fn by_index(&self, topology: &Topology) -> std::cell::RefMut<'_, ByIndex> {
         let mut cache = self.by_index.borrow_mut();
-        if cache.0 != topology.epoch() {
-            cache.1 = topology
-                .nodes()
-                .iter()
-                .map(|n| self.pool.node(&n.addr))
-                .collect();
-            cache.0 = topology.epoch();
-            // Replicas' connections too: opened by a command sent to every
-            // node, kept while the node is in the cluster.
+        if cache.epoch != topology.epoch() {
+            let nodes = topology.nodes();
+            cache.masters = nodes.iter().map(|n| self.pool.node(&n.addr)).collect();
+            cache.replicas = vec![Vec::new(); nodes.len()];
+            cache.epoch = topology.epoch();
+            // Replicas' connections too: opened by a read or a command
+            // sent to every node, kept while the node is in the cluster.
             self.pool.retain(|addr| topology.knows(addr));
         }
-        cache.1[index as usize].clone()
+        cache
     }
 
     /// Every node of `topology`, masters and replicas, in the order of

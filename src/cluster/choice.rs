@@ -59,12 +59,12 @@ impl NoNode {
 }
 
 /// The node that serves a read: the slot's master, or one of its replicas.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pick {
     /// The master, by index.
     Master(NodeIndex),
-    /// A replica of that master, by address.
-    Replica(Arc<str>),
+    /// Replica `.1` (its position in the master's `replicas`) of master `.0`.
+    Replica(NodeIndex, usize),
 }
 
 /// The node of master `master`'s shard that serves a read under `policy`,
@@ -82,9 +82,9 @@ pub fn read_node(
         ReadPolicy::Master => Ok(Pick::Master(master)),
         ReadPolicy::Any => match turn % (replicas.len() + 1) {
             0 => Ok(Pick::Master(master)),
-            i => Ok(Pick::Replica(replicas[i - 1].clone())),
+            i => Ok(Pick::Replica(master, i - 1)),
         },
-        _ if !replicas.is_empty() => Ok(Pick::Replica(replicas[turn % replicas.len()].clone())),
+        _ if !replicas.is_empty() => Ok(Pick::Replica(master, turn % replicas.len())),
         ReadPolicy::PreferReplica | ReadPolicy::Replica { fallback: true } => {
             Ok(Pick::Master(master))
         }
@@ -149,16 +149,14 @@ mod tests {
     fn reads_spread_as_the_policy_says() {
         let t = shard_with_replicas(&["7001", "7002"]);
         let pick = |policy, turn| read_node(&t, 0, policy, turn).unwrap();
-        let replica = |port: &str| Pick::Replica(format!("127.0.0.1:{port}").into());
+        assert_eq!(&*t.nodes()[0].replicas[1], "127.0.0.1:7002");
+        let replica = |i| Pick::Replica(0, i);
         assert_eq!(pick(ReadPolicy::Master, 1), Pick::Master(0));
-        assert_eq!(pick(ReadPolicy::PreferReplica, 0), replica("7001"));
-        assert_eq!(pick(ReadPolicy::PreferReplica, 1), replica("7002"));
-        assert_eq!(
-            pick(ReadPolicy::Replica { fallback: false }, 3),
-            replica("7002")
-        );
+        assert_eq!(pick(ReadPolicy::PreferReplica, 0), replica(0));
+        assert_eq!(pick(ReadPolicy::PreferReplica, 1), replica(1));
+        assert_eq!(pick(ReadPolicy::Replica { fallback: false }, 3), replica(1));
         let any: Vec<Pick> = (0..3).map(|turn| pick(ReadPolicy::Any, turn)).collect();
-        assert_eq!(any, [Pick::Master(0), replica("7001"), replica("7002")]);
+        assert_eq!(any, [Pick::Master(0), replica(0), replica(1)]);
     }
 
     #[test]
