@@ -74,8 +74,6 @@ pub struct Worker {
     /// Connections by [`NodeIndex`] for the topology epoch they were built for.
     by_index: RefCell<ByIndex>,
     next_any: Cell<usize>,
-    /// Spreads reads over a shard's nodes (see [`Worker::slot_conns`]).
-    next_read: Cell<usize>,
     /// Shared with the backend's connections, which read it at each
     /// (re)connect ([`SettingsSource`]).
     live: Rc<RefCell<Current<Arc<ArcSwap<Live>>, Live>>>,
@@ -170,7 +168,6 @@ impl Worker {
                 replicas: Vec::new(),
             }),
             next_any: Cell::new(0),
-            next_read: Cell::new(0),
             live,
             topology: RefCell::new(Current::new(ViewField(
                 shared.view.clone(),
@@ -221,9 +218,12 @@ impl Worker {
         node_for(topology, slot, access)
     }
 
-    /// The connections that serve `slot` for `access` under `policy`: the
-    /// master's, or (for a read) a replica's, spread over the shard's
-    /// replicas (see [`crate::cluster::choice`]).
+    /// The connections that serve `slot` for `access` under `policy`, for
+    /// client `client`: the master's, or (for a read) a replica's (see
+    /// [`crate::cluster::choice`]). Clients, not requests, are spread over
+    /// a shard's nodes: one client reads a shard from one node, so its
+    /// pipeline stays on as few connections as with masters only, and its
+    /// reads of a shard never go back in time by switching replicas.
     #[inline]
     pub fn slot_conns(
         &self,
@@ -231,14 +231,13 @@ impl Worker {
         slot: Slot,
         access: Access,
         policy: ReadPolicy,
+        client: u64,
     ) -> Result<Rc<NodeConns>, NoNode> {
         let master = node_for(topology, slot, access)?;
         if access == Access::Write || policy == ReadPolicy::Master {
             return Ok(self.conns(topology, master));
         }
-        let turn = self.next_read.get();
-        self.next_read.set(turn.wrapping_add(1));
-        match read_node(topology, master, policy, turn)? {
+        match read_node(topology, master, policy, client as usize)? {
             Pick::Master(index) => Ok(self.conns(topology, index)),
             Pick::Replica(index, replica) => {
                 let mut cache = self.by_index(topology);

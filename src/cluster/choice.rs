@@ -68,8 +68,8 @@ pub enum Pick {
 }
 
 /// The node of master `master`'s shard that serves a read under `policy`,
-/// spreading reads evenly by `turn` (a counter the caller advances per
-/// read).
+/// spreading reads evenly by `turn` (the caller's client id: consecutive
+/// clients take consecutive nodes).
 pub fn read_node(
     topology: &Topology,
     master: NodeIndex,

@@ -101,7 +101,8 @@ impl Split {
             let plan = self.plan.borrow();
             (plan.access(), plan.read_policy())
         };
-        self.worker.slot_conns(topology, slot, access, policy)
+        self.worker
+            .slot_conns(topology, slot, access, policy, self.client)
     }
 
     /// Sends part `part` to its slot's master in `topology`.

@@ -99,7 +99,8 @@ impl Session {
                 }
             }
             Target::Slot(slot, Access::Read) => {
-                worker.slot_conns(&topology, slot, Access::Read, self.read_policy())
+                let client = self.client.borrow().id;
+                worker.slot_conns(&topology, slot, Access::Read, self.read_policy(), client)
             }
             Target::AnyMaster => worker.any_master(&topology),
             Target::Watched(conn, _) => {
