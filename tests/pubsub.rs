@@ -117,6 +117,11 @@ fn assert_same_session(
     steps: &[Step],
 ) -> Vec<String> {
     let theirs = run(node_sub, publishers, steps);
+    // A message published on one node reaches the others over the cluster
+    // bus a moment later; on a loaded machine one published during the
+    // node's run could still arrive once keyway has subscribed the same
+    // names. Let the bus settle first (no timing is asserted).
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let ours = run(keyway_sub, publishers, steps);
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         assert_eq!(a, b, "frame {i}: keyway (left) vs redis-server (right)");
