@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::ConfigError;
 
@@ -81,21 +81,24 @@ impl ClusterAuth {
     pub fn password(&self) -> io::Result<String> {
         match &self.password {
             Password::Given(password) => Ok(password.clone()),
-            Password::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
-                })?;
-                let line = text.lines().next().unwrap_or_default().trim_end();
-                if line.is_empty() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} has no password on its first line", path.display()),
-                    ));
-                }
-                Ok(line.to_string())
-            }
+            Password::File(path) => password_file(path),
         }
     }
+}
+
+/// The password on the first line of the file at `path` (the line's end
+/// trimmed); an error names the file.
+pub(super) fn password_file(path: &Path) -> io::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+    let line = text.lines().next().unwrap_or_default().trim_end();
+    if line.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} has no password on its first line", path.display()),
+        ));
+    }
+    Ok(line.to_string())
 }
 
 fn invalid(key: &'static str, reason: &str) -> ConfigError {

@@ -4,7 +4,7 @@
 //! of repeated failed authentications. The users are built (and every
 //! line checked) here, so a bad line stops start-up or a reload.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +48,8 @@ impl ClientAuth {
             }
             (Some(p), None) => Some(p),
             (None, Some(path)) => {
-                Some(first_line(&path).map_err(|e| invalid("auth.password_file", e))?)
+                let password = super::auth::password_file(Path::new(&path));
+                Some(password.map_err(|e| invalid("auth.password_file", e.to_string()))?)
             }
             (None, None) => None,
         };
@@ -105,15 +106,6 @@ impl ClientAuth {
 pub fn acl_file_lines(path: &str) -> Result<Vec<UserLine>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     Users::file_lines(path, &text).map_err(|e| e.to_string())
-}
-
-/// A password file's first line.
-fn first_line(path: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    match text.lines().next().map(str::trim_end) {
-        Some(line) if !line.is_empty() => Ok(line.to_string()),
-        _ => Err(format!("{path} has no password on its first line")),
-    }
 }
 
 fn invalid(key: &'static str, reason: String) -> ConfigError {
