@@ -83,6 +83,7 @@ pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod pubsub;
+pub mod read_counts;
 pub mod registry;
 pub mod router;
 pub mod script_cache;

@@ -24,6 +24,7 @@ use crate::command::CommandTable;
 use crate::config::{Config, Live, ReadPolicy, Startup};
 use crate::protocol::Protocol;
 use crate::pubsub::Hub;
+use crate::read_counts::{ReadCounts, WorkerReads};
 use crate::registry::Registry;
 use crate::script_cache::ScriptCache;
 
@@ -42,6 +43,8 @@ pub struct Shared {
     pub acl: Acl,
     /// Scripts loaded through keyway, to load again where missing.
     pub scripts: ScriptCache,
+    /// Reads served by masters and by replicas.
+    pub reads: ReadCounts,
     /// When keyway started (`INFO server`).
     pub started: Instant,
 }
@@ -57,6 +60,7 @@ impl Shared {
             live: Arc::new(ArcSwap::from_pointee(config.live)),
             registry: Registry::default(),
             scripts: ScriptCache::default(),
+            reads: ReadCounts::default(),
             started: Instant::now(),
         })
     }
@@ -74,6 +78,8 @@ pub struct Worker {
     /// Connections by [`NodeIndex`] for the topology epoch they were built for.
     by_index: RefCell<ByIndex>,
     next_any: Cell<usize>,
+    /// This worker's part of [`Shared::reads`].
+    reads: Arc<WorkerReads>,
     /// Shared with the backend's connections, which read it at each
     /// (re)connect ([`SettingsSource`]).
     live: Rc<RefCell<Current<Arc<ArcSwap<Live>>, Live>>>,
@@ -168,6 +174,7 @@ impl Worker {
                 replicas: Vec::new(),
             }),
             next_any: Cell::new(0),
+            reads: shared.reads.for_worker(),
             live,
             topology: RefCell::new(Current::new(ViewField(
                 shared.view.clone(),
@@ -234,31 +241,49 @@ impl Worker {
         client: u64,
     ) -> Result<Rc<NodeConns>, NoNode> {
         let master = node_for(topology, slot, access)?;
-        if access == Access::Write || policy == ReadPolicy::Master {
+        if access == Access::Write {
             return Ok(self.conns(topology, master));
         }
-        match read_node(topology, master, policy, client as usize)? {
-            Pick::Master(index) => Ok(self.conns(topology, index)),
+        let pick = match policy {
+            ReadPolicy::Master => Pick::Master(master),
+            _ => read_node(topology, master, policy, client as usize)?,
+        };
+        let (conns, on_replica) = match pick {
+            Pick::Master(index) => (self.conns(topology, index), false),
             Pick::Replica(index, replica) => {
-                let mut cache = self.by_index(topology);
-                let replicas = &mut cache.replicas[index as usize];
-                if replicas.is_empty() {
-                    let node = &topology.nodes()[index as usize];
-                    *replicas = node.replicas.iter().map(|a| self.pool.node(a)).collect();
-                }
-                let conns = &replicas[replica];
-                if !conns.is_down() {
-                    return Ok(conns.clone());
-                }
-                // A replica keyway cannot reach serves no read until it is
-                // back (its connection retries with the usual backoff).
-                match policy {
-                    ReadPolicy::Replica { fallback: false } => Err(NoNode::NoReplica(
-                        topology.nodes()[index as usize].addr.clone(),
-                    )),
-                    _ => Ok(cache.masters[index as usize].clone()),
-                }
+                self.replica_conns(topology, index, replica, policy)?
             }
+        };
+        self.reads.count(on_replica);
+        Ok(conns)
+    }
+
+    /// Replica `replica` of master `index`'s connections, with `true`; while
+    /// keyway cannot reach it (its connection retries with the usual
+    /// backoff), the master's, with `false`, or under `replica` without
+    /// fallback the error naming the shard.
+    fn replica_conns(
+        &self,
+        topology: &Topology,
+        index: NodeIndex,
+        replica: usize,
+        policy: ReadPolicy,
+    ) -> Result<(Rc<NodeConns>, bool), NoNode> {
+        let mut cache = self.by_index(topology);
+        let replicas = &mut cache.replicas[index as usize];
+        if replicas.is_empty() {
+            let node = &topology.nodes()[index as usize];
+            *replicas = node.replicas.iter().map(|a| self.pool.node(a)).collect();
+        }
+        let conns = &replicas[replica];
+        if !conns.is_down() {
+            return Ok((conns.clone(), true));
+        }
+        match policy {
+            ReadPolicy::Replica { fallback: false } => Err(NoNode::NoReplica(
+                topology.nodes()[index as usize].addr.clone(),
+            )),
+            _ => Ok((cache.masters[index as usize].clone(), false)),
         }
     }
 

@@ -2,11 +2,13 @@
 //! keeps it fresh. Nothing here knows about clients.
 
 pub mod choice;
+pub mod lag;
 pub mod redirect;
 pub mod refresh;
 pub mod slot;
 pub mod topology;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -27,6 +29,7 @@ pub struct ClusterView {
     server_version: ArcSwap<String>,
     wake: Notify,
     moved: Mutex<Vec<(Slot, String)>>,
+    replicas_lagging: AtomicUsize,
 }
 
 /// The version `HELLO` reports until a node has told keyway its own.
@@ -41,6 +44,7 @@ impl ClusterView {
             server_version: ArcSwap::from_pointee(DEFAULT_SERVER_VERSION.to_string()),
             wake: Notify::new(),
             moved: Mutex::new(Vec::new()),
+            replicas_lagging: AtomicUsize::new(0),
         })
     }
 
@@ -57,6 +61,16 @@ impl ClusterView {
     /// The Redis version the cluster's nodes report (`redis_version`).
     pub fn server_version(&self) -> Arc<String> {
         self.server_version.load_full()
+    }
+
+    /// How many replicas serve no reads now because they lag their master
+    /// (`read.max_lag_bytes`).
+    pub fn replicas_lagging(&self) -> usize {
+        self.replicas_lagging.load(Ordering::Relaxed)
+    }
+
+    fn set_replicas_lagging(&self, count: usize) {
+        self.replicas_lagging.store(count, Ordering::Relaxed);
     }
 
     /// Asks for a topology refresh soon; many calls before the refresh runs

@@ -1,19 +1,23 @@
 //! The one background task that fetches the cluster's topology: at start,
 //! when a worker asks (after `MOVED` or a backend failure; requests coalesce),
-//! and every refresh interval. While no node answers, keyway keeps serving
-//! (`-CLUSTERDOWN`) and keeps retrying.
+//! and every refresh interval (every second while `read.max_lag_bytes`
+//! is on: each round then also asks every master for its replicas'
+//! offsets, see [`super::lag`]). While no node answers, keyway keeps
+//! serving (`-CLUSTERDOWN`) and keeps retrying.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::backend::control;
+use crate::backend::control::{self, Link};
 use arc_swap::ArcSwap;
 
 use crate::config::{ClusterAuth, Live};
 use crate::protocol::Value;
 
+use super::lag::{Lags, MasterOffsets};
 use super::topology::Topology;
 use super::ClusterView;
 
@@ -29,6 +33,13 @@ const FAST_REFRESH: Duration = Duration::from_millis(250);
 /// How long refreshes stay frequent after the last request for one.
 const FAST_WINDOW: Duration = Duration::from_secs(10);
 
+/// How often rounds run while replicas' lag is watched: replicas report
+/// their offset to their master once a second.
+const LAG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The kept control connections, by node address.
+type Links = HashMap<String, Link>;
+
 /// Runs until the process ends; call inside a tokio runtime. Each round
 /// reads the live configuration current then (intervals, timeouts).
 pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<String>) {
@@ -36,9 +47,11 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
     let mut commands_loaded = false;
     let mut warned = false;
     let mut fast_until = Instant::now();
+    let mut links = Links::new();
+    let mut lags = Lags::default();
     loop {
         let config = live.load_full();
-        match fetch(&view, &seeds, &config).await {
+        match fetch(&view, &seeds, &config, &mut links).await {
             Ok((topology, from)) => {
                 if warned {
                     info!(node = %from, "cluster reachable again");
@@ -49,6 +62,18 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
                 if !commands_loaded {
                     commands_loaded = load_commands(&view, &config, &from).await;
                 }
+                let topology = match config.read.max_lag_bytes {
+                    Some(max) => {
+                        sample_lag(&mut links, &mut lags, &topology, &config).await;
+                        lags.judge(topology, max)
+                    }
+                    None => {
+                        lags.clear();
+                        topology
+                    }
+                };
+                view.set_replicas_lagging(lags.lagging());
+                links.retain(|addr, _| topology.knows(addr) || seeds.contains(addr));
                 let current = view.topology.load();
                 if current.epoch() == 0 || !topology.same_map(&current) {
                     epoch += 1;
@@ -81,13 +106,16 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
                 }
             }
         }
-        let wait = if warned {
+        let mut wait = if warned {
             config.retry_interval
         } else if Instant::now() < fast_until {
             FAST_REFRESH.min(config.refresh_interval)
         } else {
             config.refresh_interval
         };
+        if config.read.max_lag_bytes.is_some() {
+            wait = wait.min(LAG_INTERVAL);
+        }
         if tokio::time::timeout(wait, view.wake.notified())
             .await
             .is_ok()
@@ -125,6 +153,7 @@ async fn fetch(
     view: &ClusterView,
     seeds: &[String],
     config: &Live,
+    links: &mut Links,
 ) -> Result<(Topology, String), String> {
     let known = view.topology.load();
     let candidates = known
@@ -138,7 +167,10 @@ async fn fetch(
         if tried.contains(&addr) {
             continue;
         }
-        match fetch_from(&addr, config).await {
+        let link = links
+            .entry(addr.clone())
+            .or_insert_with(|| Link::new(&addr));
+        match fetch_from(link, &addr, config).await {
             Ok(topology) if topology.covered_slots() > 0 => return Ok((topology, addr)),
             Ok(_) => last_error = format!("{addr}: no slot is assigned yet"),
             Err(e) => last_error = format!("{addr}: {e}"),
@@ -148,22 +180,57 @@ async fn fetch(
     Err(last_error)
 }
 
-async fn fetch_from(addr: &str, config: &Live) -> Result<Topology, String> {
+async fn fetch_from(link: &mut Link, addr: &str, config: &Live) -> Result<Topology, String> {
     let timeout = config.connect_timeout + config.request_timeout;
     let auth = config.cluster_auth.as_ref();
-    let shards = control::query(addr, &[b"CLUSTER", b"SHARDS"], timeout, auth)
+    let shards = link
+        .query(&[b"CLUSTER", b"SHARDS"], timeout, auth)
         .await
         .map_err(|e| e.to_string())?;
     match Topology::from_shards(&shards, addr) {
         Ok(t) => Ok(t),
         Err(_) if shards.is_error() => {
             // Before Redis 7 there is no CLUSTER SHARDS.
-            let slots = control::query(addr, &[b"CLUSTER", b"SLOTS"], timeout, auth)
+            let slots = link
+                .query(&[b"CLUSTER", b"SLOTS"], timeout, auth)
                 .await
                 .map_err(|e| e.to_string())?;
             Topology::from_slots(&slots, addr).map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Asks every master of `topology` for its replicas' offsets, all at
+/// once, and records the answers in `lags`. A master that does not answer
+/// in time leaves its replicas judged as before.
+async fn sample_lag(links: &mut Links, lags: &mut Lags, topology: &Topology, config: &Live) {
+    let timeout = config.connect_timeout + config.request_timeout;
+    let mut asked = tokio::task::JoinSet::new();
+    for node in topology.nodes().iter().filter(|n| !n.replicas.is_empty()) {
+        let addr = node.addr.to_string();
+        let mut link = links.remove(&addr).unwrap_or_else(|| Link::new(&addr));
+        let auth = config.cluster_auth.clone();
+        asked.spawn(async move {
+            let info = link
+                .query(&[b"INFO", b"replication"], timeout, auth.as_ref())
+                .await;
+            (addr, link, info)
+        });
+    }
+    while let Some(joined) = asked.join_next().await {
+        let Ok((addr, link, info)) = joined else {
+            continue;
+        };
+        match info {
+            Ok(Value::Bulk(text)) => match MasterOffsets::parse(&String::from_utf8_lossy(&text)) {
+                Some(offsets) => lags.record(topology, &addr, &offsets),
+                None => debug!(node = %addr, "not a master any more; lag not sampled"),
+            },
+            Ok(other) => debug!(node = %addr, reply = ?other, "INFO replication refused"),
+            Err(e) => debug!(node = %addr, error = %e, "INFO replication not answered"),
+        }
+        links.insert(addr, link);
     }
 }
 

@@ -182,6 +182,17 @@ impl Topology {
                 .all(|(&a, &b)| self.addr_of(a) == other.addr_of(b))
     }
 
+    /// The same map without `replicas` among the masters' replicas that
+    /// serve reads (they stay known nodes).
+    pub fn without_replicas(mut self, replicas: &[Arc<str>]) -> Topology {
+        if !replicas.is_empty() {
+            for node in &mut self.nodes {
+                node.replicas.retain(|r| !replicas.contains(r));
+            }
+        }
+        self
+    }
+
     fn addr_of(&self, index: NodeIndex) -> Option<&str> {
         self.nodes.get(index as usize).map(|n| &*n.addr)
     }

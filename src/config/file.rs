@@ -130,4 +130,10 @@ pub struct ReadSection {
     pub policy: Option<String>,
     /// With `replica`: the master serves when no replica is usable.
     pub fallback_to_master: Option<bool>,
+    /// Replicas further behind their master than this many bytes of the
+    /// replication stream serve no reads; 0 or absent: not sampled.
+    pub max_lag_bytes: Option<u64>,
+    /// After a client writes to a slot, its reads of that slot go to the
+    /// master for this long; 0 or absent: off.
+    pub read_your_writes_ms: Option<u64>,
 }

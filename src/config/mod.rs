@@ -17,7 +17,7 @@ mod read;
 
 pub use auth::ClusterAuth;
 pub use client_auth::{acl_file_lines, ClientAuth};
-pub use read::ReadPolicy;
+pub use read::{ReadPolicy, ReadSettings};
 
 pub use file::{
     AuthSection, BackendSection, ClientSection, ClusterSection, FileConfig, ProxySection,
@@ -135,8 +135,8 @@ pub struct Live {
     pub cluster_auth: Option<Arc<ClusterAuth>>,
     /// Who may use keyway.
     pub client_auth: ClientAuth,
-    /// Which node serves a read.
-    pub read_policy: ReadPolicy,
+    /// Which node serves a read, and when a replica may not.
+    pub read: ReadSettings,
 }
 
 /// When a client that reads too slowly is disconnected: its unsent output
@@ -419,7 +419,7 @@ impl FileConfig {
             )?
             .map(Arc::new),
             client_auth: ClientAuth::from_section(self.auth)?,
-            read_policy: ReadPolicy::from_section(&self.read)?,
+            read: ReadSettings::from_section(&self.read)?,
         };
         Ok(Config { startup, live })
     }

@@ -198,7 +198,7 @@ fn auth_users_are_checked_at_load() {
 
 #[test]
 fn read_policies() {
-    let policy = |text: &str| load(text, Overrides::default()).map(|c| c.live.read_policy);
+    let policy = |text: &str| load(text, Overrides::default()).map(|c| c.live.read.policy);
     assert_eq!(policy("").unwrap(), ReadPolicy::Master);
     assert_eq!(
         policy("[read]\npolicy = \"replica\"\n").unwrap(),
@@ -219,4 +219,16 @@ fn read_policies() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn lag_and_read_your_writes_are_off_at_zero() {
+    let read = |text: &str| load(text, Overrides::default()).unwrap().live.read;
+    let off = read("");
+    assert_eq!((off.max_lag_bytes, off.read_your_writes), (None, None));
+    let zero = read("[read]\nmax_lag_bytes = 0\nread_your_writes_ms = 0\n");
+    assert_eq!((zero.max_lag_bytes, zero.read_your_writes), (None, None));
+    let on = read("[read]\nmax_lag_bytes = 65536\nread_your_writes_ms = 250\n");
+    assert_eq!(on.max_lag_bytes, Some(65536));
+    assert_eq!(on.read_your_writes, Some(Duration::from_millis(250)));
 }

@@ -3,7 +3,7 @@
 //! into one Redis-shaped text. The sections about the server and its
 //! clients describe keyway itself (`Server`, `Clients`, `Cluster` with
 //! `cluster_enabled:0`, so a client does not switch to cluster mode, and
-//! keyway's connection counters in `Stats`); the others are the masters'
+//! keyway's connection and read counters in `Stats`); the others are the masters'
 //! together: numbers summed (`used_memory`, `keys` per db, hits, ...) with
 //! their `_human` forms recomputed, states (`loading`, `..._in_progress`),
 //! durations and offsets their largest, timestamps their oldest, texts the first master's unless
@@ -39,6 +39,10 @@ pub struct Own {
     pub connections_received: u64,
     /// Clients refused at `client.max_clients`.
     pub rejected_connections: u64,
+    /// Reads keyway sent to masters, and to replicas.
+    pub reads_served: (u64, u64),
+    /// Replicas skipped for lag now.
+    pub replicas_lagging: usize,
 }
 
 impl Own {
@@ -54,6 +58,8 @@ impl Own {
             blocked_clients: registry.blocked(),
             connections_received: registry.accepted(),
             rejected_connections: registry.rejected(),
+            reads_served: shared.reads.totals(),
+            replicas_lagging: shared.view.replicas_lagging(),
         }
     }
 }
@@ -336,6 +342,15 @@ pub fn merge(texts: &[String], own: &Own) -> String {
                     line.1 = value.to_string();
                 }
             }
+            let (master, replica) = own.reads_served;
+            lines.extend([
+                ("reads_served_by_master".to_string(), master.to_string()),
+                ("reads_served_by_replica".to_string(), replica.to_string()),
+                (
+                    "replicas_lagging".to_string(),
+                    own.replicas_lagging.to_string(),
+                ),
+            ]);
         }
         if !out.is_empty() {
             out.push_str("\r\n");

@@ -10,6 +10,8 @@ fn own() -> Own {
         blocked_clients: 2,
         connections_received: 42,
         rejected_connections: 1,
+        reads_served: (7, 5),
+        replicas_lagging: 1,
     }
 }
 
@@ -54,6 +56,9 @@ fn masters_sections_are_summed_and_keyway_describes_itself() {
     assert_eq!(field(&text, "cluster_enabled"), "0");
     assert_eq!(field(&text, "total_connections_received"), "42");
     assert_eq!(field(&text, "rejected_connections"), "1");
+    assert_eq!(field(&text, "reads_served_by_master"), "7");
+    assert_eq!(field(&text, "reads_served_by_replica"), "5");
+    assert_eq!(field(&text, "replicas_lagging"), "1");
     // Sums, with their human forms.
     let used = 4 * 1024 * 1024 + 512;
     assert_eq!(field(&text, "used_memory"), used.to_string());

@@ -16,7 +16,6 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::{Rc, Weak};
-use std::sync::Arc;
 
 use crate::net::Stream;
 use bytes::{Bytes, BytesMut};
@@ -38,6 +37,7 @@ use super::fanout::Collector;
 use order::Way;
 use replies::Replies;
 use transaction_state::Transactions;
+use writes::Writes;
 
 mod access;
 mod blocking;
@@ -54,6 +54,7 @@ mod send;
 mod transaction;
 pub mod transaction_state;
 mod wait;
+pub mod writes;
 
 /// Serves one client until it leaves.
 pub async fn serve(worker: Rc<Worker>, stream: Stream, peer: SocketAddr) {
@@ -74,7 +75,7 @@ pub async fn serve(worker: Rc<Worker>, stream: Stream, peer: SocketAddr) {
         force_send: Cell::new(false),
         blocked: RefCell::new(None),
         transactions: RefCell::new(Transactions::default()),
-        written: RefCell::new(Vec::new()),
+        writes: RefCell::new(Writes::default()),
         scratch: RefCell::new(BytesMut::new()),
     });
     debug!(id, %peer, "client connected");
@@ -194,8 +195,9 @@ struct Session {
     blocked: RefCell<Option<(u64, Rc<Abandon>)>>,
     /// `MULTI` and `WATCH` state.
     transactions: RefCell<Transactions>,
-    /// The masters this client sent writes to, which `WAIT` asks.
-    written: RefCell<Vec<Arc<str>>>,
+    /// Where this client wrote: the masters `WAIT` asks, and the slots
+    /// whose reads stay on masters (read-your-writes).
+    writes: RefCell<Writes>,
     /// Reused for replies keyway builds itself.
     scratch: RefCell<BytesMut>,
 }

@@ -11,7 +11,7 @@ use crate::backend::conn::Conn;
 use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplySink};
 use crate::cluster::redirect::{self, Decision};
-use crate::cluster::{Access, NoNode, NodeIndex, Topology};
+use crate::cluster::{Access, NoNode, NodeIndex, Slot, Topology};
 use crate::config::ReadPolicy;
 use crate::protocol::{encode, Request};
 use crate::router::{self, Route};
@@ -83,7 +83,7 @@ impl Session {
                     Ok(index) => {
                         let addr = topology.nodes()[index as usize].addr.clone();
                         drop(topology);
-                        self.wrote_to(&addr);
+                        self.wrote(slot, &addr);
                         self.block(token, addr, false)
                     }
                     Err(no_node) => self.complete_no_node(token, no_node),
@@ -92,7 +92,7 @@ impl Session {
             Target::Slot(slot, Access::Write) => {
                 match worker.for_slot(&topology, slot, Access::Write) {
                     Ok(index) => {
-                        self.wrote_to(&topology.nodes()[index as usize].addr);
+                        self.wrote(slot, &topology.nodes()[index as usize].addr);
                         Ok(worker.conns(&topology, index))
                     }
                     Err(no_node) => Err(no_node),
@@ -100,7 +100,8 @@ impl Session {
             }
             Target::Slot(slot, Access::Read) => {
                 let client = self.client.borrow().id;
-                worker.slot_conns(&topology, slot, Access::Read, self.read_policy(), client)
+                let policy = self.read_policy([slot].into_iter());
+                worker.slot_conns(&topology, slot, Access::Read, policy, client)
             }
             Target::AnyMaster => worker.any_master(&topology),
             Target::Watched(conn, _) => {
@@ -307,15 +308,13 @@ impl Session {
         };
         if plan.access() == Access::Write {
             for part in 0..plan.parts() {
-                if let Ok(index) = self
-                    .worker
-                    .for_slot(topology, plan.slot(part), Access::Write)
-                {
-                    self.wrote_to(&topology.nodes()[index as usize].addr);
+                let slot = plan.slot(part);
+                if let Ok(index) = self.worker.for_slot(topology, slot, Access::Write) {
+                    self.wrote(slot, &topology.nodes()[index as usize].addr);
                 }
             }
         }
-        plan.read_by(self.read_policy());
+        plan.read_by(self.read_policy((0..plan.parts()).map(|part| plan.slot(part))));
         let client = self.client.borrow().id;
         Split::start(
             self.worker.clone(),
@@ -328,16 +327,28 @@ impl Session {
         );
     }
 
-    /// Where this client's reads go: the master while it holds a `WATCH`
-    /// (what it reads then decides its transaction), a replica when it sent
-    /// `READONLY`, else as `read.policy` says.
-    pub(super) fn read_policy(&self) -> ReadPolicy {
-        if self.transactions.borrow().watch.is_some() {
-            ReadPolicy::Master
+    /// Where this client's reads of `slots` go: the master while it holds
+    /// a `WATCH` (what it reads then decides its transaction) or when it
+    /// wrote to one of them within `read.read_your_writes_ms`; a replica
+    /// when it sent `READONLY`; else as `read.policy` says.
+    pub(super) fn read_policy(&self, slots: impl Iterator<Item = Slot>) -> ReadPolicy {
+        let policy = if self.transactions.borrow().watch.is_some() {
+            return ReadPolicy::Master;
         } else if self.client.borrow().read_replicas {
             ReadPolicy::PreferReplica
         } else {
-            self.worker.live().read_policy
+            self.worker.live().read.policy
+        };
+        if policy != ReadPolicy::Master && self.writes.borrow().read_on_master(slots) {
+            return ReadPolicy::Master;
         }
+        policy
+    }
+
+    /// Remembers that a write of this client to `slot` went to the master
+    /// at `master` (see [`super::writes::Writes`]).
+    pub(super) fn wrote(&self, slot: Slot, master: &Arc<str>) {
+        let window = self.worker.live().read.read_your_writes;
+        self.writes.borrow_mut().wrote(slot, master, window);
     }
 }

@@ -246,12 +246,20 @@ impl Session {
         }
         let mut transactions = self.transactions.borrow_mut();
         let spent = transactions.in_flight.iter_mut().find(|t| t.token == token);
-        if let Some(InFlight {
-            destination: Destination::Watched(watch),
-            ..
-        }) = spent
-        {
-            watch.take();
+        let spent = match spent {
+            Some(InFlight {
+                destination: Destination::Watched(watch),
+                ..
+            }) => watch.take(),
+            _ => None,
+        };
+        drop(transactions);
+        // The transaction writes to the watched slot's master.
+        if let Some(watch) = spent {
+            let topology = self.worker.topology();
+            if let Ok(index) = self.worker.for_slot(&topology, watch.slot, Access::Write) {
+                self.wrote(watch.slot, &topology.nodes()[index as usize].addr);
+            }
         }
     }
 

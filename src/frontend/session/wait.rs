@@ -21,23 +21,15 @@ use super::Session;
 const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
 impl Session {
-    /// Remembers that a write of this client went to the master at `addr`.
-    pub(super) fn wrote_to(&self, addr: &Arc<str>) {
-        let mut written = self.written.borrow_mut();
-        if !written.iter().any(|a| Arc::ptr_eq(a, addr) || a == addr) {
-            written.push(addr.clone());
-        }
-    }
-
     /// Sends the `WAIT` of entry `token` to the masters the client wrote to
     /// (those still masters in `topology`); the least count is the answer.
     pub(super) fn wait_replicas(&self, token: u64, topology: &Topology) {
         let masters = topology.nodes().iter().map(|n| &n.addr);
         let mut addrs: Vec<Arc<str>> = {
-            let written = self.written.borrow();
+            let writes = self.writes.borrow();
             masters
                 .clone()
-                .filter(|m| written.iter().any(|w| w == *m))
+                .filter(|m| writes.masters().iter().any(|w| w == *m))
                 .cloned()
                 .collect()
         };
