@@ -13,6 +13,8 @@
 #   benches/e2e.sh floor        # CPU per op at -P 1: a lone redis-server vs keyway, same clients and commands
 #   benches/e2e.sh auth         # memory of idle clients authenticated as an ACL user with key patterns
 #                               # (CPU per op of such a client: benches/ab.sh with NEW_CONFIG/NEW_AUTH)
+#   benches/e2e.sh replicas     # through keyway: GET with [read] policy master vs replica vs any:
+#                               # ops/s, CPU per op, share of GETs served by masters and by replicas
 #   benches/e2e.sh all          # all of them
 #
 # Environment: N (requests per run, 200000), ROUNDS (3), CLIENTS (50),
@@ -20,7 +22,8 @@
 # redis share 2 cores, so one worker is the fairer default), CONNS (10000),
 # BLOCKED (200), SUBS (10000), MESSAGES (100), SPLIT_KEYS (100), SPLIT_N
 # (requests per split run, 50000), KEYS_N (1000000), FLOOR_TESTS ("ping_mbulk
-# get set"), KEYWAY_BIN (default target/release/keyway, built here).
+# get set"), KEYWAY_BIN (default release/keyway in cargo's target directory,
+# built here).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,9 +47,13 @@ MESSAGES=${MESSAGES:-100}
 SPLIT_KEYS=${SPLIT_KEYS:-100}
 SPLIT_N=${SPLIT_N:-50000}
 KEYS_N=${KEYS_N:-1000000}
+# Keys of redis-benchmark -r: key:000000000000 to key:000000099999.
+KEYSPACE=100000
+# The 64-byte value of the keys this script writes itself (as -d 64).
+VALUE64=$(printf 'v%.0s' $(seq 64))
 
-case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | floor | auth | all) ;; *)
-    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|floor|auth|all]" >&2
+case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | floor | auth | replicas | all) ;; *)
+    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|floor|auth|replicas|all]" >&2
     exit 2
     ;;
 esac
@@ -74,7 +81,10 @@ trap cleanup INT TERM EXIT
 ensure_redis
 if [ -z "${KEYWAY_BIN:-}" ]; then
     (cd "$root" && cargo build --release --bin keyway)
-    KEYWAY_BIN=$root/target/release/keyway
+    # Where cargo put it: target/, or CARGO_TARGET_DIR (or a config's
+    # build.target-dir) when set.
+    KEYWAY_BIN=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/keyway
 fi
 start_cluster "$tmp/cluster"
 seed_port=${CLUSTER_PORTS%% *}
@@ -176,15 +186,14 @@ PY
 # mget_keys KIND: the keys of an mget-KIND run, created (64-byte values,
 # written through keyway) on first use.
 mget_keys() {
-    local file="$tmp/keys.$1" value
-    value=$(printf 'v%.0s' $(seq 64))
+    local file="$tmp/keys.$1"
     if [ ! -e "$file" ]; then
         split_keys "$1" >"$file"
-        xargs -a "$file" printf '%s '"$value"'\n' | xargs redis-cli -p "$kport" MSET >/dev/null
+        xargs -a "$file" printf '%s '"$VALUE64"'\n' | xargs redis-cli -p "$kport" MSET >/dev/null
     fi
     mapfile -t keys <"$file"
     local found
-    found=$(redis-cli -p "$kport" MGET "${keys[@]}" | grep -c "^$value\$" || true)
+    found=$(redis-cli -p "$kport" MGET "${keys[@]}" | grep -c "^$VALUE64\$" || true)
     if [ "$found" != "$SPLIT_KEYS" ]; then
         echo "MGET through keyway found $found of $SPLIT_KEYS keys ($1)" >&2
         exit 1
@@ -193,7 +202,7 @@ mget_keys() {
 
 run_bench() { # run_bench {direct|lone|keyway|keyway3|keyway-blocked|mget-one-slot|mget-cross-slot} TEST P
     local kind=$1 t=$2 p=$3 out="$tmp/out.csv" before after
-    local args=(-c "$CLIENTS" -r 100000 -d 64 -t "$t" -P "$p" -n "$N" -q --csv)
+    local args=(-c "$CLIENTS" -r "$KEYSPACE" -d 64 -t "$t" -P "$p" -n "$N" -q --csv)
     case $kind in
     mget-*)
         # MGET of SPLIT_KEYS keys through keyway; the CSV's test name is
@@ -239,6 +248,15 @@ run_bench() { # run_bench {direct|lone|keyway|keyway3|keyway-blocked|mget-one-sl
     echo "$t $p $kind $(rps_of "$out" "$t") $((after - before))"
 }
 
+# The reports' awk programs start with this function: median(s), the
+# median of the space-separated numbers in s.
+awk_median='
+        function median(s,   a, k, i, j, x) {
+          k = split(s, a, " ")
+          for (i = 2; i <= k; i++) { x = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+          return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+        }'
+
 # compare BASE OTHER: runs both kinds interleaved, ROUNDS times, and prints
 # medians: ops/s of each, OTHER/BASE, and the serving process's CPU per op
 # in each (keyway's; the lone redis-server's for lone; none for direct).
@@ -256,12 +274,7 @@ compare() {
         echo "round $r done" >&2
     done
     # Medians over the rounds; CPU per op from keyway's ticks over N ops.
-    awk -v n="$N" -v tck="$TCK" -v base="$base" -v other="$other" '
-        function median(s,   a, k, i, j, x) {
-          k = split(s, a, " ")
-          for (i = 2; i <= k; i++) { x = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
-          return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-        }
+    awk -v n="$N" -v tck="$TCK" -v base="$base" -v other="$other" "$awk_median"'
         function cpu(s) { return median(s) / tck * 1e6 / n }
         { key = $1 " " $2; if (!(key in seen)) { seen[key] = 1; order[++m] = key }
           if ($3 == base) { b[key] = b[key] " " $4; bc[key] = bc[key] " " $5 }
@@ -398,6 +411,22 @@ print(f"{m} messages to {n} subscribers: {n * m} deliveries in {elapsed:.2f} s =
 PY
 }
 
+# pipe_sets COUNT FORMAT VALUE: COUNT keys, FORMAT (printf-style) of 0 to
+# COUNT-1, set to VALUE through keyway with `redis-cli --pipe`.
+pipe_sets() {
+    python3 - "$@" <<'PY' | redis-cli -p "$kport" --pipe >"$tmp/pipe.out"
+import sys
+n, key, value = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3].encode()
+out = sys.stdout.buffer
+def set_command(i):
+    k = key % i
+    return b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(value), value)
+for start in range(0, n, 10000):
+    out.write(b"".join(set_command(i) for i in range(start, min(n, start + 10000))))
+PY
+    grep -q "errors: 0" "$tmp/pipe.out" || { cat "$tmp/pipe.out" >&2; exit 1; }
+}
+
 # keys: KEYS_N keys (over every slot) written through keyway with
 # `redis-cli --pipe`, then `KEYS *` through keyway read by a fast client,
 # while keyway's RSS is sampled every 2 ms and its high-water mark (VmHWM,
@@ -405,16 +434,7 @@ PY
 # the reply's bytes, keyway's RSS before, at its peak and just after, and
 # peak/reply.
 keys_rss() {
-    python3 - "$KEYS_N" <<'PY' | redis-cli -p "$kport" --pipe >"$tmp/pipe.out"
-import sys
-n = int(sys.argv[1])
-out = sys.stdout.buffer
-for start in range(0, n, 10000):
-    out.write(b"".join(
-        b"*3\r\n$3\r\nSET\r\n$11\r\nkey:%07d\r\n$1\r\n1\r\n" % i
-        for i in range(start, min(n, start + 10000))))
-PY
-    grep -q "errors: 0" "$tmp/pipe.out" || { cat "$tmp/pipe.out" >&2; exit 1; }
+    pipe_sets "$KEYS_N" 'key:%07d' 1
     python3 - "$keyway_pid" "$kport" <<'PY'
 import socket, sys, threading, time
 pid, port = int(sys.argv[1]), int(sys.argv[2])
@@ -487,6 +507,112 @@ floor() {
     PIPELINES=1 TESTS=${FLOOR_TESTS:-ping_mbulk get set} compare lone keyway
 }
 
+# node_roles: master_ports and replica_ports, the client ports of the
+# cluster's masters and replicas (role from each node's INFO replication).
+node_roles() {
+    master_ports=() replica_ports=()
+    local p
+    for p in $CLUSTER_PORTS; do
+        if redis-cli -p "$p" info replication | grep -q '^role:master'; then
+            master_ports+=("$p")
+        else
+            replica_ports+=("$p")
+        fi
+    done
+}
+
+# info_field PORT SECTION FIELD: FIELD's value in the node's INFO SECTION.
+info_field() {
+    redis-cli -p "$1" info "$2" | awk -F: -v f="$3" '$1 == f {sub(/\r$/, "", $2); print $2}'
+}
+
+# replicas_caught_up: every replica's offset (slave_repl_offset) has reached
+# its master's master_repl_offset, read first (it only grows).
+replicas_caught_up() {
+    local p master want got
+    for p in "${replica_ports[@]}"; do
+        master=$(info_field "$p" replication master_port)
+        want=$(info_field "$master" replication master_repl_offset)
+        got=$(info_field "$p" replication slave_repl_offset)
+        [ "${got:-0}" -ge "${want:-1}" ] || return 1
+    done
+}
+
+# get_calls PORT...: the GETs those nodes served since CONFIG RESETSTAT
+# (calls of cmdstat_get in INFO commandstats), summed.
+get_calls() {
+    local p calls sum=0
+    for p in "$@"; do
+        calls=$(info_field "$p" commandstats cmdstat_get | awk -F'[=,]' '{print $2}')
+        sum=$((sum + ${calls:-0}))
+    done
+    echo "$sum"
+}
+
+# replica_reads: GET (keys of the whole -r keyspace, written first and
+# replicated) through keyway with [read] policy master, replica and any,
+# interleaved: each round runs the three in a rotated order, at each
+# pipeline depth. Prints medians over the rounds of ops/s and keyway's CPU
+# per op, that CPU per op over master's, and the share of the GETs served by
+# the masters and by the replicas (every node's cmdstat_get, reset before
+# each run, summed over the rounds).
+#
+# Each run gets a fresh keyway with its policy rather than one long-lived
+# keyway per policy: every run starts from the same state (backend
+# connections opened on first use, client ids counted afresh, so `any`
+# splits the clients alike every time), and what a process's memory layout
+# or thread placement costs is drawn anew each run instead of weighing on
+# one policy in every round. Start-up stays out of the measurement:
+# start_keyway returns once keyway serves a SET, before the CPU is read.
+replica_reads() {
+    local policies=(master replica any) results="$tmp/replicas" r p i policy port line ops ticks
+    node_roles
+    pipe_sets "$KEYSPACE" 'key:%012d' "$VALUE64"
+    _cluster_poll 30 replicas_caught_up || {
+        echo "replicas did not catch up with their masters within 30 s" >&2
+        exit 1
+    }
+    : >"$results"
+    echo "GET by [read] policy: N=$N clients=$CLIENTS rounds=$ROUNDS keyway workers=$WORKERS" \
+        "masters ${master_ports[*]} replicas ${replica_ports[*]}" >&2
+    for r in $(seq "$ROUNDS"); do
+        for p in $PIPELINES; do
+            for i in 0 1 2; do
+                policy=${policies[$(((r - 1 + i) % 3))]}
+                stop_keyway
+                start_keyway "$(printf '[read]\npolicy = "%s"' "$policy")"
+                for port in $CLUSTER_PORTS; do redis-cli -p "$port" config resetstat >/dev/null; done
+                line=$(run_bench keyway get "$p")
+                read -r _ _ _ ops ticks <<<"$line"
+                echo "$p $policy $ops $ticks $(get_calls "${master_ports[@]}") $(get_calls "${replica_ports[@]}")" |
+                    tee -a "$results" >&2
+            done
+        done
+        echo "round $r done" >&2
+    done
+    # The plain keyway the other modes use.
+    stop_keyway
+    start_keyway
+    awk -v n="$N" -v tck="$TCK" -v pipelines="$PIPELINES" -v policies="${policies[*]}" "$awk_median"'
+        function cpu(s) { return median(s) / tck * 1e6 / n }
+        { key = $1 " " $2; ops[key] = ops[key] " " $3; ticks[key] = ticks[key] " " $4
+          masters[key] += $5; replicas[key] += $6 }
+        END {
+          printf "%-4s %3s %-8s %12s %10s %10s %9s %9s\n", "test", "P", "policy", "ops/s", "us/op", "us/master", "masters", "replicas"
+          np = split(pipelines, ps, " "); nk = split(policies, ks, " ")
+          for (i = 1; i <= np; i++) {
+            base = cpu(ticks[ps[i] " master"])
+            for (j = 1; j <= nk; j++) {
+              key = ps[i] " " ks[j]; gets = masters[key] + replicas[key]
+              # "-": too few clock ticks for a ratio (a small N).
+              ratio = base > 0 ? sprintf("%.3f", cpu(ticks[key]) / base) : "-"
+              printf "%-4s %3s %-8s %12.0f %10.2f %10s %8.1f%% %8.1f%%\n", "GET", ps[i], ks[j], median(ops[key]), cpu(ticks[key]),
+                ratio, (gets ? 100 * masters[key] / gets : 0), (gets ? 100 * replicas[key] / gets : 0)
+            }
+          }
+        }' "$results"
+}
+
 case $mode in
 throughput) compare direct keyway ;;
 resp3) compare keyway keyway3 ;;
@@ -496,6 +622,7 @@ pubsub) pubsub ;;
 keys) keys_rss ;;
 floor) floor ;;
 auth) auth_conns ;;
+replicas) replica_reads ;;
 split)
     N=$SPLIT_N TESTS=mget compare mget-one-slot mget-cross-slot
     ;;
@@ -504,6 +631,7 @@ all)
     compare keyway keyway3
     compare keyway keyway-blocked
     N=$SPLIT_N TESTS=mget compare mget-one-slot mget-cross-slot
+    replica_reads
     pubsub
     conns
     keys_rss
