@@ -74,6 +74,7 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+pub mod admin;
 pub mod backend;
 pub mod cluster;
 pub mod command;
@@ -83,10 +84,10 @@ pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod pubsub;
-pub mod read_counts;
 pub mod registry;
 pub mod router;
 pub mod script_cache;
 pub mod server;
+pub mod stats;
 pub mod wake;
 pub mod worker;

@@ -26,6 +26,10 @@ struct Args {
     /// Log filter: error, warn, info, debug, trace (overrides proxy.log_level).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Admin HTTP endpoint (/metrics, /health/*), e.g. 127.0.0.1:9736; ""
+    /// turns it off (overrides admin.listen).
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
         cluster: args.cluster,
         workers: args.workers,
         log_level: args.log_level,
+        admin_listen: args.admin_listen,
         // The environment keeps the password out of files and `ps`.
         cluster_password: std::env::var("KEYWAY_CLUSTER_PASSWORD").ok(),
         password: std::env::var("KEYWAY_PASSWORD").ok(),
@@ -55,9 +60,10 @@ fn main() -> ExitCode {
     let reload = Box::new(move || Config::load(path.as_deref(), &overrides));
     match keyway::server::run(config, reload) {
         Ok(()) => ExitCode::SUCCESS,
+        // Start-up failed (an address taken): a configuration problem.
         Err(e) => {
             eprintln!("keyway: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

@@ -17,6 +17,13 @@ const TOPOLOGY_UPDATES: &str = "keyway_topology_updates_total";
 const TOPOLOGY_EPOCH: &str = "keyway_topology_epoch";
 const SLOTS_COVERED: &str = "keyway_slots_covered";
 const MASTERS: &str = "keyway_masters";
+const REPLICAS: &str = "keyway_replicas";
+const REPLICAS_LAGGING: &str = "keyway_replicas_lagging";
+const READY: &str = "keyway_ready";
+const CLIENTS_CONNECTED: &str = "keyway_clients_connected";
+const CLIENTS_MAX: &str = "keyway_clients_max";
+const READS: &str = "keyway_reads_total";
+const CONFIG_RELOADS: &str = "keyway_config_reloads_total";
 
 /// Registers every metric's unit and description.
 pub fn describe() {
@@ -53,7 +60,7 @@ pub fn describe() {
     describe_counter!(
         BACKEND_FAILURES,
         Unit::Count,
-        "Backend connection failures, by kind (unreachable, lost, timeout, bad_reply)."
+        "Backend connection failures, by node and kind (unreachable, lost, timeout, bad_reply)."
     );
     describe_counter!(
         TOPOLOGY_UPDATES,
@@ -67,6 +74,76 @@ pub fn describe() {
         "Slots with a known master (16384 when healthy)."
     );
     describe_gauge!(MASTERS, Unit::Count, "Masters in the slot map.");
+    describe_gauge!(
+        REPLICAS,
+        Unit::Count,
+        "Replicas of the slot map's masters that may serve reads."
+    );
+    describe_gauge!(
+        REPLICAS_LAGGING,
+        Unit::Count,
+        "Replicas serving no reads because they trail their master by more than read.max_lag_bytes."
+    );
+    describe_gauge!(
+        READY,
+        Unit::Count,
+        "1 when /health/ready answers 200: every slot has a reachable master and keyway is not draining."
+    );
+    describe_gauge!(CLIENTS_CONNECTED, Unit::Count, "Clients connected now.");
+    describe_gauge!(CLIENTS_MAX, Unit::Count, "client.max_clients.");
+    describe_counter!(
+        READS,
+        Unit::Count,
+        "Read commands sent to one node, by the role of the node (master, replica)."
+    );
+    describe_counter!(
+        CONFIG_RELOADS,
+        Unit::Count,
+        "Configuration reloads (SIGHUP), by result (ok, error)."
+    );
+    // Exported from the start at 0, so that an alert on their increase
+    // sees the first event.
+    for counter in [
+        counter!(CLIENTS_REJECTED),
+        counter!(PROTOCOL_ERRORS),
+        counter!(SLOW_SUBSCRIBERS),
+        counter!(CONFIG_RELOADS, "result" => "ok"),
+        counter!(CONFIG_RELOADS, "result" => "error"),
+    ] {
+        counter.increment(0);
+    }
+}
+
+/// The figures read when scraped rather than counted as they happen.
+pub struct Snapshot {
+    /// What `/health/ready` answers: 200 (true) or 503.
+    pub ready: bool,
+    /// Clients connected now.
+    pub clients: usize,
+    /// `client.max_clients`.
+    pub max_clients: usize,
+    /// Replicas that may serve reads.
+    pub replicas: usize,
+    /// Replicas skipped for lag.
+    pub replicas_lagging: usize,
+    /// Reads sent to masters and to replicas since start.
+    pub reads: (u64, u64),
+}
+
+/// Sets the gauges and counters of `snapshot`.
+pub fn snapshot(snapshot: &Snapshot) {
+    gauge!(READY).set(if snapshot.ready { 1.0 } else { 0.0 });
+    gauge!(CLIENTS_CONNECTED).set(snapshot.clients as f64);
+    gauge!(CLIENTS_MAX).set(snapshot.max_clients as f64);
+    gauge!(REPLICAS).set(snapshot.replicas as f64);
+    gauge!(REPLICAS_LAGGING).set(snapshot.replicas_lagging as f64);
+    counter!(READS, "role" => "master").absolute(snapshot.reads.0);
+    counter!(READS, "role" => "replica").absolute(snapshot.reads.1);
+}
+
+/// A SIGHUP reload was applied (`ok`) or refused (`error`).
+pub fn config_reloaded(result: &'static str) {
+    counter!(CONFIG_RELOADS, "result" => result).increment(1);
 }
 
 /// A client connection was accepted.
@@ -99,9 +176,10 @@ pub fn redirect(kind: &'static str) {
     counter!(REDIRECTS, "kind" => kind).increment(1);
 }
 
-/// A backend connection failed; `kind` is `unreachable`, `lost`, `timeout` or `bad_reply`.
-pub fn backend_failure(kind: &'static str) {
-    counter!(BACKEND_FAILURES, "kind" => kind).increment(1);
+/// A backend connection to `node` failed; `kind` is `unreachable`,
+/// `lost`, `timeout` or `bad_reply`.
+pub fn backend_failure(node: &str, kind: &'static str) {
+    counter!(BACKEND_FAILURES, "node" => node.to_string(), "kind" => kind).increment(1);
 }
 
 /// A new slot map was published.

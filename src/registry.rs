@@ -71,9 +71,9 @@ impl ClientRecord {
         self.names.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Notes a read from the client (for `idle=`).
-    pub fn touch(&self) {
-        let ms = self.connected.elapsed().as_millis() as u64;
+    /// Notes a read from the client at `now` (for `idle=`).
+    pub fn touch(&self, now: Instant) {
+        let ms = now.saturating_duration_since(self.connected).as_millis() as u64;
         self.last_read_ms.store(ms, Ordering::Relaxed);
     }
 

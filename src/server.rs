@@ -9,19 +9,27 @@
 //! gone are disconnected), and keys read only at start-up are reported as
 //! needing a restart. A file that does not validate changes nothing.
 //!
-//! One shutdown path, in two phases: on SIGINT/SIGTERM every listener
+//! The admin endpoint ([`crate::admin`]) runs on the control thread.
+//!
+//! One shutdown path, in phases: on SIGINT/SIGTERM `/health/ready`
+//! answers 503 at once; after `proxy.drain_delay_s` every listener
 //! closes, and every session is told to drain (the client registry's
 //! [`Stop::Drain`](crate::registry::Stop)): it reads no more, answers what
 //! it already received, and closes; an idle client closes at once. Clients
 //! still waiting when `proxy.shutdown_grace_s` ends are closed then.
 
 use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use tokio::sync::watch;
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::admin;
 use crate::cluster::{refresh, ClusterView};
 use crate::config::{Config, ConfigError};
 use crate::frontend::{listener, session};
@@ -37,7 +45,10 @@ pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send>;
 /// cluster is not an error: keyway serves `-CLUSTERDOWN` and keeps
 /// retrying.
 pub fn run(config: Config, reload: Reload) -> io::Result<()> {
-    crate::metrics::describe();
+    let admin = match config.startup.admin_listen {
+        Some(addr) => Some(bind_admin(addr)?),
+        None => None,
+    };
     let view = ClusterView::new();
     let shared = Shared::new(view.clone(), config);
     let (stop, stopped) = watch::channel(false);
@@ -52,7 +63,22 @@ pub fn run(config: Config, reload: Reload) -> io::Result<()> {
             shared.live.clone(),
             shared.startup.seeds.clone(),
         ));
-        wait_for_signal(|| apply_reload(&shared, &reload)).await
+        if let Some((listener, handle)) = admin {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            tokio::spawn(admin::serve(listener, shared.clone(), handle));
+        }
+        wait_for_signal(|| apply_reload(&shared, &reload)).await?;
+        // Load balancers see the 503 and stop sending new clients first.
+        shared.stopping.store(true, Ordering::Release);
+        let delay = shared.live.load().drain_delay;
+        if !delay.is_zero() {
+            info!(
+                ?delay,
+                "draining: /health/ready answers 503; listeners close after the delay"
+            );
+            tokio::time::sleep(delay).await;
+        }
+        io::Result::Ok(())
     })?;
     let grace = shared.live.load().shutdown_grace;
     info!(
@@ -88,6 +114,7 @@ fn apply_reload(shared: &Shared, reload: &Reload) {
         Ok(config) => config,
         Err(e) => {
             warn!("configuration not reloaded, keeping the running one: {e}");
+            crate::metrics::config_reloaded("error");
             return;
         }
     };
@@ -100,7 +127,23 @@ fn apply_reload(shared: &Shared, reload: &Reload) {
     let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
     shared.registry.kill_users(&gone);
     shared.live.store(Arc::new(config.live));
+    crate::metrics::config_reloaded("ok");
     info!("configuration reloaded (SIGHUP)");
+}
+
+/// Binds the admin endpoint (no `SO_REUSEPORT`: a second keyway on the
+/// same port must fail, not share it) and installs the metrics recorder
+/// it renders.
+fn bind_admin(addr: SocketAddr) -> io::Result<(std::net::TcpListener, PrometheusHandle)> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("admin.listen {addr}: {e}")))?;
+    listener.set_nonblocking(true)?;
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| io::Error::other(format!("metrics recorder: {e}")))?;
+    crate::metrics::describe();
+    info!(admin = %listener.local_addr()?, "admin endpoint listening (/metrics, /health/live, /health/ready)");
+    Ok((listener, handle))
 }
 
 /// Starts `proxy.workers` worker threads serving clients until `shutdown`

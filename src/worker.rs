@@ -7,6 +7,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,9 +25,10 @@ use crate::command::CommandTable;
 use crate::config::{Config, Live, ReadPolicy, Startup};
 use crate::protocol::Protocol;
 use crate::pubsub::Hub;
-use crate::read_counts::{ReadCounts, WorkerReads};
 use crate::registry::Registry;
 use crate::script_cache::ScriptCache;
+use crate::stats::commands::{CommandStats, WorkerCommands};
+use crate::stats::reads::{ReadCounts, WorkerReads};
 
 /// State shared by every worker of the process, one handle per concern.
 pub struct Shared {
@@ -45,8 +47,12 @@ pub struct Shared {
     pub scripts: ScriptCache,
     /// Reads served by masters and by replicas.
     pub reads: ReadCounts,
+    /// Commands answered, by command, with their durations.
+    pub commands_answered: CommandStats,
     /// When keyway started (`INFO server`).
     pub started: Instant,
+    /// Set at SIGTERM/SIGINT: readiness answers 503 from then on.
+    pub stopping: AtomicBool,
 }
 
 impl Shared {
@@ -61,7 +67,9 @@ impl Shared {
             registry: Registry::default(),
             scripts: ScriptCache::default(),
             reads: ReadCounts::default(),
+            commands_answered: CommandStats::default(),
             started: Instant::now(),
+            stopping: AtomicBool::new(false),
         })
     }
 }
@@ -80,6 +88,8 @@ pub struct Worker {
     next_any: Cell<usize>,
     /// This worker's part of [`Shared::reads`].
     reads: Arc<WorkerReads>,
+    /// This worker's part of [`Shared::commands_answered`].
+    pub answered: Arc<WorkerCommands>,
     /// Shared with the backend's connections, which read it at each
     /// (re)connect ([`SettingsSource`]).
     live: Rc<RefCell<Current<Arc<ArcSwap<Live>>, Live>>>,
@@ -175,6 +185,7 @@ impl Worker {
             }),
             next_any: Cell::new(0),
             reads: shared.reads.for_worker(),
+            answered: shared.commands_answered.for_worker(),
             live,
             topology: RefCell::new(Current::new(ViewField(
                 shared.view.clone(),

@@ -355,7 +355,7 @@ async fn run(conn: Rc<Conn>, source: SettingsSource, on_failure: Rc<dyn Fn()>) {
                 (error, Duration::ZERO)
             }
         };
-        crate::metrics::backend_failure(error.kind());
+        crate::metrics::backend_failure(&conn.addr, error.kind());
         conn.fail_all(&error);
         on_failure();
         if conn.retired.get() || conn.reconnect == Reconnect::Never {

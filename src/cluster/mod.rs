@@ -30,6 +30,7 @@ pub struct ClusterView {
     wake: Notify,
     moved: Mutex<Vec<(Slot, String)>>,
     replicas_lagging: AtomicUsize,
+    unready: Mutex<Option<String>>,
 }
 
 /// The version `HELLO` reports until a node has told keyway its own.
@@ -45,6 +46,7 @@ impl ClusterView {
             wake: Notify::new(),
             moved: Mutex::new(Vec::new()),
             replicas_lagging: AtomicUsize::new(0),
+            unready: Mutex::new(Some("no slot map yet".to_string())),
         })
     }
 
@@ -71,6 +73,20 @@ impl ClusterView {
 
     fn set_replicas_lagging(&self, count: usize) {
         self.replicas_lagging.store(count, Ordering::Relaxed);
+    }
+
+    /// Why keyway cannot serve every slot now (no slot map, a slot
+    /// without master, a master failed or not answering), as the refresh
+    /// task last saw; `None` when it can.
+    pub fn unready(&self) -> Option<String> {
+        self.unready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_unready(&self, reason: Option<String>) {
+        *self.unready.lock().unwrap_or_else(|e| e.into_inner()) = reason;
     }
 
     /// Asks for a topology refresh soon; many calls before the refresh runs

@@ -62,11 +62,10 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
                 if !commands_loaded {
                     commands_loaded = load_commands(&view, &config, &from).await;
                 }
+                let silent = ask_masters(&mut links, &mut lags, &topology, &config).await;
+                view.set_unready(unready(&topology, &silent));
                 let topology = match config.read.max_lag_bytes {
-                    Some(max) => {
-                        sample_lag(&mut links, &mut lags, &topology, &config).await;
-                        lags.judge(topology, max)
-                    }
+                    Some(max) => lags.judge(topology, max),
                     None => {
                         lags.clear();
                         topology
@@ -95,6 +94,7 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
                 }
             }
             Err(reason) => {
+                view.set_unready(Some(format!("no cluster node answered: {reason}")));
                 if !warned {
                     warn!(
                         ?seeds,
@@ -201,13 +201,19 @@ async fn fetch_from(link: &mut Link, addr: &str, config: &Live) -> Result<Topolo
     }
 }
 
-/// Asks every master of `topology` for its replicas' offsets, all at
-/// once, and records the answers in `lags`. A master that does not answer
-/// in time leaves its replicas judged as before.
-async fn sample_lag(links: &mut Links, lags: &mut Lags, topology: &Topology, config: &Live) {
+/// Asks every master of `topology` for `INFO replication`, all at once:
+/// whether each answers (readiness), and its replicas' offsets, recorded
+/// in `lags`. A master that does not answer in time leaves its replicas
+/// judged as before. Returns the masters that did not answer.
+async fn ask_masters(
+    links: &mut Links,
+    lags: &mut Lags,
+    topology: &Topology,
+    config: &Live,
+) -> Vec<String> {
     let timeout = config.connect_timeout + config.request_timeout;
     let mut asked = tokio::task::JoinSet::new();
-    for node in topology.nodes().iter().filter(|n| !n.replicas.is_empty()) {
+    for node in topology.nodes() {
         let addr = node.addr.to_string();
         let mut link = links.remove(&addr).unwrap_or_else(|| Link::new(&addr));
         let auth = config.cluster_auth.clone();
@@ -218,6 +224,7 @@ async fn sample_lag(links: &mut Links, lags: &mut Lags, topology: &Topology, con
             (addr, link, info)
         });
     }
+    let mut silent = Vec::new();
     while let Some(joined) = asked.join_next().await {
         let Ok((addr, link, info)) = joined else {
             continue;
@@ -227,11 +234,35 @@ async fn sample_lag(links: &mut Links, lags: &mut Lags, topology: &Topology, con
                 Some(offsets) => lags.record(topology, &addr, &offsets),
                 None => debug!(node = %addr, "not a master any more; lag not sampled"),
             },
+            // Answered, if not as asked (e.g. an ACL without INFO).
             Ok(other) => debug!(node = %addr, reply = ?other, "INFO replication refused"),
-            Err(e) => debug!(node = %addr, error = %e, "INFO replication not answered"),
+            Err(e) => {
+                debug!(node = %addr, error = %e, "INFO replication not answered");
+                silent.push(addr.clone());
+            }
         }
         links.insert(addr, link);
     }
+    silent.sort();
+    silent
+}
+
+/// Why keyway is not ready to serve every slot, if it is not: a slot
+/// without master, a master the cluster marks failed, or one that did
+/// not answer keyway (`silent`).
+fn unready(topology: &Topology, silent: &[String]) -> Option<String> {
+    let uncovered = super::SLOT_COUNT as usize - topology.covered_slots();
+    if uncovered > 0 {
+        return Some(format!("{uncovered} of 16384 slots have no master"));
+    }
+    if let Some(failed) = topology.failed_masters().first() {
+        return Some(format!(
+            "master {failed} is marked failed by the cluster (failover pending)"
+        ));
+    }
+    silent
+        .first()
+        .map(|addr| format!("master {addr} does not answer keyway"))
 }
 
 /// Extends the command table with what the node knows and keyway's embedded

@@ -36,6 +36,10 @@ pub struct Topology {
     /// replicas, and (from `CLUSTER SHARDS`) masters without slots. Nodes
     /// the cluster marks failed are left out, as `CLUSTER SLOTS` does.
     others: Vec<Arc<str>>,
+    /// Masters serving slots that the cluster marks failed (`CLUSTER
+    /// SHARDS` health `fail`), as of the reply parsed: a failover is due.
+    /// Not part of [`Topology::same_map`].
+    failed: Vec<Arc<str>>,
 }
 
 /// Why a topology reply could not be used.
@@ -68,6 +72,7 @@ impl Topology {
             nodes: Vec::new(),
             slots: vec![UNCOVERED; SLOT_COUNT as usize].into_boxed_slice(),
             others: Vec::new(),
+            failed: Vec::new(),
         }
     }
 
@@ -105,6 +110,11 @@ impl Topology {
 
     fn is_master(&self, addr: &str) -> bool {
         self.nodes.iter().any(|n| &*n.addr == addr)
+    }
+
+    /// Masters serving slots that the cluster marks failed.
+    pub fn failed_masters(&self) -> &[Arc<str>] {
+        &self.failed
     }
 
     /// The master serving `slot`, if any.
@@ -301,6 +311,9 @@ impl Topology {
                 .and_then(Value::as_int)
                 .ok_or(TopologyError::Malformed("node without port"))?;
             let addr = node_addr(shard_host(master), port, answering);
+            if master.map_get("health").and_then(Value::as_bytes) == Some(b"fail") {
+                topology.failed.push(addr.as_str().into());
+            }
             for pair in ranges.chunks(2) {
                 match pair {
                     [start, end] => {

@@ -193,3 +193,23 @@ fn moved_patches_one_slot_and_drops_empty_nodes() {
         "a moved slot changes the fingerprint"
     );
 }
+
+#[test]
+fn masters_the_cluster_marks_failed_still_serve_their_slots_and_are_listed() {
+    let reply = Value::Array(vec![
+        shard(
+            &[0, 8191],
+            vec![
+                node_in("127.0.0.1", 7000, "master", "fail"),
+                node("127.0.0.1", 7003, "replica"),
+            ],
+        ),
+        shard(&[8192, 16383], vec![node("127.0.0.1", 7001, "master")]),
+    ]);
+    let t = Topology::from_shards(&reply, "127.0.0.1:7001").unwrap();
+    assert_eq!(t.covered_slots(), 16384);
+    assert_eq!(
+        t.failed_masters().iter().map(|a| &**a).collect::<Vec<_>>(),
+        ["127.0.0.1:7000"]
+    );
+}

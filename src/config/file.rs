@@ -26,6 +26,17 @@ pub struct FileConfig {
     /// `[read]` section.
     #[serde(default)]
     pub read: ReadSection,
+    /// `[admin]` section.
+    #[serde(default)]
+    pub admin: AdminSection,
+}
+
+/// `[admin]`: the HTTP endpoint for metrics and health checks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// `IP:port` of `/metrics` and `/health/*`; `""` turns it off.
+    pub listen: Option<String>,
 }
 
 /// `[proxy]`: the listening side and process.
@@ -40,6 +51,8 @@ pub struct ProxySection {
     pub log_level: Option<String>,
     /// Seconds connected clients get to finish at shutdown.
     pub shutdown_grace_s: Option<u64>,
+    /// Seconds between SIGTERM (readiness 503) and the listeners closing.
+    pub drain_delay_s: Option<u64>,
 }
 
 /// `[cluster]`: how the topology is found and kept fresh.

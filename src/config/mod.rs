@@ -65,6 +65,8 @@ pub struct Overrides {
     pub workers: Option<usize>,
     /// `--log-level`.
     pub log_level: Option<String>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<String>,
     /// `KEYWAY_CLUSTER_PASSWORD`: the nodes' password, over the file's
     /// `cluster.password` / `cluster.password_file`.
     pub cluster_password: Option<String>,
@@ -89,6 +91,8 @@ pub struct Config {
 pub struct Startup {
     /// Address clients connect to.
     pub listen: SocketAddr,
+    /// Address of the admin HTTP endpoint, if on.
+    pub admin_listen: Option<SocketAddr>,
     /// Worker threads.
     pub workers: NonZeroUsize,
     /// Seed nodes, `host:port`, never empty.
@@ -131,6 +135,8 @@ pub struct Live {
     pub pubsub_output_limit: OutputLimit,
     /// How long connected clients get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// How long readiness says 503 before the listeners close at shutdown.
+    pub drain_delay: Duration,
     /// Credentials for every node connection, if the cluster needs them.
     pub cluster_auth: Option<Arc<ClusterAuth>>,
     /// Who may use keyway.
@@ -186,6 +192,10 @@ pub mod defaults {
     pub const MAX_TRYAGAIN: u32 = 10;
     /// `proxy.shutdown_grace_s`.
     pub const SHUTDOWN_GRACE_S: u64 = 30;
+    /// `proxy.drain_delay_s`.
+    pub const DRAIN_DELAY_S: u64 = 0;
+    /// `admin.listen`.
+    pub const ADMIN_LISTEN: &str = "127.0.0.1:9736";
     /// `client.max_clients`: like redis-server's maxclients.
     pub const MAX_CLIENTS: usize = 10_000;
     /// `client.pubsub_output_limit_hard_mb`: like redis-server's
@@ -237,6 +247,9 @@ impl FileConfig {
         if let Some(level) = &o.log_level {
             self.proxy.log_level = Some(level.clone());
         }
+        if let Some(admin) = &o.admin_listen {
+            self.admin.listen = Some(admin.clone());
+        }
         if let Some(password) = &o.cluster_password {
             self.cluster.password = Some(password.clone());
             self.cluster.password_file = None;
@@ -256,6 +269,17 @@ impl FileConfig {
             key: "proxy.listen",
             reason: format!("`{listen_text}` is not an IP:port address"),
         })?;
+        let admin_text = self
+            .admin
+            .listen
+            .unwrap_or_else(|| ADMIN_LISTEN.to_string());
+        let admin_listen = match admin_text.as_str() {
+            "" => None,
+            text => Some(text.parse().map_err(|_| ConfigError::Invalid {
+                key: "admin.listen",
+                reason: format!("`{text}` is not an IP:port address (\"\" turns it off)"),
+            })?),
+        };
         let workers = match self.proxy.workers {
             None => std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
             Some(n) => NonZeroUsize::new(n)
@@ -363,6 +387,7 @@ impl FileConfig {
         }
         let startup = Startup {
             listen,
+            admin_listen,
             workers,
             seeds,
             connections_per_node: nonzero(
@@ -412,6 +437,7 @@ impl FileConfig {
             shutdown_grace: Duration::from_secs(
                 self.proxy.shutdown_grace_s.unwrap_or(SHUTDOWN_GRACE_S),
             ),
+            drain_delay: Duration::from_secs(self.proxy.drain_delay_s.unwrap_or(DRAIN_DELAY_S)),
             cluster_auth: ClusterAuth::from_keys(
                 self.cluster.user,
                 self.cluster.password,

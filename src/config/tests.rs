@@ -33,14 +33,19 @@ fn flags_override_the_file() {
         cluster: Some("a:1, b:2".into()),
         workers: Some(3),
         log_level: Some("debug".into()),
+        admin_listen: Some("".into()),
         cluster_password: None,
         password: Some("from-env".into()),
     };
     let c = load(
-        "[proxy]\nlisten = \"0.0.0.0:1\"\nworkers = 8\n[auth]\npassword = \"from-file\"\n",
+        "[proxy]\nlisten = \"0.0.0.0:1\"\nworkers = 8\n[auth]\npassword = \"from-file\"\n[admin]\nlisten = \"127.0.0.1:9\"\n",
         o,
     )
     .unwrap();
+    assert_eq!(
+        c.startup.admin_listen, None,
+        "--admin-listen \"\" turns it off"
+    );
     let users = &c.live.client_auth.users;
     assert!(users.authenticate(b"default", b"from-env").is_some());
     assert!(users.authenticate(b"default", b"from-file").is_none());
@@ -231,4 +236,18 @@ fn lag_and_read_your_writes_are_off_at_zero() {
     let on = read("[read]\nmax_lag_bytes = 65536\nread_your_writes_ms = 250\n");
     assert_eq!(on.max_lag_bytes, Some(65536));
     assert_eq!(on.read_your_writes, Some(Duration::from_millis(250)));
+}
+
+#[test]
+fn the_admin_endpoint_is_on_by_default_and_checked() {
+    let c = load("", Overrides::default()).unwrap();
+    assert_eq!(
+        c.startup.admin_listen,
+        Some("127.0.0.1:9736".parse().unwrap())
+    );
+    assert_eq!(c.live.drain_delay, Duration::ZERO);
+    match load("[admin]\nlisten = \"localhost\"\n", Overrides::default()) {
+        Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "admin.listen"),
+        other => panic!("{other:?}"),
+    }
 }

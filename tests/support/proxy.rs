@@ -124,8 +124,9 @@ impl Proxy {
     }
 
     /// Starts `keyway --listen 127.0.0.1:PORT --cluster SEEDS --workers 2
-    /// --log-level info EXTRA...` (2 workers unless EXTRA names its own) on
-    /// a free port and waits as `ready` says.
+    /// --admin-listen 127.0.0.1:0 --log-level info EXTRA...` (2 workers and
+    /// an admin endpoint on a free port unless EXTRA names its own) on a
+    /// free port and waits as `ready` says.
     /// Retries on a fresh port if the chosen one was taken meanwhile; panics
     /// with the log tail when keyway exits or is not ready in time.
     pub fn spawn(seeds: &[String], extra_args: &[&str], ready: Ready) -> Proxy {
@@ -156,6 +157,10 @@ impl Proxy {
                 .args(extra_args);
             if !extra_args.contains(&"--workers") {
                 cmd.args(["--workers", "2"]);
+            }
+            // Tests run many keyways at once: each its own admin port.
+            if !extra_args.contains(&"--admin-listen") {
+                cmd.args(["--admin-listen", "127.0.0.1:0"]);
             }
             cmd.envs(launch.env.iter().copied())
                 .stdin(Stdio::null())
@@ -235,6 +240,18 @@ impl Proxy {
             }
         }
         Ok(())
+    }
+
+    /// The address of keyway's admin endpoint (`/metrics`, `/health/*`),
+    /// from its start-up log line.
+    pub fn admin_addr(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .find_map(|line| {
+                let at = line.find("admin=")? + "admin=".len();
+                line[at..].split_whitespace().next().map(str::to_string)
+            })
+            .unwrap_or_else(|| panic!("no admin endpoint in keyway's log:\n{log}"))
     }
 
     /// The address keyway listens on, `127.0.0.1:port`.

@@ -5,9 +5,10 @@
 //! local answer, a refusal, or a place in the reply order and a start
 //! towards its node(s).
 
-use crate::command::{CommandSpec, RouteClass};
+use crate::command::{CommandSpec, CommandTable, RouteClass};
 use crate::protocol::{encode, Protocol, Request};
 use crate::router::{self, Route};
+use crate::stats::commands::UNKNOWN;
 
 use super::super::local::{self, Outcome};
 use super::super::login;
@@ -17,9 +18,23 @@ impl Session {
     /// Takes a new request's place in the queue and starts it on its way.
     /// False when the client asked to close (`QUIT`).
     pub(super) fn submit(&self, request: Request) -> bool {
-        let worker = &self.worker;
-        let table = worker.commands();
+        let table = self.worker.commands();
         let spec = table.lookup(&request);
+        // The request's first place counts it, by command.
+        let command = spec.map_or(UNKNOWN, |s| s.acl_id() as u16);
+        self.replies.borrow_mut().stamp(Some(command));
+        let more = self.submit_spec(&table, spec, request);
+        self.replies.borrow_mut().stamp(None);
+        more
+    }
+
+    fn submit_spec(
+        &self,
+        table: &CommandTable,
+        spec: Option<&CommandSpec>,
+        request: Request,
+    ) -> bool {
+        let worker = &self.worker;
         if let Err(mut refusal) = self.admit(spec, &request) {
             // As redis-server: a refused command fails the transaction,
             // and a refused EXEC discards it.
@@ -34,7 +49,7 @@ impl Session {
         }
         let route = router::route_spec(spec, &request);
         if self.transactions.borrow().multi.is_some() {
-            if let Some(queued) = self.queue_in_multi(&table, &request, &route) {
+            if let Some(queued) = self.queue_in_multi(table, &request, &route) {
                 self.note_multi();
                 return queued;
             }
@@ -56,7 +71,7 @@ impl Session {
                 let reply = self.build_reply(|out| {
                     let mut client = self.client.borrow_mut();
                     outcome =
-                        local::execute(spec, &request, &mut client, &worker.shared, &table, out);
+                        local::execute(spec, &request, &mut client, &worker.shared, table, out);
                 });
                 if spec.name() == "reset" {
                     self.unsubscribe_all();
@@ -99,7 +114,6 @@ impl Session {
                 target
             }
         };
-        drop(table);
         let proto = self.client.borrow().proto;
         let token = self
             .replies

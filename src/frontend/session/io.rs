@@ -110,7 +110,11 @@ impl Session {
             match self.stream.read_some(&mut buf) {
                 Ok(None) => continue,
                 Ok(Some(0)) | Err(_) => return ReadEnd::Gone,
-                Ok(Some(_)) => record.touch(),
+                Ok(Some(_)) => {
+                    let now = Instant::now();
+                    record.touch(now);
+                    self.replies.borrow_mut().read_at(now);
+                }
             }
             loop {
                 match parser.parse(&mut buf) {
@@ -172,7 +176,8 @@ impl Session {
         let mut out = self.io.out.borrow_mut();
         let waiting = {
             let mut replies = self.replies.borrow_mut();
-            if replies.take_ready(&mut out) > 0 {
+            let answered = &self.worker.answered;
+            if replies.take_ready(&mut out, |id, took| answered.record(id, took)) > 0 {
                 self.io.space.notify_one();
             }
             replies.waiting()

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -13,9 +14,9 @@ use crate::protocol::Protocol;
 
 use super::output::Output;
 
-/// A place in the reply order. Kept small (48 bytes): a pipeline's places
-/// are touched once per request and reply, and cache misses on them showed
-/// in profiles when each held a whole parsed `Request`.
+/// A place in the reply order. Kept small (56 bytes, under a cache line):
+/// a pipeline's places are touched once per request and reply, and cache
+/// misses on them showed in profiles when each held a whole parsed `Request`.
 struct Entry {
     state: State,
     /// Redirects followed so far.
@@ -25,7 +26,16 @@ struct Entry {
     /// The protocol the client spoke when it sent the request: its reply
     /// comes in that one, even if a later `HELLO` switched.
     proto: Protocol,
+    /// The command counted when the reply is taken ([`NOT_COUNTED`] for a
+    /// place no request took, e.g. a pub/sub message).
+    command: u16,
+    /// When the read that brought the request in happened, in microseconds
+    /// since [`Replies::base`] (wrapping: durations up to 71 minutes).
+    read_us: u32,
 }
+
+/// [`Entry::command`] of places that are not a request's.
+const NOT_COUNTED: u16 = u16::MAX;
 
 enum State {
     /// Waiting; the request's bytes are kept in case it must be sent again.
@@ -43,8 +53,13 @@ impl Entry {
 }
 
 /// The ordered replies of one client; see the module docs.
-#[derive(Default)]
 pub struct Replies {
+    /// What [`Entry::read_us`] counts from.
+    base: Instant,
+    /// The current read's time, for the places it brings.
+    read_us: u32,
+    /// The command the next place is for, if a request's.
+    stamp: Option<u16>,
     entries: VecDeque<Entry>,
     /// Entries without a reply (sent or held).
     waiting: usize,
@@ -56,7 +71,37 @@ pub struct Replies {
     front_token: u64,
 }
 
+impl Default for Replies {
+    fn default() -> Replies {
+        Replies {
+            base: Instant::now(),
+            read_us: 0,
+            stamp: None,
+            entries: VecDeque::new(),
+            waiting: 0,
+            held: 0,
+            ready_bytes: 0,
+            front_token: 0,
+        }
+    }
+}
+
 impl Replies {
+    /// The requests parsed from now on came in with a read at `at`.
+    pub fn read_at(&mut self, at: Instant) {
+        self.read_us = self.micros(at);
+    }
+
+    /// The next place taken is request `command`'s (an ACL id, or
+    /// [`crate::stats::commands::UNKNOWN`]); `None`: not a request's.
+    pub fn stamp(&mut self, command: Option<u16>) {
+        self.stamp = command;
+    }
+
+    fn micros(&self, at: Instant) -> u32 {
+        at.saturating_duration_since(self.base).as_micros() as u32
+    }
+
     /// Places in the queue (answered or not).
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -97,6 +142,8 @@ impl Replies {
             followed: Followed::default(),
             held: false,
             proto,
+            command: self.stamp.take().unwrap_or(NOT_COUNTED),
+            read_us: self.read_us,
         });
         token
     }
@@ -168,23 +215,33 @@ impl Replies {
         first.map_or(end, |i| self.front_token + i as u64)..end
     }
 
-    /// Moves the ready replies at the front into `out`; returns how many
-    /// places it freed.
-    pub fn take_ready(&mut self, out: &mut Output) -> usize {
+    /// Moves the ready replies at the front into `out`, telling `record`
+    /// each request's command and its time from its read until now;
+    /// returns how many places it freed.
+    pub fn take_ready(&mut self, out: &mut Output, mut record: impl FnMut(u16, Duration)) -> usize {
         let mut taken = 0;
+        let mut now_us = None;
         while self.entries.front().is_some_and(Entry::is_ready) {
-            match self.entries.pop_front().map(|e| e.state) {
-                Some(State::Ready(reply)) => {
+            let Some(entry) = self.entries.pop_front() else {
+                break;
+            };
+            if entry.command != NOT_COUNTED {
+                let now = *now_us.get_or_insert_with(|| self.micros(Instant::now()));
+                let took = u64::from(now.wrapping_sub(entry.read_us));
+                record(entry.command, Duration::from_micros(took));
+            }
+            match entry.state {
+                State::Ready(reply) => {
                     self.ready_bytes -= reply.len();
                     out.push(&reply);
                 }
-                Some(State::Chunks(chunks)) => {
+                State::Chunks(chunks) => {
                     for chunk in chunks {
                         self.ready_bytes -= chunk.len();
                         out.push_shared(chunk);
                     }
                 }
-                _ => {}
+                State::Pending(_) => {}
             }
             taken += 1;
         }
@@ -226,15 +283,15 @@ mod tests {
         assert_eq!((a, b, c, d), (0, 1, 2, 3));
         let mut out = Output::default();
         q.complete(b, bytes("+b\r\n"));
-        assert_eq!(q.take_ready(&mut out), 0, "a still missing");
+        assert_eq!(q.take_ready(&mut out, |_, _| {}), 0, "a still missing");
         assert_eq!(q.ready_bytes(), 8, "+b and +c wait behind a");
         q.complete(a, bytes("+a\r\n"));
-        assert_eq!(q.take_ready(&mut out), 3);
+        assert_eq!(q.take_ready(&mut out, |_, _| {}), 3);
         assert_eq!(out.contents(), b"+a\r\n+b\r\n+c\r\n");
         assert_eq!((q.waiting(), q.ready_bytes()), (1, 0));
         q.complete(d, bytes("+d\r\n"));
         q.complete(d, bytes("+late duplicate\r\n"));
-        q.take_ready(&mut out);
+        q.take_ready(&mut out, |_, _| {});
         assert_eq!(out.contents(), b"+a\r\n+b\r\n+c\r\n+d\r\n");
         assert!(q.is_empty());
         q.complete(a, bytes("+stale\r\n"));
@@ -274,14 +331,14 @@ mod tests {
         q.complete(keys, bytes("+late duplicate\r\n"));
         assert_eq!((q.waiting(), q.ready_bytes()), (0, 26));
         let mut out = Output::default();
-        assert_eq!(q.take_ready(&mut out), 2);
+        assert_eq!(q.take_ready(&mut out, |_, _| {}), 2);
         assert_eq!(out.contents(), b"*2\r\n$1\r\na\r\n$1\r\nb\r\n+after\r\n");
         assert_eq!(q.ready_bytes(), 0);
     }
 
     #[test]
     fn entries_stay_small() {
-        assert!(std::mem::size_of::<Entry>() <= 48);
+        assert!(std::mem::size_of::<Entry>() <= 56);
     }
 
     #[test]

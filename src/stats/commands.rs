@@ -1,0 +1,243 @@
+//! Commands counted by name with the time each took through keyway
+//! (`keyway_commands_total`, `keyway_command_duration_seconds`): from the
+//! read that brought the request in to its reply being taken for the
+//! client's socket. Each worker records into its own [`WorkerCommands`]
+//! (one writer: plain adds, no locked instruction, nothing shared between
+//! workers on the request path); a scrape sums the workers'.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::command::CommandTable;
+
+/// Commands (and subcommands) counted apart, by ACL id; ids past it (a
+/// table extended by far more than today's commands) count as `other`.
+pub const CAPACITY: usize = 512;
+
+/// The id commands not in the table are counted under (`unknown`).
+pub const UNKNOWN: u16 = (CAPACITY - 1) as u16;
+
+/// Where ids past the capacity are counted (`other`).
+const OTHER: usize = CAPACITY - 2;
+
+/// Upper bounds of the duration buckets, in seconds.
+pub const BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// [`BUCKETS`] in nanoseconds, for recording.
+const BUCKETS_NS: [u64; 16] = {
+    let mut ns = [0u64; 16];
+    let mut i = 0;
+    while i < 16 {
+        ns[i] = (BUCKETS[i] * 1e9) as u64;
+        i += 1;
+    }
+    ns
+};
+
+/// One command's figures: a count per bucket (the last is `+Inf`) and
+/// the sum of the durations.
+#[derive(Default)]
+struct Figures {
+    buckets: [AtomicU64; 17],
+    sum_ns: AtomicU64,
+}
+
+/// One worker's figures; only that worker's thread writes them.
+pub struct WorkerCommands {
+    by_id: Box<[Figures]>,
+}
+
+impl WorkerCommands {
+    fn new() -> WorkerCommands {
+        WorkerCommands {
+            by_id: (0..CAPACITY).map(|_| Figures::default()).collect(),
+        }
+    }
+
+    /// Counts command `id` (a [`crate::command::CommandSpec::acl_id`], or
+    /// [`UNKNOWN`]), which took `took`.
+    #[inline]
+    pub fn record(&self, id: u16, took: Duration) {
+        let index = match id {
+            UNKNOWN => UNKNOWN as usize,
+            id => (id as usize).min(OTHER),
+        };
+        let figures = &self.by_id[index];
+        let ns = took.as_nanos().min(u64::MAX as u128) as u64;
+        let bucket = BUCKETS_NS.iter().position(|&b| ns <= b).unwrap_or(16);
+        add(&figures.buckets[bucket], 1);
+        add(&figures.sum_ns, ns);
+    }
+}
+
+/// An add by the only writer: no read-modify-write needed.
+#[inline]
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+/// Every worker's figures.
+#[derive(Default)]
+pub struct CommandStats {
+    workers: Mutex<Vec<Arc<WorkerCommands>>>,
+}
+
+/// One command's figures summed over the workers.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Totals {
+    /// Count per bucket of [`BUCKETS`], then `+Inf`; not cumulative.
+    pub buckets: [u64; 17],
+    /// Sum of the durations, in seconds.
+    pub sum_seconds: f64,
+}
+
+impl Totals {
+    /// How many times the command ran.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+
+impl CommandStats {
+    /// The figures of one more worker.
+    pub fn for_worker(&self) -> Arc<WorkerCommands> {
+        let mine = Arc::new(WorkerCommands::new());
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(mine.clone());
+        mine
+    }
+
+    /// Every command that ran, by id, summed over the workers.
+    pub fn totals(&self) -> Vec<(u16, Totals)> {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for id in 0..CAPACITY {
+            let mut totals = Totals::default();
+            let mut sum_ns = 0u64;
+            for worker in workers.iter() {
+                let figures = &worker.by_id[id];
+                for (t, b) in totals.buckets.iter_mut().zip(&figures.buckets) {
+                    *t += b.load(Ordering::Relaxed);
+                }
+                sum_ns += figures.sum_ns.load(Ordering::Relaxed);
+            }
+            if totals.count() > 0 {
+                totals.sum_seconds = sum_ns as f64 / 1e9;
+                out.push((id as u16, totals));
+            }
+        }
+        out
+    }
+
+    /// The two families in Prometheus' text format, commands named as in
+    /// `table` (`config|get` for a subcommand).
+    pub fn render(&self, table: &CommandTable, out: &mut String) {
+        let names = names_by_id(table);
+        let totals = self.totals();
+        let name = |id: u16| match names.get(id as usize) {
+            _ if id == UNKNOWN => "unknown",
+            Some(Some(name)) if (id as usize) < OTHER => name.as_str(),
+            _ => "other",
+        };
+        out.push_str("# HELP keyway_commands_total Commands keyway answered, by command.\n");
+        out.push_str("# TYPE keyway_commands_total counter\n");
+        for (id, t) in &totals {
+            let _ = writeln!(
+                out,
+                "keyway_commands_total{{command=\"{}\"}} {}",
+                name(*id),
+                t.count()
+            );
+        }
+        out.push_str("# HELP keyway_command_duration_seconds Time from reading a request to its reply being taken for the client, by command.\n");
+        out.push_str("# TYPE keyway_command_duration_seconds histogram\n");
+        for (id, t) in &totals {
+            let command = name(*id);
+            let mut cumulative = 0;
+            for (i, count) in t.buckets.iter().enumerate() {
+                cumulative += count;
+                let le = BUCKETS.get(i).map_or("+Inf".to_string(), f64::to_string);
+                let _ = writeln!(
+                    out,
+                    "keyway_command_duration_seconds_bucket{{command=\"{command}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "keyway_command_duration_seconds_sum{{command=\"{command}\"}} {}",
+                t.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "keyway_command_duration_seconds_count{{command=\"{command}\"}} {}",
+                t.count()
+            );
+        }
+    }
+}
+
+/// Every command's and subcommand's name, by ACL id.
+fn names_by_id(table: &CommandTable) -> Vec<Option<String>> {
+    let mut names = vec![None; table.acl_id_count() as usize];
+    for spec in table.iter() {
+        for s in std::iter::once(spec).chain(spec.subcommands()) {
+            if let Some(slot) = names.get_mut(s.acl_id() as usize) {
+                *slot = Some(s.name().to_string());
+            }
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_land_in_their_buckets_and_workers_are_summed() {
+        let stats = CommandStats::default();
+        let (a, b) = (stats.for_worker(), stats.for_worker());
+        a.record(3, Duration::from_micros(50));
+        a.record(3, Duration::from_micros(300));
+        b.record(3, Duration::from_secs(20));
+        b.record(UNKNOWN, Duration::ZERO);
+        let totals = stats.totals();
+        assert_eq!(totals.len(), 2);
+        let (id, t) = &totals[0];
+        assert_eq!(*id, 3);
+        assert_eq!((t.buckets[0], t.buckets[2], t.buckets[16]), (1, 1, 1));
+        assert_eq!(t.count(), 3);
+        assert!((t.sum_seconds - 20.00035).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_text_names_commands_and_has_cumulative_buckets() {
+        let table = CommandTable::builtin();
+        let get = table.get_by_name("get").unwrap().acl_id() as u16;
+        let stats = CommandStats::default();
+        let worker = stats.for_worker();
+        for _ in 0..100 {
+            worker.record(get, Duration::from_micros(200));
+        }
+        worker.record(UNKNOWN, Duration::from_micros(1));
+        let mut text = String::new();
+        stats.render(&table, &mut text);
+        assert!(text.contains("keyway_commands_total{command=\"get\"} 100\n"));
+        assert!(text.contains("keyway_commands_total{command=\"unknown\"} 1\n"));
+        assert!(text
+            .contains("keyway_command_duration_seconds_bucket{command=\"get\",le=\"0.0001\"} 0\n"));
+        assert!(text.contains(
+            "keyway_command_duration_seconds_bucket{command=\"get\",le=\"0.00025\"} 100\n"
+        ));
+        assert!(text
+            .contains("keyway_command_duration_seconds_bucket{command=\"get\",le=\"+Inf\"} 100\n"));
+        assert!(text.contains("keyway_command_duration_seconds_count{command=\"get\"} 100\n"));
+    }
+}
