@@ -3,6 +3,7 @@
 # for scripts: source this file, then
 #
 #   ensure_redis            # install redis-server/redis-tools if missing
+#   ensure_packages "CMD..." PACKAGE...   # any Debian package, the same way
 #   start_cluster DIR       # 6 nodes, data+logs in DIR; exports CLUSTER_*
 #   stop_cluster            # kill exactly the nodes start_cluster started
 #
@@ -10,19 +11,33 @@
 # masters at creation, the form keyway's --cluster takes), CLUSTER_PORTS
 # (space-separated client ports of all nodes), CLUSTER_PIDS and CLUSTER_DIR.
 
+# Runs "$@" as root: as is when root, else with sudo.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# ensure_packages "CMD..." PACKAGE...: installs Debian's PACKAGEs (without
+# their recommended packages) with apt-get unless every CMD (space-separated)
+# is on PATH already; fails if one is still missing after.
+ensure_packages() {
+    local commands=$1 cmd missing=""
+    shift
+    for cmd in $commands; do
+        command -v "$cmd" >/dev/null || missing="$missing $cmd"
+    done
+    [ -n "$missing" ] || return 0
+    echo "missing:$missing; installing $* with apt-get" >&2
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+    for cmd in $commands; do
+        command -v "$cmd" >/dev/null || { echo "$cmd still missing after apt-get" >&2; return 1; }
+    done
+}
+
 # Installs redis-server, redis-cli and redis-benchmark from Debian's packages
-# when any is missing (with sudo when not root).
+# when any is missing.
 ensure_redis() {
-    if command -v redis-server >/dev/null && command -v redis-cli >/dev/null &&
-        command -v redis-benchmark >/dev/null; then
-        return 0
-    fi
-    local sudo=()
-    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
-    echo "redis-server/redis-tools missing: installing them with apt-get" >&2
-    "${sudo[@]}" apt-get update
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools
-    command -v redis-server >/dev/null || { echo "redis-server still missing after apt-get" >&2; return 1; }
+    ensure_packages "redis-server redis-cli redis-benchmark" redis-server redis-tools
 }
 
 # Prints N distinct free loopback ports, one per line.

@@ -22,6 +22,7 @@ mod isolation;
 mod keys;
 mod lifecycle;
 mod multikey;
+mod ops_files;
 mod pipelines;
 mod protocol_errors;
 mod pubsub;

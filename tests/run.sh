@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command: formatting and lints (cargo fmt --check,
 # cargo clippy -D warnings), then every unit, layout and integration test,
-# against real redis-server processes (installed here if missing).
+# against real redis-server processes (installed here if missing, as are
+# python3 and promtool for the checks of conf/).
 #
 #   tests/run.sh                 # all checks and tests
 #   tests/run.sh failover::      # extra arguments go to cargo test (a module)
@@ -12,6 +13,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source docker/cluster.sh
 ensure_redis
 redis-server --version
+# tests/ops_files.rs checks conf/ with python3 and promtool, which comes
+# with Debian's prometheus package. Installing it may start a Prometheus
+# server (where systemd runs): only promtool is wanted, so stop that one.
+ensure_packages python3 python3
+if ! command -v promtool >/dev/null; then
+    ensure_packages promtool prometheus
+    if systemctl is-active --quiet prometheus 2>/dev/null; then
+        as_root systemctl disable --now prometheus
+    fi
+fi
+promtool --version
 
 # Hundreds of concurrent test clients, each one a socket in the test and
 # two in keyway: lift the open-files limit as far as allowed.
