@@ -271,8 +271,9 @@ impl Worker {
 
     /// Replica `replica` of master `index`'s connections, with `true`; while
     /// keyway cannot reach it (its connection retries with the usual
-    /// backoff), the master's, with `false`, or under `replica` without
-    /// fallback the error naming the shard.
+    /// backoff) or a read on it failed lately ([`Worker::read_failed_on`]),
+    /// the master's, with `false`, or under `replica` without fallback the
+    /// error naming the shard.
     fn replica_conns(
         &self,
         topology: &Topology,
@@ -287,7 +288,7 @@ impl Worker {
             *replicas = node.replicas.iter().map(|a| self.pool.node(a)).collect();
         }
         let conns = &replicas[replica];
-        if !conns.is_down() {
+        if !conns.is_down() && !conns.avoided() {
             return Ok((conns.clone(), true));
         }
         match policy {
@@ -296,6 +297,15 @@ impl Worker {
             )),
             _ => Ok((cache.masters[index as usize].clone(), false)),
         }
+    }
+
+    /// A read sent to the replica at `addr` failed (no reply in time, the
+    /// connection lost): this worker's reads skip it for
+    /// `backend.reconnect_max_ms`, as a master that fails waits that long
+    /// between reconnects at most.
+    pub fn read_failed_on(&self, addr: &str) {
+        let period = self.live().reconnect_max;
+        self.pool.node(addr).avoid_reads_for(period);
     }
 
     /// The connections to node `index` of `topology`.

@@ -7,6 +7,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::protocol::Protocol;
 
@@ -42,6 +43,8 @@ pub struct NodeConns {
     resp2: Vec<Rc<Conn>>,
     resp3: OnceCell<Vec<Rc<Conn>>>,
     retired: Cell<bool>,
+    /// Until when reads skip this node (a replica): a read on it failed.
+    avoid_until: Cell<Option<Instant>>,
 }
 
 impl NodeConns {
@@ -68,6 +71,27 @@ impl NodeConns {
     /// and keyway waits to reconnect.
     pub fn is_down(&self) -> bool {
         self.resp2.iter().all(|c| c.is_down())
+    }
+
+    /// A read on this node failed (it stopped answering, or went away,
+    /// and its connection may reconnect at once to a process that does
+    /// not answer): reads skip it for `period`.
+    pub fn avoid_reads_for(&self, period: Duration) {
+        self.avoid_until.set(Some(Instant::now() + period));
+    }
+
+    /// Whether reads skip this node now (see [`NodeConns::avoid_reads_for`]);
+    /// reads the clock only while a period is set.
+    #[inline]
+    pub fn avoided(&self) -> bool {
+        match self.avoid_until.get() {
+            None => false,
+            Some(until) if Instant::now() < until => true,
+            Some(_) => {
+                self.avoid_until.set(None);
+                false
+            }
+        }
     }
 
     fn retire(&self) {
@@ -110,6 +134,7 @@ impl Pool {
             resp2: self.opener.open(&addr, Protocol::Resp2),
             resp3: OnceCell::new(),
             retired: Cell::new(false),
+            avoid_until: Cell::new(None),
             addr: addr.clone(),
             opener: self.opener.clone(),
         });

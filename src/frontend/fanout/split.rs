@@ -23,7 +23,8 @@ use bytes::{Bytes, BytesMut};
 use crate::backend::pool::NodeConns;
 use crate::backend::{BackendError, ReplySink};
 use crate::cluster::redirect::{self, Decision};
-use crate::cluster::{NoNode, Slot, Topology};
+use crate::cluster::{Access, NoNode, Slot, Topology};
+use crate::config::ReadPolicy;
 use crate::protocol::{encode, Protocol};
 use crate::worker::Worker;
 
@@ -103,6 +104,29 @@ impl Split {
         };
         self.worker
             .slot_conns(topology, slot, access, policy, self.client)
+    }
+
+    /// A read part that failed on a replica (it went down, or stopped
+    /// answering) is sent once more, to its slot's master, as a whole read
+    /// is (see [`Worker::read_failed_on`]). True when it was sent again.
+    fn read_again(&self, part: usize, error: &BackendError) -> bool {
+        let topology = self.worker.topology();
+        let on_replica = !topology.nodes().iter().any(|n| n.addr == *error.addr());
+        let first = on_replica && {
+            let mut plan = self.plan.borrow_mut();
+            plan.access() == Access::Read
+                && !std::mem::replace(&mut plan.progress(part).followed.off_replica, true)
+        };
+        if first {
+            self.worker.read_failed_on(error.addr());
+            let slot = self.plan.borrow().slot(part);
+            let master = ReadPolicy::Master;
+            let conns = self
+                .worker
+                .slot_conns(&topology, slot, Access::Read, master, self.client);
+            self.send(part, conns, false);
+        }
+        first
     }
 
     /// Sends part `part` to its slot's master in `topology`.
@@ -205,12 +229,13 @@ impl Split {
 impl ReplySink for Split {
     fn deliver(&self, part: u64, reply: Result<Bytes, BackendError>) {
         let part = part as usize;
-        if let Ok(bytes) = &reply {
-            if self.follow(part, bytes) {
-                return;
-            }
+        let followed = match &reply {
+            Ok(bytes) => self.follow(part, bytes),
+            Err(error) => self.read_again(part, error),
+        };
+        if !followed {
+            self.finish(part, reply);
         }
-        self.finish(part, reply);
     }
 
     fn flush(&self) {

@@ -260,10 +260,10 @@ impl Session {
 }
 
 impl Session {
-    /// A read that failed on a replica (it went down) is sent once more,
-    /// where the read policy says now: a read is safe to repeat, and the
-    /// failed replica is skipped while its connection is down. True when
-    /// it was sent again.
+    /// A read that failed on a replica (it went down, or stopped
+    /// answering) is sent once more, to the slot's master: a read is safe
+    /// to repeat, and the failed replica is skipped for a while (see
+    /// [`Worker::read_failed_on`]). True when it was sent again.
     fn read_again(&self, token: u64, error: &BackendError) -> bool {
         let on_replica = {
             let topology = self.worker.topology();
@@ -277,6 +277,7 @@ impl Session {
                 .followed(token)
                 .is_some_and(|f| !std::mem::replace(&mut f.off_replica, true));
         if first {
+            self.worker.read_failed_on(error.addr());
             self.restart(token);
         }
         first

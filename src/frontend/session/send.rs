@@ -100,7 +100,17 @@ impl Session {
             }
             Target::Slot(slot, Access::Read) => {
                 let client = self.client.borrow().id;
-                let policy = self.read_policy([slot].into_iter());
+                let mut policy = self.read_policy([slot].into_iter());
+                // Sent again after its replica failed: the master answers.
+                if policy != ReadPolicy::Master
+                    && self
+                        .replies
+                        .borrow_mut()
+                        .followed(token)
+                        .is_some_and(|f| f.off_replica)
+                {
+                    policy = ReadPolicy::Master;
+                }
                 worker.slot_conns(&topology, slot, Access::Read, policy, client)
             }
             Target::AnyMaster => worker.any_master(&topology),
