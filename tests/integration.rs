@@ -28,6 +28,7 @@ mod protocol_errors;
 mod pubsub;
 mod queue_workload;
 mod redirects;
+mod replica_failures;
 mod replica_reads;
 mod reshard_pipelines;
 mod resp3;

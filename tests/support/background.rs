@@ -66,6 +66,11 @@ impl<R: Send + 'static> Background<R> {
         );
     }
 
+    /// How many rounds the load has finished so far.
+    pub fn done(&self) -> u64 {
+        self.rounds.done()
+    }
+
     /// Stops the load and returns what it reports.
     pub fn stop(self) -> R {
         self.rounds.stop.store(true, Ordering::Relaxed);

@@ -126,7 +126,8 @@ pub(crate) fn query<T: redis::FromRedisValue>(
     cmd.query(&mut con)
 }
 
-fn info_field(info: &str, field: &str) -> Option<String> {
+/// The value of `field:` in an `INFO` reply.
+pub fn info_field(info: &str, field: &str) -> Option<String> {
     info.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .map(|v| v.trim().to_string())
@@ -317,8 +318,13 @@ impl Cluster {
 
     /// PID of the running redis-server at `addr`.
     pub fn pid_of(&self, addr: &str) -> u32 {
-        self.of_node(addr, |n| n.child.as_ref().map(Child::id))
+        self.running_pid(addr)
             .unwrap_or_else(|| panic!("{addr} is not running"))
+    }
+
+    /// PID of the redis-server at `addr`, `None` while it is not running.
+    pub fn running_pid(&self, addr: &str) -> Option<u32> {
+        self.of_node(addr, |n| n.child.as_ref().map(Child::id))
     }
 
     /// Connections to `node` blocked in a command (`flags=b` in `CLIENT LIST`).
@@ -562,6 +568,20 @@ impl Cluster {
         }
         if let Err(e) = self.wait_node_up(addr) {
             panic!("restarting {addr}: {e}");
+        }
+    }
+
+    /// Like [`Cluster::restart_node`], without the data a node saved
+    /// (`dump.rdb`, one file for every node of the cluster): a replica
+    /// then takes a full sync from its master instead of resuming its
+    /// replication stream.
+    pub fn restart_node_without_data(&self, addr: &str) {
+        let rdb = self.dir.path().join("dump.rdb");
+        match std::fs::remove_file(&rdb) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                panic!("cannot remove {}: {e}", rdb.display())
+            }
+            _ => self.restart_node(addr),
         }
     }
 

@@ -10,6 +10,9 @@
 //! - [`proxy`]: spawn keyway against a cluster, clients with timeouts, raw
 //!   sockets, running keyway to its exit for config errors.
 //! - [`migration`]: step-by-step slot migration (ASK mid-way, MOVED after).
+//! - [`replicas`]: reads from replicas as the nodes count them (`INFO
+//!   commandstats`), replication offsets, shards and their keys, a node
+//!   stopped with `SIGSTOP`.
 //! - [`slot`]: CRC16/XMODEM and hash tags, so tests can aim at any slot.
 //! - [`slotmap`]: `CLUSTER SLOTS` parsed into comparable values.
 //! - [`resp`]: a tiny RESP reply reader for raw-socket tests.
@@ -31,6 +34,7 @@ pub mod fake_node;
 pub mod migration;
 pub mod proxy;
 pub mod pubsub_client;
+pub mod replicas;
 pub mod resp;
 pub mod slot;
 pub mod slotmap;
