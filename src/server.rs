@@ -78,18 +78,23 @@ pub fn run(config: Config, reload: Reload) -> io::Result<()> {
             );
             tokio::time::sleep(delay).await;
         }
+        let grace = shared.live.load().shutdown_grace;
+        info!(
+            ?grace,
+            "shutting down: no new clients; connected ones finish what they sent"
+        );
+        let _ = stop.send(true);
+        shared.registry.drain();
+        // Waited for off this thread, so that the admin endpoint (503) and
+        // the refresh task keep serving the workers' drain until the end.
+        let joined = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        });
+        let _ = joined.await;
         io::Result::Ok(())
     })?;
-    let grace = shared.live.load().shutdown_grace;
-    info!(
-        ?grace,
-        "shutting down: no new clients; connected ones finish what they sent"
-    );
-    let _ = stop.send(true);
-    shared.registry.drain();
-    for worker in workers {
-        let _ = worker.join();
-    }
     info!("keyway stopped");
     Ok(())
 }

@@ -221,6 +221,7 @@ impl Worker {
         Budgets {
             redirects: live.max_redirects,
             tryagains: live.max_tryagain,
+            clusterdown_wait: live.max_clusterdown_wait,
         }
     }
 

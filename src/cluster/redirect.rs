@@ -1,7 +1,9 @@
 //! Redirections a node answers instead of a reply: `-MOVED`, `-ASK`,
-//! `-TRYAGAIN` (Redis Cluster spec), parsed from the raw error bytes, and
-//! the one decision of what to do with them ([`decide`]), shared by whole
-//! requests and the parts of split ones.
+//! `-TRYAGAIN` (Redis Cluster spec), and `-CLUSTERDOWN` (the node refused
+//! the command while the cluster is down, e.g. for the second between a
+//! master being marked failed and its replica taking over), parsed from
+//! the raw error bytes, and the one decision of what to do with them
+//! ([`decide`]), shared by whole requests and the parts of split ones.
 
 use std::time::Duration;
 
@@ -9,6 +11,12 @@ use super::Slot;
 
 /// First pause before retrying after `-TRYAGAIN`; doubles per retry.
 pub const TRYAGAIN_BACKOFF: Duration = Duration::from_millis(5);
+
+/// First pause before retrying after `-CLUSTERDOWN`; doubles per retry up
+/// to [`CLUSTERDOWN_PAUSE_MAX`].
+pub const CLUSTERDOWN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest pause between two tries after `-CLUSTERDOWN`.
+pub const CLUSTERDOWN_PAUSE_MAX: Duration = Duration::from_millis(500);
 
 /// How many redirects a request may follow (`client.max_redirects`,
 /// `client.max_tryagain`).
@@ -18,6 +26,9 @@ pub struct Budgets {
     pub redirects: u32,
     /// `TRYAGAIN`.
     pub tryagains: u32,
+    /// How long a request may wait, in pauses, for a cluster that answers
+    /// `-CLUSTERDOWN` (`client.max_clusterdown_wait_ms`).
+    pub clusterdown_wait: Duration,
 }
 
 /// How many redirects one request (or one part of a split request)
@@ -28,6 +39,8 @@ pub struct Followed {
     pub redirects: u16,
     /// `TRYAGAIN` retried.
     pub tryagains: u16,
+    /// `CLUSTERDOWN` retried.
+    pub clusterdowns: u16,
     /// Sent again after the replica it went to failed (once).
     pub off_replica: bool,
 }
@@ -44,6 +57,20 @@ impl Followed {
     /// is over the budget.
     pub fn spend_tryagain(&mut self, budgets: Budgets) -> Option<u32> {
         spend(&mut self.tryagains, budgets.tryagains)
+    }
+}
+
+impl Followed {
+    /// Counts one more `CLUSTERDOWN`: the pause before trying again, or
+    /// `None` when the pauses would add up to more than the budget.
+    pub fn spend_clusterdown(&mut self, budgets: Budgets) -> Option<Duration> {
+        self.clusterdowns = self.clusterdowns.saturating_add(1);
+        let pause = |n: u16| {
+            let doubled = CLUSTERDOWN_BACKOFF * 2u32.saturating_pow(u32::from(n.min(16)) - 1);
+            doubled.min(CLUSTERDOWN_PAUSE_MAX)
+        };
+        let waited: Duration = (1..=self.clusterdowns).map(pause).sum();
+        (waited <= budgets.clusterdown_wait).then(|| pause(self.clusterdowns))
     }
 }
 
@@ -71,8 +98,9 @@ pub enum Decision<'a> {
         /// The importing node.
         addr: &'a str,
     },
-    /// `TRYAGAIN`: resend the same way after this pause.
-    RetryAfter(Duration),
+    /// `TRYAGAIN` or `CLUSTERDOWN` (the kind, for metrics): resend the
+    /// same way after this pause.
+    RetryAfter(Duration, &'static str),
     /// The `MOVED`/`ASK` budget is spent: a plain client cannot follow the
     /// node's error, so it gets this one instead (the text after `-`).
     GiveUp(String),
@@ -88,6 +116,12 @@ pub fn decide<'a>(reply: &'a [u8], followed: &mut Followed, budgets: Budgets) ->
     let Some(redirect) = parse(reply) else {
         return Decision::Deliver;
     };
+    if redirect == Redirect::ClusterDown {
+        return match followed.spend_clusterdown(budgets) {
+            Some(pause) => Decision::RetryAfter(pause, "clusterdown"),
+            None => Decision::Deliver,
+        };
+    }
     let attempt = match redirect {
         Redirect::TryAgain => followed.spend_tryagain(budgets),
         _ => followed.spend_redirect(budgets),
@@ -97,14 +131,15 @@ pub fn decide<'a>(reply: &'a [u8], followed: &mut Followed, budgets: Budgets) ->
             Redirect::Moved { slot, .. } | Redirect::Ask { slot, .. } => {
                 Decision::GiveUp(budget_spent(slot, budgets.redirects))
             }
-            Redirect::TryAgain => Decision::Deliver,
+            Redirect::TryAgain | Redirect::ClusterDown => Decision::Deliver,
         };
     };
     match redirect {
         Redirect::Moved { slot, addr } => Decision::Moved { slot, addr },
         Redirect::Ask { addr, .. } => Decision::Ask { addr },
-        Redirect::TryAgain => {
-            Decision::RetryAfter(TRYAGAIN_BACKOFF * 2u32.saturating_pow(attempt.min(8) - 1))
+        Redirect::TryAgain | Redirect::ClusterDown => {
+            let pause = TRYAGAIN_BACKOFF * 2u32.saturating_pow(attempt.min(8) - 1);
+            Decision::RetryAfter(pause, "tryagain")
         }
     }
 }
@@ -115,7 +150,7 @@ impl Decision<'_> {
         match self {
             Decision::Moved { .. } => Some("moved"),
             Decision::Ask { .. } => Some("ask"),
-            Decision::RetryAfter(_) => Some("tryagain"),
+            Decision::RetryAfter(_, kind) => Some(kind),
             Decision::Deliver | Decision::GiveUp(_) => None,
         }
     }
@@ -140,6 +175,8 @@ pub enum Redirect<'a> {
     },
     /// A multi-key request hit a slot mid-migration: retry after a pause.
     TryAgain,
+    /// The cluster is down (as the node sees it): retry after a pause.
+    ClusterDown,
 }
 
 /// The error a client gets instead of a `MOVED`/`ASK` it cannot follow
@@ -156,6 +193,9 @@ pub fn parse(reply: &[u8]) -> Option<Redirect<'_>> {
     let line = line.strip_suffix(b"\r\n").unwrap_or(line);
     if line.starts_with(b"TRYAGAIN") {
         return Some(Redirect::TryAgain);
+    }
+    if line.starts_with(b"CLUSTERDOWN") {
+        return Some(Redirect::ClusterDown);
     }
     let line = std::str::from_utf8(line).ok()?;
     let mut words = line.split(' ');
@@ -204,7 +244,24 @@ mod tests {
     const BUDGETS: Budgets = Budgets {
         redirects: 2,
         tryagains: 3,
+        clusterdown_wait: Duration::from_millis(1000),
     };
+
+    #[test]
+    fn clusterdown_is_retried_with_growing_pauses_within_the_wait() {
+        let mut followed = Followed::default();
+        let down = b"-CLUSTERDOWN The cluster is down\r\n";
+        let pauses: Vec<Decision> = (0..5)
+            .map(|_| decide(down, &mut followed, BUDGETS))
+            .collect();
+        let ms = |n| Decision::RetryAfter(Duration::from_millis(n), "clusterdown");
+        // 50 + 100 + 200 + 400 = 750 ms; one more 500 ms pause would pass 1 s.
+        assert_eq!(
+            pauses,
+            [ms(50), ms(100), ms(200), ms(400), Decision::Deliver]
+        );
+        assert_eq!(followed.redirects, 0);
+    }
 
     #[test]
     fn replies_that_are_not_redirects_stand() {
@@ -260,7 +317,7 @@ mod tests {
             .collect();
         assert_eq!(
             pauses,
-            [5, 10, 20].map(|ms| Decision::RetryAfter(Duration::from_millis(ms)))
+            [5, 10, 20].map(|ms| Decision::RetryAfter(Duration::from_millis(ms), "tryagain"))
         );
         assert_eq!(decide(reply, &mut followed, BUDGETS), Decision::Deliver);
         assert_eq!(followed.redirects, 0, "TRYAGAIN spends its own budget");
@@ -275,10 +332,11 @@ mod tests {
         let budgets = Budgets {
             redirects: 0,
             tryagains: 100,
+            clusterdown_wait: Duration::ZERO,
         };
         assert_eq!(
             decide(b"-TRYAGAIN x\r\n", &mut followed, budgets),
-            Decision::RetryAfter(TRYAGAIN_BACKOFF * 128)
+            Decision::RetryAfter(TRYAGAIN_BACKOFF * 128, "tryagain")
         );
     }
 

@@ -103,6 +103,8 @@ pub struct ClientSection {
     pub max_redirects: Option<u32>,
     /// TRYAGAIN retries for one request before giving up.
     pub max_tryagain: Option<u32>,
+    /// How long one request may wait for a cluster answering CLUSTERDOWN.
+    pub max_clusterdown_wait_ms: Option<u64>,
     /// Most simultaneous client connections per process.
     pub max_clients: Option<usize>,
     /// A subscriber whose unsent output passes this many MiB is disconnected.

@@ -129,6 +129,8 @@ pub struct Live {
     pub max_redirects: u32,
     /// TRYAGAIN retries per request.
     pub max_tryagain: u32,
+    /// How long a request waits, retrying, while nodes answer CLUSTERDOWN.
+    pub max_clusterdown_wait: Duration,
     /// Simultaneous client connections per process.
     pub max_clients: NonZeroUsize,
     /// Output limits for clients with subscriptions.
@@ -190,6 +192,8 @@ pub mod defaults {
     pub const MAX_REDIRECTS: u32 = 5;
     /// `client.max_tryagain`.
     pub const MAX_TRYAGAIN: u32 = 10;
+    /// `client.max_clusterdown_wait_ms`.
+    pub const MAX_CLUSTERDOWN_WAIT_MS: u64 = 3000;
     /// `proxy.shutdown_grace_s`.
     pub const SHUTDOWN_GRACE_S: u64 = 30;
     /// `proxy.drain_delay_s`.
@@ -432,6 +436,11 @@ impl FileConfig {
             )?,
             max_redirects: self.client.max_redirects.unwrap_or(MAX_REDIRECTS),
             max_tryagain: self.client.max_tryagain.unwrap_or(MAX_TRYAGAIN),
+            max_clusterdown_wait: Duration::from_millis(
+                self.client
+                    .max_clusterdown_wait_ms
+                    .unwrap_or(MAX_CLUSTERDOWN_WAIT_MS),
+            ),
             max_clients: nonzero(self.client.max_clients, MAX_CLIENTS, "client.max_clients")?,
             pubsub_output_limit,
             shutdown_grace: Duration::from_secs(

@@ -190,7 +190,7 @@ impl Split {
                 self.send(part, Ok(self.worker.node(addr)), false);
             }
             Decision::Ask { addr } => self.send(part, Ok(self.worker.node(addr)), true),
-            Decision::RetryAfter(pause) => {
+            Decision::RetryAfter(pause, _) => {
                 let Some(me) = self.me.upgrade() else {
                     return true;
                 };

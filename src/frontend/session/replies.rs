@@ -348,6 +348,7 @@ mod tests {
         let t = q.push_pending(request("x"), Protocol::Resp2);
         let other = q.push_pending(request("y"), Protocol::Resp2);
         let budgets = Budgets {
+            clusterdown_wait: Duration::ZERO,
             redirects: 2,
             tryagains: 2,
         };

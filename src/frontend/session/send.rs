@@ -210,7 +210,7 @@ impl Session {
                 self.resend(token, addr, false);
             }
             Decision::Ask { addr } => self.resend(token, addr, true),
-            Decision::RetryAfter(pause) => {
+            Decision::RetryAfter(pause, _) => {
                 let Some(me) = self.me.upgrade() else {
                     return true;
                 };
