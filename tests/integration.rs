@@ -5,6 +5,7 @@
 mod support;
 
 mod acl_commands;
+mod admin;
 mod auth_config;
 mod backend_auth;
 mod blocking;

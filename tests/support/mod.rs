@@ -21,6 +21,10 @@
 //! - [`auth`]: redis-server 7.0's authentication replies, the users the
 //!   auth tests share, and a keyway/redis-server pair of connections.
 //! - [`background`]: a client load in its own thread, waited on and stopped.
+//! - [`http`]: a plain HTTP/1.1 client for keyway's admin endpoint, and
+//!   `/metrics` scrapes looked up sample by sample.
+//! - [`tools`]: external checkers (promtool), skipped when missing unless
+//!   `CI` is set.
 //! - [`util`]: free ports, bounded polling, temp dirs, log tails, child
 //!   processes that die with the test.
 //!
@@ -31,6 +35,7 @@ pub mod auth;
 pub mod background;
 pub mod cluster;
 pub mod fake_node;
+pub mod http;
 pub mod migration;
 pub mod proxy;
 pub mod pubsub_client;
@@ -39,6 +44,7 @@ pub mod resp;
 pub mod slot;
 pub mod slotmap;
 pub mod standalone;
+pub mod tools;
 pub mod util;
 
 pub use background::Background;
