@@ -7,38 +7,16 @@
 //! python3; with the `CI` environment variable set a missing one fails the
 //! test, otherwise the test prints a note and skips it.
 
+use crate::support::tools::{installed, required};
 use crate::support::util::{run_bounded, TempDir};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// A file of the repository, by its path from the top.
 fn repo_file(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// Whether `tool` runs (`tool --version`).
-fn installed(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Whether `tool` is there to run the test; a missing one fails the test
-/// under CI and is a printed skip elsewhere.
-fn required(tool: &str, package: &str) -> bool {
-    if installed(tool) {
-        return true;
-    }
-    let note =
-        format!("{tool} is not installed (Debian package {package}; tests/run.sh installs it)");
-    assert!(std::env::var_os("CI").is_none(), "{note}, and CI is set");
-    eprintln!("SKIPPED: {note}");
-    false
 }
 
 /// Runs `tool args...` from the top of the repository; fails the test with

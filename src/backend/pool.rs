@@ -67,6 +67,11 @@ impl NodeConns {
         &conns[(client % conns.len() as u64) as usize]
     }
 
+    /// The node's `host:port`.
+    pub fn addr(&self) -> &Arc<str> {
+        &self.addr
+    }
+
     /// Whether the node's (RESP2) connections are down: the node failed
     /// and keyway waits to reconnect.
     pub fn is_down(&self) -> bool {

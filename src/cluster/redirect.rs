@@ -43,6 +43,8 @@ pub struct Followed {
     pub clusterdowns: u16,
     /// Sent again after the replica it went to failed (once).
     pub off_replica: bool,
+    /// Last sent to a replica (a read).
+    pub on_replica: bool,
 }
 
 impl Followed {

@@ -108,7 +108,8 @@ impl Topology {
         self.is_master(addr) || self.others.iter().any(|a| &**a == addr)
     }
 
-    fn is_master(&self, addr: &str) -> bool {
+    /// Whether the node at `addr` is a master serving slots.
+    pub fn is_master(&self, addr: &str) -> bool {
         self.nodes.iter().any(|n| &*n.addr == addr)
     }
 

@@ -284,7 +284,29 @@ impl Session {
     }
 }
 
+/// Whether `reply` is a null (RESP2 `$-1`/`*-1`, RESP3 `_`): a key that
+/// is not there.
+fn is_null(reply: &[u8]) -> bool {
+    matches!(reply, b"$-1\r\n" | b"*-1\r\n" | b"_\r\n")
+}
+
 impl Session {
+    /// A read a replica answered with a null (no such key) is asked once
+    /// more of the slot's master: the replica may not have the key yet
+    /// (it lags), or no longer (a resharding moved it: replicas do not
+    /// know of migrations, the master answers `ASK`). True when sent again.
+    fn confirm_miss(&self, token: u64) -> bool {
+        let again = self
+            .replies
+            .borrow_mut()
+            .followed(token)
+            .is_some_and(|f| f.on_replica && !std::mem::replace(&mut f.off_replica, true));
+        if again {
+            self.restart(token);
+        }
+        again
+    }
+
     /// Whether entry `token`'s request only reads (Redis's `readonly` flag).
     fn is_read(&self, token: u64) -> bool {
         let replies = self.replies.borrow();
@@ -323,9 +345,14 @@ impl ReplySink for Session {
     fn deliver(&self, token: u64, reply: Result<Bytes, BackendError>) {
         match reply {
             Ok(reply) => {
-                let followed = reply.first() == Some(&b'-')
-                    && (self.follow(token, &reply)
-                        || (reply.starts_with(b"-NOSCRIPT") && self.reload_script(token)));
+                let followed = match reply.first() {
+                    Some(b'-') => {
+                        self.follow(token, &reply)
+                            || (reply.starts_with(b"-NOSCRIPT") && self.reload_script(token))
+                    }
+                    Some(b'$' | b'*' | b'_') if is_null(&reply) => self.confirm_miss(token),
+                    _ => false,
+                };
                 if !followed {
                     self.complete(token, reply);
                 }

@@ -102,16 +102,20 @@ impl Session {
                 let client = self.client.borrow().id;
                 let mut policy = self.read_policy([slot].into_iter());
                 // Sent again after its replica failed: the master answers.
-                if policy != ReadPolicy::Master
-                    && self
-                        .replies
-                        .borrow_mut()
-                        .followed(token)
-                        .is_some_and(|f| f.off_replica)
-                {
-                    policy = ReadPolicy::Master;
+                if policy == ReadPolicy::Master {
+                    worker.slot_conns(&topology, slot, Access::Read, policy, client)
+                } else {
+                    let mut replies = self.replies.borrow_mut();
+                    let followed = replies.followed(token);
+                    if followed.as_ref().is_some_and(|f| f.off_replica) {
+                        policy = ReadPolicy::Master;
+                    }
+                    let conns = worker.slot_conns(&topology, slot, Access::Read, policy, client);
+                    if let (Some(followed), Ok(conns)) = (followed, &conns) {
+                        followed.on_replica = !topology.is_master(conns.addr());
+                    }
+                    conns
                 }
-                worker.slot_conns(&topology, slot, Access::Read, policy, client)
             }
             Target::AnyMaster => worker.any_master(&topology),
             Target::Watched(conn, _) => {
