@@ -54,7 +54,8 @@ for i in 0 1; do
     port=$(free_ports 1)
     config=()
     [ -z "${configs[$i]}" ] || config=(--config "${configs[$i]}")
-    "${bins[$i]}" "${config[@]}" --listen "127.0.0.1:$port" --cluster "$CLUSTER_SEEDS" \
+    read -r -a admin <<<"$(keyway_admin_args "${bins[$i]}")"
+    "${bins[$i]}" "${config[@]}" "${admin[@]}" --listen "127.0.0.1:$port" --cluster "$CLUSTER_SEEDS" \
         --workers "$WORKERS" --log-level warn >"$tmp/keyway$i.log" 2>&1 &
     pids+=($!)
     ports+=("$port")

@@ -78,8 +78,10 @@ TOML
 measure() {
     local p=$1 n=$2 kport log="$tmp/dhat-$1-$2.log"
     kport=$(free_ports 1)
+    local admin=()
+    read -r -a admin <<<"$(keyway_admin_args "$KEYWAY_BIN")"
     valgrind --tool=dhat --dhat-out-file="$tmp/dhat-$p-$n.json" --log-file="$log" \
-        "$KEYWAY_BIN" --config "$tmp/keyway.toml" --listen "127.0.0.1:$kport" \
+        "$KEYWAY_BIN" --config "$tmp/keyway.toml" "${admin[@]}" --listen "127.0.0.1:$kport" \
         --cluster "$SEED" --workers 1 --log-level warn >"$tmp/keyway-$p-$n.out" 2>&1 &
     keyway_pid=$!
     local deadline=$((SECONDS + 120))

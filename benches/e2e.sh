@@ -98,7 +98,9 @@ start_keyway() {
     printf '[client]\nmax_clients = 1000000\n%s\n' "${1:-}" >"$tmp/keyway.toml"
     local credentials=()
     read -r -a credentials <<<"${2:-}"
-    "$KEYWAY_BIN" --config "$tmp/keyway.toml" --listen "127.0.0.1:$kport" \
+    local admin=()
+    read -r -a admin <<<"$(keyway_admin_args "$KEYWAY_BIN")"
+    "$KEYWAY_BIN" --config "$tmp/keyway.toml" "${admin[@]}" --listen "127.0.0.1:$kport" \
         --cluster "$CLUSTER_SEEDS" --workers "$WORKERS" --log-level warn \
         >"$tmp/keyway.log" 2>&1 &
     keyway_pid=$!

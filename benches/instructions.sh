@@ -52,8 +52,9 @@ for bin in "$@"; do
     for t in $TESTS; do
         port=$(free_ports 1)
         out=$tmp/callgrind.$t
+        read -r -a admin <<<"$(keyway_admin_args "$bin")"
         valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no \
-            "$bin" "${config[@]}" --listen "127.0.0.1:$port" --cluster "$CLUSTER_SEEDS" \
+            "$bin" "${config[@]}" "${admin[@]}" --listen "127.0.0.1:$port" --cluster "$CLUSTER_SEEDS" \
             --workers 1 --log-level warn >"$tmp/valgrind.log" 2>&1 &
         vg_pid=$!
         deadline=$((SECONDS + 120))

@@ -40,6 +40,16 @@ ensure_redis() {
     ensure_packages "redis-server redis-cli redis-benchmark" redis-server redis-tools
 }
 
+# keyway_admin_args BINARY: prints `--admin-listen 127.0.0.1:0` for a keyway
+# with an admin endpoint (its default port, 9736, can be held by only one
+# keyway at a time; scripts that run several use a free port each), nothing
+# for a build without one (an older binary in an A/B comparison).
+keyway_admin_args() {
+    if "$1" --help 2>/dev/null | grep -q -- --admin-listen; then
+        echo "--admin-listen 127.0.0.1:0"
+    fi
+}
+
 # Prints N distinct free loopback ports, one per line.
 free_ports() {
     local n=$1

@@ -41,7 +41,8 @@ pub struct Followed {
     pub tryagains: u16,
     /// `CLUSTERDOWN` retried.
     pub clusterdowns: u16,
-    /// Sent again after the replica it went to failed (once).
+    /// Sent again, to the master, after the replica it went to failed or
+    /// answered a null (once).
     pub off_replica: bool,
     /// Last sent to a replica (a read).
     pub on_replica: bool,

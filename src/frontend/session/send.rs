@@ -101,12 +101,13 @@ impl Session {
             Target::Slot(slot, Access::Read) => {
                 let client = self.client.borrow().id;
                 let mut policy = self.read_policy([slot].into_iter());
-                // Sent again after its replica failed: the master answers.
                 if policy == ReadPolicy::Master {
                     worker.slot_conns(&topology, slot, Access::Read, policy, client)
                 } else {
                     let mut replies = self.replies.borrow_mut();
                     let followed = replies.followed(token);
+                    // Sent again after its replica failed, or answered a
+                    // null: the master answers.
                     if followed.as_ref().is_some_and(|f| f.off_replica) {
                         policy = ReadPolicy::Master;
                     }
