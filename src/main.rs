@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use keyway::config::{Config, Overrides};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter};
 
 /// A Redis Cluster proxy: plain Redis clients on one address, a whole Redis
 /// Cluster behind it.
@@ -51,13 +54,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.live.log_level))
+    // The filter sits behind a reload handle: SIGHUP may change the level.
+    let (filter, filter_handle) = reload::Layer::new(EnvFilter::new(&config.live.log_level));
+    let output = tracing_subscriber::fmt::layer()
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
         .init();
     let path = args.config.clone();
-    let reload = Box::new(move || Config::load(path.as_deref(), &overrides));
+    let reload = keyway::server::Reload {
+        read_config: Box::new(move || Config::load(path.as_deref(), &overrides)),
+        set_log_level: Box::new(move |level| {
+            let _ = filter_handle.reload(EnvFilter::new(level));
+        }),
+    };
     match keyway::server::run(config, reload) {
         Ok(()) => ExitCode::SUCCESS,
         // Start-up failed (an address taken): a configuration problem.

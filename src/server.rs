@@ -4,7 +4,8 @@
 //!
 //! SIGHUP reloads the configuration: the live keys are swapped whole (each
 //! request, connection or refresh reads them when it starts; the backend
-//! password file is read again at each connect), the users are rebuilt from
+//! password file is read again at each connect; the log filter is
+//! replaced), the users are rebuilt from
 //! `[auth]` (replacing `ACL SETUSER` changes; clients of users that are
 //! gone are disconnected), and keys read only at start-up are reported as
 //! needing a restart. A file that does not validate changes nothing.
@@ -36,9 +37,15 @@ use crate::frontend::{listener, session};
 use crate::wake::{LocalNotify, NotifyOnDrop};
 use crate::worker::{Shared, Worker};
 
-/// Where a reload reads the configuration from (the file and flags keyway
-/// started with).
-pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send>;
+/// What a SIGHUP reload needs from the binary: where to read the
+/// configuration from (the file and flags keyway started with), and how to
+/// change the log filter of the running process.
+pub struct Reload {
+    /// Reads and checks the configuration again.
+    pub read_config: Box<dyn Fn() -> Result<Config, ConfigError> + Send>,
+    /// Applies a new `proxy.log_level` (already checked).
+    pub set_log_level: Box<dyn Fn(&str) + Send>,
+}
 
 /// Runs keyway until SIGINT or SIGTERM, reloading on SIGHUP. Fails only
 /// when start-up fails (e.g. the listen address is taken); an unreachable
@@ -115,7 +122,7 @@ async fn wait_for_signal(on_hangup: impl Fn()) -> io::Result<()> {
 
 /// Reads the configuration again and applies what may change at run time.
 fn apply_reload(shared: &Shared, reload: &Reload) {
-    let config = match reload() {
+    let config = match (reload.read_config)() {
         Ok(config) => config,
         Err(e) => {
             warn!("configuration not reloaded, keeping the running one: {e}");
@@ -131,6 +138,11 @@ fn apply_reload(shared: &Shared, reload: &Reload) {
     shared.acl.replace(users);
     let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
     shared.registry.kill_users(&gone);
+    let level = config.live.log_level.clone();
+    if level != shared.live.load().log_level {
+        (reload.set_log_level)(&level);
+        info!(%level, "log level changed");
+    }
     shared.live.store(Arc::new(config.live));
     crate::metrics::config_reloaded("ok");
     info!("configuration reloaded (SIGHUP)");
@@ -212,4 +224,46 @@ fn run_worker(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+    use std::sync::Mutex;
+
+    fn config(text: &str) -> Config {
+        FileConfig::parse(text).unwrap().validate().unwrap()
+    }
+
+    #[test]
+    fn a_reload_changes_the_log_level_only_when_it_changed_and_a_bad_file_changes_nothing() {
+        let shared = Shared::new(ClusterView::new(), config(""));
+        let levels = Arc::new(Mutex::new(Vec::new()));
+        let next = Arc::new(Mutex::new(Some("[proxy]\nlog_level = \"debug\"\n")));
+        let reload = Reload {
+            read_config: {
+                let next = next.clone();
+                Box::new(move || match *next.lock().unwrap() {
+                    Some(text) => Ok(config(text)),
+                    None => Err(ConfigError::Invalid {
+                        key: "proxy.log_level",
+                        reason: "a bad file".into(),
+                    }),
+                })
+            },
+            set_log_level: {
+                let levels = levels.clone();
+                Box::new(move |level| levels.lock().unwrap().push(level.to_string()))
+            },
+        };
+        apply_reload(&shared, &reload);
+        apply_reload(&shared, &reload);
+        assert_eq!(*levels.lock().unwrap(), ["debug"]);
+        assert_eq!(shared.live.load().log_level, "debug");
+        *next.lock().unwrap() = None;
+        apply_reload(&shared, &reload);
+        assert_eq!(shared.live.load().log_level, "debug");
+        assert_eq!(levels.lock().unwrap().len(), 1);
+    }
 }

@@ -45,6 +45,21 @@ fn metrics_count_commands_exactly_and_pass_promtool() {
             .unwrap();
         assert_eq!(n, i);
     }
+    // Error replies, by kind: keyway's CROSSSLOT, and a node's WRONGTYPE.
+    for _ in 0..3 {
+        let refused = redis::cmd("RENAME")
+            .arg("admin:{a}")
+            .arg("admin:{b}")
+            .query::<()>(&mut con)
+            .unwrap_err();
+        assert_eq!(refused.code(), Some("CROSSSLOT"), "{refused}");
+    }
+    let wrongtype = redis::cmd("LPUSH")
+        .arg("admin:incr")
+        .arg("x")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert_eq!(wrongtype.code(), Some("WRONGTYPE"), "{wrongtype}");
 
     let response = http::get(&admin, "/metrics");
     assert_eq!(response.status, 200, "{response:?}");
@@ -59,6 +74,14 @@ fn metrics_count_commands_exactly_and_pass_promtool() {
     assert_eq!(
         scrape.expect("keyway_commands_total{command=\"strlen\"}"),
         100.0
+    );
+    assert_eq!(
+        scrape.expect("keyway_command_errors_total{kind=\"crossslot\"}"),
+        3.0
+    );
+    assert_eq!(
+        scrape.expect("keyway_command_errors_total{kind=\"other\"}"),
+        1.0
     );
     assert_eq!(
         scrape.expect("keyway_commands_total{command=\"incr\"}"),

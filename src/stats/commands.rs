@@ -47,16 +47,63 @@ struct Figures {
     sum_ns: AtomicU64,
 }
 
+/// The kinds error replies are counted by (`keyway_command_errors_total`).
+pub const ERROR_KINDS: [&str; 9] = [
+    "moved",
+    "ask",
+    "tryagain",
+    "crossslot",
+    "clusterdown",
+    "timeout",
+    "backend",
+    "refused",
+    "other",
+];
+
+/// The kind of error reply `reply` (it starts with `-`): a redirect keyway
+/// could not follow, a cluster state, keyway's own errors about a node
+/// (`timeout`; `backend`: cannot connect, lost, malformed reply), a
+/// refusal of the client (`NOAUTH`, `NOPERM`, `WRONGPASS`, client limit),
+/// or `other` (the node's own errors, `WRONGTYPE` and the like).
+pub fn error_kind(reply: &[u8]) -> usize {
+    const PREFIXES: [(&[u8], usize); 12] = [
+        (b"-MOVED", 0),
+        (b"-ASK", 1),
+        (b"-TRYAGAIN", 2),
+        (b"-CROSSSLOT", 3),
+        (b"-CLUSTERDOWN keyway cannot", 6),
+        (b"-CLUSTERDOWN", 4),
+        (b"-ERR keyway got no reply", 5),
+        (b"-ERR keyway", 6),
+        (b"-NOAUTH", 7),
+        (b"-NOPERM", 7),
+        (b"-WRONGPASS", 7),
+        (b"-ERR max number of clients", 7),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| reply.starts_with(prefix))
+        .map_or(ERROR_KINDS.len() - 1, |&(_, kind)| kind)
+}
+
 /// One worker's figures; only that worker's thread writes them.
 pub struct WorkerCommands {
     by_id: Box<[Figures]>,
+    errors: [AtomicU64; ERROR_KINDS.len()],
 }
 
 impl WorkerCommands {
     fn new() -> WorkerCommands {
         WorkerCommands {
             by_id: (0..CAPACITY).map(|_| Figures::default()).collect(),
+            errors: Default::default(),
         }
+    }
+
+    /// Counts an error reply of kind `kind` (see [`error_kind`]).
+    #[cold]
+    pub fn record_error(&self, kind: usize) {
+        add(&self.errors[kind.min(ERROR_KINDS.len() - 1)], 1);
     }
 
     /// Counts command `id` (a [`crate::command::CommandSpec::acl_id`], or
@@ -136,9 +183,31 @@ impl CommandStats {
         out
     }
 
-    /// The two families in Prometheus' text format, commands named as in
+    /// Error replies by kind (see [`ERROR_KINDS`]), summed over the workers.
+    pub fn errors(&self) -> [u64; ERROR_KINDS.len()] {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut totals = [0; ERROR_KINDS.len()];
+        for worker in workers.iter() {
+            for (total, count) in totals.iter_mut().zip(&worker.errors) {
+                *total += count.load(Ordering::Relaxed);
+            }
+        }
+        totals
+    }
+
+    /// The three families in Prometheus' text format, commands named as in
     /// `table` (`config|get` for a subcommand).
     pub fn render(&self, table: &CommandTable, out: &mut String) {
+        out.push_str(
+            "# HELP keyway_command_errors_total Error replies keyway sent to clients, by kind.\n",
+        );
+        out.push_str("# TYPE keyway_command_errors_total counter\n");
+        for (kind, count) in ERROR_KINDS.iter().zip(self.errors()) {
+            let _ = writeln!(
+                out,
+                "keyway_command_errors_total{{kind=\"{kind}\"}} {count}"
+            );
+        }
         let names = names_by_id(table);
         let totals = self.totals();
         let name = |id: u16| match names.get(id as usize) {
@@ -215,6 +284,30 @@ mod tests {
         assert_eq!((t.buckets[0], t.buckets[2], t.buckets[16]), (1, 1, 1));
         assert_eq!(t.count(), 3);
         assert!((t.sum_seconds - 20.00035).abs() < 1e-9);
+    }
+
+    #[test]
+    fn error_replies_are_counted_by_kind() {
+        let kind = |reply: &[u8]| ERROR_KINDS[error_kind(reply)];
+        assert_eq!(kind(b"-MOVED 1 h:1\r\n"), "moved");
+        assert_eq!(kind(b"-CROSSSLOT Keys in request\r\n"), "crossslot");
+        assert_eq!(kind(b"-CLUSTERDOWN The cluster is down\r\n"), "clusterdown");
+        assert_eq!(
+            kind(b"-CLUSTERDOWN keyway cannot connect to node\r\n"),
+            "backend"
+        );
+        assert_eq!(kind(b"-ERR keyway got no reply from node\r\n"), "timeout");
+        assert_eq!(kind(b"-ERR keyway lost the connection\r\n"), "backend");
+        assert_eq!(kind(b"-NOPERM this user has no permissions\r\n"), "refused");
+        assert_eq!(kind(b"-WRONGTYPE Operation against a key\r\n"), "other");
+        let stats = CommandStats::default();
+        let worker = stats.for_worker();
+        worker.record_error(error_kind(b"-TRYAGAIN x\r\n"));
+        worker.record_error(error_kind(b"-TRYAGAIN x\r\n"));
+        let mut text = String::new();
+        stats.render(&CommandTable::builtin(), &mut text);
+        assert!(text.contains("keyway_command_errors_total{kind=\"tryagain\"} 2\n"));
+        assert!(text.contains("keyway_command_errors_total{kind=\"moved\"} 0\n"));
     }
 
     #[test]

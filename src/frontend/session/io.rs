@@ -15,6 +15,7 @@ use tracing::debug;
 
 use crate::protocol::{encode, RequestParser};
 use crate::registry::Stop;
+use crate::stats::commands::error_kind;
 use crate::wake::LocalNotify;
 
 use super::output::Output;
@@ -177,7 +178,13 @@ impl Session {
         let waiting = {
             let mut replies = self.replies.borrow_mut();
             let answered = &self.worker.answered;
-            if replies.take_ready(&mut out, |id, took| answered.record(id, took)) > 0 {
+            let record = |id, took, reply: &[u8]| {
+                answered.record(id, took);
+                if reply.first() == Some(&b'-') {
+                    answered.record_error(error_kind(reply));
+                }
+            };
+            if replies.take_ready(&mut out, record) > 0 {
                 self.io.space.notify_one();
             }
             replies.waiting()

@@ -216,9 +216,14 @@ impl Replies {
     }
 
     /// Moves the ready replies at the front into `out`, telling `record`
-    /// each request's command and its time from its read until now;
+    /// each request's command, its time from its read until now and its
+    /// reply (the first chunk of a reply in several);
     /// returns how many places it freed.
-    pub fn take_ready(&mut self, out: &mut Output, mut record: impl FnMut(u16, Duration)) -> usize {
+    pub fn take_ready(
+        &mut self,
+        out: &mut Output,
+        mut record: impl FnMut(u16, Duration, &[u8]),
+    ) -> usize {
         let mut taken = 0;
         let mut now_us = None;
         while self.entries.front().is_some_and(Entry::is_ready) {
@@ -228,7 +233,12 @@ impl Replies {
             if entry.command != NOT_COUNTED {
                 let now = *now_us.get_or_insert_with(|| self.micros(Instant::now()));
                 let took = u64::from(now.wrapping_sub(entry.read_us));
-                record(entry.command, Duration::from_micros(took));
+                let head = match &entry.state {
+                    State::Ready(reply) => reply,
+                    State::Chunks(chunks) => chunks.first().map_or(&[][..], |c| c),
+                    State::Pending(_) => &[][..],
+                };
+                record(entry.command, Duration::from_micros(took), head);
             }
             match entry.state {
                 State::Ready(reply) => {
@@ -283,15 +293,15 @@ mod tests {
         assert_eq!((a, b, c, d), (0, 1, 2, 3));
         let mut out = Output::default();
         q.complete(b, bytes("+b\r\n"));
-        assert_eq!(q.take_ready(&mut out, |_, _| {}), 0, "a still missing");
+        assert_eq!(q.take_ready(&mut out, |_, _, _| {}), 0, "a still missing");
         assert_eq!(q.ready_bytes(), 8, "+b and +c wait behind a");
         q.complete(a, bytes("+a\r\n"));
-        assert_eq!(q.take_ready(&mut out, |_, _| {}), 3);
+        assert_eq!(q.take_ready(&mut out, |_, _, _| {}), 3);
         assert_eq!(out.contents(), b"+a\r\n+b\r\n+c\r\n");
         assert_eq!((q.waiting(), q.ready_bytes()), (1, 0));
         q.complete(d, bytes("+d\r\n"));
         q.complete(d, bytes("+late duplicate\r\n"));
-        q.take_ready(&mut out, |_, _| {});
+        q.take_ready(&mut out, |_, _, _| {});
         assert_eq!(out.contents(), b"+a\r\n+b\r\n+c\r\n+d\r\n");
         assert!(q.is_empty());
         q.complete(a, bytes("+stale\r\n"));
@@ -331,7 +341,7 @@ mod tests {
         q.complete(keys, bytes("+late duplicate\r\n"));
         assert_eq!((q.waiting(), q.ready_bytes()), (0, 26));
         let mut out = Output::default();
-        assert_eq!(q.take_ready(&mut out, |_, _| {}), 2);
+        assert_eq!(q.take_ready(&mut out, |_, _, _| {}), 2);
         assert_eq!(out.contents(), b"*2\r\n$1\r\na\r\n$1\r\nb\r\n+after\r\n");
         assert_eq!(q.ready_bytes(), 0);
     }
