@@ -8,6 +8,8 @@ use metrics::{counter, describe_counter, describe_gauge, gauge, Unit};
 
 const CLIENTS_ACCEPTED: &str = "keyway_client_connections_total";
 const CLIENTS_REJECTED: &str = "keyway_client_rejections_total";
+const CLIENTS_CLOSED: &str = "keyway_clients_closed_total";
+const CLIENTS_BLOCKED: &str = "keyway_clients_blocked";
 const AUTH_FAILURES: &str = "keyway_auth_failures_total";
 const PROTOCOL_ERRORS: &str = "keyway_client_protocol_errors_total";
 const SLOW_SUBSCRIBERS: &str = "keyway_slow_subscribers_closed_total";
@@ -36,6 +38,16 @@ pub fn describe() {
         CLIENTS_REJECTED,
         Unit::Count,
         "Client connections refused at client.max_clients."
+    );
+    describe_counter!(
+        CLIENTS_CLOSED,
+        Unit::Count,
+        "Client connections closed, by reason (client_left, quit_or_protocol_error, killed, shutdown, write_ended)."
+    );
+    describe_gauge!(
+        CLIENTS_BLOCKED,
+        Unit::Count,
+        "Clients waiting in a blocking command (BLPOP, XREAD BLOCK, WAIT, ...)."
     );
     describe_counter!(
         AUTH_FAILURES,
@@ -120,6 +132,8 @@ pub struct Snapshot {
     pub ready: bool,
     /// Clients connected now.
     pub clients: usize,
+    /// Clients in a blocking command now.
+    pub blocked: usize,
     /// `client.max_clients`.
     pub max_clients: usize,
     /// Replicas that may serve reads.
@@ -134,6 +148,7 @@ pub struct Snapshot {
 pub fn snapshot(snapshot: &Snapshot) {
     gauge!(READY).set(if snapshot.ready { 1.0 } else { 0.0 });
     gauge!(CLIENTS_CONNECTED).set(snapshot.clients as f64);
+    gauge!(CLIENTS_BLOCKED).set(snapshot.blocked as f64);
     gauge!(CLIENTS_MAX).set(snapshot.max_clients as f64);
     gauge!(REPLICAS).set(snapshot.replicas as f64);
     gauge!(REPLICAS_LAGGING).set(snapshot.replicas_lagging as f64);
@@ -149,6 +164,11 @@ pub fn config_reloaded(result: &'static str) {
 /// A client connection was accepted.
 pub fn client_accepted() {
     counter!(CLIENTS_ACCEPTED).increment(1);
+}
+
+/// A client connection ended, for `reason`.
+pub fn client_closed(reason: &'static str) {
+    counter!(CLIENTS_CLOSED, "reason" => reason).increment(1);
 }
 
 /// A client connection was refused (client limit).

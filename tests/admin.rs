@@ -155,8 +155,25 @@ fn metrics_count_commands_exactly_and_pass_promtool() {
     let rss = scrape.expect("process_resident_memory_bytes");
     assert!(rss > 0.0, "process_resident_memory_bytes {rss}");
     assert!(scrape.expect("process_open_fds") > 0.0);
+    assert_eq!(scrape.expect("keyway_clients_blocked"), 0.0);
     drop(cons);
     drop(con);
+    // Closed connections are counted by reason: four left, one said QUIT.
+    let mut quitter = TcpStream::connect(proxy.addr()).unwrap();
+    quitter.write_all(b"QUIT\r\n").unwrap();
+    let closed = |reason: &str| {
+        let series = format!("keyway_clients_closed_total{{reason=\"{reason}\"}}");
+        Scrape::take(&admin).value(&series).unwrap_or(0.0)
+    };
+    let counted = poll_until(Duration::from_secs(5), || {
+        (closed("client_left") >= 4.0 && closed("quit_or_protocol_error") >= 1.0).then_some(())
+    });
+    assert!(
+        counted.is_some(),
+        "closed: client_left {}, quit {}",
+        closed("client_left"),
+        closed("quit_or_protocol_error")
+    );
 
     if tools::required("promtool", "prometheus") {
         let (status, output) = tools::run_with_stdin(

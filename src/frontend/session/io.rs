@@ -68,26 +68,29 @@ impl Session {
     /// by `CLIENT KILL` from another client (closes at once, as Redis
     /// does), or by the shutdown's drain (reads no more, answers what it
     /// received, closes; at the latest when `proxy.shutdown_grace_s` ends).
-    pub(super) async fn run(&self, stop: &mut oneshot::Receiver<Stop>) {
+    /// Returns why the connection ends (`keyway_clients_closed_total`).
+    pub(super) async fn run(&self, stop: &mut oneshot::Receiver<Stop>) -> &'static str {
         let reader = self.read_loop();
         let writer = self.write_loop();
         tokio::pin!(reader, writer);
-        let wait = tokio::select! {
+        let (wait, why) = tokio::select! {
             biased;
             why = stop => match why {
-                Ok(Stop::Drain) => self.worker.live().shutdown_grace,
-                Ok(Stop::Kill) | Err(_) => return,
+                Ok(Stop::Drain) => (self.worker.live().shutdown_grace, "shutdown"),
+                Ok(Stop::Kill) | Err(_) => return "killed",
             },
             end = &mut reader => match end {
-                ReadEnd::Close => FLUSH_ON_CLOSE,
-                ReadEnd::Gone => return,
+                ReadEnd::Close => (FLUSH_ON_CLOSE, "quit_or_protocol_error"),
+                ReadEnd::Gone => return "client_left",
             },
-            _ = &mut writer => return,
+            // The socket failed, or the client read too slowly.
+            _ = &mut writer => return "write_ended",
         };
         self.io.closing.set(true);
         self.flush();
         self.io.writer.notify_one();
         let _ = tokio::time::timeout(wait, &mut writer).await;
+        why
     }
 
     pub(super) async fn read_loop(&self) -> ReadEnd {

@@ -79,7 +79,8 @@ pub async fn serve(worker: Rc<Worker>, stream: Stream, peer: SocketAddr) {
         scratch: RefCell::new(BytesMut::new()),
     });
     debug!(id, %peer, "client connected");
-    session.run(&mut registration.stop).await;
+    let why = session.run(&mut registration.stop).await;
+    crate::metrics::client_closed(why);
     session.unsubscribe_all();
     // Closes the connection holding a WATCH: no state stays on the node.
     session.transactions.borrow_mut().reset();
