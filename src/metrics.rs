@@ -17,6 +17,7 @@ const REDIRECTS: &str = "keyway_redirects_total";
 const BACKEND_FAILURES: &str = "keyway_backend_failures_total";
 const TOPOLOGY_UPDATES: &str = "keyway_topology_updates_total";
 const TOPOLOGY_EPOCH: &str = "keyway_topology_epoch";
+const TOPOLOGY_REFRESHES: &str = "keyway_topology_refreshes_total";
 const SLOTS_COVERED: &str = "keyway_slots_covered";
 const MASTERS: &str = "keyway_masters";
 const REPLICAS: &str = "keyway_replicas";
@@ -80,6 +81,11 @@ pub fn describe() {
         "Slot map changes published to the workers."
     );
     describe_gauge!(TOPOLOGY_EPOCH, Unit::Count, "Epoch of the slot map in use.");
+    describe_counter!(
+        TOPOLOGY_REFRESHES,
+        Unit::Count,
+        "Rounds of asking the cluster for its slot map, by trigger (start, interval, requested after MOVED or a node failure, retry while none answers)."
+    );
     describe_gauge!(
         SLOTS_COVERED,
         Unit::Count,
@@ -200,6 +206,11 @@ pub fn redirect(kind: &'static str) {
 /// `lost`, `timeout` or `bad_reply`.
 pub fn backend_failure(node: &str, kind: &'static str) {
     counter!(BACKEND_FAILURES, "node" => node.to_string(), "kind" => kind).increment(1);
+}
+
+/// A round of the topology refresh began, for `trigger`.
+pub fn topology_refresh(trigger: &'static str) {
+    counter!(TOPOLOGY_REFRESHES, "trigger" => trigger).increment(1);
 }
 
 /// A new slot map was published.

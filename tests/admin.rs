@@ -156,6 +156,10 @@ fn metrics_count_commands_exactly_and_pass_promtool() {
     assert!(rss > 0.0, "process_resident_memory_bytes {rss}");
     assert!(scrape.expect("process_open_fds") > 0.0);
     assert_eq!(scrape.expect("keyway_clients_blocked"), 0.0);
+    assert_eq!(
+        scrape.expect("keyway_topology_refreshes_total{trigger=\"start\"}"),
+        1.0
+    );
     drop(cons);
     drop(con);
     // Closed connections are counted by reason: four left, one said QUIT.

@@ -49,8 +49,10 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
     let mut fast_until = Instant::now();
     let mut links = Links::new();
     let mut lags = Lags::default();
+    let mut trigger = "start";
     loop {
         let config = live.load_full();
+        crate::metrics::topology_refresh(trigger);
         match fetch(&view, &seeds, &config, &mut links).await {
             Ok((topology, from)) => {
                 if warned {
@@ -116,11 +118,13 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
         if config.read.max_lag_bytes.is_some() {
             wait = wait.min(LAG_INTERVAL);
         }
+        trigger = if warned { "retry" } else { "interval" };
         if tokio::time::timeout(wait, view.wake.notified())
             .await
             .is_ok()
         {
             fast_until = Instant::now() + FAST_WINDOW;
+            trigger = "requested";
         }
         apply_moved(&view, &mut epoch);
         tokio::time::sleep(DEBOUNCE).await;
