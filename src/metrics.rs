@@ -10,6 +10,8 @@ const CLIENTS_ACCEPTED: &str = "keyway_client_connections_total";
 const CLIENTS_REJECTED: &str = "keyway_client_rejections_total";
 const CLIENTS_CLOSED: &str = "keyway_clients_closed_total";
 const CLIENTS_BLOCKED: &str = "keyway_clients_blocked";
+const CLIENTS_SUBSCRIBED: &str = "keyway_clients_subscribed";
+const CLIENTS_BY_PROTOCOL: &str = "keyway_clients_by_protocol";
 const AUTH_FAILURES: &str = "keyway_auth_failures_total";
 const PROTOCOL_ERRORS: &str = "keyway_client_protocol_errors_total";
 const SLOW_SUBSCRIBERS: &str = "keyway_slow_subscribers_closed_total";
@@ -49,6 +51,16 @@ pub fn describe() {
         CLIENTS_BLOCKED,
         Unit::Count,
         "Clients waiting in a blocking command (BLPOP, XREAD BLOCK, WAIT, ...)."
+    );
+    describe_gauge!(
+        CLIENTS_SUBSCRIBED,
+        Unit::Count,
+        "Clients with at least one pub/sub subscription."
+    );
+    describe_gauge!(
+        CLIENTS_BY_PROTOCOL,
+        Unit::Count,
+        "Registered clients by the protocol they speak (resp2, resp3)."
     );
     describe_counter!(
         AUTH_FAILURES,
@@ -138,8 +150,8 @@ pub struct Snapshot {
     pub ready: bool,
     /// Clients connected now.
     pub clients: usize,
-    /// Clients in a blocking command now.
-    pub blocked: usize,
+    /// Registered clients counted by state.
+    pub census: crate::registry::Census,
     /// `client.max_clients`.
     pub max_clients: usize,
     /// Replicas that may serve reads.
@@ -154,7 +166,12 @@ pub struct Snapshot {
 pub fn snapshot(snapshot: &Snapshot) {
     gauge!(READY).set(if snapshot.ready { 1.0 } else { 0.0 });
     gauge!(CLIENTS_CONNECTED).set(snapshot.clients as f64);
-    gauge!(CLIENTS_BLOCKED).set(snapshot.blocked as f64);
+    let census = snapshot.census;
+    gauge!(CLIENTS_BLOCKED).set(census.blocked as f64);
+    gauge!(CLIENTS_SUBSCRIBED).set(census.subscribed as f64);
+    let resp2 = census.registered.saturating_sub(census.resp3);
+    gauge!(CLIENTS_BY_PROTOCOL, "protocol" => "resp2").set(resp2 as f64);
+    gauge!(CLIENTS_BY_PROTOCOL, "protocol" => "resp3").set(census.resp3 as f64);
     gauge!(CLIENTS_MAX).set(snapshot.max_clients as f64);
     gauge!(REPLICAS).set(snapshot.replicas as f64);
     gauge!(REPLICAS_LAGGING).set(snapshot.replicas_lagging as f64);

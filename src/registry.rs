@@ -20,6 +20,19 @@ use tokio::sync::oneshot;
 
 use crate::protocol::{parse_i64, Protocol, Request};
 
+/// Counts over the registered clients ([`Registry::census`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Registered (connected and past admission).
+    pub registered: usize,
+    /// In a blocking command.
+    pub blocked: usize,
+    /// With at least one subscription.
+    pub subscribed: usize,
+    /// Speaking RESP3 (the others speak RESP2).
+    pub resp3: usize,
+}
+
 /// Flag bits of a [`ClientRecord`], shown in `flags=`.
 const NO_EVICT: u8 = 1;
 const BLOCKED: u8 = 2;
@@ -344,6 +357,21 @@ impl Registry {
             record,
             stop,
         }
+    }
+
+    /// The connected clients counted in one pass (`/metrics`).
+    pub fn census(&self) -> Census {
+        let clients = self.lock();
+        let mut census = Census {
+            registered: clients.len(),
+            ..Census::default()
+        };
+        for client in clients.values() {
+            census.blocked += usize::from(client.flags.load(Ordering::Relaxed) & BLOCKED != 0);
+            census.subscribed += usize::from(client.subscribed());
+            census.resp3 += usize::from(client.resp.load(Ordering::Relaxed) == 3);
+        }
+        census
     }
 
     /// How many clients wait in a blocking command (`INFO clients`).

@@ -219,3 +219,23 @@ fn admission_counts_and_enforces_the_client_limit() {
     assert_eq!(clients.next_id(), 1);
     assert_eq!(clients.next_id(), 2);
 }
+
+#[test]
+fn the_census_counts_blocked_subscribed_and_resp3_clients_in_one_pass() {
+    let clients = Registry::default();
+    let held = three(&clients);
+    held[0].record.set_blocked(true);
+    // `three` subscribed the third already.
+    held[1].record.set_subscriptions([0, 2, 0]);
+    held[1].record.set_protocol(Protocol::Resp3);
+    held[2].record.set_protocol(Protocol::Resp3);
+    assert_eq!(
+        clients.census(),
+        Census {
+            registered: 3,
+            blocked: 1,
+            subscribed: 2,
+            resp3: 2
+        }
+    );
+}

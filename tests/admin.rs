@@ -156,6 +156,16 @@ fn metrics_count_commands_exactly_and_pass_promtool() {
     assert!(rss > 0.0, "process_resident_memory_bytes {rss}");
     assert!(scrape.expect("process_open_fds") > 0.0);
     assert_eq!(scrape.expect("keyway_clients_blocked"), 0.0);
+    assert_eq!(scrape.expect("keyway_clients_subscribed"), 0.0);
+    let resp2 = scrape.expect("keyway_clients_by_protocol{protocol=\"resp2\"}");
+    assert!(
+        resp2 >= 5.0,
+        "5 RESP2 clients connected, gauge says {resp2}"
+    );
+    assert_eq!(
+        scrape.expect("keyway_clients_by_protocol{protocol=\"resp3\"}"),
+        0.0
+    );
     assert_eq!(
         scrape.expect("keyway_topology_refreshes_total{trigger=\"start\"}"),
         1.0

@@ -28,7 +28,7 @@ pub fn render(shared: &Shared, handle: &PrometheusHandle) -> String {
     crate::metrics::snapshot(&Snapshot {
         ready: not_ready(shared).is_none(),
         clients: shared.registry.connected(),
-        blocked: shared.registry.blocked(),
+        census: shared.registry.census(),
         max_clients: shared.live.load().max_clients.get(),
         replicas: topology.nodes().iter().map(|n| n.replicas.len()).sum(),
         replicas_lagging: shared.view.replicas_lagging(),
