@@ -376,8 +376,7 @@ impl Registry {
 
     /// How many clients wait in a blocking command (`INFO clients`).
     pub fn blocked(&self) -> usize {
-        let blocked = |c: &&Arc<ClientRecord>| c.flags.load(Ordering::Relaxed) & BLOCKED != 0;
-        self.lock().values().filter(blocked).count()
+        self.census().blocked
     }
 
     /// The clients `filter` picks, by id.

@@ -243,6 +243,7 @@ impl Worker {
     /// a shard's nodes: one client reads a shard from one node, so its
     /// pipeline stays on as few connections as with masters only, and its
     /// reads of a shard never go back in time by switching replicas.
+    /// `true` with the connections when they are a replica's.
     #[inline]
     pub fn slot_conns(
         &self,
@@ -251,23 +252,19 @@ impl Worker {
         access: Access,
         policy: ReadPolicy,
         client: u64,
-    ) -> Result<Rc<NodeConns>, NoNode> {
+    ) -> Result<(Rc<NodeConns>, bool), NoNode> {
         let master = node_for(topology, slot, access)?;
         if access == Access::Write {
-            return Ok(self.conns(topology, master));
+            return Ok((self.conns(topology, master), false));
         }
-        let pick = match policy {
-            ReadPolicy::Master => Pick::Master(master),
-            _ => read_node(topology, master, policy, client as usize)?,
-        };
-        let (conns, on_replica) = match pick {
+        let served = match read_node(topology, master, policy, client as usize)? {
             Pick::Master(index) => (self.conns(topology, index), false),
             Pick::Replica(index, replica) => {
                 self.replica_conns(topology, index, replica, policy)?
             }
         };
-        self.reads.count(on_replica);
-        Ok(conns)
+        self.reads.count(served.1);
+        Ok(served)
     }
 
     /// Replica `replica` of master `index`'s connections, with `true`; while

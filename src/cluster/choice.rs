@@ -104,6 +104,7 @@ pub fn node_for(topology: &Topology, slot: Slot, _access: Access) -> Result<Node
 
 #[cfg(test)]
 mod tests {
+    use super::super::topology::one_shard;
     use super::*;
 
     #[test]
@@ -128,26 +129,9 @@ mod tests {
         );
     }
 
-    fn shard_with_replicas(replicas: &[&str]) -> Topology {
-        use crate::protocol::Value;
-        let int = Value::Int;
-        let node = |port: i64| {
-            Value::Array(vec![
-                Value::Bulk(bytes::Bytes::from_static(b"127.0.0.1")),
-                int(port),
-            ])
-        };
-        let mut range = vec![int(0), int(16383), node(7000)];
-        range.extend(replicas.iter().map(|p| node(p.parse().unwrap())));
-        let reply = Value::Array(vec![Value::Array(range)]);
-        Topology::from_slots(&reply, "127.0.0.1:7000")
-            .unwrap()
-            .with_epoch(1)
-    }
-
     #[test]
     fn reads_spread_as_the_policy_says() {
-        let t = shard_with_replicas(&["7001", "7002"]);
+        let t = one_shard(&[7001, 7002]);
         let pick = |policy, turn| read_node(&t, 0, policy, turn).unwrap();
         assert_eq!(&*t.nodes()[0].replicas[1], "127.0.0.1:7002");
         let replica = |i| Pick::Replica(0, i);
@@ -161,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_shard_without_replicas_falls_back_or_says_so() {
-        let t = shard_with_replicas(&[]);
+        let t = one_shard(&[]);
         for policy in [
             ReadPolicy::PreferReplica,
             ReadPolicy::Replica { fallback: true },

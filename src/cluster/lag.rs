@@ -176,30 +176,14 @@ fn host_port(addr: &str) -> Option<(&str, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::topology::one_shard;
     use crate::cluster::Slot;
-    use crate::protocol::Value;
-    use bytes::Bytes;
 
     const INFO: &str = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
         slave0:ip=127.0.0.1,port=7003,state=online,offset=9000,lag=0\r\n\
         slave1:ip=127.0.0.1,port=7004,state=online,offset=10000,lag=1\r\n\
         slave2:ip=127.0.0.1,port=7005,state=wait_bgsave,offset=0,lag=0\r\n\
         master_failover_state:no-failover\r\nmaster_repl_offset:10000\r\n";
-
-    fn shard(replicas: &[i64]) -> Topology {
-        let node = |port: i64| {
-            Value::Array(vec![
-                Value::Bulk(Bytes::from_static(b"127.0.0.1")),
-                Value::Int(port),
-            ])
-        };
-        let mut range = vec![Value::Int(0), Value::Int(16383), node(7000)];
-        range.extend(replicas.iter().map(|&p| node(p)));
-        let reply = Value::Array(vec![Value::Array(range)]);
-        Topology::from_slots(&reply, "127.0.0.1:7000")
-            .unwrap()
-            .with_epoch(1)
-    }
 
     fn replicas(t: &Topology) -> Vec<&str> {
         let master = t.master_of(Slot::of_key(b"k")).unwrap();
@@ -224,7 +208,7 @@ mod tests {
 
     #[test]
     fn replicas_over_the_limit_or_not_replicating_are_left_out_until_they_catch_up() {
-        let t = shard(&[7003, 7004, 7005]);
+        let t = one_shard(&[7003, 7004, 7005]);
         let mut lags = Lags::default();
         lags.record(&t, "127.0.0.1:7000", &MasterOffsets::parse(INFO).unwrap());
         let judged = lags.judge(t.clone(), 500);
@@ -246,7 +230,7 @@ mod tests {
 
     #[test]
     fn a_replica_the_master_sees_under_another_ip_is_found_by_its_port() {
-        let t = shard(&[7003, 7004]);
+        let t = one_shard(&[7003, 7004]);
         let natted = INFO.replace("ip=127.0.0.1,port=7003", "ip=10.1.2.3,port=7003");
         let mut lags = Lags::default();
         lags.record(
@@ -262,7 +246,7 @@ mod tests {
 
     #[test]
     fn replicas_never_sampled_serve_reads() {
-        let t = shard(&[7003]);
+        let t = one_shard(&[7003]);
         assert_eq!(replicas(&Lags::default().judge(t, 1)), ["127.0.0.1:7003"]);
     }
 }

@@ -44,7 +44,9 @@ pub struct Followed {
     /// Sent again, to the master, after the replica it went to failed or
     /// answered a null (once).
     pub off_replica: bool,
-    /// Last sent to a replica (a read).
+    /// Last sent to a replica (a read). A resend after a redirect, or
+    /// under the master policy, leaves it as it was: at worst a null or a
+    /// failure is then asked of the master once more.
     pub on_replica: bool,
 }
 

@@ -1,9 +1,10 @@
 //! The one background task that fetches the cluster's topology: at start,
 //! when a worker asks (after `MOVED` or a backend failure; requests coalesce),
-//! and every refresh interval (every second while `read.max_lag_bytes`
-//! is on: each round then also asks every master for its replicas'
-//! offsets, see [`super::lag`]). While no node answers, keyway keeps
-//! serving (`-CLUSTERDOWN`) and keeps retrying.
+//! and every refresh interval (every second while `read.max_lag_bytes` is
+//! on). Each round also asks every master for `INFO replication`: whether
+//! it answers (readiness, [`ClusterView::unready`]) and its replicas'
+//! offsets ([`super::lag`]). While no node answers, keyway keeps serving
+//! (`-CLUSTERDOWN`) and keeps retrying.
 
 use std::collections::HashMap;
 use std::sync::Arc;

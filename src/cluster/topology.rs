@@ -410,6 +410,25 @@ fn node_addr(host: Option<&[u8]>, port: i64, answering: &str) -> String {
     }
 }
 
+/// For tests: one master, `127.0.0.1:7000`, serving every slot, with
+/// replicas on 127.0.0.1 at `replica_ports` (a `CLUSTER SLOTS` reply
+/// parsed), under epoch 1.
+#[cfg(test)]
+pub(crate) fn one_shard(replica_ports: &[i64]) -> Topology {
+    let node = |port: i64| {
+        Value::Array(vec![
+            Value::Bulk(bytes::Bytes::from_static(b"127.0.0.1")),
+            Value::Int(port),
+        ])
+    };
+    let mut range = vec![Value::Int(0), Value::Int(16383), node(7000)];
+    range.extend(replica_ports.iter().map(|&p| node(p)));
+    let reply = Value::Array(vec![Value::Array(range)]);
+    Topology::from_slots(&reply, "127.0.0.1:7000")
+        .expect("a well-formed CLUSTER SLOTS reply")
+        .with_epoch(1)
+}
+
 #[cfg(test)]
 #[path = "topology_tests.rs"]
 mod tests;

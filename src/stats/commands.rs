@@ -7,10 +7,11 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::command::CommandTable;
+
+use super::{add, PerWorker};
 
 /// Commands (and subcommands) counted apart, by ACL id; ids past it (a
 /// table extended by far more than today's commands) count as `other`.
@@ -92,14 +93,16 @@ pub struct WorkerCommands {
     errors: [AtomicU64; ERROR_KINDS.len()],
 }
 
-impl WorkerCommands {
-    fn new() -> WorkerCommands {
+impl Default for WorkerCommands {
+    fn default() -> WorkerCommands {
         WorkerCommands {
             by_id: (0..CAPACITY).map(|_| Figures::default()).collect(),
             errors: Default::default(),
         }
     }
+}
 
+impl WorkerCommands {
     /// Counts an error reply of kind `kind` (see [`error_kind`]).
     #[cold]
     pub fn record_error(&self, kind: usize) {
@@ -122,17 +125,8 @@ impl WorkerCommands {
     }
 }
 
-/// An add by the only writer: no read-modify-write needed.
-#[inline]
-fn add(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-}
-
 /// Every worker's figures.
-#[derive(Default)]
-pub struct CommandStats {
-    workers: Mutex<Vec<Arc<WorkerCommands>>>,
-}
+pub type CommandStats = PerWorker<WorkerCommands>;
 
 /// One command's figures summed over the workers.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -151,19 +145,9 @@ impl Totals {
 }
 
 impl CommandStats {
-    /// The figures of one more worker.
-    pub fn for_worker(&self) -> Arc<WorkerCommands> {
-        let mine = Arc::new(WorkerCommands::new());
-        self.workers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(mine.clone());
-        mine
-    }
-
     /// Every command that ran, by id, summed over the workers.
     pub fn totals(&self) -> Vec<(u16, Totals)> {
-        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let workers = self.workers();
         let mut out = Vec::new();
         for id in 0..CAPACITY {
             let mut totals = Totals::default();
@@ -185,7 +169,7 @@ impl CommandStats {
 
     /// Error replies by kind (see [`ERROR_KINDS`]), summed over the workers.
     pub fn errors(&self) -> [u64; ERROR_KINDS.len()] {
-        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        let workers = self.workers();
         let mut totals = [0; ERROR_KINDS.len()];
         for worker in workers.iter() {
             for (total, count) in totals.iter_mut().zip(&worker.errors) {

@@ -5,7 +5,8 @@
 //! and readers sum the workers'.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use super::{add, PerWorker};
 
 /// One worker's counts; only that worker's thread adds to them.
 #[derive(Debug, Default)]
@@ -18,42 +19,29 @@ impl WorkerReads {
     /// Counts one read sent to a master, or to a replica.
     #[inline]
     pub fn count(&self, on_replica: bool) {
-        let counter = if on_replica {
-            &self.replica
-        } else {
-            &self.master
-        };
-        // The only writer: no read-modify-write needed.
-        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        add(
+            if on_replica {
+                &self.replica
+            } else {
+                &self.master
+            },
+            1,
+        );
     }
 }
 
 /// Every worker's counts.
-#[derive(Debug, Default)]
-pub struct ReadCounts {
-    workers: Mutex<Vec<Arc<WorkerReads>>>,
-}
+pub type ReadCounts = PerWorker<WorkerReads>;
 
 impl ReadCounts {
-    /// The counts of one more worker.
-    pub fn for_worker(&self) -> Arc<WorkerReads> {
-        let mine = Arc::new(WorkerReads::default());
-        self.lock().push(mine.clone());
-        mine
-    }
-
     /// Reads served by masters and by replicas since start, all workers.
     pub fn totals(&self) -> (u64, u64) {
-        self.lock().iter().fold((0, 0), |(m, r), w| {
+        self.workers().iter().fold((0, 0), |(m, r), w| {
             (
                 m + w.master.load(Ordering::Relaxed),
                 r + w.replica.load(Ordering::Relaxed),
             )
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<WorkerReads>>> {
-        self.workers.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

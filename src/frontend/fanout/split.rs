@@ -104,6 +104,7 @@ impl Split {
         };
         self.worker
             .slot_conns(topology, slot, access, policy, self.client)
+            .map(|(conns, _)| conns)
     }
 
     /// A read part that failed on a replica (it went down, or stopped
@@ -124,7 +125,7 @@ impl Split {
             let conns = self
                 .worker
                 .slot_conns(&topology, slot, Access::Read, master, self.client);
-            self.send(part, conns, false);
+            self.send(part, conns.map(|(conns, _)| conns), false);
         }
         first
     }

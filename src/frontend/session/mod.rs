@@ -260,31 +260,6 @@ impl Session {
     }
 }
 
-impl Session {
-    /// A read that failed on a replica (it went down, or stopped
-    /// answering) is sent once more, to the slot's master: a read is safe
-    /// to repeat, and the failed replica is skipped for a while (see
-    /// [`Worker::read_failed_on`]). True when it was sent again.
-    fn read_again(&self, token: u64, error: &BackendError) -> bool {
-        let on_replica = {
-            let topology = self.worker.topology();
-            !topology.nodes().iter().any(|n| n.addr == *error.addr())
-        };
-        let first = on_replica
-            && self.is_read(token)
-            && self
-                .replies
-                .borrow_mut()
-                .followed(token)
-                .is_some_and(|f| !std::mem::replace(&mut f.off_replica, true));
-        if first {
-            self.worker.read_failed_on(error.addr());
-            self.restart(token);
-        }
-        first
-    }
-}
-
 /// Whether `reply` is a null (RESP2 `$-1`/`*-1`, RESP3 `_`): a key that
 /// is not there.
 fn is_null(reply: &[u8]) -> bool {
@@ -292,11 +267,29 @@ fn is_null(reply: &[u8]) -> bool {
 }
 
 impl Session {
+    /// A read that failed on a replica (it went down, or stopped
+    /// answering) is sent once more, to the slot's master: a read is safe
+    /// to repeat, and the failed replica is skipped for a while (see
+    /// [`Worker::read_failed_on`]). True when it was sent again.
+    fn read_again(&self, token: u64, error: &BackendError) -> bool {
+        let again = self.to_master_once(token);
+        if again {
+            self.worker.read_failed_on(error.addr());
+        }
+        again
+    }
+
     /// A read a replica answered with a null (no such key) is asked once
     /// more of the slot's master: the replica may not have the key yet
     /// (it lags), or no longer (a resharding moved it: replicas do not
     /// know of migrations, the master answers `ASK`). True when sent again.
     fn confirm_miss(&self, token: u64) -> bool {
+        self.to_master_once(token)
+    }
+
+    /// Sends entry `token` again, to its slot's master, if it is a read
+    /// last sent to a replica and was not sent again this way before.
+    fn to_master_once(&self, token: u64) -> bool {
         let again = self
             .replies
             .borrow_mut()
@@ -306,21 +299,6 @@ impl Session {
             self.restart(token);
         }
         again
-    }
-
-    /// Whether entry `token`'s request only reads (Redis's `readonly` flag).
-    fn is_read(&self, token: u64) -> bool {
-        let replies = self.replies.borrow();
-        let Some((raw, _)) = replies.request(token) else {
-            return false;
-        };
-        let Some(request) = Request::reparse(raw, self.worker.live().limits) else {
-            return false;
-        };
-        let table = self.worker.commands();
-        table
-            .lookup(&request)
-            .is_some_and(|spec| Access::of(spec) == Access::Read)
     }
 }
 

@@ -102,7 +102,9 @@ impl Session {
                 let client = self.client.borrow().id;
                 let mut policy = self.read_policy([slot].into_iter());
                 if policy == ReadPolicy::Master {
-                    worker.slot_conns(&topology, slot, Access::Read, policy, client)
+                    worker
+                        .slot_conns(&topology, slot, Access::Read, policy, client)
+                        .map(|(conns, _)| conns)
                 } else {
                     let mut replies = self.replies.borrow_mut();
                     let followed = replies.followed(token);
@@ -111,11 +113,11 @@ impl Session {
                     if followed.as_ref().is_some_and(|f| f.off_replica) {
                         policy = ReadPolicy::Master;
                     }
-                    let conns = worker.slot_conns(&topology, slot, Access::Read, policy, client);
-                    if let (Some(followed), Ok(conns)) = (followed, &conns) {
-                        followed.on_replica = !topology.is_master(conns.addr());
+                    let served = worker.slot_conns(&topology, slot, Access::Read, policy, client);
+                    if let (Some(followed), Ok((_, on_replica))) = (followed, &served) {
+                        followed.on_replica = *on_replica;
                     }
-                    conns
+                    served.map(|(conns, _)| conns)
                 }
             }
             Target::AnyMaster => worker.any_master(&topology),
