@@ -27,6 +27,7 @@ use crate::protocol::Protocol;
 use crate::pubsub::Hub;
 use crate::registry::Registry;
 use crate::script_cache::ScriptCache;
+use crate::stats::backends::{BackendStats, WorkerNodes};
 use crate::stats::commands::{CommandStats, WorkerCommands};
 use crate::stats::reads::{ReadCounts, WorkerReads};
 
@@ -49,6 +50,8 @@ pub struct Shared {
     pub reads: ReadCounts,
     /// Commands answered, by command, with their durations.
     pub commands_answered: CommandStats,
+    /// Connections, requests in flight and round trips, by node.
+    pub backends: BackendStats,
     /// When keyway started (`INFO server`).
     pub started: Instant,
     /// Set at SIGTERM/SIGINT: readiness answers 503 from then on.
@@ -68,6 +71,7 @@ impl Shared {
             scripts: ScriptCache::default(),
             reads: ReadCounts::default(),
             commands_answered: CommandStats::default(),
+            backends: BackendStats::default(),
             started: Instant::now(),
             stopping: AtomicBool::new(false),
         })
@@ -106,7 +110,7 @@ struct ByIndex {
 }
 
 /// What a backend connection takes from the live configuration.
-fn conn_settings(live: &Live) -> ConnSettings {
+fn conn_settings(live: &Live, nodes: &Arc<WorkerNodes>) -> ConnSettings {
     ConnSettings {
         connect_timeout: live.connect_timeout,
         request_timeout: live.request_timeout,
@@ -115,6 +119,7 @@ fn conn_settings(live: &Live) -> ConnSettings {
         limits: crate::protocol::Limits::default(),
         auth: live.cluster_auth.clone(),
         readonly: true,
+        nodes: nodes.clone(),
     }
 }
 
@@ -166,7 +171,8 @@ impl Worker {
         let live = Rc::new(RefCell::new(Current::new(shared.live.clone())));
         let settings: SettingsSource = {
             let live = live.clone();
-            Rc::new(move || conn_settings(&live.borrow_mut().get()))
+            let nodes = shared.backends.for_worker();
+            Rc::new(move || conn_settings(&live.borrow_mut().get(), &nodes))
         };
         let view = shared.view.clone();
         let on_failure: Rc<dyn Fn()> = Rc::new(move || view.request_refresh());
@@ -385,7 +391,7 @@ mod tests {
         live.request_timeout = std::time::Duration::from_millis(1234);
         shared.live.store(Arc::new(live));
         assert_eq!(worker.redirect_budgets().redirects, 9);
-        let settings = conn_settings(&worker.live());
+        let settings = conn_settings(&worker.live(), &Arc::default());
         assert_eq!(settings.request_timeout.as_millis(), 1234);
     }
 }

@@ -170,6 +170,54 @@ fn metrics_count_commands_exactly_and_pass_promtool() {
         scrape.expect("keyway_topology_refreshes_total{trigger=\"start\"}"),
         1.0
     );
+    // Per node: all 6 listed with their role; the masters served the
+    // traffic above, so each has connections open and answered requests
+    // whose round trips are in the histogram; nothing is left in flight
+    // and nothing reconnected. Replicas serve no reads by default.
+    let backend = |family: &str, node: &str, role: &str| {
+        scrape.expect(&format!("{family}{{node=\"{node}\",role=\"{role}\"}}"))
+    };
+    for master in cluster.masters() {
+        assert!(backend("keyway_backend_connections", &master, "master") >= 1.0);
+        assert_eq!(
+            backend("keyway_backend_requests_in_flight", &master, "master"),
+            0.0
+        );
+        assert_eq!(
+            backend("keyway_backend_reconnects_total", &master, "master"),
+            0.0
+        );
+        let round_trips = backend(
+            "keyway_backend_request_duration_seconds_count",
+            &master,
+            "master",
+        );
+        assert!(round_trips >= 1.0, "{master}: {round_trips} round trips");
+    }
+    for replica in cluster.replicas() {
+        assert_eq!(
+            backend("keyway_backend_connections", &replica, "replica"),
+            0.0
+        );
+        assert_eq!(
+            backend(
+                "keyway_backend_request_duration_seconds_count",
+                &replica,
+                "replica"
+            ),
+            0.0
+        );
+    }
+    let nodes = scrape.samples("keyway_backend_connections").len();
+    assert_eq!(nodes, 6, "{}", scrape.text);
+    // Round trips on masters: at least the 138 commands sent above
+    // (STRLEN, INCR, LPUSH; CROSSSLOT never left keyway).
+    let round_trips: f64 = scrape
+        .samples("keyway_backend_request_duration_seconds_count")
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert!(round_trips >= 138.0, "{round_trips} round trips in all");
     drop(cons);
     drop(con);
     // Closed connections are counted by reason: four left, one said QUIT.

@@ -1,8 +1,8 @@
 //! What `/metrics` and `/health/ready` answer: the recorder's metrics
 //! (events counted as they happen, see [`crate::metrics`]), the figures
 //! read at scrape time (clients, readiness, the workers' read counts), the
-//! workers' per-command counts and durations ([`crate::stats::commands`]),
-//! and the process collector's `process_*` figures from `/proc`.
+//! workers' per-command counts and durations ([`crate::stats::commands`])
+//! and per-node figures ([`crate::stats::backends`]), and the process collector's `process_*` figures from `/proc`.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -40,6 +40,15 @@ pub fn render(shared: &Shared, handle: &PrometheusHandle) -> String {
     }
     let table = shared.view.commands().load();
     shared.commands_answered.render(&table, &mut text);
+    let nodes: Vec<(std::sync::Arc<str>, &'static str)> = topology
+        .nodes()
+        .iter()
+        .flat_map(|node| {
+            let replicas = node.replicas.iter().map(|r| (r.clone(), "replica"));
+            std::iter::once((node.addr.clone(), "master")).chain(replicas)
+        })
+        .collect();
+    shared.backends.render(&nodes, &mut text);
     process(&mut text);
     text
 }

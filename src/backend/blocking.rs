@@ -30,6 +30,7 @@ use tokio::sync::Notify;
 
 use crate::net::Stream;
 use crate::protocol::{Limits, Protocol, ReplyScanner, Value};
+use crate::stats::backends::OpenConnection;
 
 use super::conn::SettingsSource;
 use super::connect::{connect, round_trip};
@@ -73,6 +74,8 @@ pub enum Outcome {
 struct Dedicated {
     stream: Stream,
     id: Option<u64>,
+    /// Counts the connection as open to its node while it lives.
+    _open: OpenConnection,
 }
 
 /// Idle connections by node address and protocol.
@@ -147,7 +150,11 @@ impl BlockingPool {
                     .await
                     .map_err(|e| BackendError::of_connect(&addr, &e))?;
                 let id = client_id(&stream, options.limits).await;
-                Dedicated { stream, id }
+                Dedicated {
+                    stream,
+                    id,
+                    _open: settings.nodes.node(&addr).opened(),
+                }
             }
         };
         let outcome = self

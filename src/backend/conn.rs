@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 use crate::config::ClusterAuth;
 use crate::net::Stream;
 use crate::protocol::{Limits, Protocol, ReplyScanner};
+use crate::stats::backends::{NodeFigures, WorkerNodes};
 use crate::wake::LocalNotify;
 
 use super::connect::{connect, Cause, ConnectOptions, Step};
@@ -61,6 +62,8 @@ pub struct ConnSettings {
     /// replica. (Dedicated and subscriber connections go to masters and
     /// never say it.)
     pub readonly: bool,
+    /// The worker's figures about the nodes it connects to.
+    pub nodes: Arc<WorkerNodes>,
 }
 
 /// Where a connection reads its [`ConnSettings`]: once per (re)connect,
@@ -121,6 +124,7 @@ pub enum Reconnect {
 /// A multiplexed connection to one node; see the module docs.
 pub struct Conn {
     addr: Arc<str>,
+    figures: Arc<NodeFigures>,
     proto: Protocol,
     reconnect: Reconnect,
     state: RefCell<State>,
@@ -141,8 +145,10 @@ impl Conn {
         settings: SettingsSource,
         on_failure: Rc<dyn Fn()>,
     ) -> Rc<Conn> {
+        let figures = settings().nodes.node(&addr);
         let conn = Rc::new(Conn {
             addr,
+            figures,
             proto,
             reconnect,
             state: RefCell::new(State {
@@ -207,6 +213,7 @@ impl Conn {
             state.batch_started = Instant::now();
         }
         let queued = state.batch_started;
+        self.figures.sent(u64::from(replies) + u64::from(asking));
         if asking {
             state.out.extend_from_slice(ASKING);
             state.inflight.push_back(Waiter {
@@ -238,6 +245,7 @@ impl Conn {
         out.extend_from_slice(command);
         out.extend_from_slice(&state.out);
         state.out = out;
+        self.figures.sent(1);
         state.inflight.push_front(Waiter {
             target: None,
             token: 0,
@@ -267,6 +275,7 @@ impl Conn {
             state.out.clear();
             std::mem::take(&mut state.inflight)
         };
+        self.figures.failed(waiters.len() as u64);
         let mut targets = Targets::default();
         for waiter in waiters {
             if let Some(target) = waiter.target {
@@ -306,6 +315,7 @@ async fn run(conn: Rc<Conn>, source: SettingsSource, on_failure: Rc<dyn Fn()>) {
         let (error, lived) = match connected {
             Ok(stream) => {
                 debug!(node = %conn.addr, "backend connected");
+                let _open = conn.figures.opened();
                 if settings.readonly {
                     conn.send_first(READONLY);
                 }
@@ -367,6 +377,7 @@ async fn run(conn: Rc<Conn>, source: SettingsSource, on_failure: Rc<dyn Fn()>) {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(settings.reconnect_max);
         }
+        conn.figures.reconnecting();
     }
     conn.set_link(Link::Down(BackendError::Unreachable(conn.addr.clone())));
 }
@@ -499,6 +510,8 @@ async fn read_loop(conn: &Conn, stream: &Stream, settings: &ConnSettings) -> Res
             }
             Some(_) => {}
         }
+        // One clock read per read: the round trip of every reply in it.
+        let now = Instant::now();
         loop {
             let len = match scanner.scan(&buf) {
                 Ok(Some(len)) => len,
@@ -519,6 +532,10 @@ async fn read_loop(conn: &Conn, stream: &Stream, settings: &ConnSettings) -> Res
                 continue;
             }
             let waiter = conn.state.borrow_mut().inflight.pop_front();
+            if let Some(waiter) = &waiter {
+                conn.figures
+                    .answered(now.saturating_duration_since(waiter.queued));
+            }
             match waiter {
                 Some(Waiter {
                     target: Some(target),

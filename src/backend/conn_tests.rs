@@ -16,6 +16,7 @@ impl ReplySink for Deliveries {
 }
 
 fn settings(request_timeout: Duration) -> SettingsSource {
+    let nodes = Arc::new(WorkerNodes::default());
     Rc::new(move || ConnSettings {
         connect_timeout: Duration::from_secs(5),
         request_timeout,
@@ -24,6 +25,7 @@ fn settings(request_timeout: Duration) -> SettingsSource {
         limits: Limits::default(),
         auth: None,
         readonly: false,
+        nodes: nodes.clone(),
     })
 }
 

@@ -142,6 +142,7 @@ impl PubSubConn {
             Err(e) => return io::Error::other(e),
         };
         debug!(node = %self.addr, "pub/sub connection up");
+        let _open = settings.nodes.node(&self.addr).opened();
         tokio::select! {
             e = self.write_loop(&stream) => e,
             e = self.read_loop(&stream, sink, settings.limits) => e,

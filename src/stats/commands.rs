@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::command::CommandTable;
 
+use super::histogram::{Histogram, Totals};
 use super::{add, PerWorker};
 
 /// Commands (and subcommands) counted apart, by ACL id; ids past it (a
@@ -22,31 +23,6 @@ pub const UNKNOWN: u16 = (CAPACITY - 1) as u16;
 
 /// Where ids past the capacity are counted (`other`).
 const OTHER: usize = CAPACITY - 2;
-
-/// Upper bounds of the duration buckets, in seconds.
-pub const BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
-
-/// [`BUCKETS`] in nanoseconds, for recording.
-const BUCKETS_NS: [u64; 16] = {
-    let mut ns = [0u64; 16];
-    let mut i = 0;
-    while i < 16 {
-        ns[i] = (BUCKETS[i] * 1e9) as u64;
-        i += 1;
-    }
-    ns
-};
-
-/// One command's figures: a count per bucket (the last is `+Inf`) and
-/// the sum of the durations.
-#[derive(Default)]
-struct Figures {
-    buckets: [AtomicU64; 17],
-    sum_ns: AtomicU64,
-}
 
 /// The kinds error replies are counted by (`keyway_command_errors_total`).
 pub const ERROR_KINDS: [&str; 9] = [
@@ -89,14 +65,14 @@ pub fn error_kind(reply: &[u8]) -> usize {
 
 /// One worker's figures; only that worker's thread writes them.
 pub struct WorkerCommands {
-    by_id: Box<[Figures]>,
+    by_id: Box<[Histogram]>,
     errors: [AtomicU64; ERROR_KINDS.len()],
 }
 
 impl Default for WorkerCommands {
     fn default() -> WorkerCommands {
         WorkerCommands {
-            by_id: (0..CAPACITY).map(|_| Figures::default()).collect(),
+            by_id: (0..CAPACITY).map(|_| Histogram::default()).collect(),
             errors: Default::default(),
         }
     }
@@ -117,32 +93,12 @@ impl WorkerCommands {
             UNKNOWN => UNKNOWN as usize,
             id => (id as usize).min(OTHER),
         };
-        let figures = &self.by_id[index];
-        let ns = took.as_nanos().min(u64::MAX as u128) as u64;
-        let bucket = BUCKETS_NS.iter().position(|&b| ns <= b).unwrap_or(16);
-        add(&figures.buckets[bucket], 1);
-        add(&figures.sum_ns, ns);
+        self.by_id[index].record(took);
     }
 }
 
 /// Every worker's figures.
 pub type CommandStats = PerWorker<WorkerCommands>;
-
-/// One command's figures summed over the workers.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Totals {
-    /// Count per bucket of [`BUCKETS`], then `+Inf`; not cumulative.
-    pub buckets: [u64; 17],
-    /// Sum of the durations, in seconds.
-    pub sum_seconds: f64,
-}
-
-impl Totals {
-    /// How many times the command ran.
-    pub fn count(&self) -> u64 {
-        self.buckets.iter().sum()
-    }
-}
 
 impl CommandStats {
     /// Every command that ran, by id, summed over the workers.
@@ -151,16 +107,10 @@ impl CommandStats {
         let mut out = Vec::new();
         for id in 0..CAPACITY {
             let mut totals = Totals::default();
-            let mut sum_ns = 0u64;
             for worker in workers.iter() {
-                let figures = &worker.by_id[id];
-                for (t, b) in totals.buckets.iter_mut().zip(&figures.buckets) {
-                    *t += b.load(Ordering::Relaxed);
-                }
-                sum_ns += figures.sum_ns.load(Ordering::Relaxed);
+                worker.by_id[id].add_to(&mut totals);
             }
             if totals.count() > 0 {
-                totals.sum_seconds = sum_ns as f64 / 1e9;
                 out.push((id as u16, totals));
             }
         }
@@ -212,26 +162,8 @@ impl CommandStats {
         out.push_str("# HELP keyway_command_duration_seconds Time from reading a request to its reply being taken for the client, by command.\n");
         out.push_str("# TYPE keyway_command_duration_seconds histogram\n");
         for (id, t) in &totals {
-            let command = name(*id);
-            let mut cumulative = 0;
-            for (i, count) in t.buckets.iter().enumerate() {
-                cumulative += count;
-                let le = BUCKETS.get(i).map_or("+Inf".to_string(), f64::to_string);
-                let _ = writeln!(
-                    out,
-                    "keyway_command_duration_seconds_bucket{{command=\"{command}\",le=\"{le}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "keyway_command_duration_seconds_sum{{command=\"{command}\"}} {}",
-                t.sum_seconds
-            );
-            let _ = writeln!(
-                out,
-                "keyway_command_duration_seconds_count{{command=\"{command}\"}} {}",
-                t.count()
-            );
+            let labels = format!("command=\"{}\"", name(*id));
+            t.render("keyway_command_duration_seconds", &labels, out);
         }
     }
 }
@@ -267,7 +199,7 @@ mod tests {
         assert_eq!(*id, 3);
         assert_eq!((t.buckets[0], t.buckets[2], t.buckets[16]), (1, 1, 1));
         assert_eq!(t.count(), 3);
-        assert!((t.sum_seconds - 20.00035).abs() < 1e-9);
+        assert!((t.sum_seconds() - 20.00035).abs() < 1e-9);
     }
 
     #[test]

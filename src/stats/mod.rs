@@ -2,7 +2,9 @@
 //! metrics recorder: each worker keeps its own (one writer, plain adds),
 //! and `INFO` or a scrape of `/metrics` sums the workers'.
 
+pub mod backends;
 pub mod commands;
+pub mod histogram;
 pub mod reads;
 
 use std::sync::atomic::{AtomicU64, Ordering};
