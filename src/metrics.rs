@@ -20,6 +20,7 @@ const BACKEND_FAILURES: &str = "keyway_backend_failures_total";
 const TOPOLOGY_UPDATES: &str = "keyway_topology_updates_total";
 const TOPOLOGY_EPOCH: &str = "keyway_topology_epoch";
 const TOPOLOGY_REFRESHES: &str = "keyway_topology_refreshes_total";
+const FAILOVERS: &str = "keyway_failovers_total";
 const SLOTS_COVERED: &str = "keyway_slots_covered";
 const MASTERS: &str = "keyway_masters";
 const REPLICAS: &str = "keyway_replicas";
@@ -98,6 +99,11 @@ pub fn describe() {
         Unit::Count,
         "Rounds of asking the cluster for its slot map, by trigger (start, interval, requested after MOVED or a node failure, retry while none answers)."
     );
+    describe_counter!(
+        FAILOVERS,
+        Unit::Count,
+        "Replicas seen serving their former master's slots (a failover), by the topology refresh."
+    );
     describe_gauge!(
         SLOTS_COVERED,
         Unit::Count,
@@ -137,6 +143,7 @@ pub fn describe() {
         counter!(CLIENTS_REJECTED),
         counter!(PROTOCOL_ERRORS),
         counter!(SLOW_SUBSCRIBERS),
+        counter!(FAILOVERS),
         counter!(CONFIG_RELOADS, "result" => "ok"),
         counter!(CONFIG_RELOADS, "result" => "error"),
     ] {
@@ -228,6 +235,11 @@ pub fn backend_failure(node: &str, kind: &'static str) {
 /// A round of the topology refresh began, for `trigger`.
 pub fn topology_refresh(trigger: &'static str) {
     counter!(TOPOLOGY_REFRESHES, "trigger" => trigger).increment(1);
+}
+
+/// A replica was seen promoted to master.
+pub fn failover_seen() {
+    counter!(FAILOVERS).increment(1);
 }
 
 /// A new slot map was published.

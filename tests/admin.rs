@@ -463,6 +463,21 @@ fn readiness_follows_the_cluster() {
     // Served again on the dead master's slots.
     let v: Option<String> = redis::cmd("GET").arg(&victim_key).query(&mut con).unwrap();
     assert_eq!(v.as_deref(), Some("v"));
+    // The one failover was seen; the workers' connections to the dead
+    // master failed (counted by kind) and tried again.
+    let scrape = Scrape::take(&admin);
+    assert_eq!(scrape.expect("keyway_failovers_total"), 1.0, "{}", scrape.text);
+    let failures: f64 = scrape
+        .samples("keyway_backend_failures_total")
+        .iter()
+        .filter(|(labels, _)| labels.contains(&format!("node=\"{victim}\"")))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(failures >= 1.0, "{}", scrape.text);
+    let reconnects = scrape.expect(&format!(
+        "keyway_backend_reconnects_total{{node=\"{victim}\",role=\"unknown\"}}"
+    ));
+    assert!(reconnects >= 1.0, "{}", scrape.text);
 }
 
 /// SIGTERM: `/health/ready` answers 503 "shutting down" at once, while

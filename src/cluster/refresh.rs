@@ -51,6 +51,8 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
     let mut links = Links::new();
     let mut lags = Lags::default();
     let mut trigger = "start";
+    // The last map read (before the lag filter), to see failovers.
+    let mut previous: Option<Topology> = None;
     loop {
         let config = live.load_full();
         crate::metrics::topology_refresh(trigger);
@@ -65,6 +67,13 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
                 if !commands_loaded {
                     commands_loaded = load_commands(&view, &config, &from).await;
                 }
+                if let Some(before) = &previous {
+                    for promoted in topology.promoted_since(before) {
+                        info!(node = %promoted, "failover seen: a replica now serves its master's slots");
+                        crate::metrics::failover_seen();
+                    }
+                }
+                previous = Some(topology.clone());
                 let silent = ask_masters(&mut links, &mut lags, &topology, &config).await;
                 view.set_unready(unready(&topology, &silent));
                 let topology = match config.read.max_lag_bytes {

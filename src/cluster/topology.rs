@@ -108,6 +108,16 @@ impl Topology {
         self.is_master(addr) || self.others.iter().any(|a| &**a == addr)
     }
 
+    /// Masters serving slots here that were online replicas in `before`:
+    /// a failover promoted them since.
+    pub fn promoted_since(&self, before: &Topology) -> Vec<Arc<str>> {
+        self.nodes
+            .iter()
+            .filter(|n| before.nodes.iter().any(|m| m.replicas.contains(&n.addr)))
+            .map(|n| n.addr.clone())
+            .collect()
+    }
+
     /// Whether the node at `addr` is a master serving slots.
     pub fn is_master(&self, addr: &str) -> bool {
         self.nodes.iter().any(|n| &*n.addr == addr)

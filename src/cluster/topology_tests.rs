@@ -213,3 +213,36 @@ fn masters_the_cluster_marks_failed_still_serve_their_slots_and_are_listed() {
         ["127.0.0.1:7000"]
     );
 }
+
+#[test]
+fn a_replica_serving_its_masters_slots_was_promoted() {
+    let before = Topology::from_shards(
+        &Value::Array(vec![shard(
+            &[0, 16383],
+            vec![
+                node("127.0.0.1", 7000, "master"),
+                node("127.0.0.1", 7001, "replica"),
+            ],
+        )]),
+        "127.0.0.1:7000",
+    )
+    .unwrap();
+    assert!(before.promoted_since(&before).is_empty());
+    let after = Topology::from_shards(
+        &Value::Array(vec![shard(
+            &[0, 16383],
+            vec![
+                node("127.0.0.1", 7001, "master"),
+                node_in("127.0.0.1", 7000, "replica", "fail"),
+            ],
+        )]),
+        "127.0.0.1:7001",
+    )
+    .unwrap();
+    assert_eq!(
+        after.promoted_since(&before),
+        vec![Arc::from("127.0.0.1:7001")]
+    );
+    // A slot-less master given slots by a resharding was no replica.
+    assert!(one_shard(&[]).promoted_since(&Topology::empty()).is_empty());
+}
