@@ -30,6 +30,7 @@ use crate::backend::pubsub_conn::{PubSubConn, PubSubSink};
 use crate::cluster::{node_for, Access, ClusterView, Slot};
 use crate::protocol::pubsub::{to_push, PubSubFrame, PubSubKind};
 use crate::protocol::Protocol;
+use crate::stats::pubsub::WorkerPubSub;
 
 /// Pause before subscribing again after a failure, so that a failover or a
 /// slot move has time to reach the slot map.
@@ -104,11 +105,16 @@ pub struct Hub {
     touched: RefCell<Vec<Rc<dyn Subscriber>>>,
     repair_scheduled: Cell<bool>,
     next_node: Cell<usize>,
+    figures: Arc<WorkerPubSub>,
 }
 
 impl Hub {
     /// An empty hub for one worker.
-    pub fn new(view: Arc<ClusterView>, settings: SettingsSource) -> Rc<Hub> {
+    pub fn new(
+        view: Arc<ClusterView>,
+        settings: SettingsSource,
+        figures: Arc<WorkerPubSub>,
+    ) -> Rc<Hub> {
         Rc::new_cyclic(|me| Hub {
             me: me.clone(),
             view,
@@ -118,6 +124,7 @@ impl Hub {
             shard: RefCell::default(),
             touched: RefCell::default(),
             repair_scheduled: Cell::new(false),
+            figures,
             next_node: Cell::new(0),
         })
     }
@@ -140,6 +147,7 @@ impl Hub {
         }
         let conn = self.place(kind, topic);
         let node = conn.as_ref().map(|c| c.addr().clone());
+        self.figures.topic(kind as usize, true);
         self.topics.borrow_mut().insert(
             key,
             Topic {
@@ -164,6 +172,7 @@ impl Hub {
         }
         let node = topics.remove(&key).and_then(|t| t.node);
         drop(topics);
+        self.figures.topic(kind as usize, false);
         if let Some(conn) = node.and_then(|addr| self.conn_for(kind, &addr)) {
             conn.command(kind.verb(false), topic);
         }
@@ -294,6 +303,7 @@ impl Hub {
             resp2: frame,
             resp3: OnceCell::new(),
         };
+        self.figures.message(t.subscribers.len() as u64);
         let mut touched = self.touched.borrow_mut();
         for (_, subscriber) in &t.subscribers {
             if subscriber.message(&message) {

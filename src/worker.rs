@@ -29,6 +29,7 @@ use crate::registry::Registry;
 use crate::script_cache::ScriptCache;
 use crate::stats::backends::{BackendStats, WorkerNodes};
 use crate::stats::commands::{CommandStats, WorkerCommands};
+use crate::stats::pubsub::PubSubStats;
 use crate::stats::reads::{ReadCounts, WorkerReads};
 
 /// State shared by every worker of the process, one handle per concern.
@@ -52,6 +53,8 @@ pub struct Shared {
     pub commands_answered: CommandStats,
     /// Connections, requests in flight and round trips, by node.
     pub backends: BackendStats,
+    /// Topics subscribed on nodes and messages delivered.
+    pub pubsub: PubSubStats,
     /// When keyway started (`INFO server`).
     pub started: Instant,
     /// Set at SIGTERM/SIGINT: readiness answers 503 from then on.
@@ -72,6 +75,7 @@ impl Shared {
             reads: ReadCounts::default(),
             commands_answered: CommandStats::default(),
             backends: BackendStats::default(),
+            pubsub: PubSubStats::default(),
             started: Instant::now(),
             stopping: AtomicBool::new(false),
         })
@@ -176,7 +180,11 @@ impl Worker {
         };
         let view = shared.view.clone();
         let on_failure: Rc<dyn Fn()> = Rc::new(move || view.request_refresh());
-        let hub = Hub::new(shared.view.clone(), settings.clone());
+        let hub = Hub::new(
+            shared.view.clone(),
+            settings.clone(),
+            shared.pubsub.for_worker(),
+        );
         let startup = &shared.startup;
         let blocking = BlockingPool::new(settings.clone(), startup.max_blocking_connections.get());
         let pool = Pool::new(settings, startup.connections_per_node.get(), on_failure);

@@ -466,7 +466,12 @@ fn readiness_follows_the_cluster() {
     // The one failover was seen; the workers' connections to the dead
     // master failed (counted by kind) and tried again.
     let scrape = Scrape::take(&admin);
-    assert_eq!(scrape.expect("keyway_failovers_total"), 1.0, "{}", scrape.text);
+    assert_eq!(
+        scrape.expect("keyway_failovers_total"),
+        1.0,
+        "{}",
+        scrape.text
+    );
     let failures: f64 = scrape
         .samples("keyway_backend_failures_total")
         .iter()

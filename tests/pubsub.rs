@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::http::Scrape;
 use support::pubsub_client::PubSubClient;
 use support::util::{raise_nofile_limit, TempDir};
 use support::{key_slot, poll_until, Cluster, Proxy, OP_TIMEOUT};
@@ -811,6 +812,15 @@ fn a_subscriber_that_does_not_read_is_disconnected_at_the_output_limit() {
         good.cmd(&["SUBSCRIBE", "flood"]),
         confirmation('*', "subscribe", "flood", 1)
     );
+    // Each worker with a subscriber holds the channel subscribed once.
+    let scrape = Scrape::take(&proxy.admin_addr());
+    assert_eq!(scrape.expect("keyway_clients_subscribed"), 2.0);
+    let topics = scrape.expect("keyway_pubsub_topics{kind=\"channel\"}");
+    assert!(
+        (1.0..=2.0).contains(&topics),
+        "{topics} channels subscribed"
+    );
+    assert_eq!(scrape.expect("keyway_pubsub_topics{kind=\"pattern\"}"), 0.0);
     let read = Arc::new(AtomicUsize::new(0));
     let reader = {
         let read = read.clone();
@@ -864,6 +874,17 @@ fn a_subscriber_that_does_not_read_is_disconnected_at_the_output_limit() {
     );
     max_rss = max_rss.max(rss_kib(proxy.pid()));
     assert!(max_rss < 100 * 1024, "keyway's RSS reached {max_rss} KiB");
+    // Counted: the one subscriber closed, and every message the reader
+    // got was received from a node and delivered by keyway.
+    let scrape = Scrape::take(&proxy.admin_addr());
+    assert_eq!(scrape.expect("keyway_slow_subscribers_closed_total"), 1.0);
+    let sent = (BATCH * BATCHES + 1) as f64;
+    let received = scrape.expect("keyway_pubsub_messages_received_total");
+    let delivered = scrape.expect("keyway_pubsub_messages_delivered_total");
+    assert!(
+        received >= sent && delivered >= sent && delivered <= 2.0 * sent,
+        "{sent} published: {received} received, {delivered} delivered"
+    );
     assert_eq!(
         PubSubClient::connect(&proxy.addr()).cmd(&["PING"]),
         "+PONG\r\n",

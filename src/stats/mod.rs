@@ -5,6 +5,7 @@
 pub mod backends;
 pub mod commands;
 pub mod histogram;
+pub mod pubsub;
 pub mod reads;
 
 use std::sync::atomic::{AtomicU64, Ordering};
