@@ -29,6 +29,7 @@ mod protocol_errors;
 mod pubsub;
 mod queue_workload;
 mod redirects;
+mod redis_exporter;
 mod replica_failures;
 mod replica_reads;
 mod reshard_pipelines;

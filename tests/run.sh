@@ -2,7 +2,8 @@
 # The project's one test command: formatting and lints (cargo fmt --check,
 # cargo clippy -D warnings), then every unit, layout and integration test,
 # against real redis-server processes (installed here if missing, as are
-# python3 and promtool for the checks of conf/).
+# python3 and promtool for the checks of conf/, and Debian's
+# prometheus-redis-exporter for tests/redis_exporter.rs).
 #
 #   tests/run.sh                 # all checks and tests
 #   tests/run.sh failover::      # extra arguments go to cargo test (a module)
@@ -24,6 +25,17 @@ if ! command -v promtool >/dev/null; then
     fi
 fi
 promtool --version
+# tests/redis_exporter.rs points Debian's prometheus-redis-exporter (the
+# exporter operators monitor Redis with) at keyway. Its package may start
+# the exporter as a service on :9121 (where systemd runs): only the binary
+# is wanted, so stop that one.
+if ! command -v prometheus-redis-exporter >/dev/null; then
+    ensure_packages prometheus-redis-exporter prometheus-redis-exporter
+    if systemctl is-active --quiet prometheus-redis-exporter 2>/dev/null; then
+        as_root systemctl disable --now prometheus-redis-exporter
+    fi
+fi
+prometheus-redis-exporter --version
 
 # Hundreds of concurrent test clients, each one a socket in the test and
 # two in keyway: lift the open-files limit as far as allowed.

@@ -23,8 +23,8 @@
 //! - [`background`]: a client load in its own thread, waited on and stopped.
 //! - [`http`]: a plain HTTP/1.1 client for keyway's admin endpoint, and
 //!   `/metrics` scrapes looked up sample by sample.
-//! - [`tools`]: external checkers (promtool), skipped when missing unless
-//!   `CI` is set.
+//! - [`tools`]: external checkers (promtool, prometheus-redis-exporter),
+//!   skipped when missing unless `CI` is set.
 //! - [`util`]: free ports, bounded polling, temp dirs, log tails, child
 //!   processes that die with the test.
 //!
