@@ -15,6 +15,8 @@
 #                               # (CPU per op of such a client: benches/ab.sh with NEW_CONFIG/NEW_AUTH)
 #   benches/e2e.sh replicas     # through keyway: GET with [read] policy master vs replica vs any:
 #                               # ops/s, CPU per op, share of GETs served by masters and by replicas
+#   benches/e2e.sh scrape       # time of a /metrics scrape with 0 and CONNS idle clients, and GET
+#                               # latency (p50/p99) and ops/s with and without a scrape every 100 ms
 #   benches/e2e.sh all          # all of them
 #
 # Environment: N (requests per run, 200000), ROUNDS (3), CLIENTS (50),
@@ -22,8 +24,8 @@
 # redis share 2 cores, so one worker is the fairer default), CONNS (10000),
 # BLOCKED (200), SUBS (10000), MESSAGES (100), SPLIT_KEYS (100), SPLIT_N
 # (requests per split run, 50000), KEYS_N (1000000), FLOOR_TESTS ("ping_mbulk
-# get set"), KEYWAY_BIN (default release/keyway in cargo's target directory,
-# built here).
+# get set"), SCRAPES (timed /metrics scrapes per batch, 100), KEYWAY_BIN
+# (default release/keyway in cargo's target directory, built here).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,13 +49,14 @@ MESSAGES=${MESSAGES:-100}
 SPLIT_KEYS=${SPLIT_KEYS:-100}
 SPLIT_N=${SPLIT_N:-50000}
 KEYS_N=${KEYS_N:-1000000}
+SCRAPES=${SCRAPES:-100}
 # Keys of redis-benchmark -r: key:000000000000 to key:000000099999.
 KEYSPACE=100000
 # The 64-byte value of the keys this script writes itself (as -d 64).
 VALUE64=$(printf 'v%.0s' $(seq 64))
 
-case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | floor | auth | replicas | all) ;; *)
-    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|floor|auth|replicas|all]" >&2
+case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | floor | auth | replicas | scrape | all) ;; *)
+    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|floor|auth|replicas|scrape|all]" >&2
     exit 2
     ;;
 esac
@@ -64,15 +67,24 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
 tmp=$(mktemp -d -t keyway-bench.XXXXXX)
 keyway_pid=""
 lone_pid=""
+# Background helpers of the scrape mode (idle clients, scrape loop).
+holder_pid=""
+scraper_pid=""
+# stop_pid PID: ends a process this script started, if any.
+stop_pid() {
+    if [ -n "$1" ]; then
+        kill "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+    fi
+}
 cleanup() {
     trap - INT TERM EXIT
+    stop_pid "$scraper_pid"
+    stop_pid "$holder_pid"
     if [ -n "$keyway_pid" ]; then
         stop_keyway
     fi
-    if [ -n "$lone_pid" ]; then
-        kill "$lone_pid" 2>/dev/null || true
-        wait "$lone_pid" 2>/dev/null || true
-    fi
+    stop_pid "$lone_pid"
     stop_cluster
     rm -rf "$tmp"
 }
@@ -89,17 +101,26 @@ fi
 start_cluster "$tmp/cluster"
 seed_port=${CLUSTER_PORTS%% *}
 
-# start_keyway: a fresh keyway on a free port; sets kport and keyway_pid.
+# start_keyway: a fresh keyway on a free port; sets kport and keyway_pid,
+# and kadmin, the port of its admin endpoint (empty for a build without
+# one): a free port chosen here rather than keyway_admin_args's port 0, so
+# that the scrape mode knows where /metrics is.
 # start_keyway [TOML [CREDENTIALS]]: keyway with TOML added to its config,
 # ready when a client sending CREDENTIALS (redis-cli flags) can SET.
 start_keyway() {
-    kport=$(free_ports 1)
+    local ports
+    mapfile -t ports < <(free_ports 2)
+    kport=${ports[0]} kadmin=""
     # Room for every client the modes open (CONNS, SUBS, plus the probes).
     printf '[client]\nmax_clients = 1000000\n%s\n' "${1:-}" >"$tmp/keyway.toml"
     local credentials=()
     read -r -a credentials <<<"${2:-}"
     local admin=()
     read -r -a admin <<<"$(keyway_admin_args "$KEYWAY_BIN")"
+    if [ "${#admin[@]}" -gt 0 ]; then
+        kadmin=${ports[1]}
+        admin=(--admin-listen "127.0.0.1:$kadmin")
+    fi
     "$KEYWAY_BIN" --config "$tmp/keyway.toml" "${admin[@]}" --listen "127.0.0.1:$kport" \
         --cluster "$CLUSTER_SEEDS" --workers "$WORKERS" --log-level warn \
         >"$tmp/keyway.log" 2>&1 &
@@ -615,6 +636,159 @@ replica_reads() {
         }' "$results"
 }
 
+# hold_idle: CONNS idle clients of keyway (each has sent PING and read
+# PONG, so keyway has registered it) until killed; creates $tmp/idle.ready
+# once all are connected.
+hold_idle() {
+    exec python3 - "$kport" "$CONNS" "$tmp/idle.ready" <<'PY'
+import socket, sys, time
+port, n, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"PING\r\n")
+    socks.append(s)
+for s in socks:
+    reply = s.recv(64)
+    assert reply.startswith(b"+PONG"), reply
+open(ready, "w").close()
+time.sleep(3600)
+PY
+}
+
+# scraper COUNT OUT: GET /metrics from keyway's admin endpoint COUNT times
+# (0: until killed), one scrape starting every 100 ms (at once when the
+# last took longer), each on a new connection as Prometheus's would be.
+# Appends a line per scrape to OUT: milliseconds from connect to the end of
+# the response, body bytes, body lines. It execs python: run it in the
+# background or in a subshell.
+scraper() {
+    exec python3 - "$kadmin" "$1" "$2" <<'PY'
+import socket, sys, time
+port, count, out = int(sys.argv[1]), int(sys.argv[2]), open(sys.argv[3], "a", buffering=1)
+request = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+done = 0
+while count == 0 or done < count:
+    start = time.perf_counter()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(request)
+    chunks = []
+    while True:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    elapsed = time.perf_counter() - start
+    s.close()
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    lines = body.count(b"\n")
+    out.write(f"{elapsed * 1e3:.3f} {len(body)} {lines}\n")
+    done += 1
+    time.sleep(max(0.0, 0.1 - (time.perf_counter() - start)))
+PY
+}
+
+# scrape_summary LABEL CLIENTS FILE: one row of the scrape table from the
+# lines scraper wrote: p50, p99 (nearest rank) and max of the times, and
+# the median body size in bytes and lines.
+scrape_summary() {
+    sort -n "$3" | awk -v label="$1" -v clients="$2" "$awk_median"'
+        { t[NR] = $1; bytes = bytes " " $2; lines = lines " " $3 }
+        END {
+          i = int(NR * 0.99); if (i < NR * 0.99) i++
+          printf "%-18s %8d %7d %8.2f %8.2f %8.2f %10d %7d\n", label, clients, NR, t[int((NR + 1) / 2)], t[i], t[NR], median(bytes), median(lines)
+        }'
+}
+
+# get_run quiet|scraped: GET at -P 1 through keyway (redis-benchmark
+# --csv reports latency percentiles), alone or with scraper running in the
+# background; prints "KIND ops/s p50 p99 max keyway-ticks", and keeps the
+# background scrapes' times in $tmp/scrapes.load.
+get_run() {
+    local kind=$1 out="$tmp/get.csv" before after
+    if [ "$kind" = scraped ]; then
+        scraper 0 "$tmp/scrapes.load" &
+        scraper_pid=$!
+    fi
+    before=$(cpu_ticks)
+    redis-benchmark -h 127.0.0.1 -p "$kport" -c "$CLIENTS" -r "$KEYSPACE" -d 64 -t get -P 1 \
+        -n "$N" --csv >"$out"
+    after=$(cpu_ticks)
+    stop_pid "$scraper_pid"
+    scraper_pid=""
+    # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
+    # "p95_latency_ms","p99_latency_ms","max_latency_ms"
+    awk -F'"' -v kind="$kind" -v ticks=$((after - before)) \
+        '$2 == "GET" {print kind, $4, $10, $14, $16, ticks}' "$out"
+}
+
+# scrape: issue 17's target, "a scrape of /metrics with 10,000 connected
+# clients takes < 50 ms and does not stall a worker". Times SCRAPES scrapes
+# of /metrics with no client connected, then with CONNS idle clients; with
+# those clients still connected, runs GET at -P 1 through keyway without
+# and with a scrape every 100 ms, interleaved over ROUNDS (the order
+# alternating each round), and prints medians over the rounds of ops/s,
+# the latency percentiles redis-benchmark reports, keyway's CPU per GET
+# (a scraped run's includes its scrapes), and scraped/quiet; and the times
+# of the scrapes made during the load.
+scrape_bench() {
+    if [ -z "$kadmin" ]; then
+        echo "$KEYWAY_BIN has no admin endpoint (--admin-listen)" >&2
+        exit 1
+    fi
+    local results="$tmp/scrape-get" table="$tmp/scrape-table" r kind
+    echo "scrape: SCRAPES=$SCRAPES CONNS=$CONNS N=$N clients=$CLIENTS rounds=$ROUNDS keyway workers=$WORKERS" \
+        "(open files limit $(ulimit -n))" >&2
+    pipe_sets "$KEYSPACE" 'key:%012d' "$VALUE64"
+    (scraper "$SCRAPES" "$tmp/scrapes.0")
+    scrape_summary idle 0 "$tmp/scrapes.0" >"$table"
+    hold_idle &
+    holder_pid=$!
+    local deadline=$((SECONDS + 120))
+    until [ -e "$tmp/idle.ready" ]; do
+        if ! kill -0 "$holder_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            echo "the $CONNS idle clients did not connect" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    (scraper "$SCRAPES" "$tmp/scrapes.conns")
+    scrape_summary idle "$CONNS" "$tmp/scrapes.conns" >>"$table"
+    : >"$results"
+    : >"$tmp/scrapes.load"
+    for r in $(seq "$ROUNDS"); do
+        for kind in $( ((r % 2)) && echo quiet scraped || echo scraped quiet); do
+            get_run "$kind" | tee -a "$results" >&2
+        done
+        echo "round $r done" >&2
+    done
+    scrape_summary "during GET load" "$CONNS" "$tmp/scrapes.load" >>"$table"
+    stop_pid "$holder_pid"
+    holder_pid=""
+    printf '%-18s %8s %7s %8s %8s %8s %10s %7s\n' "/metrics scrape" clients scrapes "p50 ms" "p99 ms" \
+        "max ms" "bytes" lines
+    cat "$table"
+    echo
+    awk -v n="$N" -v tck="$TCK" -v conns="$CONNS" -v clients="$CLIENTS" "$awk_median"'
+        { ops[$1] = ops[$1] " " $2; p50[$1] = p50[$1] " " $3; p99[$1] = p99[$1] " " $4
+          max[$1] = max[$1] " " $5; ticks[$1] = ticks[$1] " " $6 }
+        END {
+          printf "GET -P 1 -c %d through keyway, %d idle clients connected (medians over the rounds)\n", clients, conns
+          printf "%-14s %10s %8s %8s %8s %8s\n", "run", "ops/s", "p50 ms", "p99 ms", "max ms", "us/op"
+          for (k = 1; k <= 2; k++) {
+            kind = k == 1 ? "quiet" : "scraped"
+            o[kind] = median(ops[kind]); a[kind] = median(p50[kind]); b[kind] = median(p99[kind])
+            c[kind] = median(max[kind]); u[kind] = median(ticks[kind]) / tck * 1e6 / n
+            printf "%-14s %10.0f %8.3f %8.3f %8.3f %8.2f\n", kind, o[kind], a[kind], b[kind], c[kind], u[kind]
+          }
+          r = "scraped/quiet"
+          printf "%-14s %10.2f %8.2f %8.2f %8.2f %8.2f\n", r, (o["quiet"] ? o["scraped"] / o["quiet"] : 0),
+            (a["quiet"] ? a["scraped"] / a["quiet"] : 0), (b["quiet"] ? b["scraped"] / b["quiet"] : 0),
+            (c["quiet"] ? c["scraped"] / c["quiet"] : 0), (u["quiet"] ? u["scraped"] / u["quiet"] : 0)
+        }' "$results"
+}
+
 case $mode in
 throughput) compare direct keyway ;;
 resp3) compare keyway keyway3 ;;
@@ -625,6 +799,7 @@ keys) keys_rss ;;
 floor) floor ;;
 auth) auth_conns ;;
 replicas) replica_reads ;;
+scrape) scrape_bench ;;
 split)
     N=$SPLIT_N TESTS=mget compare mget-one-slot mget-cross-slot
     ;;
@@ -639,5 +814,6 @@ all)
     keys_rss
     floor
     auth_conns
+    scrape_bench
     ;;
 esac
