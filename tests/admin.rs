@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::http::{self, Scrape};
+use support::http::{self, label, Scrape};
 use support::resp::{encode, read_reply};
 use support::tools;
 use support::{key_for_slot, key_slot, poll_until, run_keyway, Cluster, Proxy, Ready, OP_TIMEOUT};
@@ -250,17 +250,6 @@ fn metrics_count_commands_exactly_and_pass_promtool() {
             scrape.text
         );
     }
-}
-
-/// The value of label `name` in `{a="x",b="y"}`.
-fn label(labels: &str, name: &str) -> String {
-    let start = labels
-        .find(&format!("{name}=\""))
-        .unwrap_or_else(|| panic!("no label {name} in {labels}"))
-        + name.len()
-        + 2;
-    let end = labels[start..].find('"').expect("closing quote") + start;
-    labels[start..end].to_string()
 }
 
 /// One change of what `/health/ready` answered, `at` after the start of

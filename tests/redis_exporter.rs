@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use redis::Value;
 use support::cluster::info_field;
-use support::http::{self, Scrape};
+use support::http::{self, label, Scrape};
 use support::tools;
 use support::util::{die_with_parent, free_ports, poll_until, TempDir};
 use support::{key_for_slot, Cluster, Proxy};
@@ -179,17 +179,6 @@ impl Drop for Exporter {
 /// [`http::send_raw`] reads responses.
 fn get_metrics(addr: &str) -> io::Result<http::Response> {
     http::send_raw(addr, b"GET /metrics HTTP/1.0\r\nHost: exporter\r\n\r\n")
-}
-
-/// The value of label `name` in `{a="x",b="y"}`.
-fn label(labels: &str, name: &str) -> String {
-    let start = labels
-        .find(&format!("{name}=\""))
-        .unwrap_or_else(|| panic!("no label {name} in {labels}"))
-        + name.len()
-        + 2;
-    let end = labels[start..].find('"').expect("closing quote") + start;
-    labels[start..end].to_string()
 }
 
 /// The commands the exporter logged it sent (`--debug`), as `NAME` or

@@ -109,6 +109,9 @@ pub struct NodeTotals {
     pub round_trip: Totals,
 }
 
+/// A family of one value per node: name, type, help, and the value.
+type Family = (&'static str, &'static str, &'static str, fn(&NodeTotals) -> u64);
+
 /// Every worker's figures.
 pub type BackendStats = PerWorker<WorkerNodes>;
 
@@ -147,7 +150,7 @@ impl BackendStats {
             .iter()
             .map(|(addr, role, _)| format!("node=\"{addr}\",role=\"{role}\""))
             .collect();
-        let gauges: [(&str, &str, &str, fn(&NodeTotals) -> u64); 3] = [
+        let families: [Family; 3] = [
             (
                 "keyway_backend_connections",
                 "gauge",
@@ -167,7 +170,7 @@ impl BackendStats {
                 |t| t.reconnects,
             ),
         ];
-        for (name, kind, help, value) in gauges {
+        for (name, kind, help, value) in families {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
             for (label, (_, _, t)) in labels.iter().zip(&rows) {
                 let _ = writeln!(out, "{name}{{{label}}} {}", value(t));

@@ -177,3 +177,14 @@ impl Scrape {
             .collect()
     }
 }
+
+/// The value of label `name` in `{a="x",b="y"}`.
+pub fn label(labels: &str, name: &str) -> String {
+    let start = labels
+        .find(&format!("{name}=\""))
+        .unwrap_or_else(|| panic!("no label {name} in {labels}"))
+        + name.len()
+        + 2;
+    let end = labels[start..].find('"').expect("closing quote") + start;
+    labels[start..end].to_string()
+}
