@@ -143,7 +143,6 @@ pub fn describe() {
         counter!(CLIENTS_REJECTED),
         counter!(PROTOCOL_ERRORS),
         counter!(SLOW_SUBSCRIBERS),
-        counter!(FAILOVERS),
         counter!(CONFIG_RELOADS, "result" => "ok"),
         counter!(CONFIG_RELOADS, "result" => "error"),
     ] {
@@ -167,6 +166,8 @@ pub struct Snapshot {
     pub replicas_lagging: usize,
     /// Reads sent to masters and to replicas since start.
     pub reads: (u64, u64),
+    /// Failovers seen since start.
+    pub failovers: u64,
 }
 
 /// Sets the gauges and counters of `snapshot`.
@@ -184,6 +185,7 @@ pub fn snapshot(snapshot: &Snapshot) {
     gauge!(REPLICAS_LAGGING).set(snapshot.replicas_lagging as f64);
     counter!(READS, "role" => "master").absolute(snapshot.reads.0);
     counter!(READS, "role" => "replica").absolute(snapshot.reads.1);
+    counter!(FAILOVERS).absolute(snapshot.failovers);
 }
 
 /// A SIGHUP reload was applied (`ok`) or refused (`error`).
@@ -235,11 +237,6 @@ pub fn backend_failure(node: &str, kind: &'static str) {
 /// A round of the topology refresh began, for `trigger`.
 pub fn topology_refresh(trigger: &'static str) {
     counter!(TOPOLOGY_REFRESHES, "trigger" => trigger).increment(1);
-}
-
-/// A replica was seen promoted to master.
-pub fn failover_seen() {
-    counter!(FAILOVERS).increment(1);
 }
 
 /// A new slot map was published.

@@ -7,7 +7,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -62,6 +62,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Why keyway is not ready to take traffic (`/health/ready` 503), or
+    /// `None`: shutting down, or the refresh task's reason (no slot map, a
+    /// slot without master, a master failed or not answering).
+    pub fn not_ready(&self) -> Option<String> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Some("shutting down".to_string());
+        }
+        self.view.unready()
+    }
+
     /// Bundles what workers share.
     pub fn new(view: Arc<ClusterView>, config: Config) -> Arc<Shared> {
         let users = crate::acl::Users::clone(&config.live.client_auth.users);

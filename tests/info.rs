@@ -163,3 +163,81 @@ fn info_merges_the_masters_and_describes_keyway() {
         "an empty text, like redis-server"
     );
 }
+
+/// `INFO keyway`: keyway's headline figures (the ones `/metrics` has) for
+/// people without Prometheus; `INFO` and `INFO all` end with the same
+/// section. `INFO commandstats` and `latencystats` are the masters'
+/// merged: each command's calls summed over the masters.
+#[test]
+fn info_keyway_has_the_headline_figures_and_commandstats_sum_the_masters() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let mut con = proxy.conn();
+    // A command nothing else sends, to every master.
+    for i in 0..90 {
+        let _: i64 = redis::cmd("STRLEN")
+            .arg(format!("info:keyway:{i}"))
+            .query(&mut con)
+            .unwrap();
+    }
+    let split = redis::cmd("MSET")
+        .arg("info:{a}")
+        .arg(1)
+        .arg("info:{b}")
+        .arg(2)
+        .query::<()>(&mut con);
+    // MSET is split over slots by keyway: it succeeds; RENAME cannot be.
+    assert!(split.is_ok(), "{split:?}");
+    let crossslot = redis::cmd("RENAME")
+        .arg("info:{a}")
+        .arg("info:{b}")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert_eq!(crossslot.code(), Some("CROSSSLOT"));
+
+    let keyway: String = redis::cmd("INFO").arg("keyway").query(&mut con).unwrap();
+    assert!(keyway.starts_with("# Keyway\r\n"), "{keyway}");
+    assert!(!keyway.contains("# Server"), "{keyway}");
+    assert_eq!(field(&keyway, "ready"), "1");
+    assert_eq!(field(&keyway, "slots_covered"), "16384");
+    assert_eq!(field(&keyway, "masters"), "3");
+    assert_eq!(field(&keyway, "replicas"), "3");
+    assert_eq!(field(&keyway, "failovers_seen"), "0");
+    let processed: u64 = field(&keyway, "commands_processed").parse().unwrap();
+    assert!(processed >= 92, "{keyway}");
+    let errors = field(&keyway, "command_errors");
+    assert!(errors.contains("crossslot=1,"), "{errors}");
+    assert!(errors.starts_with("moved=0,ask=0,"), "{errors}");
+    let latency = field(&keyway, "command_latency_usec");
+    assert!(
+        latency.starts_with("p50_le=") && latency.contains(",p99_le="),
+        "{latency}"
+    );
+    let connections: u64 = field(&keyway, "backend_connections").parse().unwrap();
+    assert!(connections >= 3, "{keyway}");
+    assert_eq!(field(&keyway, "backend_requests_in_flight"), "0");
+
+    for args in [&[][..], &["all"][..], &["default"][..]] {
+        let text: String = redis::cmd("INFO").arg(args).query(&mut con).unwrap();
+        assert!(
+            text.contains("\r\n# Keyway\r\nready:1\r\n"),
+            "INFO {args:?}"
+        );
+    }
+    let server: String = redis::cmd("INFO").arg("server").query(&mut con).unwrap();
+    assert!(!server.contains("# Keyway"), "{server}");
+
+    // The masters' counts of STRLEN, summed: exactly what was sent.
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut con)
+        .unwrap();
+    let strlen = field(&stats, "cmdstat_strlen");
+    assert!(strlen.starts_with("calls=90,"), "{strlen}");
+    let latency: String = redis::cmd("INFO")
+        .arg("latencystats")
+        .query(&mut con)
+        .unwrap();
+    let strlen = field(&latency, "latency_percentiles_usec_strlen");
+    assert!(strlen.starts_with("p50="), "{strlen}");
+}

@@ -88,7 +88,7 @@ fn route(request: &Request, shared: &Shared, handle: &PrometheusHandle) -> Vec<u
             response(200, "OK", kind, text.as_bytes(), head_only)
         }
         "/health/live" => response(200, "OK", TEXT, b"live\n", head_only),
-        "/health/ready" => match scrape::not_ready(shared) {
+        "/health/ready" => match shared.not_ready() {
             None => response(200, "OK", TEXT, b"ready\n", head_only),
             Some(reason) => {
                 let body = format!("not ready: {reason}\n");

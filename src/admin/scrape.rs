@@ -5,34 +5,24 @@
 //! and per-node figures ([`crate::stats::backends`]), and the process collector's `process_*` figures from `/proc`.
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::metrics::Snapshot;
 use crate::worker::Shared;
 
-/// Why keyway is not ready to take traffic (`/health/ready` 503), or
-/// `None`: shutting down, or the refresh task's reason (no slot map, a
-/// slot without master, a master failed or not answering).
-pub fn not_ready(shared: &Shared) -> Option<String> {
-    if shared.stopping.load(Ordering::Acquire) {
-        return Some("shutting down".to_string());
-    }
-    shared.view.unready()
-}
-
 /// The whole `/metrics` text.
 pub fn render(shared: &Shared, handle: &PrometheusHandle) -> String {
     let topology = shared.view.topology().load();
     crate::metrics::snapshot(&Snapshot {
-        ready: not_ready(shared).is_none(),
+        ready: shared.not_ready().is_none(),
         clients: shared.registry.connected(),
         census: shared.registry.census(),
         max_clients: shared.live.load().max_clients.get(),
         replicas: topology.nodes().iter().map(|n| n.replicas.len()).sum(),
         replicas_lagging: shared.view.replicas_lagging(),
         reads: shared.reads.totals(),
+        failovers: shared.view.failovers(),
     });
     let mut text = handle.render();
     if !text.is_empty() && !text.ends_with('\n') {

@@ -8,7 +8,7 @@ pub mod refresh;
 pub mod slot;
 pub mod topology;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -30,6 +30,7 @@ pub struct ClusterView {
     wake: Notify,
     moved: Mutex<Vec<(Slot, String)>>,
     replicas_lagging: AtomicUsize,
+    failovers: AtomicU64,
     unready: Mutex<Option<String>>,
 }
 
@@ -46,6 +47,7 @@ impl ClusterView {
             wake: Notify::new(),
             moved: Mutex::new(Vec::new()),
             replicas_lagging: AtomicUsize::new(0),
+            failovers: AtomicU64::new(0),
             unready: Mutex::new(Some("no slot map yet".to_string())),
         })
     }
@@ -73,6 +75,16 @@ impl ClusterView {
 
     fn set_replicas_lagging(&self, count: usize) {
         self.replicas_lagging.store(count, Ordering::Relaxed);
+    }
+
+    /// Failovers the refresh task has seen since start: a replica found
+    /// serving its former master's slots.
+    pub fn failovers(&self) -> u64 {
+        self.failovers.load(Ordering::Relaxed)
+    }
+
+    fn failover_seen(&self) {
+        self.failovers.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Why keyway cannot serve every slot now (no slot map, a slot

@@ -70,7 +70,7 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
                 if let Some(before) = &previous {
                     for promoted in topology.promoted_since(before) {
                         info!(node = %promoted, "failover seen: a replica now serves its master's slots");
-                        crate::metrics::failover_seen();
+                        view.failover_seen();
                     }
                 }
                 previous = Some(topology.clone());

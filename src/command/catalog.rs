@@ -86,10 +86,15 @@ fn row(class: RouteClass) -> Row {
             "asked of every master; `Server`, `Clients` and `Cluster` describe keyway \
              (`redis_version` of the cluster, `redis_mode:standalone`, `cluster_enabled:0` \
              so clients stay in plain mode, keyway's port, pid, uptime, clients), `Stats` has \
-             keyway's connection counters; the other sections are the masters' together: \
-             numbers summed (`used_memory`, `keys`/`expires` per db, hits, ...) with `_human` \
-             forms recomputed, states, durations and offsets their largest, timestamps their \
-             oldest, every master's replicas listed",
+             keyway's connection and read counters; `Keyway` (asked by name, and in `INFO`, \
+             `default`, `all`, `everything`) has keyway's headline figures: readiness, slot \
+             map, failovers seen, commands processed, errors by kind, the 50th and 99th \
+             percentile bucket of their time through keyway, backend connections, pub/sub; \
+             the other sections are the masters' together: numbers summed (`used_memory`, \
+             `keys`/`expires` per db, hits, `Commandstats` calls and time, with `usec_per_call` \
+             recomputed, ...) with `_human` forms recomputed, states, durations and offsets \
+             their largest (`Latencystats` percentiles: the slowest master's), timestamps \
+             their oldest, every master's replicas listed",
         ),
         RouteClass::Diagnostics(_) => (
             8,

@@ -110,7 +110,12 @@ pub struct NodeTotals {
 }
 
 /// A family of one value per node: name, type, help, and the value.
-type Family = (&'static str, &'static str, &'static str, fn(&NodeTotals) -> u64);
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&NodeTotals) -> u64,
+);
 
 /// Every worker's figures.
 pub type BackendStats = PerWorker<WorkerNodes>;

@@ -43,11 +43,14 @@ pub struct Own {
     pub reads_served: (u64, u64),
     /// Replicas skipped for lag now.
     pub replicas_lagging: usize,
+    /// The `# Keyway` section, when the client asked for it.
+    pub keyway: Option<Vec<(String, String)>>,
 }
 
 impl Own {
-    /// What keyway reports about itself now.
-    pub fn of(shared: &Shared) -> Own {
+    /// What keyway reports about itself now; with `keyway`, its own
+    /// section too.
+    pub fn of(shared: &Shared, keyway: bool) -> Own {
         let registry = &shared.registry;
         Own {
             redis_version: shared.view.server_version().to_string(),
@@ -60,8 +63,92 @@ impl Own {
             rejected_connections: registry.rejected(),
             reads_served: shared.reads.totals(),
             replicas_lagging: shared.view.replicas_lagging(),
+            keyway: keyway.then(|| keyway_section(shared)),
         }
     }
+}
+
+/// Whether `INFO` with these arguments (after the command name) shows the
+/// `# Keyway` section: no argument, `default`, `all`, `everything` or
+/// `keyway`, as redis-server picks its own sections.
+pub fn asks_keyway<'a>(mut args: impl Iterator<Item = &'a [u8]>) -> bool {
+    let mut any = false;
+    let asked = args.any(|arg| {
+        any = true;
+        [&b"keyway"[..], b"default", b"all", b"everything"]
+            .iter()
+            .any(|s| arg.eq_ignore_ascii_case(s))
+    });
+    asked || !any
+}
+
+/// keyway's headline figures, as `/metrics` has them, for people without
+/// Prometheus: readiness, the slot map, clients, commands (count, errors
+/// by kind, the bucket bounds of the 50th and 99th percentile of their
+/// time through keyway), backend connections and pub/sub.
+fn keyway_section(shared: &Shared) -> Vec<(String, String)> {
+    use crate::stats::commands::ERROR_KINDS;
+    use crate::stats::histogram::Totals;
+    let topology = shared.view.topology().load();
+    let census = shared.registry.census();
+    let mut all = Totals::default();
+    for (_, t) in shared.commands_answered.totals() {
+        for (a, b) in all.buckets.iter_mut().zip(t.buckets) {
+            *a += b;
+        }
+        all.sum_ns += t.sum_ns;
+    }
+    let usec = |q: f64| match all.quantile_bound(q) {
+        Some(s) if s.is_finite() => ((s * 1e6).round() as u64).to_string(),
+        Some(_) => "inf".to_string(),
+        None => "0".to_string(),
+    };
+    let errors = shared.commands_answered.errors();
+    let errors: Vec<String> = ERROR_KINDS
+        .iter()
+        .zip(errors)
+        .map(|(kind, n)| format!("{kind}={n}"))
+        .collect();
+    let backends = shared.backends.totals();
+    let sum = |f: fn(&crate::stats::backends::NodeTotals) -> u64| -> u64 {
+        backends.values().map(f).sum()
+    };
+    let pubsub = shared.pubsub.totals();
+    let not_ready = shared.not_ready();
+    let replicas: usize = topology.nodes().iter().map(|n| n.replicas.len()).sum();
+    let lines: Vec<(&str, String)> = vec![
+        ("ready", u8::from(not_ready.is_none()).to_string()),
+        ("not_ready_reason", not_ready.unwrap_or_default()),
+        ("topology_epoch", topology.epoch().to_string()),
+        ("slots_covered", topology.covered_slots().to_string()),
+        ("masters", topology.nodes().len().to_string()),
+        ("replicas", replicas.to_string()),
+        (
+            "replicas_lagging",
+            shared.view.replicas_lagging().to_string(),
+        ),
+        ("failovers_seen", shared.view.failovers().to_string()),
+        ("clients_subscribed", census.subscribed.to_string()),
+        ("clients_resp3", census.resp3.to_string()),
+        ("commands_processed", all.count().to_string()),
+        ("command_errors", errors.join(",")),
+        (
+            "command_latency_usec",
+            format!("p50_le={},p99_le={}", usec(0.5), usec(0.99)),
+        ),
+        ("backend_connections", sum(|t| t.connections).to_string()),
+        (
+            "backend_requests_in_flight",
+            sum(|t| t.in_flight).to_string(),
+        ),
+        ("backend_reconnects", sum(|t| t.reconnects).to_string()),
+        (
+            "pubsub_topics",
+            pubsub.topics.iter().sum::<u64>().to_string(),
+        ),
+        ("pubsub_messages_delivered", pubsub.delivered.to_string()),
+    ];
+    lines.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
 /// One `# Name` section: its lines, `field:value`, in order.
@@ -352,15 +439,23 @@ pub fn merge(texts: &[String], own: &Own) -> String {
                 ),
             ]);
         }
-        if !out.is_empty() {
-            out.push_str("\r\n");
-        }
-        let _ = write!(out, "# {name}\r\n");
-        for (field, value) in lines {
-            let _ = write!(out, "{field}:{value}\r\n");
-        }
+        section(&mut out, name, lines);
+    }
+    if let Some(lines) = &own.keyway {
+        section(&mut out, "Keyway", lines.clone());
     }
     out
+}
+
+/// Appends one `# Name` section.
+fn section(out: &mut String, name: &str, lines: Vec<(String, String)>) {
+    if !out.is_empty() {
+        out.push_str("\r\n");
+    }
+    let _ = write!(out, "# {name}\r\n");
+    for (field, value) in lines {
+        let _ = write!(out, "{field}:{value}\r\n");
+    }
 }
 
 /// Appends the client's `INFO` reply, in `proto`, from the masters'

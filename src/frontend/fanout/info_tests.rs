@@ -12,6 +12,7 @@ fn own() -> Own {
         rejected_connections: 1,
         reads_served: (7, 5),
         replicas_lagging: 1,
+        keyway: None,
     }
 }
 
@@ -143,4 +144,31 @@ fn human_sizes_read_like_redis() {
     assert_eq!(human(1024), "1.00K");
     assert_eq!(human(1536 * 1024), "1.50M");
     assert_eq!(human(5 * 1024 * 1024 * 1024), "5.00G");
+}
+
+#[test]
+fn the_keyway_section_comes_last_when_asked_for() {
+    let args = |a: &[&str]| {
+        asks_keyway(
+            a.iter()
+                .map(|s| s.as_bytes())
+                .collect::<Vec<_>>()
+                .into_iter(),
+        )
+    };
+    assert!(args(&[]));
+    assert!(args(&["KEYWAY"]));
+    assert!(args(&["server", "all"]));
+    assert!(args(&["Everything"]));
+    assert!(!args(&["server"]));
+    assert!(!args(&["commandstats", "latencystats"]));
+    let mut own = own();
+    own.keyway = Some(vec![("ready".into(), "1".into())]);
+    let text = merge(&["# Server\r\nredis_version:7.0.15\r\n".into()], &own);
+    assert!(text.ends_with("\r\n# Keyway\r\nready:1\r\n"), "{text:?}");
+    // `INFO keyway` alone: the masters answer nothing.
+    assert_eq!(
+        merge(&[String::new(), String::new()], &own),
+        "# Keyway\r\nready:1\r\n"
+    );
 }

@@ -32,6 +32,7 @@ use crate::worker::Worker;
 
 use super::client::ClientInfo;
 use super::fanout::diagnostics::Report;
+use super::fanout::info;
 use super::fanout::split::Plan;
 use super::fanout::Collector;
 use order::Way;
@@ -116,8 +117,9 @@ enum Target {
     Watched(Rc<Conn>, u64),
     /// `WAIT`: the masters the client wrote to, on dedicated connections.
     WaitReplicas,
-    /// `INFO`: every master, merged with keyway's own sections.
-    Info,
+    /// `INFO`: every master, merged with keyway's own sections (with
+    /// `# Keyway` when true).
+    Info(bool),
     /// `SCAN`: the master keyway's cursor names.
     Scan,
     /// One part per slot of the keys, the replies joined.
@@ -138,7 +140,7 @@ impl Target {
             Route::AllNodes => Target::AllNodes,
             Route::Diagnostics(what) => Target::Diagnostics(Report::new(what, request)),
             Route::WaitReplicas => Target::WaitReplicas,
-            Route::Info => Target::Info,
+            Route::Info => Target::Info(info::asks_keyway(request.args().skip(1))),
             Route::Scan => Target::Scan,
             Route::Blocking(slot) => Target::Blocking(slot),
             Route::Split(groups) => Target::Split(Plan::new(request, groups)),
@@ -160,7 +162,7 @@ impl Target {
             | Target::AllMasters(_)
             | Target::AllNodes
             | Target::Watched(..)
-            | Target::Info
+            | Target::Info(_)
             | Target::Scan
             | Target::Split(_) => false,
         }

@@ -71,8 +71,8 @@ impl Session {
             Target::Diagnostics(report) => {
                 return self.fan_out(token, Join::Diagnostics(report), &topology)
             }
-            Target::Info => {
-                let own = Box::new(Own::of(&worker.shared));
+            Target::Info(keyway) => {
+                let own = Box::new(Own::of(&worker.shared, keyway));
                 return self.fan_out(token, Join::Info(own), &topology);
             }
             Target::WaitReplicas => return self.wait_replicas(token, &topology),
