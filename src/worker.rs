@@ -31,6 +31,7 @@ use crate::stats::backends::{BackendStats, WorkerNodes};
 use crate::stats::commands::{CommandStats, WorkerCommands};
 use crate::stats::pubsub::PubSubStats;
 use crate::stats::reads::{ReadCounts, WorkerReads};
+use crate::stats::slowlog::SlowLog;
 
 /// State shared by every worker of the process, one handle per concern.
 pub struct Shared {
@@ -55,6 +56,8 @@ pub struct Shared {
     pub backends: BackendStats,
     /// Topics subscribed on nodes and messages delivered.
     pub pubsub: PubSubStats,
+    /// keyway's own slow log.
+    pub slowlog: SlowLog,
     /// When keyway started (`INFO server`).
     pub started: Instant,
     /// Set at SIGTERM/SIGINT: readiness answers 503 from then on.
@@ -86,6 +89,7 @@ impl Shared {
             commands_answered: CommandStats::default(),
             backends: BackendStats::default(),
             pubsub: PubSubStats::default(),
+            slowlog: SlowLog::default(),
             started: Instant::now(),
             stopping: AtomicBool::new(false),
         })

@@ -56,7 +56,8 @@ fn array(value: &Value) -> &[Value] {
 #[test]
 fn slowlog_merges_every_master_newest_first_naming_the_node() {
     let cluster = Cluster::start();
-    let proxy = Proxy::start(&cluster);
+    // keyway's own slow log off: only the masters' entries here.
+    let proxy = Proxy::start_with_config(&cluster, "[proxy]\nslowlog_slower_than_us = -1\n");
     let masters = cluster.masters();
     config_set_on_masters(&cluster, "slowlog-log-slower-than", "0");
     let mut con = proxy.conn();
@@ -141,6 +142,90 @@ fn slowlog_merges_every_master_newest_first_naming_the_node() {
     }
     let help: Vec<String> = redis::cmd("SLOWLOG").arg("HELP").query(&mut con).unwrap();
     assert!(help.len() > 3);
+}
+
+/// keyway's own slow log (`proxy.slowlog_slower_than_us`, here 0: every
+/// request): `SLOWLOG GET` lists its entries beside the masters', with
+/// `keyway` as the node, the command's name, the client's address and
+/// name; `SLOWLOG LEN` counts both; `SLOWLOG RESET` clears both.
+#[test]
+fn keyways_own_slow_requests_are_listed_beside_the_masters() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start_with_config(
+        &cluster,
+        "[proxy]\nslowlog_slower_than_us = 0\nslowlog_max_len = 1000\n",
+    );
+    let mut con = proxy.conn();
+    let () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("slowclient")
+        .query(&mut con)
+        .unwrap();
+    config_set_on_masters(&cluster, "slowlog-log-slower-than", "0");
+    for i in 0..5 {
+        let _: i64 = redis::cmd("STRLEN")
+            .arg(format!("slow:{i}"))
+            .query(&mut con)
+            .unwrap();
+    }
+    config_set_on_masters(&cluster, "slowlog-log-slower-than", "-1");
+
+    let entries: Vec<Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    let (mut keyways, mut masters_strlen) = (Vec::new(), 0);
+    let mut last = (i64::MAX, i64::MAX);
+    for entry in &entries {
+        let fields = array(entry);
+        assert_eq!(fields.len(), 7, "{entry:?}");
+        let at = (int(&fields[1]), int(&fields[0]));
+        let args: Vec<String> = array(&fields[3]).iter().map(text).collect();
+        let node = text(&fields[6]);
+        if node == "keyway" {
+            assert!(at.0 <= last.0, "newest first: {entries:?}");
+            assert!(text(&fields[4]).starts_with("127.0.0.1:"), "{entry:?}");
+            keyways.push((args[0].clone(), text(&fields[5])));
+        } else {
+            assert!(cluster.masters().contains(&node), "{node}");
+            masters_strlen += usize::from(args[0] == "STRLEN");
+        }
+        last = at;
+    }
+    assert_eq!(masters_strlen, 5, "the masters' own STRLEN entries");
+    let strlens: Vec<&(String, String)> = keyways.iter().filter(|(c, _)| c == "strlen").collect();
+    assert_eq!(strlens.len(), 5, "{keyways:?}");
+    assert!(
+        strlens.iter().all(|(_, name)| name == "slowclient"),
+        "{keyways:?}"
+    );
+    assert!(
+        keyways.iter().any(|(c, _)| c == "client|setname"),
+        "{keyways:?}"
+    );
+
+    // LEN: the masters' and keyway's (the GET above is logged now too).
+    let direct: i64 = cluster
+        .masters()
+        .iter()
+        .map(|m| {
+            redis::cmd("SLOWLOG")
+                .arg("LEN")
+                .query::<i64>(&mut cluster.conn(m))
+                .unwrap()
+        })
+        .sum();
+    let len: i64 = redis::cmd("SLOWLOG").arg("LEN").query(&mut con).unwrap();
+    assert_eq!(len, direct + keyways.len() as i64 + 1);
+
+    // RESET clears both; only the RESET itself is then in keyway's log.
+    let () = redis::cmd("SLOWLOG").arg("RESET").query(&mut con).unwrap();
+    let after: Vec<Value> = redis::cmd("SLOWLOG").arg("GET").query(&mut con).unwrap();
+    assert_eq!(after.len(), 1, "{after:?}");
+    let fields = array(&after[0]);
+    assert_eq!(text(&array(&fields[3])[0]), "slowlog|reset");
+    assert_eq!(text(&fields[6]), "keyway");
 }
 
 #[test]

@@ -170,8 +170,11 @@ fn note(class: RouteClass) -> Option<&'static str> {
         },
         RouteClass::Diagnostics(kind) => match kind {
             Diagnostic::Slowlog => {
-                "entries newest first, at most `count` (10; negative: all), node appended"
+                "entries newest first, at most `count` (10; negative: all), node appended; \
+                 keyway's own slow requests among them, node `keyway`"
             }
+            Diagnostic::SlowlogLen => "the masters' and keyway's own summed",
+            Diagnostic::SlowlogReset => "every master's and keyway's own cleared",
             Diagnostic::LatencyLatest => "every master's entries, node appended",
             Diagnostic::LatencyHistory => "samples by timestamp, node appended",
             Diagnostic::NodeTexts => "every master's text after a line `# node host:port`",

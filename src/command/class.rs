@@ -98,8 +98,12 @@ pub enum Merge {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Diagnostic {
     /// `SLOWLOG GET [count]`: entries newest first, at most `count`, each
-    /// with its node's `host:port` appended.
+    /// with its node's `host:port` appended (`keyway` for keyway's own).
     Slowlog,
+    /// `SLOWLOG LEN`: the masters' lengths and keyway's, summed.
+    SlowlogLen,
+    /// `SLOWLOG RESET`: every master's and keyway's log cleared.
+    SlowlogReset,
     /// `LATENCY LATEST`: every master's entries, each with its node appended.
     LatencyLatest,
     /// `LATENCY HISTORY event`: every master's samples, each with its node
@@ -260,8 +264,8 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("function|kill", Diagnostics(Diagnostic::Kill)),
     ("script|kill", Diagnostics(Diagnostic::Kill)),
     ("slowlog|get", Diagnostics(Diagnostic::Slowlog)),
-    ("slowlog|len", FanOut(Merge::Sum)),
-    ("slowlog|reset", FanOut(Merge::Same)),
+    ("slowlog|len", Diagnostics(Diagnostic::SlowlogLen)),
+    ("slowlog|reset", Diagnostics(Diagnostic::SlowlogReset)),
     ("slowlog|help", AnyNode),
     ("latency|latest", Diagnostics(Diagnostic::LatencyLatest)),
     ("latency|history", Diagnostics(Diagnostic::LatencyHistory)),

@@ -155,9 +155,9 @@ fn diagnostics_merge_every_master() {
         ("FUNCTION STATS", RouteClass::Diagnostics(FunctionStats)),
         ("FUNCTION KILL", RouteClass::Diagnostics(Kill)),
         ("SCRIPT KILL", RouteClass::Diagnostics(Kill)),
-        ("SLOWLOG LEN", RouteClass::FanOut(Merge::Sum)),
+        ("SLOWLOG LEN", RouteClass::Diagnostics(SlowlogLen)),
         ("LATENCY RESET", RouteClass::FanOut(Merge::Sum)),
-        ("SLOWLOG RESET", RouteClass::FanOut(Merge::Same)),
+        ("SLOWLOG RESET", RouteClass::Diagnostics(SlowlogReset)),
         ("SLOWLOG HELP", RouteClass::AnyNode),
         ("LATENCY HELP", RouteClass::AnyNode),
     ];

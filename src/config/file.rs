@@ -53,6 +53,11 @@ pub struct ProxySection {
     pub shutdown_grace_s: Option<u64>,
     /// Seconds between SIGTERM (readiness 503) and the listeners closing.
     pub drain_delay_s: Option<u64>,
+    /// Requests taking this many microseconds or more through keyway go
+    /// to keyway's slow log; negative: none.
+    pub slowlog_slower_than_us: Option<i64>,
+    /// Entries keyway's slow log keeps.
+    pub slowlog_max_len: Option<usize>,
 }
 
 /// `[cluster]`: how the topology is found and kept fresh.

@@ -139,6 +139,11 @@ pub struct Live {
     pub shutdown_grace: Duration,
     /// How long readiness says 503 before the listeners close at shutdown.
     pub drain_delay: Duration,
+    /// Requests at least this slow through keyway go to its slow log;
+    /// `None`: none do.
+    pub slowlog_slower_than: Option<Duration>,
+    /// Entries keyway's slow log keeps.
+    pub slowlog_max_len: usize,
     /// Credentials for every node connection, if the cluster needs them.
     pub cluster_auth: Option<Arc<ClusterAuth>>,
     /// Who may use keyway.
@@ -198,6 +203,10 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE_S: u64 = 30;
     /// `proxy.drain_delay_s`.
     pub const DRAIN_DELAY_S: u64 = 0;
+    /// `proxy.slowlog_slower_than_us` (redis-server's default).
+    pub const SLOWLOG_SLOWER_THAN_US: i64 = 10_000;
+    /// `proxy.slowlog_max_len` (redis-server's default).
+    pub const SLOWLOG_MAX_LEN: usize = 128;
     /// `admin.listen`.
     pub const ADMIN_LISTEN: &str = "127.0.0.1:9736";
     /// `client.max_clients`: like redis-server's maxclients.
@@ -447,6 +456,14 @@ impl FileConfig {
                 self.proxy.shutdown_grace_s.unwrap_or(SHUTDOWN_GRACE_S),
             ),
             drain_delay: Duration::from_secs(self.proxy.drain_delay_s.unwrap_or(DRAIN_DELAY_S)),
+            slowlog_slower_than: u64::try_from(
+                self.proxy
+                    .slowlog_slower_than_us
+                    .unwrap_or(SLOWLOG_SLOWER_THAN_US),
+            )
+            .ok()
+            .map(Duration::from_micros),
+            slowlog_max_len: self.proxy.slowlog_max_len.unwrap_or(SLOWLOG_MAX_LEN),
             cluster_auth: ClusterAuth::from_keys(
                 self.cluster.user,
                 self.cluster.password,

@@ -142,13 +142,9 @@ impl CommandStats {
                 "keyway_command_errors_total{{kind=\"{kind}\"}} {count}"
             );
         }
-        let names = names_by_id(table);
+        let names = CommandNames::of(table);
         let totals = self.totals();
-        let name = |id: u16| match names.get(id as usize) {
-            _ if id == UNKNOWN => "unknown",
-            Some(Some(name)) if (id as usize) < OTHER => name.as_str(),
-            _ => "other",
-        };
+        let name = |id: u16| names.name(id);
         out.push_str("# HELP keyway_commands_total Commands keyway answered, by command.\n");
         out.push_str("# TYPE keyway_commands_total counter\n");
         for (id, t) in &totals {
@@ -168,17 +164,33 @@ impl CommandStats {
     }
 }
 
-/// Every command's and subcommand's name, by ACL id.
-fn names_by_id(table: &CommandTable) -> Vec<Option<String>> {
-    let mut names = vec![None; table.acl_id_count() as usize];
-    for spec in table.iter() {
-        for s in std::iter::once(spec).chain(spec.subcommands()) {
-            if let Some(slot) = names.get_mut(s.acl_id() as usize) {
-                *slot = Some(s.name().to_string());
+/// Every command's and subcommand's name, by ACL id, as the figures
+/// name them.
+pub struct CommandNames(Vec<Option<String>>);
+
+impl CommandNames {
+    /// The names of `table`'s commands.
+    pub fn of(table: &CommandTable) -> CommandNames {
+        let mut names = vec![None; table.acl_id_count() as usize];
+        for spec in table.iter() {
+            for s in std::iter::once(spec).chain(spec.subcommands()) {
+                if let Some(slot) = names.get_mut(s.acl_id() as usize) {
+                    *slot = Some(s.name().to_string());
+                }
             }
         }
+        CommandNames(names)
     }
-    names
+
+    /// The name of command `id` (`config|get` for a subcommand),
+    /// `unknown` for [`UNKNOWN`], `other` past the figures' capacity.
+    pub fn name(&self, id: u16) -> &str {
+        match self.0.get(id as usize) {
+            _ if id == UNKNOWN => "unknown",
+            Some(Some(name)) if (id as usize) < OTHER => name.as_str(),
+            _ => "other",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod histogram;
 pub mod pubsub;
 pub mod reads;
+pub mod slowlog;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -3,7 +3,10 @@
 //!
 //! - `SLOWLOG GET [count]`: the entries newest first (timestamp, then id),
 //!   at most `count` (10 by default, all when negative), each as its node
-//!   sent it with the node appended as one more element;
+//!   sent it with the node appended as one more element, keyway's own slow
+//!   requests ([`crate::stats::slowlog`]) among them with node `keyway`;
+//!   `SLOWLOG LEN` sums the masters' and keyway's lengths; `SLOWLOG RESET`
+//!   clears keyway's and answers `+OK` when every master did;
 //! - `LATENCY LATEST`: every master's entries, the node appended to each;
 //! - `LATENCY HISTORY event`: every master's `[timestamp, latency]`
 //!   samples, the node appended, oldest first;
@@ -23,22 +26,31 @@
 //!
 //! Otherwise the first error among the parts is the reply.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use crate::command::Diagnostic;
 use crate::protocol::{encode, Protocol, Request, Value};
+use crate::stats::commands::CommandNames;
+use crate::worker::Shared;
 
 use super::merge::pairs;
+
+/// The node keyway's own slow log entries name.
+const KEYWAY: &str = "keyway";
 
 /// `SLOWLOG GET`'s count when the request names none (as Redis).
 const SLOWLOG_DEFAULT: usize = 10;
 
 /// What to merge, and how many `SLOWLOG GET` entries to keep.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     what: Diagnostic,
     /// At most this many entries (`SLOWLOG GET`); `None`: all.
     limit: Option<usize>,
+    /// keyway's own slow log entries (`SLOWLOG GET`), newest first.
+    keyway: Vec<Value>,
+    /// keyway's own slow log length (`SLOWLOG LEN`).
+    keyway_len: usize,
 }
 
 impl Report {
@@ -53,7 +65,41 @@ impl Report {
                 .and_then(|n| usize::try_from(n).ok()),
             _ => None,
         };
-        Report { what, limit }
+        Report {
+            what,
+            limit,
+            keyway: Vec::new(),
+            keyway_len: 0,
+        }
+    }
+
+    /// Takes keyway's own part as the request is sent: its slow log's
+    /// entries or length; `SLOWLOG RESET` clears it.
+    pub fn take_keyways_part(&mut self, shared: &Shared) {
+        let log = &shared.slowlog;
+        match self.what {
+            Diagnostic::Slowlog => {
+                let names = CommandNames::of(&shared.view.commands().load());
+                let bulk = |s: &str| Value::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+                self.keyway = log
+                    .newest(self.limit)
+                    .iter()
+                    .map(|e| {
+                        Value::Array(vec![
+                            Value::Int(e.id as i64),
+                            Value::Int(e.unix_s),
+                            Value::Int(e.took_us as i64),
+                            Value::Array(vec![bulk(names.name(e.command))]),
+                            bulk(&e.client.to_string()),
+                            bulk(&e.name),
+                        ])
+                    })
+                    .collect();
+            }
+            Diagnostic::SlowlogLen => self.keyway_len = log.len(),
+            Diagnostic::SlowlogReset => log.reset(),
+            _ => {}
+        }
     }
 
     /// Whether each master is asked on a dedicated connection.
@@ -77,6 +123,8 @@ pub fn reply<'a>(
         (_, Some(error)) => error.encode(out, proto),
         (Diagnostic::Slowlog, None) => {
             let mut entries = entries(&parts);
+            let own = report.keyway.iter();
+            entries.extend(own.map(|e| (KEYWAY, e.as_array().unwrap_or_default())));
             // Newest first: by timestamp, then by id (a node's own order).
             let key = |entry: &[Value]| {
                 let int = |i: usize| entry.get(i).and_then(Value::as_int).unwrap_or(0);
@@ -86,6 +134,11 @@ pub fn reply<'a>(
             entries.truncate(report.limit.unwrap_or(usize::MAX));
             tagged(&entries, proto, out);
         }
+        (Diagnostic::SlowlogLen, None) => {
+            let masters: i64 = parts.iter().filter_map(|(_, v)| v.as_int()).sum();
+            encode::integer(out, masters + report.keyway_len as i64);
+        }
+        (Diagnostic::SlowlogReset, None) => encode::simple(out, b"OK"),
         (Diagnostic::LatencyLatest, None) => tagged(&entries(&parts), proto, out),
         (Diagnostic::LatencyHistory, None) => {
             let mut samples = entries(&parts);

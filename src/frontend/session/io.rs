@@ -170,6 +170,23 @@ impl Session {
         }
     }
 
+    /// Keeps a request that took `took` in keyway's slow log.
+    #[cold]
+    fn slow(&self, command: u16, took: Duration) {
+        let shared = &self.worker.shared;
+        let client = self.client.borrow();
+        let record = &client.record;
+        let name = record
+            .names()
+            .name
+            .as_ref()
+            .map_or_else(String::new, |n| String::from_utf8_lossy(n).into_owned());
+        let max_len = shared.live.load().slowlog_max_len;
+        shared
+            .slowlog
+            .record(max_len, took, command, record.peer, name);
+    }
+
     /// Writes the ready replies at the queue's front once the whole pipeline
     /// is answered (or they pile up past [`EARLY_WRITE`]), in one write when
     /// the socket takes it all; what it does not take waits for the writer task.
@@ -181,10 +198,14 @@ impl Session {
         let waiting = {
             let mut replies = self.replies.borrow_mut();
             let answered = &self.worker.answered;
+            let slower_than = self.worker.live().slowlog_slower_than;
             let record = |id, took, reply: &[u8]| {
                 answered.record(id, took);
                 if reply.first() == Some(&b'-') {
                     answered.record_error(error_kind(reply));
+                }
+                if slower_than.is_some_and(|limit| took >= limit) {
+                    self.slow(id, took);
                 }
             };
             if replies.take_ready(&mut out, record) > 0 {

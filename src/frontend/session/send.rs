@@ -64,12 +64,14 @@ impl Session {
                 drop(topology);
                 return self.gather(token, Join::AllOk, nodes);
             }
-            Target::Diagnostics(report) if report.dedicated() => {
+            Target::Diagnostics(mut report) if report.dedicated() => {
+                report.take_keyways_part(&worker.shared);
                 let masters = topology.nodes().iter().map(|n| n.addr.clone()).collect();
                 return self.to_each_dedicated(token, masters, Join::Diagnostics(report), None);
             }
-            Target::Diagnostics(report) => {
-                return self.fan_out(token, Join::Diagnostics(report), &topology)
+            Target::Diagnostics(mut report) => {
+                report.take_keyways_part(&worker.shared);
+                return self.fan_out(token, Join::Diagnostics(report), &topology);
             }
             Target::Info(keyway) => {
                 let own = Box::new(Own::of(&worker.shared, keyway));
