@@ -130,8 +130,9 @@ fn apply_reload(shared: &Shared, reload: &Reload) {
             return;
         }
     };
-    if format!("{:?}", config.startup) != format!("{:?}", shared.startup) {
-        warn!("configuration reloaded, but keys read only at start-up changed (proxy.listen, proxy.workers, cluster.seeds, backend.connections_per_node, backend.max_blocking_connections): they take a restart");
+    let restart = shared.startup.changed_keys(&config.startup);
+    if !restart.is_empty() {
+        warn!(keys = %restart.join(", "), "needs restart: keys read only at start-up changed; the running values stay until keyway restarts");
     }
     let users = crate::acl::Users::clone(&config.live.client_auth.users);
     let gone = shared.acl.users().missing_in(&users);

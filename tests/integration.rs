@@ -30,6 +30,7 @@ mod pubsub;
 mod queue_workload;
 mod redirects;
 mod redis_exporter;
+mod reload;
 mod replica_failures;
 mod replica_reads;
 mod reshard_pipelines;

@@ -103,6 +103,32 @@ pub struct Startup {
     pub max_blocking_connections: NonZeroUsize,
 }
 
+impl Startup {
+    /// The keys whose value differs in `new`: read only at start, a
+    /// reload cannot apply them.
+    pub fn changed_keys(&self, new: &Startup) -> Vec<&'static str> {
+        let changed = [
+            ("proxy.listen", self.listen != new.listen),
+            ("admin.listen", self.admin_listen != new.admin_listen),
+            ("proxy.workers", self.workers != new.workers),
+            ("cluster.seeds", self.seeds != new.seeds),
+            (
+                "backend.connections_per_node",
+                self.connections_per_node != new.connections_per_node,
+            ),
+            (
+                "backend.max_blocking_connections",
+                self.max_blocking_connections != new.max_blocking_connections,
+            ),
+        ];
+        changed
+            .into_iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(key, _)| key)
+            .collect()
+    }
+}
+
 /// Keys that may change while keyway runs; each request (or connection,
 /// or refresh) reads the value current when it starts.
 #[derive(Debug, Clone)]

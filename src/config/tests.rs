@@ -251,3 +251,19 @@ fn the_admin_endpoint_is_on_by_default_and_checked() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_reload_names_the_start_up_keys_it_cannot_apply() {
+    let before = load("", Overrides::default()).unwrap().startup;
+    let same = load("[proxy]\nlog_level = \"debug\"\n", Overrides::default()).unwrap();
+    assert!(before.changed_keys(&same.startup).is_empty());
+    let moved = load(
+        "[proxy]\nworkers = 7\nlisten = \"127.0.0.1:7000\"\n",
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        before.changed_keys(&moved.startup),
+        ["proxy.listen", "proxy.workers"]
+    );
+}

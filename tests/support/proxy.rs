@@ -70,15 +70,19 @@ pub struct Launch<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// How far to wait before returning.
     pub ready: Ready,
+    /// `--log-level` given on the command line (overriding the config
+    /// file's `proxy.log_level`, also at a reload); `None`: the file decides.
+    pub log_level: Option<&'a str>,
 }
 
 impl Default for Launch<'_> {
-    /// 127.0.0.1, no extra environment, [`Ready::Serving`].
+    /// 127.0.0.1, no extra environment, [`Ready::Serving`], `--log-level info`.
     fn default() -> Self {
         Launch {
             listen_ip: "127.0.0.1",
             env: &[],
             ready: Ready::Serving,
+            log_level: Some("info"),
         }
     }
 }
@@ -153,8 +157,10 @@ impl Proxy {
             let mut cmd = Command::new(&bin);
             cmd.args(["--listen", &format!("{}:{port}", launch.listen_ip)])
                 .args(["--cluster", &seeds.join(",")])
-                .args(["--log-level", "info"])
                 .args(extra_args);
+            if let Some(level) = launch.log_level {
+                cmd.args(["--log-level", level]);
+            }
             if !extra_args.contains(&"--workers") {
                 cmd.args(["--workers", "2"]);
             }
