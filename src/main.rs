@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use keyway::config::{Config, Overrides};
+use keyway::config::{Config, LogFormat, Overrides};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter};
@@ -56,12 +56,23 @@ fn main() -> ExitCode {
     };
     // The filter sits behind a reload handle: SIGHUP may change the level.
     let (filter, filter_handle) = reload::Layer::new(EnvFilter::new(&config.live.log_level));
-    let output = tracing_subscriber::fmt::layer()
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let json = config.startup.log_format == LogFormat::Json;
+    let text = (!json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
+    let json = json.then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_target(false)
+            .with_current_span(true)
+            .with_span_list(false)
+    });
     tracing_subscriber::registry()
         .with(filter)
-        .with(output)
+        .with(text)
+        .with(json)
         .init();
     let path = args.config.clone();
     let reload = keyway::server::Reload {

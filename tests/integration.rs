@@ -22,6 +22,7 @@ mod info;
 mod isolation;
 mod keys;
 mod lifecycle;
+mod logs;
 mod multikey;
 mod ops_files;
 mod pipelines;

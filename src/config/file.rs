@@ -49,6 +49,8 @@ pub struct ProxySection {
     pub workers: Option<usize>,
     /// tracing filter, e.g. `info` or `keyway=debug`.
     pub log_level: Option<String>,
+    /// `text` (default) or `json`: one JSON object per log line.
+    pub log_format: Option<String>,
     /// Seconds connected clients get to finish at shutdown.
     pub shutdown_grace_s: Option<u64>,
     /// Seconds between SIGTERM (readiness 503) and the listeners closing.

@@ -101,6 +101,18 @@ pub struct Startup {
     pub connections_per_node: NonZeroUsize,
     /// Dedicated connections for blocked clients, per worker.
     pub max_blocking_connections: NonZeroUsize,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+}
+
+/// `proxy.log_format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per event (tracing's default format).
+    Text,
+    /// One JSON object per event (tracing-subscriber's JSON format), for
+    /// log pipelines.
+    Json,
 }
 
 impl Startup {
@@ -120,6 +132,7 @@ impl Startup {
                 "backend.max_blocking_connections",
                 self.max_blocking_connections != new.max_blocking_connections,
             ),
+            ("proxy.log_format", self.log_format != new.log_format),
         ];
         changed
             .into_iter()
@@ -439,6 +452,16 @@ impl FileConfig {
                 MAX_BLOCKING_CONNECTIONS,
                 "backend.max_blocking_connections",
             )?,
+            log_format: match self.proxy.log_format.as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: "proxy.log_format",
+                        reason: format!("`{other}` is neither \"text\" nor \"json\""),
+                    })
+                }
+            },
         };
         let live = Live {
             log_level,

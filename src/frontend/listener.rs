@@ -12,8 +12,9 @@ use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
+use crate::frontend::client_errors::{self, ClientError};
 use crate::net::Stream;
 use crate::worker::Worker;
 
@@ -85,14 +86,14 @@ pub async fn accept_loop<F, Fut>(
         };
         if protected(&worker, peer) {
             crate::metrics::auth_failed("protected_mode");
-            debug!(%peer, "client refused: protected mode (no password, not a loopback client)");
+            client_errors::log(ClientError::ProtectedMode, peer, &"");
             refuse(stream, PROTECTED_MODE);
             continue;
         }
         let max_clients = worker.live().max_clients.get();
         if !worker.shared.registry.admit(max_clients) {
             crate::metrics::client_rejected();
-            debug!(%peer, "client refused: max_clients reached");
+            client_errors::log(ClientError::MaxClients, peer, &max_clients);
             refuse(stream, b"-ERR max number of clients reached\r\n");
             continue;
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::acl::log::{Entry, Reason};
 use crate::command::CommandSpec;
+use crate::frontend::client_errors::{self, ClientError};
 use crate::protocol::Request;
 use crate::worker::Shared;
 
@@ -28,6 +29,7 @@ pub fn log_in(
     let found = shared.acl.users().authenticate(user, password).cloned();
     match found {
         Some(user) => {
+            tracing::Span::current().record("user", &**user.name());
             client.log_in(user);
             Ok(())
         }
@@ -35,6 +37,8 @@ pub fn log_in(
             let limits = shared.live.load().client_auth.throttle;
             shared.acl.throttle.failed(client.record.peer.ip(), limits);
             crate::metrics::auth_failed("wrongpass");
+            let name = String::from_utf8_lossy(user);
+            client_errors::log(ClientError::WrongPass, client.record.peer, &name);
             shared.acl.log().add(Entry::now(
                 Reason::Auth,
                 "toplevel",

@@ -15,6 +15,7 @@
 
 pub mod acl_command;
 pub mod client;
+pub mod client_errors;
 pub mod fanout;
 pub mod listener;
 pub mod local;

@@ -249,11 +249,16 @@ impl Proxy {
     }
 
     /// The address of keyway's admin endpoint (`/metrics`, `/health/*`),
-    /// from its start-up log line.
+    /// from its start-up log line (text: `admin=ADDR`; JSON:
+    /// `"admin":"ADDR"`).
     pub fn admin_addr(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         log.lines()
             .find_map(|line| {
+                if let Some(at) = line.find("\"admin\":\"") {
+                    let rest = &line[at + "\"admin\":\"".len()..];
+                    return rest.split('"').next().map(str::to_string);
+                }
                 let at = line.find("admin=")? + "admin=".len();
                 line[at..].split_whitespace().next().map(str::to_string)
             })

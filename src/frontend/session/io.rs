@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::sync::oneshot;
-use tracing::debug;
 
+use crate::frontend::client_errors::{self, ClientError};
 use crate::protocol::{encode, RequestParser};
 use crate::registry::Stop;
 use crate::stats::commands::error_kind;
@@ -135,7 +135,8 @@ impl Session {
                         crate::metrics::protocol_error();
                         let text = format!("ERR Protocol error: {e}");
                         self.push_local(|out| encode::error(out, text.as_bytes()));
-                        debug!(client = self.client.borrow().id, error = %e, "protocol error; closing");
+                        let peer = self.client.borrow().record.peer;
+                        client_errors::log(ClientError::Protocol, peer, &e);
                         return ReadEnd::Close;
                     }
                 }

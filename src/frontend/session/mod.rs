@@ -19,7 +19,7 @@ use std::rc::{Rc, Weak};
 
 use crate::net::Stream;
 use bytes::{Bytes, BytesMut};
-use tracing::debug;
+use tracing::{debug, Instrument};
 
 use crate::backend::blocking::Abandon;
 use crate::backend::conn::Conn;
@@ -79,8 +79,14 @@ pub async fn serve(worker: Rc<Worker>, stream: Stream, peer: SocketAddr) {
         writes: RefCell::new(Writes::default()),
         scratch: RefCell::new(BytesMut::new()),
     });
-    debug!(id, %peer, "client connected");
-    let why = session.run(&mut registration.stop).await;
+    // On debug lines: which client (its user is recorded at login). A
+    // disabled span (above debug) costs a flag check per poll.
+    let span = tracing::debug_span!("client", id, %peer, user = tracing::field::Empty);
+    span.in_scope(|| debug!("client connected"));
+    let why = session
+        .run(&mut registration.stop)
+        .instrument(span.clone())
+        .await;
     crate::metrics::client_closed(why);
     session.unsubscribe_all();
     // Closes the connection holding a WATCH: no state stays on the node.
@@ -91,7 +97,7 @@ pub async fn serve(worker: Rc<Worker>, stream: Stream, peer: SocketAddr) {
         abandon.signal();
     }
     drop(registration);
-    debug!(id, %peer, "client disconnected");
+    span.in_scope(|| debug!(reason = why, "client disconnected"));
 }
 
 /// The reply for a request the session found no way to send (a route

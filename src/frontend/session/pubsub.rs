@@ -5,8 +5,8 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use tracing::warn;
 
+use crate::frontend::client_errors::{self, ClientError};
 use crate::protocol::Request;
 use crate::pubsub::{Message, Subscriber, TopicKind};
 
@@ -117,10 +117,9 @@ impl Session {
             false
         };
         if over {
-            warn!(
-                client = self.client.borrow().id,
-                pending, "subscriber reads too slowly; closing it (client.pubsub_output_limit_*)"
-            );
+            let peer = self.client.borrow().record.peer;
+            let detail = format!("{pending} bytes unsent");
+            client_errors::log(ClientError::SlowSubscriber, peer, &detail);
             crate::metrics::slow_subscriber_closed();
             self.io.broken.set(true);
             self.io.writer.notify_one();
