@@ -175,7 +175,9 @@ fn note(class: RouteClass) -> Option<&'static str> {
             }
             Diagnostic::SlowlogLen => "the masters' and keyway's own summed",
             Diagnostic::SlowlogReset => "every master's and keyway's own cleared",
-            Diagnostic::LatencyLatest => "every master's entries, node appended",
+            Diagnostic::LatencyLatest => {
+                "every master's entries, node appended, the largest spike first per event"
+            }
             Diagnostic::LatencyHistory => "samples by timestamp, node appended",
             Diagnostic::NodeTexts => "every master's text after a line `# node host:port`",
             Diagnostic::LatencyHistogram => "calls and buckets summed per command",

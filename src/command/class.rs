@@ -104,7 +104,8 @@ pub enum Diagnostic {
     SlowlogLen,
     /// `SLOWLOG RESET`: every master's and keyway's log cleared.
     SlowlogReset,
-    /// `LATENCY LATEST`: every master's entries, each with its node appended.
+    /// `LATENCY LATEST`: every master's entries, each with its node appended,
+    /// per event the largest spike first.
     LatencyLatest,
     /// `LATENCY HISTORY event`: every master's samples, each with its node
     /// appended, by timestamp.

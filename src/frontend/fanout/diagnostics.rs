@@ -7,7 +7,8 @@
 //!   requests ([`crate::stats::slowlog`]) among them with node `keyway`;
 //!   `SLOWLOG LEN` sums the masters' and keyway's lengths; `SLOWLOG RESET`
 //!   clears keyway's and answers `+OK` when every master did;
-//! - `LATENCY LATEST`: every master's entries, the node appended to each;
+//! - `LATENCY LATEST`: every master's entries, the node appended to each,
+//!   by event name and, per event, the largest spike first;
 //! - `LATENCY HISTORY event`: every master's `[timestamp, latency]`
 //!   samples, the node appended, oldest first;
 //! - `LATENCY DOCTOR`, `LATENCY GRAPH event`: every master's text after a
@@ -139,7 +140,18 @@ pub fn reply<'a>(
             encode::integer(out, masters + report.keyway_len as i64);
         }
         (Diagnostic::SlowlogReset, None) => encode::simple(out, b"OK"),
-        (Diagnostic::LatencyLatest, None) => tagged(&entries(&parts), proto, out),
+        (Diagnostic::LatencyLatest, None) => {
+            // Per event, the worst spike first: a reader that keeps one
+            // entry per event name (redis_exporter does) keeps the worst.
+            let mut latest = entries(&parts);
+            let key = |entry: &[Value]| {
+                let event = entry.first().and_then(Value::as_bytes).unwrap_or_default();
+                let max = entry.get(3).and_then(Value::as_int).unwrap_or(0);
+                (event.to_vec(), std::cmp::Reverse(max))
+            };
+            latest.sort_by_cached_key(|(_, entry)| key(entry));
+            tagged(&latest, proto, out)
+        }
         (Diagnostic::LatencyHistory, None) => {
             let mut samples = entries(&parts);
             let time = |sample: &[Value]| sample.first().and_then(Value::as_int).unwrap_or(0);

@@ -66,6 +66,22 @@ fn latency_latest_and_history_name_the_node() {
         latest,
         b"*1\r\n*5\r\n$7\r\ncommand\r\n:100\r\n:5\r\n:9\r\n$3\r\na:1\r\n"
     );
+    // By event; per event the largest spike first, whichever node sent it.
+    let a: &[u8] =
+        b"*2\r\n*4\r\n$7\r\ncommand\r\n:100\r\n:5\r\n:9\r\n*4\r\n$4\r\nfork\r\n:90\r\n:1\r\n:1\r\n";
+    let b: &[u8] = b"*1\r\n*4\r\n$7\r\ncommand\r\n:99\r\n:30\r\n:30\r\n";
+    let latest = run(
+        Diagnostic::LatencyLatest,
+        &["LATENCY", "LATEST"],
+        &[("a:1", a), ("b:2", b)],
+        Protocol::Resp2,
+    );
+    assert_eq!(
+        latest,
+        &b"*3\r\n*5\r\n$7\r\ncommand\r\n:99\r\n:30\r\n:30\r\n$3\r\nb:2\r\n\
+           *5\r\n$7\r\ncommand\r\n:100\r\n:5\r\n:9\r\n$3\r\na:1\r\n\
+           *5\r\n$4\r\nfork\r\n:90\r\n:1\r\n:1\r\n$3\r\na:1\r\n"[..]
+    );
     let a: &[u8] = b"*2\r\n*2\r\n:10\r\n:5\r\n*2\r\n:30\r\n:6\r\n";
     let b: &[u8] = b"*1\r\n*2\r\n:20\r\n:7\r\n";
     let history = run(
