@@ -30,6 +30,20 @@ fn config_set_on_masters(cluster: &Cluster, name: &str, value: &str) {
     }
 }
 
+/// `SLOWLOG LEN` of every master, asked directly, summed.
+fn masters_slowlog_len(cluster: &Cluster) -> i64 {
+    cluster
+        .masters()
+        .iter()
+        .map(|m| {
+            redis::cmd("SLOWLOG")
+                .arg("LEN")
+                .query::<i64>(&mut cluster.conn(m))
+                .unwrap()
+        })
+        .sum()
+}
+
 fn text(value: &Value) -> String {
     match value {
         Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
@@ -104,15 +118,7 @@ fn slowlog_merges_every_master_newest_first_naming_the_node() {
         "SETs from every master"
     );
 
-    let direct: i64 = masters
-        .iter()
-        .map(|m| {
-            redis::cmd("SLOWLOG")
-                .arg("LEN")
-                .query::<i64>(&mut cluster.conn(m))
-                .unwrap()
-        })
-        .sum();
+    let direct = masters_slowlog_len(&cluster);
     let len: i64 = redis::cmd("SLOWLOG").arg("LEN").query(&mut con).unwrap();
     assert_eq!(len, direct);
     let all: Vec<Value> = redis::cmd("SLOWLOG")
@@ -206,16 +212,7 @@ fn keyways_own_slow_requests_are_listed_beside_the_masters() {
     );
 
     // LEN: the masters' and keyway's (the GET above is logged now too).
-    let direct: i64 = cluster
-        .masters()
-        .iter()
-        .map(|m| {
-            redis::cmd("SLOWLOG")
-                .arg("LEN")
-                .query::<i64>(&mut cluster.conn(m))
-                .unwrap()
-        })
-        .sum();
+    let direct = masters_slowlog_len(&cluster);
     let len: i64 = redis::cmd("SLOWLOG").arg("LEN").query(&mut con).unwrap();
     assert_eq!(len, direct + keyways.len() as i64 + 1);
 

@@ -171,11 +171,15 @@ impl Session {
         }
     }
 
-    /// Keeps a request that took `took` in keyway's slow log.
+    /// Keeps a request that took `took` in keyway's slow log (not when
+    /// the client's state is being changed right now, in the rare flush
+    /// from inside such a change: a slow log entry is not worth a panic).
     #[cold]
     fn slow(&self, command: u16, took: Duration) {
         let shared = &self.worker.shared;
-        let client = self.client.borrow();
+        let Ok(client) = self.client.try_borrow() else {
+            return;
+        };
         let record = &client.record;
         let name = record
             .names()
