@@ -19,7 +19,7 @@ pub fn render(shared: &Shared, handle: &PrometheusHandle) -> String {
         clients: shared.registry.connected(),
         census: shared.registry.census(),
         max_clients: shared.live.load().max_clients.get(),
-        replicas: topology.nodes().iter().map(|n| n.replicas.len()).sum(),
+        replicas: topology.replica_count(),
         replicas_lagging: shared.view.replicas_lagging(),
         reads: shared.reads.totals(),
         failovers: shared.view.failovers(),

@@ -108,6 +108,11 @@ impl Topology {
         self.is_master(addr) || self.others.iter().any(|a| &**a == addr)
     }
 
+    /// How many replicas of the masters may serve reads.
+    pub fn replica_count(&self) -> usize {
+        self.nodes.iter().map(|n| n.replicas.len()).sum()
+    }
+
     /// Masters serving slots here that were online replicas in `before`:
     /// a failover promoted them since.
     pub fn promoted_since(&self, before: &Topology) -> Vec<Arc<str>> {

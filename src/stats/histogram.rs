@@ -61,6 +61,14 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Adds `other`'s figures to these.
+    pub fn add(&mut self, other: &Totals) {
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+        self.sum_ns += other.sum_ns;
+    }
+
     /// How many durations were recorded.
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()

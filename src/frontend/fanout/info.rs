@@ -93,10 +93,7 @@ fn keyway_section(shared: &Shared) -> Vec<(String, String)> {
     let census = shared.registry.census();
     let mut all = Totals::default();
     for (_, t) in shared.commands_answered.totals() {
-        for (a, b) in all.buckets.iter_mut().zip(t.buckets) {
-            *a += b;
-        }
-        all.sum_ns += t.sum_ns;
+        all.add(&t);
     }
     let usec = |q: f64| match all.quantile_bound(q) {
         Some(s) if s.is_finite() => ((s * 1e6).round() as u64).to_string(),
@@ -115,14 +112,13 @@ fn keyway_section(shared: &Shared) -> Vec<(String, String)> {
     };
     let pubsub = shared.pubsub.totals();
     let not_ready = shared.not_ready();
-    let replicas: usize = topology.nodes().iter().map(|n| n.replicas.len()).sum();
     let lines: Vec<(&str, String)> = vec![
         ("ready", u8::from(not_ready.is_none()).to_string()),
         ("not_ready_reason", not_ready.unwrap_or_default()),
         ("topology_epoch", topology.epoch().to_string()),
         ("slots_covered", topology.covered_slots().to_string()),
         ("masters", topology.nodes().len().to_string()),
-        ("replicas", replicas.to_string()),
+        ("replicas", topology.replica_count().to_string()),
         (
             "replicas_lagging",
             shared.view.replicas_lagging().to_string(),
