@@ -241,3 +241,74 @@ fn info_keyway_has_the_headline_figures_and_commandstats_sum_the_masters() {
     let strlen = field(&latency, "latency_percentiles_usec_strlen");
     assert!(strlen.starts_with("p50="), "{strlen}");
 }
+
+/// `MEMORY STATS`: one map with a node's fields in a node's order, key
+/// counts summed exactly, bytes summed, ratios recomputed (positive
+/// doubles in RESP3, as a node sends them).
+#[test]
+fn memory_stats_merges_every_master() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let mut con = proxy.conn();
+    for i in 0..300 {
+        let () = redis::cmd("SET")
+            .arg(format!("memory:{i}"))
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
+    }
+    let masters = cluster.masters();
+    let stats_of = |con: &mut redis::Connection| -> Vec<(String, redis::Value)> {
+        let flat: Vec<redis::Value> = redis::cmd("MEMORY").arg("STATS").query(con).unwrap();
+        flat.chunks(2)
+            .map(|kv| match &kv[0] {
+                redis::Value::BulkString(k) => {
+                    (String::from_utf8_lossy(k).into_owned(), kv[1].clone())
+                }
+                other => panic!("field name {other:?}"),
+            })
+            .collect()
+    };
+    let int = |stats: &[(String, redis::Value)], name: &str| -> i64 {
+        match stats.iter().find(|(k, _)| k == name) {
+            Some((_, redis::Value::Int(n))) => *n,
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    let direct: Vec<Vec<(String, redis::Value)>> = masters
+        .iter()
+        .map(|m| stats_of(&mut cluster.conn(m)))
+        .collect();
+    let merged = stats_of(&mut con);
+    let names = |s: &[(String, redis::Value)]| s.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&merged),
+        names(&direct[0]),
+        "a node's fields, in its order"
+    );
+    let keys: i64 = direct.iter().map(|s| int(s, "keys.count")).sum();
+    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(int(&merged, "keys.count"), keys);
+    assert_eq!(keys, dbsize);
+    let allocated: i64 = direct.iter().map(|s| int(s, "total.allocated")).sum();
+    let through = int(&merged, "total.allocated");
+    assert!(
+        through > allocated / 2 && through < allocated * 2,
+        "total.allocated {through} through keyway, {allocated} summed directly"
+    );
+    let net = through - int(&merged, "startup.allocated");
+    assert_eq!(int(&merged, "keys.bytes-per-key"), net / keys);
+
+    // RESP3: a map, ratios as doubles.
+    let mut raw = proxy.raw_client();
+    raw.cmd(&["HELLO", "3"]);
+    let reply = raw.cmd(&["MEMORY", "STATS"]);
+    assert!(reply.starts_with('%'), "{reply:?}");
+    let fragmentation = reply
+        .split("$13\r\nfragmentation\r\n,")
+        .nth(1)
+        .and_then(|rest| rest.split("\r\n").next())
+        .and_then(|d| d.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no fragmentation double in {reply:?}"));
+    assert!(fragmentation > 0.0, "{fragmentation}");
+}

@@ -167,6 +167,7 @@ fn note(class: RouteClass) -> Option<&'static str> {
             Merge::AllOf => "1 where every master says 1",
             Merge::AnyNonNil => "a random non-nil reply",
             Merge::Same => "the same reply from every master",
+            Merge::MemoryStats => "bytes and counts summed, ratios recomputed from the sums",
         },
         RouteClass::Diagnostics(kind) => match kind {
             Diagnostic::Slowlog => {

@@ -91,6 +91,9 @@ pub enum Merge {
     /// The same reply from every master (`+OK`, a script's SHA1): that
     /// reply; different replies are an error.
     Same,
+    /// `MEMORY STATS`: the masters' maps, bytes and counts summed, ratios
+    /// recomputed from the sums.
+    MemoryStats,
 }
 
 /// How the masters' replies to a [`RouteClass::Diagnostics`] command
@@ -148,9 +151,8 @@ pub enum SplitJoin {
 /// Why keyway refuses a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
-    /// Needs a fan-out to every master and a merge keyway does not have
-    /// (MEMORY STATS/DOCTOR, SCRIPT DEBUG, and whatever a newer Redis adds to SCRIPT, FUNCTION,
-    /// LATENCY or SLOWLOG).
+    /// Needs a fan-out to every master and a merge keyway does not have:
+    /// whatever a newer Redis adds to SCRIPT, FUNCTION, LATENCY or SLOWLOG.
     ClusterWide,
     /// Blocking commands without keys (none in Redis 7.0; modules may
     /// have some).
@@ -275,6 +277,13 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("memory|doctor", Diagnostics(Diagnostic::NodeTexts)),
     ("memory|malloc-stats", Diagnostics(Diagnostic::NodeTexts)),
     ("memory|purge", FanOut(Merge::Same)),
+    ("memory|stats", FanOut(Merge::MemoryStats)),
+    // A subcommand no table knows, of a family refused as a whole below:
+    // any master answers it with its own `unknown subcommand` error.
+    ("script", AnyNode),
+    ("function", AnyNode),
+    ("latency", AnyNode),
+    ("slowlog", AnyNode),
     // Turns the (shared) backend connection into a Lua debugging session.
     ("script|debug", Unsupported(ConnectionState)),
     (

@@ -169,10 +169,8 @@ fn diagnostics_merge_every_master() {
 
 #[test]
 fn cluster_wide() {
-    assert_all(
-        &["MEMORY STATS"],
-        RouteClass::Unsupported(Reason::ClusterWide),
-    );
+    use super::super::Merge;
+    assert_all(&["MEMORY STATS"], RouteClass::FanOut(Merge::MemoryStats));
     assert_all(
         &["SCRIPT DEBUG YES"],
         RouteClass::Unsupported(Reason::ConnectionState),

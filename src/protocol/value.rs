@@ -220,6 +220,16 @@ impl Value {
         }
     }
 
+    /// The entries of a map, or of a RESP2 flat `[k1, v1, k2, v2, ...]`
+    /// array (how RESP2 sends a map); none for other values.
+    pub fn pairs(&self) -> Vec<(&Value, &Value)> {
+        match self {
+            Value::Map(entries) => entries.iter().map(|(k, v)| (k, v)).collect(),
+            Value::Array(items) => items.chunks_exact(2).map(|kv| (&kv[0], &kv[1])).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether this is an error reply (`-` or `!`).
     pub fn is_error(&self) -> bool {
         matches!(self, Value::Error(_))

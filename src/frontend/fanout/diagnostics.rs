@@ -34,8 +34,6 @@ use crate::protocol::{encode, Protocol, Request, Value};
 use crate::stats::commands::CommandNames;
 use crate::worker::Shared;
 
-use super::merge::pairs;
-
 /// The node keyway's own slow log entries name.
 const KEYWAY: &str = "keyway";
 
@@ -241,7 +239,7 @@ fn histograms(parts: &[(&str, Value)], proto: Protocol, out: &mut BytesMut) {
     }
     let mut commands: Vec<Command> = Vec::new();
     for (_, reply) in parts {
-        for (name, detail) in pairs(reply) {
+        for (name, detail) in reply.pairs() {
             let Some(name) = name.as_bytes() else {
                 continue;
             };
@@ -258,7 +256,7 @@ fn histograms(parts: &[(&str, Value)], proto: Protocol, out: &mut BytesMut) {
             };
             let command = &mut commands[i];
             command.calls += detail.map_get("calls").and_then(Value::as_int).unwrap_or(0);
-            let buckets = detail.map_get("histogram_usec").map(pairs);
+            let buckets = detail.map_get("histogram_usec").map(Value::pairs);
             command.nodes.push(
                 buckets
                     .unwrap_or_default()

@@ -145,6 +145,7 @@ fn combine(how: Merge, values: &[Value], proto: Protocol, out: &mut BytesMut) {
                 .map_or(0, |d| d.subsec_nanos() as usize);
             found[nanos % found.len()].encode(out, proto);
         }
+        Merge::MemoryStats => super::memory::stats(values, proto, out),
         Merge::Min => {
             let min = values.iter().filter_map(Value::as_int).min();
             encode::integer(out, min.unwrap_or(0));
@@ -167,7 +168,7 @@ fn combine(how: Merge, values: &[Value], proto: Protocol, out: &mut BytesMut) {
             let mut order = Vec::new();
             let mut sums: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
             for value in values {
-                for (name, n) in pairs(value) {
+                for (name, n) in value.pairs() {
                     let (Some(name), Some(n)) = (name.as_bytes(), n.as_int()) else {
                         continue;
                     };
@@ -211,15 +212,6 @@ pub fn all_ok<'n>(
         return encode::error(out, text.as_bytes());
     }
     encode::simple(out, b"OK");
-}
-
-/// The entries of a map, or of a RESP2 flat `[k1, v1, k2, v2, ...]` array.
-pub(super) fn pairs(value: &Value) -> Vec<(&Value, &Value)> {
-    match value {
-        Value::Map(entries) => entries.iter().map(|(k, v)| (k, v)).collect(),
-        Value::Array(items) => items.chunks_exact(2).map(|kv| (&kv[0], &kv[1])).collect(),
-        _ => Vec::new(),
-    }
 }
 
 #[cfg(test)]

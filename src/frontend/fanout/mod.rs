@@ -8,6 +8,7 @@
 
 pub mod diagnostics;
 pub mod info;
+pub mod memory;
 pub mod merge;
 pub mod split;
 
