@@ -19,7 +19,9 @@ use super::{add, PerWorker};
 pub struct NodeFigures {
     open: AtomicU64,
     sent: AtomicU64,
-    answered: AtomicU64,
+    /// Requests that failed without a reply; those answered are the
+    /// round-trip histogram's count.
+    failed: AtomicU64,
     reconnects: AtomicU64,
     round_trip: Histogram,
 }
@@ -46,13 +48,12 @@ impl NodeFigures {
     /// A request got its reply after `took`.
     #[inline]
     pub fn answered(&self, took: Duration) {
-        add(&self.answered, 1);
         self.round_trip.record(took);
     }
 
     /// `n` requests failed without a reply (their connection failed).
     pub fn failed(&self, n: u64) {
-        add(&self.answered, n);
+        add(&self.failed, n);
     }
 }
 
@@ -128,13 +129,15 @@ impl BackendStats {
             let nodes = worker.nodes.lock().unwrap_or_else(|e| e.into_inner());
             for (addr, figures) in nodes.iter() {
                 let totals = out.entry(addr.clone()).or_default();
-                // Answered is read first: in flight never looks negative.
-                let answered = figures.answered.load(Ordering::Relaxed);
+                // The answers are read first: in flight never looks negative.
+                let mut round_trip = Totals::default();
+                figures.round_trip.add_to(&mut round_trip);
+                let done = round_trip.count() + figures.failed.load(Ordering::Relaxed);
                 let sent = figures.sent.load(Ordering::Relaxed);
                 totals.connections += figures.open.load(Ordering::Relaxed);
-                totals.in_flight += sent.saturating_sub(answered);
+                totals.in_flight += sent.saturating_sub(done);
                 totals.reconnects += figures.reconnects.load(Ordering::Relaxed);
-                figures.round_trip.add_to(&mut totals.round_trip);
+                totals.round_trip.add(&round_trip);
             }
         }
         out
