@@ -37,6 +37,7 @@ mod replica_reads;
 mod reshard_pipelines;
 mod resp3;
 mod scan;
+mod single_server;
 mod split;
 mod transactions;
 mod wait;

@@ -163,7 +163,8 @@ pub enum Reason {
     /// REPLICAOF, SAVE, MONITOR, ... and everything flagged `admin`).
     NodeAdmin,
     /// Changes or reads the state of the backend connection, which keyway
-    /// shares between clients (CLIENT TRACKING/REPLY/CACHING, ASKING).
+    /// shares between clients (ASKING, SCRIPT DEBUG, CLIENT subcommands
+    /// keyway does not answer itself).
     ConnectionState,
 }
 
@@ -221,6 +222,7 @@ const OVERRIDES: &[(&str, RouteClass)] = &[
     ("client|no-evict", Local), // keyway never evicts clients
     ("client|no-touch", Local), // Redis 7.2+; OFF honoured, ON refused
     ("client|help", Local),
+    ("client|reply", Local), // keyway drops the replies itself
     // Client-side caching: keyway answers for the client (tracking stays
     // off; TRACKING ON is refused with the options named).
     ("client|tracking", Local),

@@ -10,6 +10,60 @@ use crate::registry::ClientRecord;
 
 use super::subscriptions::Subscriptions;
 
+/// `CLIENT REPLY ON|OFF|SKIP`: whether the client gets the replies to
+/// its requests. Pub/sub frames (confirmations, messages) always go out,
+/// as redis-server sends them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Every reply (the default; `CLIENT REPLY ON`).
+    On,
+    /// No reply until `CLIENT REPLY ON` (whose `+OK` is sent).
+    Off,
+    /// No reply to the next `n` requests: `CLIENT REPLY SKIP` sets 2, for
+    /// itself and the request after it.
+    Skip(u8),
+}
+
+impl ReplyMode {
+    /// The mode `CLIENT REPLY <arg>` sets, from the current one; `None`
+    /// for an argument that is no mode (`-ERR syntax error`).
+    pub fn set(self, arg: &[u8]) -> Option<ReplyMode> {
+        Some(if arg.eq_ignore_ascii_case(b"on") {
+            ReplyMode::On
+        } else if arg.eq_ignore_ascii_case(b"off") {
+            ReplyMode::Off
+        } else if arg.eq_ignore_ascii_case(b"skip") {
+            // SKIP while OFF changes nothing.
+            if self == ReplyMode::Off {
+                self
+            } else {
+                ReplyMode::Skip(2)
+            }
+        } else {
+            return None;
+        })
+    }
+
+    /// Called once per request, after it took its place (and after a
+    /// `CLIENT REPLY` changed the mode): whether its reply is dropped.
+    /// Counts a skipped request off.
+    #[inline]
+    pub fn silences(&mut self) -> bool {
+        match *self {
+            ReplyMode::On => false,
+            ReplyMode::Off => true,
+            ReplyMode::Skip(n) => {
+                *self = if n > 1 {
+                    ReplyMode::Skip(n - 1)
+                } else {
+                    ReplyMode::On
+                };
+                true
+            }
+        }
+    }
+}
+
 /// What keyway knows about one client on its own thread.
 #[derive(Debug)]
 pub struct ClientInfo {
@@ -26,6 +80,8 @@ pub struct ClientInfo {
     pub user: Option<Arc<User>>,
     /// `READONLY` (until `READWRITE`): its reads go to replicas.
     pub read_replicas: bool,
+    /// `CLIENT REPLY`: which replies the client gets.
+    pub reply_mode: ReplyMode,
     /// The name it authenticated as, if it did.
     authenticated_as: Option<Arc<str>>,
     /// The users' generation `user` was taken from (0: never; generations
@@ -43,6 +99,7 @@ impl ClientInfo {
             record,
             user: None,
             read_replicas: false,
+            reply_mode: ReplyMode::On,
             authenticated_as: None,
             users_seen: 0,
         };
@@ -94,5 +151,53 @@ impl ClientInfo {
     pub fn set_protocol(&mut self, proto: Protocol) {
         self.proto = proto;
         self.record.set_protocol(proto);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReplyMode::{self, *};
+
+    /// Runs requests through the mode: `Some(arg)` is `CLIENT REPLY arg`;
+    /// returns which replies were dropped.
+    fn run(requests: &[Option<&str>]) -> Vec<bool> {
+        let mut mode = ReplyMode::On;
+        requests
+            .iter()
+            .map(|r| {
+                if let Some(next) = r.and_then(|arg| mode.set(arg.as_bytes())) {
+                    mode = next;
+                }
+                mode.silences()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn skip_drops_its_own_reply_and_the_next_one() {
+        assert_eq!(run(&[Some("skip"), None, None]), [true, true, false]);
+        // A second SKIP is itself skipped, and skips the request after it.
+        assert_eq!(
+            run(&[Some("SKIP"), Some("skip"), None, None]),
+            [true, true, true, false]
+        );
+    }
+
+    #[test]
+    fn off_drops_everything_until_on_whose_ok_is_sent() {
+        assert_eq!(
+            run(&[Some("off"), None, Some("skip"), None, Some("On"), None]),
+            [true, true, true, true, false, false]
+        );
+        assert_eq!(Off.set(b"skip"), Some(Off));
+    }
+
+    #[test]
+    fn a_bad_mode_is_no_mode_and_still_counts_as_a_request() {
+        assert_eq!(On.set(b"maybe"), None);
+        assert_eq!(
+            run(&[Some("skip"), Some("maybe"), None]),
+            [true, true, false]
+        );
     }
 }

@@ -10,7 +10,7 @@ use crate::command::{CommandSpec, CommandTable};
 use crate::protocol::{encode, parse_i64, Protocol, Request};
 use crate::worker::Shared;
 
-use super::client::ClientInfo;
+use super::client::{ClientInfo, ReplyMode};
 use super::login;
 use crate::acl::DEFAULT_USER;
 
@@ -63,6 +63,7 @@ pub fn execute(
             client.set_read_replicas(false);
             client.record.names().name = None;
             client.set_protocol(Protocol::Resp2);
+            client.reply_mode = ReplyMode::On;
             client.record.set_no_evict(false);
             encode::simple(out, b"RESET");
         }
@@ -109,6 +110,14 @@ pub fn execute(
                 out,
                 b"ERR CLIENT NO-TOUCH ON is not supported by keyway: its connections to the cluster are shared by many clients, so it cannot keep one client's commands from touching keys",
             ),
+            None => encode::error(out, b"ERR syntax error"),
+        },
+        // The session drops the replies the mode says (this one's too).
+        "client|reply" => match client.reply_mode.set(arg(2)) {
+            Some(mode) => {
+                client.reply_mode = mode;
+                encode::simple(out, b"OK");
+            }
             None => encode::error(out, b"ERR syntax error"),
         },
         "client|tracking" => client_tracking(request, out),

@@ -25,6 +25,13 @@ impl Session {
         self.replies.borrow_mut().stamp(Some(command));
         let more = self.submit_spec(&table, spec, request);
         self.replies.borrow_mut().stamp(None);
+        // Pub/sub confirmations go out whatever `CLIENT REPLY` says, as
+        // from redis-server; the request still counts against a SKIP.
+        if self.client.borrow_mut().reply_mode.silences()
+            && !spec.is_some_and(|s| s.class() == RouteClass::Subscription)
+        {
+            self.replies.borrow_mut().silence_last();
+        }
         more
     }
 

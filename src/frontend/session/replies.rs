@@ -21,8 +21,8 @@ struct Entry {
     state: State,
     /// Redirects followed so far.
     followed: Followed,
-    /// Not sent yet.
-    held: bool,
+    /// [`HELD`] and [`SILENT`], in one byte to keep the entry small.
+    marks: u8,
     /// The protocol the client spoke when it sent the request: its reply
     /// comes in that one, even if a later `HELLO` switched.
     proto: Protocol,
@@ -33,6 +33,12 @@ struct Entry {
     /// since [`Replies::base`] (wrapping: durations up to 71 minutes).
     read_us: u32,
 }
+
+/// [`Entry::marks`]: not sent yet.
+const HELD: u8 = 1;
+/// [`Entry::marks`]: its reply is dropped, not written (`CLIENT REPLY
+/// OFF|SKIP`).
+const SILENT: u8 = 2;
 
 /// [`Entry::command`] of places that are not a request's.
 const NOT_COUNTED: u16 = u16::MAX;
@@ -140,12 +146,20 @@ impl Replies {
         self.entries.push_back(Entry {
             state,
             followed: Followed::default(),
-            held: false,
+            marks: 0,
             proto,
             command: self.stamp.take().unwrap_or(NOT_COUNTED),
             read_us: self.read_us,
         });
         token
+    }
+
+    /// Drops the reply of the last place taken when it comes
+    /// (`CLIENT REPLY OFF|SKIP`).
+    pub fn silence_last(&mut self) {
+        if let Some(entry) = self.entries.back_mut() {
+            entry.marks |= SILENT;
+        }
     }
 
     fn index(&self, token: u64) -> Option<usize> {
@@ -194,8 +208,8 @@ impl Replies {
     /// Holds place `token` back instead of sending it.
     pub fn hold(&mut self, token: u64) {
         if let Some(i) = self.index(token) {
-            if !self.entries[i].held {
-                self.entries[i].held = true;
+            if self.entries[i].marks & HELD == 0 {
+                self.entries[i].marks |= HELD;
                 self.held += 1;
             }
         }
@@ -210,7 +224,7 @@ impl Replies {
             return end..end;
         }
         self.held = 0;
-        self.entries.iter_mut().for_each(|e| e.held = false);
+        self.entries.iter_mut().for_each(|e| e.marks &= !HELD);
         let first = self.entries.iter().position(|e| !e.is_ready());
         first.map_or(end, |i| self.front_token + i as u64)..end
     }
@@ -240,7 +254,12 @@ impl Replies {
                 };
                 record(entry.command, Duration::from_micros(took), head);
             }
+            let silent = entry.marks & SILENT != 0;
             match entry.state {
+                State::Ready(reply) if silent => self.ready_bytes -= reply.len(),
+                State::Chunks(chunks) if silent => {
+                    self.ready_bytes -= chunks.iter().map(Bytes::len).sum::<usize>();
+                }
                 State::Ready(reply) => {
                     self.ready_bytes -= reply.len();
                     out.push(&reply);
@@ -344,6 +363,25 @@ mod tests {
         assert_eq!(q.take_ready(&mut out, |_, _, _| {}), 2);
         assert_eq!(out.contents(), b"*2\r\n$1\r\na\r\n$1\r\nb\r\n+after\r\n");
         assert_eq!(q.ready_bytes(), 0);
+    }
+
+    #[test]
+    fn silenced_places_keep_their_order_but_write_nothing() {
+        let mut q = Replies::default();
+        let a = q.push_pending(request("a"), Protocol::Resp2);
+        q.silence_last();
+        q.push_ready(bytes("+b\r\n"));
+        q.push_ready(bytes("+c\r\n"));
+        q.silence_last();
+        let d = q.push_pending(request("d"), Protocol::Resp2);
+        q.hold(d);
+        q.complete(a, bytes("-ERR dropped too\r\n"));
+        let mut out = Output::default();
+        let mut counted = 0;
+        assert_eq!(q.take_ready(&mut out, |_, _, _| counted += 1), 3);
+        assert_eq!(out.contents(), b"+b\r\n");
+        assert_eq!((q.ready_bytes(), q.held()), (0, 1));
+        assert_eq!(counted, 0, "no request was stamped");
     }
 
     #[test]
