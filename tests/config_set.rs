@@ -124,7 +124,7 @@ fn config_set_changes_every_node_or_names_the_node_that_refused() {
     assert_eq!(
         kw.cmd(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
         "-ERR 'config set' cannot be queued in a transaction through keyway: \
-         it runs on every node, and a transaction runs on one\r\n"
+         it runs on every node, and a transaction runs on one; send it before MULTI or after EXEC\r\n"
     );
     assert_eq!(
         kw.cmd(&["EXEC"]),

@@ -187,26 +187,45 @@ fn keys_of_two_slots_or_unservable_commands_abort_the_transaction() {
     assert_eq!(c.cmd(&["EXISTS", "{b}1"]), ":0\r\n", "nothing ran");
 
     // A command that runs on every master, or that keyway answers itself,
-    // cannot join a node's transaction: a clear error, then EXECABORT.
-    for refused in [
-        &["KEYS", "*"][..],
-        &["CLIENT", "SETNAME", "x"],
-        &["CONFIG", "SET", "x", "y"],
+    // cannot join a node's transaction: a clear error, then EXECABORT,
+    // and nothing queued ran (the flushes flushed nothing either).
+    assert_eq!(c.cmd(&["SET", "{a}kept", "1"]), "+OK\r\n");
+    let every_master = "it runs on every master, and a transaction runs on one";
+    for (refused, name, why) in [
+        (&["KEYS", "*"][..], "keys", every_master),
+        (
+            &["CLIENT", "SETNAME", "x"],
+            "client setname",
+            "keyway answers it itself",
+        ),
+        (
+            &["CONFIG", "SET", "x", "y"],
+            "config set",
+            "it runs on every node",
+        ),
+        (&["FLUSHALL"], "flushall", every_master),
+        (&["FLUSHDB", "ASYNC"], "flushdb", every_master),
+        (&["SCRIPT", "FLUSH"], "script flush", every_master),
+        (&["FUNCTION", "FLUSH"], "function flush", every_master),
     ] {
         assert_eq!(c.cmd(&["MULTI"]), "+OK\r\n");
         assert_eq!(c.cmd(&["INCR", "{a}n"]), "+QUEUED\r\n");
         let reply = c.cmd(refused);
         assert!(reply.starts_with("-ERR"), "{refused:?}: {reply}");
         assert!(
-            reply.to_uppercase().contains(refused[0]),
-            "names the command: {reply}"
+            reply.starts_with(&format!(
+                "-ERR '{name}' cannot be queued in a transaction through keyway: {why}"
+            )),
+            "names the command and says why: {reply}"
         );
+        assert!(reply.contains("after EXEC"), "says what to do: {reply}");
         assert_eq!(
             c.cmd(&["EXEC"]),
             "-EXECABORT Transaction discarded because of previous errors.\r\n"
         );
     }
     assert_eq!(c.cmd(&["GET", "{a}n"]), "$-1\r\n");
+    assert_eq!(c.cmd(&["GET", "{a}kept"]), "$1\r\n1\r\n");
 
     // WATCHed keys and the transaction's share a slot.
     assert_eq!(c.cmd(&["WATCH", "{a}w"]), "+OK\r\n");

@@ -55,13 +55,13 @@ impl Session {
             Route::FanOut(_) | Route::Diagnostics(_) | Route::Info | Route::Scan => {
                 return Some(self.refuse_in_multi(
                     request_name(table, request),
-                    "it runs on every master, and a transaction runs on one",
+                    "it runs on every master, and a transaction runs on one; send it before MULTI or after EXEC",
                 ))
             }
             Route::AllNodes => {
                 return Some(self.refuse_in_multi(
                     request_name(table, request),
-                    "it runs on every node, and a transaction runs on one",
+                    "it runs on every node, and a transaction runs on one; send it before MULTI or after EXEC",
                 ))
             }
             Route::Subscription(spec, _) => {
