@@ -9,8 +9,9 @@ use std::io::BufReader;
 use std::net::TcpStream;
 use std::time::Duration;
 
+use support::pubsub_client::PubSubClient;
 use support::resp::{connect_stream, encode, read_reply};
-use support::{Cluster, Proxy, Standalone};
+use support::{key_for_slot, poll_until, Cluster, Proxy, RawClient, Standalone};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -90,4 +91,136 @@ fn client_reply_drops_the_replies_one_redis_server_drops() {
     let expected = replies_to(&server.addr(), &resp3);
     assert!(expected.iter().any(|r| r.starts_with('>')), "{expected:?}");
     assert_eq!(replies_to(&proxy.addr(), &resp3), expected);
+}
+
+/// Two subscribers on one side: a RESP2 one on every key event and one
+/// key's keyspace channel, and a RESP3 one on every channel (`*`, which
+/// matches notifications and ordinary channels alike).
+struct Listeners {
+    events: PubSubClient,
+    everything: PubSubClient,
+}
+
+impl Listeners {
+    fn subscribe(addr: &str, key: &str) -> Listeners {
+        let mut events = PubSubClient::connect(addr);
+        events.send(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+        events.send(&["SUBSCRIBE", &format!("__keyspace@0__:{key}")]);
+        let confirmed = events.frames(2);
+        assert!(confirmed[1].contains(":2\r\n"), "{confirmed:?}");
+        let mut everything = PubSubClient::connect(addr);
+        everything.cmd(&["HELLO", "3"]);
+        let confirmed = everything.cmd(&["PSUBSCRIBE", "*"]);
+        assert!(confirmed.starts_with(">3"), "{confirmed}");
+        Listeners { events, everything }
+    }
+
+    /// Every message until none came for `quiet`, each listener's sorted
+    /// (masters announce their keys independently: only each key's own
+    /// events keep their order).
+    fn drain(&mut self, at_least: usize, quiet: Duration) -> [Vec<String>; 2] {
+        [&mut self.events, &mut self.everything].map(|client| {
+            let mut got = Vec::new();
+            let deadline = std::time::Instant::now() + TIMEOUT;
+            loop {
+                let waiting = got.len() < at_least && std::time::Instant::now() < deadline;
+                match client.try_frame(if waiting {
+                    Duration::from_millis(200)
+                } else {
+                    quiet
+                }) {
+                    Some(frame) => got.push(frame),
+                    None if waiting => {}
+                    None => break,
+                }
+            }
+            got.sort();
+            got
+        })
+    }
+}
+
+/// Keyspace and keyevent notifications through keyway are every master's,
+/// each delivered once, as one redis-server delivers its own: the same
+/// messages (expiries included), in both protocols; after a failover the
+/// promoted master's come too.
+#[test]
+fn keyspace_notifications_of_every_master_arrive_once() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let server = Standalone::start(&[], None);
+    // One key in the slots of each master.
+    let keys: Vec<String> = cluster
+        .masters()
+        .iter()
+        .map(|m| format!("{{{}}}note", key_for_slot(cluster.slots_of(m)[0])))
+        .collect();
+    let mut keyway = RawClient::connect(&proxy.addr(), TIMEOUT);
+    let mut reference = server.raw_client();
+    for client in [&mut keyway, &mut reference] {
+        let set = client.cmd(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+        assert_eq!(set, "+OK\r\n");
+    }
+    let mut on_keyway = Listeners::subscribe(&proxy.addr(), &keys[0]);
+    let mut on_server = Listeners::subscribe(&server.addr(), &keys[0]);
+
+    for client in [&mut keyway, &mut reference] {
+        for key in &keys {
+            assert_eq!(client.cmd(&["SET", key, "1"]), "+OK\r\n");
+            assert_eq!(client.cmd(&["INCR", key]), ":2\r\n");
+            assert_eq!(client.cmd(&["PEXPIRE", key, "50"]), ":1\r\n");
+        }
+        // An ordinary message reaches the `*` subscriber once too.
+        client.cmd(&["PUBLISH", "note-news", "hello"]);
+    }
+    let expected = on_server.drain(0, Duration::from_millis(1500));
+    // 3 keys x 4 events (set, incrby, expire, expired); the one key's
+    // keyspace channel; `*`: both families, and the ordinary message.
+    assert_eq!(expected[0].len(), 12 + 4, "{:?}", expected[0]);
+    assert_eq!(expected[1].len(), 24 + 1, "{:?}", expected[1]);
+    assert!(expected[0].iter().any(|m| m.contains("expired")));
+    let got = on_keyway.drain(expected[0].len(), Duration::from_millis(500));
+    assert_eq!(got, expected);
+
+    // The master of the first key fails; once keyway subscribed on the
+    // promoted replica, its keys' events arrive again, once.
+    let old = cluster.node_of_slot(support::key_slot(keys[0].as_bytes()));
+    let survivor = cluster.masters().into_iter().find(|m| *m != old).unwrap();
+    cluster.kill_node(&old);
+    cluster.wait_for_failover(&old);
+    let new = cluster.node_of_slot(support::key_slot(keys[0].as_bytes()));
+    let numpat = |addr: &str| -> i64 {
+        redis::cmd("PUBSUB")
+            .arg("NUMPAT")
+            .query(&mut cluster.conn(addr))
+            .unwrap()
+    };
+    let want = numpat(&survivor);
+    poll_until(TIMEOUT, || (numpat(&new) == want).then_some(()))
+        .unwrap_or_else(|| panic!("keyway did not subscribe on the promoted {new}"));
+    poll_until(TIMEOUT, || {
+        keyway
+            .cmd(&["SET", &keys[0], "again"])
+            .starts_with("+OK")
+            .then_some(())
+    })
+    .expect("keyway serves the promoted master");
+    let after = on_keyway.drain(2, Duration::from_millis(500));
+    assert_eq!(
+        after[0].len(),
+        2,
+        "keyevent set + keyspace set, once: {:?}",
+        after[0]
+    );
+    assert!(
+        after[0].iter().all(|m| m.contains(&keys[0])),
+        "{:?}",
+        after[0]
+    );
+    assert_eq!(
+        after[1].len(),
+        2,
+        "both families under `*`, once: {:?}",
+        after[1]
+    );
 }

@@ -1,5 +1,5 @@
 //! Redis's glob-style matching (`stringmatchlen` in `util.c`), as ACL key
-//! and channel patterns use it: `*` any run of bytes, `?` one byte,
+//! and channel patterns and pub/sub patterns use it: `*` any run of bytes, `?` one byte,
 //! `[abc]`, `[^abc]`, `[a-z]` one byte of a class, `\x` the byte `x`.
 //! Case-sensitive, no allocation, and no recursion: a `*` is the only
 //! construct of variable length, so on a mismatch the match resumes one
@@ -96,6 +96,47 @@ pub fn matches(pattern: &[u8], subject: &[u8]) -> bool {
     }
 }
 
+/// Whether some subject starting with `prefix` matches `pattern` (e.g.
+/// whether a `PSUBSCRIBE` pattern can match channels of one family). Reads
+/// `prefix` through every position of the pattern it can reach; a pattern
+/// with any position left may match the rest (a class that matches no
+/// byte at all is not looked at: the answer errs towards yes).
+pub fn may_match_with_prefix(pattern: &[u8], prefix: &[u8]) -> bool {
+    let mut at = vec![0];
+    for &byte in prefix {
+        let mut next = Vec::new();
+        for p in after_stars(pattern, at) {
+            let step = match pattern.get(p) {
+                None => None,
+                Some(b'*') => Some(p),
+                Some(_) => one(pattern, p, byte),
+            };
+            if let Some(n) = step.filter(|n| !next.contains(n)) {
+                next.push(n);
+            }
+        }
+        if next.is_empty() {
+            return false;
+        }
+        at = next;
+    }
+    true
+}
+
+/// `positions` of `pattern`, each `*` among them also standing for the
+/// position after it (the star matching nothing).
+fn after_stars(pattern: &[u8], mut positions: Vec<usize>) -> Vec<usize> {
+    let mut i = 0;
+    while i < positions.len() {
+        let p = positions[i];
+        if pattern.get(p) == Some(&b'*') && !positions.contains(&(p + 1)) {
+            positions.push(p + 1);
+        }
+        i += 1;
+    }
+    positions
+}
+
 /// Matches the single-byte construct at `pattern[p]` against `byte`: the
 /// position after the construct when it matches.
 fn one(pattern: &[u8], p: usize, byte: u8) -> Option<usize> {
@@ -136,7 +177,26 @@ fn class(pattern: &[u8], mut p: usize, byte: u8) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{matches, Pattern};
+    use super::{matches, may_match_with_prefix, Pattern};
+
+    #[test]
+    fn a_pattern_may_match_subjects_with_a_prefix() {
+        let yes = [
+            "*", "ab*", "abc", "a?c", "[a-c]b*", "**b*", "a*", "abcd", "a\\bc",
+        ];
+        for pattern in yes {
+            assert!(
+                may_match_with_prefix(pattern.as_bytes(), b"abc"),
+                "{pattern}"
+            );
+        }
+        for pattern in ["ab", "b*", "a[^b]*", "abd*", "?", "a\\*c"] {
+            assert!(
+                !may_match_with_prefix(pattern.as_bytes(), b"abc"),
+                "{pattern}"
+            );
+        }
+    }
 
     fn m(p: &str, s: &str) -> bool {
         matches(p.as_bytes(), s.as_bytes())

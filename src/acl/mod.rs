@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
-mod glob;
+pub mod glob;
 mod keys;
 pub mod log;
 mod rules;

@@ -58,6 +58,9 @@ pub struct PubSubConn {
     state: RefCell<State>,
     wake_writer: LocalNotify,
     closed: Cell<bool>,
+    /// Closed by keyway ([`PubSubConn::shut`]), not lost.
+    shut: Cell<bool>,
+    stop: LocalNotify,
 }
 
 impl PubSubConn {
@@ -72,13 +75,20 @@ impl PubSubConn {
             state: RefCell::default(),
             wake_writer: LocalNotify::default(),
             closed: Cell::new(false),
+            shut: Cell::new(false),
+            stop: LocalNotify::default(),
         });
         let task = conn.clone();
         tokio::task::spawn_local(async move {
-            let error = task.run(&*sink, &settings).await;
-            warn!(node = %task.addr, %error, "pub/sub connection lost; subscribing again");
+            let error = tokio::select! {
+                error = task.run(&*sink, &settings) => error,
+                () = task.stop.notified() => return task.close(),
+            };
             task.close();
-            sink.lost(&task);
+            if !task.shut.get() {
+                warn!(node = %task.addr, %error, "pub/sub connection lost; subscribing again");
+                sink.lost(&task);
+            }
         });
         conn
     }
@@ -107,6 +117,14 @@ impl PubSubConn {
         if was_idle {
             self.wake_writer.notify_one();
         }
+    }
+
+    /// Closes the connection (its node no longer serves what it carries);
+    /// the hub is not told, and waiters run.
+    pub fn shut(&self) {
+        self.shut.set(true);
+        self.closed.set(true);
+        self.stop.notify_one();
     }
 
     /// Runs `then` once every command queued so far is answered (or the

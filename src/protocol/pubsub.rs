@@ -32,6 +32,9 @@ pub struct PubSubFrame {
     pub kind: PubSubKind,
     /// Where the channel (for `pmessage`, the pattern) lies in the frame.
     pub topic: Range<usize>,
+    /// Where the channel lies: for `pmessage` the one that matched the
+    /// pattern, for other kinds the same as `topic`.
+    pub channel: Range<usize>,
     /// Whether the kind names a shard channel (`smessage`, `ssubscribe`,
     /// `sunsubscribe`).
     pub shard: bool,
@@ -54,7 +57,16 @@ pub fn parse_pubsub(frame: &[u8]) -> Option<PubSubFrame> {
         _ => return None,
     };
     let topic = bulk_at(frame, &mut at)?;
-    Some(PubSubFrame { kind, topic, shard })
+    let channel = match kind {
+        PubSubKind::PMessage => bulk_at(frame, &mut at)?,
+        _ => topic.clone(),
+    };
+    Some(PubSubFrame {
+        kind,
+        topic,
+        channel,
+        shard,
+    })
 }
 
 /// The payload range of the bulk string at `*at`, advancing `*at` past it.
@@ -93,7 +105,10 @@ mod tests {
         );
         let f = b"*4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$2\r\nch\r\n$0\r\n\r\n";
         let p = parse_pubsub(f).unwrap();
-        assert_eq!((p.kind, &f[p.topic]), (PubSubKind::PMessage, &b"c*"[..]));
+        assert_eq!(
+            (p.kind, &f[p.topic], &f[p.channel]),
+            (PubSubKind::PMessage, &b"c*"[..], &b"ch"[..])
+        );
         let f = b"*3\r\n$10\r\nssubscribe\r\n$3\r\n{a}\r\n:1\r\n";
         let p = parse_pubsub(f).unwrap();
         assert_eq!(

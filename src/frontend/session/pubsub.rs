@@ -2,10 +2,12 @@
 //! worker's hub ([`crate::pubsub`]), messages queued between replies, and
 //! the output limit that disconnects a subscriber reading too slowly.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use bytes::Bytes;
 
+use crate::backend::pubsub_conn::PubSubConn;
 use crate::frontend::client_errors::{self, ClientError};
 use crate::protocol::Request;
 use crate::pubsub::{Message, Subscriber, TopicKind};
@@ -33,7 +35,7 @@ impl Session {
         };
         let hub = &self.worker.hub;
         let mut topics: Vec<Bytes> = request.args().skip(1).map(Bytes::copy_from_slice).collect();
-        let mut wait_on = None;
+        let mut wait_on: Vec<Rc<PubSubConn>> = Vec::new();
         let mut client = self.client.borrow_mut();
         let (id, proto) = (client.id, client.proto);
         let mut scratch = self.scratch.borrow_mut();
@@ -41,7 +43,11 @@ impl Session {
             for topic in &topics {
                 if client.subscriptions.insert(kind, topic) {
                     let subscriber: Rc<dyn Subscriber> = me.clone();
-                    wait_on = hub.subscribe(kind, topic, id, subscriber).or(wait_on);
+                    for conn in hub.subscribe(kind, topic, id, subscriber) {
+                        if !wait_on.iter().any(|c| Rc::ptr_eq(c, &conn)) {
+                            wait_on.push(conn);
+                        }
+                    }
                 }
                 let count = client.subscriptions.count(kind);
                 confirmation(&mut scratch, proto, name, Some(topic), count);
@@ -72,18 +78,23 @@ impl Session {
             .record
             .set_subscriptions(client.subscriptions.counts());
         drop((client, scratch));
-        match wait_on {
-            None => {
-                self.replies.borrow_mut().push_ready(reply);
-            }
-            Some(conn) => {
-                let token = self.replies.borrow_mut().push_pending(Bytes::new(), proto);
-                conn.when_answered(Box::new(move || {
+        if wait_on.is_empty() {
+            self.replies.borrow_mut().push_ready(reply);
+            return;
+        }
+        // Confirmed once every node it went to confirmed.
+        let token = self.replies.borrow_mut().push_pending(Bytes::new(), proto);
+        let left = Rc::new(Cell::new(wait_on.len()));
+        for conn in wait_on {
+            let (me, reply, left) = (me.clone(), reply.clone(), left.clone());
+            conn.when_answered(Box::new(move || {
+                left.set(left.get() - 1);
+                if left.get() == 0 {
                     me.complete(token, reply);
                     me.release_held();
                     me.flush();
-                }));
-            }
+                }
+            }));
         }
     }
 

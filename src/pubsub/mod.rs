@@ -5,6 +5,10 @@
 //!
 //! - Plain channels and patterns live on one connection to any master: the
 //!   cluster broadcasts `PUBLISH` to every node.
+//! - Keyspace and keyevent notification channels, and the patterns that
+//!   can match them, live on a connection to every master: each master
+//!   announces only its own keys ([`placement`]). These connections follow
+//!   the masters as they join, fail over or leave.
 //! - Shard channels live on a connection to the master of their slot (one
 //!   connection per master in use).
 //! - When a connection fails, or a node drops a shard channel because its
@@ -15,6 +19,8 @@
 //! A message is forwarded as the node sent it (RESP2) to RESP2 clients, and
 //! as a push (the same bytes, `>` for `*`) to RESP3 clients; that copy is
 //! made once per message, on first need.
+
+pub mod placement;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
@@ -32,9 +38,15 @@ use crate::protocol::pubsub::{to_push, PubSubFrame, PubSubKind};
 use crate::protocol::Protocol;
 use crate::stats::pubsub::WorkerPubSub;
 
+use placement::Placement;
+
 /// Pause before subscribing again after a failure, so that a failover or a
 /// slot move has time to reach the slot map.
 const REPAIR_DELAY: Duration = Duration::from_millis(200);
+
+/// How often the slot map is looked at for masters that joined or left,
+/// while topics live on every master.
+const MASTERS_CHECK: Duration = Duration::from_millis(100);
 
 /// What a client subscribes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,10 +98,12 @@ impl Message<'_> {
     }
 }
 
-/// One topic: its subscribers (by client id), and for a shard channel the
-/// node it is subscribed on (`None` while it waits to be subscribed again).
+/// One topic: its subscribers (by client id), where it lives, and the one
+/// node it is subscribed on when it needs one (`None` while it waits to be
+/// subscribed again, or when it lives only on every master).
 struct Topic {
     subscribers: Vec<(u64, Rc<dyn Subscriber>)>,
+    placement: Placement,
     node: Option<Arc<str>>,
 }
 
@@ -101,6 +115,12 @@ pub struct Hub {
     topics: RefCell<HashMap<(TopicKind, Bytes), Topic>>,
     plain: RefCell<Option<Rc<PubSubConn>>>,
     shard: RefCell<HashMap<Arc<str>, Rc<PubSubConn>>>,
+    /// A connection to every master, while topics live there.
+    every_master: RefCell<HashMap<Arc<str>, Rc<PubSubConn>>>,
+    /// How many topics live on every master.
+    on_every_master: Cell<usize>,
+    /// Whether the task that follows the masters runs.
+    following: Cell<bool>,
     /// Subscribers that got messages in the current batch.
     touched: RefCell<Vec<Rc<dyn Subscriber>>>,
     repair_scheduled: Cell<bool>,
@@ -122,6 +142,9 @@ impl Hub {
             topics: RefCell::default(),
             plain: RefCell::default(),
             shard: RefCell::default(),
+            every_master: RefCell::default(),
+            on_every_master: Cell::new(0),
+            following: Cell::new(false),
             touched: RefCell::default(),
             repair_scheduled: Cell::new(false),
             figures,
@@ -130,36 +153,65 @@ impl Hub {
     }
 
     /// Adds client `id` to `topic`. When the topic is new to this worker it
-    /// is subscribed on a node; the connection is returned so the caller can
-    /// wait until the node confirmed (then a message published after the
-    /// client's confirmation is sure to arrive).
+    /// is subscribed where it lives; the connections it is subscribed on
+    /// are returned so the caller can wait until their nodes confirmed
+    /// (then a message published after the client's confirmation is sure
+    /// to arrive).
     pub fn subscribe(
         &self,
         kind: TopicKind,
         topic: &Bytes,
         id: u64,
         subscriber: Rc<dyn Subscriber>,
-    ) -> Option<Rc<PubSubConn>> {
+    ) -> Vec<Rc<PubSubConn>> {
         let key = (kind, topic.clone());
-        if let Some(t) = self.topics.borrow_mut().get_mut(&key) {
+        let mut topics = self.topics.borrow_mut();
+        if let Some(t) = topics.get_mut(&key) {
             t.subscribers.push((id, subscriber));
-            return t.node.as_ref().and_then(|addr| self.conn_for(kind, addr));
+            let (placement, node) = (t.placement, t.node.clone());
+            drop(topics);
+            let mut conns: Vec<_> = node
+                .and_then(|a| self.conn_for(kind, &a))
+                .into_iter()
+                .collect();
+            if placement.on_every_master() {
+                conns.extend(self.every_master_conns());
+            }
+            return conns;
         }
-        let conn = self.place(kind, topic);
+        drop(topics);
+        let placement = Placement::of(kind, topic);
+        let conn = match placement {
+            Placement::EveryMaster => None,
+            _ => self.place(kind, topic),
+        };
         let node = conn.as_ref().map(|c| c.addr().clone());
         self.figures.topic(kind as usize, true);
+        if placement.on_every_master() {
+            for conn in self.every_master_conns() {
+                conn.command(kind.verb(true), topic);
+            }
+        }
         self.topics.borrow_mut().insert(
             key,
             Topic {
                 subscribers: vec![(id, subscriber)],
+                placement,
                 node,
             },
         );
-        conn
+        let mut conns: Vec<_> = conn.into_iter().collect();
+        if placement.on_every_master() {
+            self.on_every_master.set(self.on_every_master.get() + 1);
+            // New connections subscribe every such topic, this one too.
+            self.follow_masters();
+            conns.extend(self.every_master_conns());
+        }
+        conns
     }
 
     /// Removes client `id` from `topic`; the last one out unsubscribes the
-    /// topic on its node.
+    /// topic where it lives.
     pub fn unsubscribe(&self, kind: TopicKind, topic: &Bytes, id: u64) {
         let key = (kind, topic.clone());
         let mut topics = self.topics.borrow_mut();
@@ -170,16 +222,32 @@ impl Hub {
         if !t.subscribers.is_empty() {
             return;
         }
-        let node = topics.remove(&key).and_then(|t| t.node);
+        let Some(t) = topics.remove(&key) else {
+            return;
+        };
         drop(topics);
         self.figures.topic(kind as usize, false);
-        if let Some(conn) = node.and_then(|addr| self.conn_for(kind, &addr)) {
+        if let Some(conn) = t.node.and_then(|addr| self.conn_for(kind, &addr)) {
             conn.command(kind.verb(false), topic);
+        }
+        if t.placement.on_every_master() {
+            let left = self.on_every_master.get() - 1;
+            self.on_every_master.set(left);
+            if left == 0 {
+                // Nothing lives there any more: close them all.
+                for (_, conn) in self.every_master.take() {
+                    conn.shut();
+                }
+            } else {
+                for conn in self.every_master_conns() {
+                    conn.command(kind.verb(false), topic);
+                }
+            }
         }
     }
 
-    /// Subscribes a new topic on the node that serves it now; `None` if no
-    /// node does (the repair pass tries again).
+    /// Subscribes a new topic on the one node that serves it now; `None`
+    /// if no node does (the repair pass tries again).
     fn place(&self, kind: TopicKind, topic: &Bytes) -> Option<Rc<PubSubConn>> {
         let conn = match kind {
             TopicKind::Channel | TopicKind::Pattern => self.plain_conn(),
@@ -190,6 +258,72 @@ impl Hub {
             None => self.schedule_repair(),
         }
         conn
+    }
+
+    /// The open connections to every master.
+    fn every_master_conns(&self) -> Vec<Rc<PubSubConn>> {
+        let conns = self.every_master.borrow();
+        conns.values().filter(|c| c.is_open()).cloned().collect()
+    }
+
+    /// Makes the connections to every master match the masters of the slot
+    /// map: closes those to nodes no longer masters (or failed), opens one
+    /// to each master without one, subscribing there every topic that
+    /// lives on every master.
+    fn sync_masters(&self) {
+        if self.on_every_master.get() == 0 {
+            return;
+        }
+        let topology = self.view.topology().load();
+        let missing: Vec<Arc<str>> = {
+            let mut conns = self.every_master.borrow_mut();
+            conns.retain(|addr, conn| {
+                let keep = conn.is_open() && topology.is_master(addr);
+                if !keep {
+                    conn.shut();
+                }
+                keep
+            });
+            let masters = topology.nodes().iter().map(|n| &n.addr);
+            masters
+                .filter(|a| !conns.contains_key(*a))
+                .cloned()
+                .collect()
+        };
+        for addr in missing {
+            let conn = self.open(addr.clone());
+            for ((kind, topic), t) in self.topics.borrow().iter() {
+                if t.placement.on_every_master() {
+                    conn.command(kind.verb(true), topic);
+                }
+            }
+            self.every_master.borrow_mut().insert(addr, conn);
+        }
+    }
+
+    /// Starts, unless it runs, the task that keeps a connection to every
+    /// master while topics live there: it looks at the slot map every
+    /// [`MASTERS_CHECK`] and syncs when it changed.
+    fn follow_masters(&self) {
+        self.sync_masters();
+        if self.following.replace(true) {
+            return;
+        }
+        let Some(hub) = self.me.upgrade() else {
+            return;
+        };
+        tokio::task::spawn_local(async move {
+            let mut epoch = hub.view.topology().load().epoch();
+            while hub.on_every_master.get() > 0 {
+                tokio::time::sleep(MASTERS_CHECK).await;
+                let now = hub.view.topology().load().epoch();
+                if now != epoch {
+                    epoch = now;
+                    hub.sync_masters();
+                }
+            }
+            hub.following.set(false);
+        });
     }
 
     /// The open connection a topic placed on `addr` uses, if any.
@@ -219,7 +353,7 @@ impl Hub {
         *self.plain.borrow_mut() = Some(conn.clone());
         let mut topics = self.topics.borrow_mut();
         for ((kind, topic), t) in topics.iter_mut() {
-            if *kind != TopicKind::Shard {
+            if *kind != TopicKind::Shard && t.placement.on_any_node() {
                 conn.command(kind.verb(true), topic);
                 t.node = Some(conn.addr().clone());
             }
@@ -277,10 +411,17 @@ impl Hub {
     fn repair(&self) {
         let keys: Vec<(TopicKind, Bytes)> = self.topics.borrow().keys().cloned().collect();
         for key in keys {
-            let placed = self.topics.borrow().get(&key).map(|t| t.node.clone());
-            let Some(node) = placed else {
+            let placed = self
+                .topics
+                .borrow()
+                .get(&key)
+                .map(|t| (t.placement, t.node.clone()));
+            let Some((placement, node)) = placed else {
                 continue; // unsubscribed meanwhile
             };
+            if placement == Placement::EveryMaster {
+                continue; // see sync_masters below
+            }
             let (kind, topic) = &key;
             if node.is_some_and(|addr| self.conn_for(*kind, &addr).is_some()) {
                 continue;
@@ -290,6 +431,15 @@ impl Hub {
                 t.node = conn.map(|c| c.addr().clone());
             }
         }
+        self.sync_masters();
+    }
+
+    /// Whether `conn` is one of the connections to every master.
+    fn is_every_master(&self, conn: &PubSubConn) -> bool {
+        let conns = self.every_master.borrow();
+        conns
+            .get(conn.addr())
+            .is_some_and(|c| std::ptr::eq(Rc::as_ptr(c), conn))
     }
 
     /// Hands a message to every subscriber of its topic.
@@ -318,6 +468,11 @@ impl PubSubSink for Hub {
         let topic = frame.slice(parsed.topic.clone());
         match parsed.kind {
             PubSubKind::Message => self.fan_out(TopicKind::Channel, &frame, topic),
+            // A pattern on both sides delivers each message from one.
+            PubSubKind::PMessage
+                if !self.every_master.borrow().is_empty()
+                    && !placement::delivers(&frame[parsed.channel], self.is_every_master(conn)) => {
+            }
             PubSubKind::PMessage => self.fan_out(TopicKind::Pattern, &frame, topic),
             PubSubKind::SMessage => self.fan_out(TopicKind::Shard, &frame, topic),
             // The node dropped a shard channel: its slot moved.
@@ -346,13 +501,13 @@ impl PubSubSink for Hub {
     }
 
     fn lost(&self, conn: &PubSubConn) {
-        {
-            let mut shard = self.shard.borrow_mut();
-            if shard
+        for conns in [&self.shard, &self.every_master] {
+            let mut conns = conns.borrow_mut();
+            if conns
                 .get(conn.addr())
                 .is_some_and(|c| std::ptr::eq(Rc::as_ptr(c), conn))
             {
-                shard.remove(conn.addr());
+                conns.remove(conn.addr());
             }
         }
         self.view.request_refresh();
