@@ -5,8 +5,7 @@ use bytes::BytesMut;
 
 use crate::cluster::Slot;
 use crate::command::{
-    CommandArgs, CommandSpec, CommandTable, Diagnostic, KeyError, Merge, Reason, RouteClass,
-    SplitJoin,
+    CommandArgs, CommandSpec, CommandTable, Diagnostic, Merge, Reason, RouteClass, SplitJoin,
 };
 use crate::protocol::{encode, Request};
 
@@ -75,8 +74,6 @@ pub enum Rejection<'t> {
     CrossSlot,
     /// A class keyway does not serve (yet).
     Unsupported(&'t CommandSpec, Reason),
-    /// The key arguments are malformed (e.g. a bad `numkeys`).
-    Keys(KeyError),
 }
 
 impl CommandArgs for Request {
@@ -173,7 +170,12 @@ fn blocking(route: Route<'_>) -> Route<'_> {
 }
 
 /// The one slot all keys share, or `CROSSSLOT`; keyless calls (e.g.
-/// `EVAL script 0`) may go to any master.
+/// `EVAL script 0`) may go to any master. So may a request whose keys
+/// cannot be found (a bad `numkeys`, an unbalanced `STREAMS` list): a
+/// node finds no key in it either, so it runs the command, which answers
+/// its own error, worded as each command words it (`FCALL` says `Bad
+/// number of keys provided`, `ZUNION` `syntax error`, `LMPOP` `numkeys
+/// should be greater than 0`, ...). Redis Cluster does the same.
 fn keyed<'t>(spec: &'t CommandSpec, request: &Request) -> Route<'t> {
     let mut slot: Option<Slot> = None;
     let mut cross = false;
@@ -190,7 +192,7 @@ fn keyed<'t>(spec: &'t CommandSpec, request: &Request) -> Route<'t> {
         }
     });
     match (keys, slot) {
-        (Err(e), _) => Route::Reject(Rejection::Keys(e)),
+        (Err(_), _) => Route::AnyNode,
         (Ok(()), _) if cross => Route::Reject(Rejection::CrossSlot),
         (Ok(()), Some(slot)) => Route::Slot(slot, Access::of(spec)),
         (Ok(()), None) => Route::AnyNode,
@@ -200,7 +202,12 @@ fn keyed<'t>(spec: &'t CommandSpec, request: &Request) -> Route<'t> {
 impl Rejection<'_> {
     /// Appends the Redis-style error reply for `request`.
     pub fn write_reply(&self, request: &Request, out: &mut BytesMut) {
-        let text = match self {
+        encode::error(out, self.text(request).as_bytes());
+    }
+
+    /// The Redis-style error text for `request` (without the `-`).
+    pub fn text(&self, request: &Request) -> String {
+        match self {
             Rejection::UnknownCommand => unknown_command(request),
             Rejection::WrongArity(spec) => {
                 format!("ERR wrong number of arguments for '{}' command", spec.name())
@@ -212,9 +219,7 @@ impl Rejection<'_> {
             Rejection::Unsupported(spec, reason) => {
                 format!("ERR '{}' {}", spec.name().replace('|', " "), reason.message())
             }
-            Rejection::Keys(e) => e.to_string(),
-        };
-        encode::error(out, text.as_bytes());
+        }
     }
 }
 
@@ -295,5 +300,21 @@ mod tests {
             route_of(&table, &["MSETNX", "a", "1", "b", "2"]),
             Route::Reject(Rejection::CrossSlot)
         ));
+    }
+
+    #[test]
+    fn keys_that_cannot_be_found_go_to_a_node() {
+        let table = CommandTable::builtin();
+        // The node's command answers its own error (FCALL's `Bad number of
+        // keys provided`, ZUNION's `syntax error`, ...).
+        for args in [
+            &["FCALL", "f", "notanumber", "k"][..],
+            &["EVAL", "s", "-1", "k"],
+            &["ZUNION", "3", "k"],
+            &["BLMPOP", "0", "x", "k", "LEFT"],
+            &["XREAD", "BLOCK", "0", "STREAMS", "k"],
+        ] {
+            assert!(matches!(route_of(&table, args), Route::AnyNode), "{args:?}");
+        }
     }
 }

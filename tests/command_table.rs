@@ -12,6 +12,13 @@
 //! ...). Destructive commands (FLUSHALL, ...) run last; every command gets
 //! keys of its own, one set through keyway and one directly, so both sides
 //! start from the same (empty) state.
+//!
+//! A second walk sends invalid invocations derived from the same table:
+//! every command and subcommand with one argument too few (and one too
+//! many where the arity is exact), every key count (`numkeys`) replaced by
+//! a word, a negative number, zero and more than there are arguments, and
+//! every `STREAMS` list unbalanced. keyway's error must be the node's, word
+//! for word, except the cases [`INVALID_OWN_ERRORS`] lists.
 
 use crate::support;
 
@@ -19,7 +26,7 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Write};
 use std::time::Duration;
 
-use keyway::command::{CommandSpec, CommandTable, Reason, RouteClass};
+use keyway::command::{BeginSearch, CommandSpec, CommandTable, FindKeys, Reason, RouteClass};
 use support::resp::{connect_stream, encode, read_reply};
 use support::{key_slot, Cluster, Proxy};
 
@@ -102,6 +109,14 @@ const OWN_ERRORS: &[&str] = &[
     "acl|save",
     "acl|load",
 ];
+
+/// Invalid invocations for which keyway's error differs from a 7.0
+/// node's, on purpose: (command, why).
+const INVALID_OWN_ERRORS: &[(&str, &str)] = &[(
+    "client|setinfo",
+    "keyway knows CLIENT SETINFO (Redis 7.2) and says its arity error, \
+     where a 7.0 node says `unknown subcommand`",
+)];
 
 /// Run last, in this order: they wipe what the others may have left.
 const DESTRUCTIVE: &[&str] = &["script|flush", "function|flush", "flushdb", "flushall"];
@@ -192,6 +207,8 @@ struct Walk {
     first: String,
     /// README.md, whose refusal texts keyway's must match.
     readme: String,
+    /// Commands whose errors keyway words its own way.
+    own_errors: Vec<&'static str>,
 }
 
 impl Walk {
@@ -226,13 +243,14 @@ impl Walk {
         // keyway forwards the node's errors as they are; the keys differ
         // only by their side's letter.
         let mut direct_text = String::from_utf8_lossy(&direct).replace("{walk}d", "{walk}p");
-        if spec.class() == RouteClass::AllNodes {
+        // (keyway itself answers a wrong arity.)
+        if spec.class() == RouteClass::AllNodes && spec.arity_ok(args.len()) {
             let text = direct_text.trim_end_matches("\r\n");
             direct_text = format!("{text} (node {})\r\n", self.first);
         }
         if mine.starts_with('-')
             && through_text != direct_text
-            && !OWN_ERRORS.contains(&spec.name())
+            && !self.own_errors.contains(&spec.name())
         {
             return Outcome::Failed(format!(
                 "keyway answered the error {}, the node {}",
@@ -261,6 +279,55 @@ impl Walk {
             Outcome::Failed(format!("README.md does not document {documented}"))
         }
     }
+
+    /// A walk through `proxy` in front of `cluster`, exempting `own_errors`
+    /// from the comparison of error texts.
+    fn new(cluster: &Cluster, proxy: &Proxy, own_errors: Vec<&'static str>) -> Walk {
+        Walk {
+            proxy: proxy.addr(),
+            node: cluster.node_of_slot(key_slot(b"{walk}")),
+            first: cluster.node_of_slot(0),
+            readme: std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+                .expect("README.md"),
+            own_errors,
+        }
+    }
+
+    /// Walks every case; the failures, each naming its request.
+    fn all(&self, cases: &[(&CommandSpec, Vec<String>)]) -> (Tally, Vec<String>) {
+        let mut tally = Tally::default();
+        let mut failures = Vec::new();
+        for (index, (spec, args)) in cases.iter().enumerate() {
+            match self.one(spec, args, index) {
+                Outcome::Refused => tally.refused += 1,
+                Outcome::Compared { errors: both } => {
+                    tally.errors += usize::from(both);
+                    match spec.class() {
+                        RouteClass::Local => tally.local += 1,
+                        _ => tally.compared += 1,
+                    }
+                }
+                Outcome::Failed(why) => {
+                    failures.push(format!("{} ({:?}): {why}", args.join(" "), spec.class()))
+                }
+            }
+        }
+        (tally, failures)
+    }
+}
+
+/// Sends `requests` (split on spaces) on one connection to `addr`; their
+/// replies, in order.
+fn in_order(addr: &str, requests: &[&str]) -> Vec<String> {
+    let mut reader = BufReader::new(connect_stream(addr, HANG));
+    let mut replies = Vec::new();
+    for request in requests {
+        let args: Vec<&[u8]> = request.split(' ').map(str::as_bytes).collect();
+        reader.get_mut().write_all(&encode(&args)).expect("write");
+        let reply = read_reply(&mut reader).expect("reply");
+        replies.push(String::from_utf8_lossy(&reply).into_owned());
+    }
+    replies
 }
 
 fn clip(text: &str) -> String {
@@ -271,20 +338,27 @@ fn clip(text: &str) -> String {
         .to_string()
 }
 
+/// What a walk counted.
+#[derive(Default)]
+struct Tally {
+    /// Routed to a node and compared with its direct answer.
+    compared: usize,
+    /// Answered by keyway and compared with the node's answer.
+    local: usize,
+    /// Compared, and errors on both sides.
+    errors: usize,
+    /// Refused as documented.
+    refused: usize,
+}
+
 #[test]
 fn every_command_routes_or_is_refused_as_documented() {
     let cluster = Cluster::start();
     let proxy = Proxy::start(&cluster);
-    let node = cluster.node_of_slot(key_slot(b"{walk}"));
     let table = CommandTable::builtin();
     let overrides: BTreeMap<&str, &[&str]> = ARGS.iter().copied().collect();
-    let walk = Walk {
-        proxy: proxy.addr(),
-        node: node.clone(),
-        first: cluster.node_of_slot(0),
-        readme: std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-            .expect("README.md"),
-    };
+    let walk = Walk::new(&cluster, &proxy, OWN_ERRORS.to_vec());
+    let node = walk.node.clone();
     // The walk covers every command the cluster's nodes know.
     let count = exchange(&node, &["COMMAND".into(), "COUNT".into()]).expect("COMMAND COUNT");
     assert_eq!(
@@ -311,24 +385,13 @@ fn every_command_routes_or_is_refused_as_documented() {
         (last, spec.name().to_string(), args.len())
     });
 
-    let (mut refused, mut compared, mut local, mut errors) = (0, 0, 0, 0);
-    let mut failures = Vec::new();
-    for (index, (spec, args)) in cases.iter().enumerate() {
-        let outcome = walk.one(spec, args, index);
-        match outcome {
-            Outcome::Refused => refused += 1,
-            Outcome::Compared { errors: both } => {
-                errors += usize::from(both);
-                match spec.class() {
-                    RouteClass::Local => local += 1,
-                    _ => compared += 1,
-                }
-            }
-            Outcome::Failed(why) => {
-                failures.push(format!("{} ({:?}): {why}", args.join(" "), spec.class()))
-            }
-        }
-    }
+    let (tally, failures) = walk.all(&cases);
+    let Tally {
+        compared,
+        local,
+        errors,
+        refused,
+    } = tally;
     eprintln!(
         "command table walk: {} requests; {compared} routed and compared with the node, \
          {local} answered by keyway and compared ({errors} of these {} were errors on both \
@@ -340,6 +403,116 @@ fn every_command_routes_or_is_refused_as_documented() {
     assert!(
         failures.is_empty(),
         "{} commands misbehave through keyway:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The invalid variants of a valid request `args` for `spec`: one argument
+/// too few, and one too many for an exact arity (containers have their own
+/// cases in the first walk); each key count replaced by what Redis refuses
+/// (a word, a negative number, zero, more than the arguments); a `STREAMS`
+/// list with an ID missing. Refused commands get only the arity cases
+/// (keyway checks the arity first, and they then reach no node).
+fn invalid(spec: &CommandSpec, args: &[String]) -> Vec<Vec<String>> {
+    let mut cases = Vec::new();
+    if spec.is_container() {
+        return cases;
+    }
+    let words = spec.name().split('|').count();
+    let arity = spec.arity().unsigned_abs() as usize;
+    if arity > words {
+        cases.push(args[..arity - 1].to_vec());
+    }
+    if spec.arity() > 0 {
+        let mut more = args.to_vec();
+        more.push("1".into());
+        cases.push(more);
+    }
+    if matches!(spec.class(), RouteClass::Unsupported(_)) {
+        return cases;
+    }
+    let view: Vec<&str> = args.iter().map(String::as_str).collect();
+    for key_spec in spec.key_specs() {
+        let start = match &key_spec.begin {
+            BeginSearch::Index(i) => Some(*i as usize),
+            BeginSearch::Keyword { keyword, .. } => view
+                .iter()
+                .position(|a| a.as_bytes().eq_ignore_ascii_case(keyword))
+                .map(|i| i + 1),
+            BeginSearch::Unknown => None,
+        };
+        let Some(start) = start else { continue };
+        match key_spec.find {
+            FindKeys::KeyNum { keynumidx, .. } => {
+                let at = start + keynumidx as usize;
+                let too_many = args.len().to_string();
+                for count in ["notanumber", "-1", "0", too_many.as_str()] {
+                    let mut case = args.to_vec();
+                    case[at] = count.into();
+                    cases.push(case);
+                }
+            }
+            // XREAD's `STREAMS k1 k2 id1 id2`: one ID short.
+            FindKeys::Range { limit, .. } if limit > 1 => {
+                cases.push(args[..args.len() - 1].to_vec());
+            }
+            _ => {}
+        }
+    }
+    cases
+}
+
+#[test]
+fn invalid_invocations_answer_the_nodes_errors() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let table = CommandTable::builtin();
+    let mut overrides: BTreeMap<&str, &[&str]> = ARGS.iter().copied().collect();
+    // A function that exists, so FCALL checks its key count (it looks the
+    // function up first), and EVALSHA's script on every master.
+    for name in ["function|load", "script|load"] {
+        let mut request: Vec<String> = name.split('|').map(str::to_uppercase).collect();
+        request.extend(overrides[name].iter().map(|a| a.to_string()));
+        let reply = exchange(&proxy.addr(), &request).expect("load");
+        assert!(
+            !reply.starts_with(b"-"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    overrides.insert("fcall", &["walk", "1", "K1"]);
+    overrides.insert("fcall_ro", &["walk", "1", "K1"]);
+    let own: Vec<&str> = INVALID_OWN_ERRORS.iter().map(|(name, _)| *name).collect();
+    let walk = Walk::new(&cluster, &proxy, own);
+
+    let mut cases: Vec<(&CommandSpec, Vec<String>)> = Vec::new();
+    for spec in table
+        .iter()
+        .flat_map(|c| std::iter::once(c).chain(c.subcommands()))
+    {
+        let args = request(spec, &overrides);
+        cases.extend(invalid(spec, &args).into_iter().map(|case| (spec, case)));
+    }
+    let (tally, mut failures) = walk.all(&cases);
+    // Inside MULTI, an EXEC with a wrong arity discards the transaction.
+    let exec = ["MULTI", "EXEC 1", "EXEC"];
+    let (through, direct) = (in_order(&walk.proxy, &exec), in_order(&walk.node, &exec));
+    if through != direct {
+        failures.push(format!("{exec:?}: keyway {through:?}, the node {direct:?}"));
+    }
+    eprintln!(
+        "invalid invocations: {} requests; {} compared with the node ({} errors on both sides), \
+         {} refused as documented, {} failures",
+        cases.len(),
+        tally.compared + tally.local,
+        tally.errors,
+        tally.refused,
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} invalid invocations answer otherwise through keyway:\n{}",
         failures.len(),
         failures.join("\n")
     );

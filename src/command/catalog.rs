@@ -36,7 +36,9 @@ fn row(class: RouteClass) -> Row {
             "single slot",
             "sent to the master of the keys' slot; keys in several slots → `-CROSSSLOT` \
              (use a `{hash tag}`). `EVAL`/`EVALSHA`/`FCALL` (and `_RO`) with no key go to \
-             any master; `XREAD`/`XREADGROUP` with `BLOCK` go the blocking way",
+             any master, and so does a request whose key count or `STREAMS` list a node \
+             refuses (its error is the reply); `XREAD`/`XREADGROUP` with `BLOCK` go the \
+             blocking way",
         ),
         RouteClass::Split(_) => (
             1,

@@ -6,12 +6,12 @@ use super::flags::KeySpecFlags;
 use super::spec::{BeginSearch, CommandSpec, FindKeys, KeySpec};
 use super::CommandArgs;
 
-/// Why a request's keys cannot be found. Each maps to the error text Redis
-/// itself gives (`Display`), so keyway can reply without asking a backend.
-/// Commands word some of these differently (ZUNIONSTORE says `syntax error`
-/// where EVAL says `greater than number of args`); a caller that wants
-/// Redis's exact wording can instead forward the request to any master,
-/// which is what Redis Cluster itself does with such a request.
+/// Why a request's keys cannot be found. `Display` gives EVAL's wording,
+/// but commands word these differently (ZUNIONSTORE says `syntax error`,
+/// LMPOP `numkeys should be greater than 0`, FCALL `Bad number of keys
+/// provided`), so the router does not answer with it: it forwards such a
+/// request to any master, whose command answers its own error, which is
+/// what Redis Cluster itself does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// The key count is not an integer.

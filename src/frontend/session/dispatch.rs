@@ -7,7 +7,7 @@
 
 use crate::command::{CommandSpec, CommandTable, RouteClass};
 use crate::protocol::{encode, Protocol, Request};
-use crate::router::{self, Route};
+use crate::router::{self, Rejection, Route};
 use crate::stats::commands::UNKNOWN;
 
 use super::super::local::{self, Outcome};
@@ -44,12 +44,14 @@ impl Session {
         let worker = &self.worker;
         if let Err(mut refusal) = self.admit(spec, &request) {
             // As redis-server: a refused command fails the transaction,
-            // and a refused EXEC discards it.
+            // and a refused EXEC discards it, quoting the error without
+            // its generic `ERR` code (`NOPERM` and such stay).
             self.abort_multi();
             if spec.is_some_and(|s| s.name() == "exec") {
                 self.transactions.borrow_mut().reset();
                 self.note_multi();
-                refusal = format!("EXECABORT Transaction discarded because of: {refusal}");
+                let error = refusal.strip_prefix("ERR ").unwrap_or(&refusal);
+                refusal = format!("EXECABORT Transaction discarded because of: {error}");
             }
             self.push_local(|out| encode::error(out, refusal.as_bytes()));
             return true;
@@ -133,16 +135,20 @@ impl Session {
     /// The admission step, before routing (`spec` is the request's table
     /// entry): `Err` with the error text (after `-`) when this client may
     /// not send `request` now. In redis-server's order: unknown commands
-    /// and wrong arities get their own errors first (from the router), then
+    /// get their own error first (from the router), then wrong arities
+    /// (so that, as there, a wrong `EXEC` discards the transaction), then
     /// authentication, the user's rules, subscribed mode.
     pub(super) fn admit(
         &self,
         spec: Option<&CommandSpec>,
         request: &Request,
     ) -> Result<(), String> {
-        let Some(spec) = spec.filter(|s| s.arity_ok(request.argc())) else {
+        let Some(spec) = spec else {
             return Ok(());
         };
+        if !spec.arity_ok(request.argc()) {
+            return Err(Rejection::WrongArity(spec).text(request));
+        }
         self.check_access(spec, request)?;
         match self.refused_while_subscribed(spec) {
             Some(name) => Err(format!("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")),
