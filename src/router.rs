@@ -16,6 +16,10 @@ pub use crate::cluster::Access;
 pub enum Route<'t> {
     /// To the master serving this slot.
     Slot(Slot, Access),
+    /// `PUBLISH`: to the master of the channel's slot (one node per
+    /// channel keeps messages in publish order); its count of receivers
+    /// counts keyway's subscribers as one redis-server would.
+    Publish(Slot),
     /// To any master (keyless commands, scripts without keys).
     AnyNode,
     /// To every master, their replies merged.
@@ -106,8 +110,7 @@ pub fn route_spec<'t>(spec: Option<&'t CommandSpec>, request: &Request) -> Route
         RouteClass::FanOut(merge) => Route::FanOut(merge),
         RouteClass::AllNodes => Route::AllNodes,
         RouteClass::Diagnostics(what) => Route::Diagnostics(what),
-        // PUBLISH is no read: a replica never serves it.
-        RouteClass::Channel => Route::Slot(Slot::of_key(request.arg(1)), Access::Write),
+        RouteClass::Channel => Route::Publish(Slot::of_key(request.arg(1))),
         RouteClass::Subscription if request.argc() == 1 => Route::Subscription(spec, None),
         RouteClass::Subscription => match keyed(spec, request) {
             Route::Slot(slot, _) => Route::Subscription(spec, Some(slot)),

@@ -24,6 +24,7 @@ use crate::cluster::{
 use crate::command::CommandTable;
 use crate::config::{Config, Live, ReadPolicy, Startup};
 use crate::protocol::Protocol;
+use crate::pubsub::census::Census;
 use crate::pubsub::Hub;
 use crate::registry::Registry;
 use crate::script_cache::ScriptCache;
@@ -56,6 +57,8 @@ pub struct Shared {
     pub backends: BackendStats,
     /// Topics subscribed on nodes and messages delivered.
     pub pubsub: PubSubStats,
+    /// Every worker's subscribers, for `PUBLISH`'s count of receivers.
+    pub subscribers: Arc<Census>,
     /// keyway's own slow log.
     pub slowlog: SlowLog,
     /// When keyway started (`INFO server`).
@@ -89,6 +92,7 @@ impl Shared {
             commands_answered: CommandStats::default(),
             backends: BackendStats::default(),
             pubsub: PubSubStats::default(),
+            subscribers: Arc::default(),
             slowlog: SlowLog::default(),
             started: Instant::now(),
             stopping: AtomicBool::new(false),
@@ -198,6 +202,7 @@ impl Worker {
             shared.view.clone(),
             settings.clone(),
             shared.pubsub.for_worker(),
+            shared.subscribers.for_worker(),
         );
         let startup = &shared.startup;
         let blocking = BlockingPool::new(settings.clone(), startup.max_blocking_connections.get());

@@ -224,3 +224,48 @@ fn keyspace_notifications_of_every_master_arrive_once() {
         after[1]
     );
 }
+
+/// Subscribes `client` with `args` and reads the `n` confirmations.
+fn subscribe(client: &mut PubSubClient, args: &[&str], n: usize) {
+    client.send(args);
+    client.frames(n);
+}
+
+/// `PUBLISH` answers how many clients received the message, as one
+/// redis-server does: keyway's subscriber connection on the node counts
+/// as the clients it serves (on both workers), patterns included.
+#[test]
+fn publish_counts_the_clients_that_received_the_message() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let server = Standalone::start(&[], None);
+    let counts = |addr: &str| -> Vec<String> {
+        let mut clients: Vec<PubSubClient> = (0..5).map(|_| PubSubClient::connect(addr)).collect();
+        clients[4].cmd(&["HELLO", "3"]);
+        subscribe(&mut clients[0], &["SUBSCRIBE", "pc-news"], 1);
+        subscribe(&mut clients[1], &["SUBSCRIBE", "pc-news", "pc-sport"], 2);
+        subscribe(&mut clients[2], &["PSUBSCRIBE", "pc-n*"], 1);
+        subscribe(&mut clients[3], &["PSUBSCRIBE", "pc-*", "*"], 2);
+        subscribe(&mut clients[4], &["SUBSCRIBE", "pc-news"], 1);
+        let mut publisher = RawClient::connect(addr, TIMEOUT);
+        let mut publish = |channel: &str| publisher.cmd(&["PUBLISH", channel, "m"]);
+        let mut seen = vec![publish("pc-news"), publish("pc-sport"), publish("pc-none")];
+        // The messages come first, then the confirmation.
+        for (i, args) in [
+            (1, &["UNSUBSCRIBE", "pc-news"]),
+            (3, &["PUNSUBSCRIBE", "*"]),
+        ] {
+            clients[i].send(args);
+            let verb = args[0].to_lowercase();
+            while !clients[i].frame().contains(&format!("\r\n{verb}\r\n")) {}
+        }
+        seen.extend([publish("pc-news"), publish("pc-sport"), publish("x")]);
+        seen
+    };
+    let expected = counts(&server.addr());
+    assert_eq!(
+        expected,
+        [":6\r\n", ":3\r\n", ":3\r\n", ":4\r\n", ":2\r\n", ":0\r\n"]
+    );
+    assert_eq!(counts(&proxy.addr()), expected);
+}

@@ -20,12 +20,13 @@
 //! as a push (the same bytes, `>` for `*`) to RESP3 clients; that copy is
 //! made once per message, on first need.
 
+pub mod census;
 pub mod placement;
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -38,6 +39,7 @@ use crate::protocol::pubsub::{to_push, PubSubFrame, PubSubKind};
 use crate::protocol::Protocol;
 use crate::stats::pubsub::WorkerPubSub;
 
+use census::HubTopics;
 use placement::Placement;
 
 /// Pause before subscribing again after a failure, so that a failover or a
@@ -126,6 +128,8 @@ pub struct Hub {
     repair_scheduled: Cell<bool>,
     next_node: Cell<usize>,
     figures: Arc<WorkerPubSub>,
+    /// This worker's part of the count of `PUBLISH` receivers.
+    census: Arc<Mutex<HubTopics>>,
 }
 
 impl Hub {
@@ -134,6 +138,7 @@ impl Hub {
         view: Arc<ClusterView>,
         settings: SettingsSource,
         figures: Arc<WorkerPubSub>,
+        census: Arc<Mutex<HubTopics>>,
     ) -> Rc<Hub> {
         Rc::new_cyclic(|me| Hub {
             me: me.clone(),
@@ -148,6 +153,7 @@ impl Hub {
             touched: RefCell::default(),
             repair_scheduled: Cell::new(false),
             figures,
+            census,
             next_node: Cell::new(0),
         })
     }
@@ -165,6 +171,7 @@ impl Hub {
         subscriber: Rc<dyn Subscriber>,
     ) -> Vec<Rc<PubSubConn>> {
         let key = (kind, topic.clone());
+        census::lock(&self.census).client(kind, topic, true);
         let mut topics = self.topics.borrow_mut();
         if let Some(t) = topics.get_mut(&key) {
             t.subscribers.push((id, subscriber));
@@ -218,7 +225,11 @@ impl Hub {
         let Some(t) = topics.get_mut(&key) else {
             return;
         };
+        let before = t.subscribers.len();
         t.subscribers.retain(|(sid, _)| *sid != id);
+        if t.subscribers.len() < before {
+            census::lock(&self.census).client(kind, topic, false);
+        }
         if !t.subscribers.is_empty() {
             return;
         }
@@ -238,6 +249,7 @@ impl Hub {
                 for (_, conn) in self.every_master.take() {
                     conn.shut();
                 }
+                self.report_nodes();
             } else {
                 for conn in self.every_master_conns() {
                     conn.command(kind.verb(false), topic);
@@ -299,6 +311,18 @@ impl Hub {
             }
             self.every_master.borrow_mut().insert(addr, conn);
         }
+        self.report_nodes();
+    }
+
+    /// Tells the census where this hub's connections are now.
+    fn report_nodes(&self) {
+        let plain = self.plain.borrow();
+        let any_node = plain
+            .as_ref()
+            .filter(|c| c.is_open())
+            .map(|c| c.addr().clone());
+        let every_master = self.every_master.borrow().keys().cloned().collect();
+        census::lock(&self.census).set_nodes(any_node, every_master);
     }
 
     /// Starts, unless it runs, the task that keeps a connection to every
@@ -351,6 +375,7 @@ impl Hub {
         self.next_node.set(i + 1);
         let conn = self.open(masters[i].addr.clone());
         *self.plain.borrow_mut() = Some(conn.clone());
+        self.report_nodes();
         let mut topics = self.topics.borrow_mut();
         for ((kind, topic), t) in topics.iter_mut() {
             if *kind != TopicKind::Shard && t.placement.on_any_node() {
@@ -510,6 +535,7 @@ impl PubSubSink for Hub {
                 conns.remove(conn.addr());
             }
         }
+        self.report_nodes();
         self.view.request_refresh();
         self.schedule_repair();
     }

@@ -20,7 +20,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::backend::{BackendError, ReplySink};
 use crate::command::Merge;
-use crate::protocol::Protocol;
+use crate::protocol::{encode, parse_i64, Protocol};
+use crate::pubsub::census::{receivers, Census};
 
 use diagnostics::Report;
 use info::Own;
@@ -39,6 +40,9 @@ pub enum Join {
     /// `+OK` from every node, else the first error naming its node (see
     /// [`merge::all_ok`]).
     AllOk,
+    /// `PUBLISH` of this channel to one node: its count of receivers, with
+    /// keyway's subscriber connections replaced by their clients.
+    Receivers(Box<(Bytes, Arc<Census>)>),
 }
 
 /// Receives a merged reply; implemented by sessions.
@@ -120,6 +124,25 @@ impl ReplySink for Gather {
             }
             Join::AllOk => {
                 all_ok(parts.map(|(node, p)| (&**node, p)), &mut out);
+                vec![out.freeze()]
+            }
+            Join::Receivers(publish) => {
+                let (channel, census) = &**publish;
+                for (node, part) in parts {
+                    match part {
+                        Ok(reply) => match reply
+                            .strip_prefix(b":")
+                            .and_then(|r| r.strip_suffix(b"\r\n"))
+                            .and_then(parse_i64)
+                        {
+                            Some(n) => {
+                                encode::integer(&mut out, receivers(census, channel, node, n))
+                            }
+                            None => out.extend_from_slice(&reply), // an error
+                        },
+                        Err(e) => e.write_reply(&mut out),
+                    }
+                }
                 vec![out.freeze()]
             }
         };

@@ -104,6 +104,7 @@ impl Session {
                 return true;
             }
             route @ (Route::Slot(..)
+            | Route::Publish(_)
             | Route::AnyNode
             | Route::FanOut(_)
             | Route::AllNodes

@@ -111,6 +111,9 @@ const NO_TARGET: &[u8] = b"ERR keyway could not route this request; please retry
 /// Where a new request goes.
 enum Target {
     Slot(Slot, Access),
+    /// `PUBLISH` of this channel: the master of its slot, the count of
+    /// receivers corrected (see [`crate::pubsub::census`]).
+    Publish(Slot, Bytes),
     AnyMaster,
     /// Every master, the replies merged.
     AllMasters(Merge),
@@ -144,6 +147,7 @@ impl Target {
     fn of(route: Route<'_>, request: &Request) -> Option<Target> {
         Some(match route {
             Route::Slot(slot, access) => Target::Slot(slot, access),
+            Route::Publish(slot) => Target::Publish(slot, Bytes::copy_from_slice(request.arg(1))),
             Route::AnyNode => Target::AnyMaster,
             Route::FanOut(merge) => Target::AllMasters(merge),
             Route::AllNodes => Target::AllNodes,
@@ -167,6 +171,7 @@ impl Target {
             Target::Blocking(_) | Target::WaitReplicas => true,
             Target::Diagnostics(report) => report.dedicated(),
             Target::Slot(..)
+            | Target::Publish(..)
             | Target::AnyMaster
             | Target::AllMasters(_)
             | Target::AllNodes

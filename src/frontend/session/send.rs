@@ -78,6 +78,20 @@ impl Session {
                 return self.fan_out(token, Join::Info(own), &topology);
             }
             Target::WaitReplicas => return self.wait_replicas(token, &topology),
+            Target::Publish(slot, channel) => {
+                // PUBLISH is no read: a replica never serves it.
+                return match worker.for_slot(&topology, slot, Access::Write) {
+                    Ok(index) => {
+                        let addr = topology.nodes()[index as usize].addr.clone();
+                        let conns = worker.conns(&topology, index);
+                        drop(topology);
+                        let census = worker.shared.subscribers.clone();
+                        let join = Join::Receivers(Box::new((channel, census)));
+                        self.gather(token, join, vec![(addr, conns)])
+                    }
+                    Err(no_node) => self.complete_no_node(token, no_node),
+                };
+            }
             Target::Scan => return self.scan(token, &topology),
             Target::Split(plan) => return self.split(token, plan, &topology),
             Target::Blocking(slot) => {

@@ -6,7 +6,7 @@
 use crate::backend::conn::Conn;
 use crate::cluster::Access;
 use crate::cluster::Slot;
-use crate::command::{CommandTable, RouteClass};
+use crate::command::CommandTable;
 use crate::protocol::{encode, Request};
 use crate::router::Route;
 
@@ -42,12 +42,9 @@ impl Session {
                     ))
                 }
             },
-            // A channel is not a key: PUBLISH may join any transaction.
-            Route::Slot(..)
-                if table.lookup(request).map(|s| s.class()) == Some(RouteClass::Channel) =>
-            {
-                None
-            }
+            // A channel is not a key: PUBLISH may join any transaction
+            // (its count is then the node's own).
+            Route::Publish(_) => None,
             Route::Slot(slot, _) | Route::Blocking(slot) => Some(*slot),
             // Inside MULTI, WAIT does not block: the node answers at once.
             Route::WaitReplicas => None,
