@@ -14,6 +14,11 @@
 //! - `SORT ... BY pattern` / `GET pattern` are refused by a cluster node
 //!   (Redis 7.0 refuses every such pattern in cluster mode, hash tag or
 //!   not): keyway's reply is the node's, compared with the node directly;
+//! - `SORT ... STORE` into another slot: `-CROSSSLOT` (also when queued in
+//!   a transaction), where redis-server stores;
+//! - `MEMORY USAGE` is a cluster node's (16 bytes more per key than one
+//!   redis-server: the dict entry's slot-list links), compared with the
+//!   node directly;
 //! - `DEBUG` is refused by keyway (one node's administration).
 
 use crate::support;
@@ -643,16 +648,36 @@ fn sort(setup: &Setup, pair: &mut Pair, tag: &str) {
     // The refused SORT ... STORE wrote nothing (redis-server's did).
     assert_eq!(pair.keyway.cmd(&["EXISTS", &dst]), ":0\r\n");
     pair.redis.cmd(&["DEL", &dst]);
-    // STORE into another slot: the node's CROSSSLOT (keyway routes SORT by
-    // its first key; the node sees the STORE key too).
+    // STORE into another slot: CROSSSLOT, as a node refuses it (keyway
+    // finds the STORE key as the node does; keyway's text adds a hint),
+    // where redis-server stores.
     let args = ["SORT", &nums, "STORE", other];
     let (ours, theirs) = pair.both(&args);
-    assert_eq!(ours, node.cmd(&args));
     assert_eq!(
-        ours,
+        node.cmd(&args),
         "-CROSSSLOT Keys in request don't hash to the same slot\r\n"
     );
+    let crossslot = "-CROSSSLOT Keys in request don't hash to the same slot \
+                     (use a {hash tag} to put related keys in one slot)\r\n";
+    assert_eq!(ours, crossslot);
     assert_eq!(theirs, ":4\r\n");
+
+    // Inside a transaction, the same.
+    pair.expect(&["MULTI"], "+OK\r\n");
+    pair.expect(&["SORT", &nums, "DESC", "STORE", &dst], "+QUEUED\r\n");
+    pair.expect(&["SORT_RO", &dst, "LIMIT", "0", "2"], "+QUEUED\r\n");
+    pair.same(&["EXEC"]);
+    // ... and inside one, refused when queued, as a node refuses it, so
+    // EXEC aborts (redis-server runs it).
+    pair.expect(&["MULTI"], "+OK\r\n");
+    let (ours, theirs) = pair.both(&["SORT", &nums, "STORE", other]);
+    assert_eq!((ours.as_str(), theirs.as_str()), (crossslot, "+QUEUED\r\n"));
+    let (ours, theirs) = pair.both(&["EXEC"]);
+    assert_eq!(
+        ours,
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(theirs, "*1\r\n:4\r\n");
 }
 
 #[test]
