@@ -19,6 +19,7 @@ mod diagnostics;
 mod failover;
 mod harness_selftest;
 mod info;
+mod introspection;
 mod isolation;
 mod keys;
 mod lifecycle;

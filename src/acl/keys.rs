@@ -1,8 +1,9 @@
 //! What an ACL check needs beyond the key specs: the flags of commands
-//! whose access depends on their arguments (`variable_flags`), the key a
-//! spec cannot describe (`SORT ... STORE`), and which arguments are
-//! channels. Each as redis-server's own key extraction functions decide
-//! (`setGetKeys`, `bitfieldGetKeys`, `sortGetKeys`, `getChannelsFromCommand`).
+//! whose access depends on their arguments (`variable_flags`), and which
+//! arguments are channels. Each as redis-server's own key extraction
+//! functions decide (`setGetKeys`, `bitfieldGetKeys`,
+//! `getChannelsFromCommand`). `SORT ... STORE`'s key comes with the others
+//! (`CommandSpec::for_each_key_flags`, as `sortGetKeys`).
 
 use std::ops::Range;
 
@@ -26,20 +27,6 @@ pub fn actual_flags<A: CommandArgs + ?Sized>(
         "bitfield" if !any(&[b"SET", b"INCRBY"]) => KeySpecFlags::RO | KeySpecFlags::ACCESS,
         _ => flags,
     }
-}
-
-/// `SORT`'s `STORE destination`, which its key specs leave out: the
-/// position and the write access it needs.
-pub fn hidden_key<A: CommandArgs + ?Sized>(
-    spec: &CommandSpec,
-    args: &A,
-) -> Option<(usize, KeySpecFlags)> {
-    if spec.name() != "sort" {
-        return None;
-    }
-    let store =
-        (2..args.argc().saturating_sub(1)).find(|&i| args.arg(i).eq_ignore_ascii_case(b"STORE"))?;
-    Some((store + 1, KeySpecFlags::OW | KeySpecFlags::UPDATE))
 }
 
 /// The positions of the channels a command publishes or subscribes to

@@ -262,16 +262,6 @@ impl User {
                     }
                 }
             });
-            if let Some((store, flags)) = spec
-                .flags()
-                .is_movablekeys()
-                .then(|| super::keys::hidden_key(spec, args))
-                .flatten()
-            {
-                if denied.is_none() && !self.keys.allow(args.arg(store), Needs::of(flags)) {
-                    denied = Some(store);
-                }
-            }
             if let Some(i) = denied {
                 return Err(Denial::Key(i));
             }

@@ -77,12 +77,25 @@ fn key_patterns_with_read_and_write_access() {
         check(&u, &t, &["LMOVE", "cache:a", "app:b", "LEFT", "RIGHT"]),
         Err(Denial::Key(1))
     );
-    // SORT's STORE key, which the key specs leave out.
+    // SORT's STORE key, which the key specs leave out: the last STORE, as
+    // SORT takes it; a BY pattern named STORE is no option.
     assert_eq!(
         check(&u, &t, &["SORT", "app:l", "STORE", "cache:x"]),
         Err(Denial::Key(3))
     );
     assert_eq!(check(&u, &t, &["SORT", "app:l", "STORE", "app:x"]), Ok(()));
+    assert_eq!(
+        check(
+            &u,
+            &t,
+            &["SORT", "app:l", "STORE", "app:x", "STORE", "cache:x"]
+        ),
+        Err(Denial::Key(5))
+    );
+    assert_eq!(
+        check(&u, &t, &["SORT", "app:l", "BY", "STORE", "cache:x"]),
+        Ok(())
+    );
     // Keys of EVAL (numkeys).
     assert_eq!(
         check(&u, &t, &["EVAL", "return 1", "2", "app:a", "zzz"]),

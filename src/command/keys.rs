@@ -50,12 +50,16 @@ impl CommandSpec {
     /// - Shard channels (`not_key` specs of SPUBLISH, SSUBSCRIBE) count as
     ///   keys: they hash to a slot just like keys.
     /// - Specs flagged `incomplete` are evaluated anyway, and `unknown`
-    ///   specs (SORT's STORE/BY/GET) are skipped: keyway may then see only a
-    ///   subset of the keys (SORT k ... STORE dst yields just `k`). That is
-    ///   safe for routing: all keys of a request must share one slot, so any
-    ///   one of them picks the right node, and that node answers CROSSSLOT
-    ///   if the hidden keys are elsewhere. MIGRATE ... KEYS also yields its
-    ///   empty-string key argument, as the specs say.
+    ///   specs are skipped, except SORT's: its `STORE` key is found as
+    ///   Redis's `sortGetKeys` finds it (the last `STORE`, skipping the
+    ///   values of `LIMIT`, `BY` and `GET`), so a `STORE` into another slot
+    ///   gets CROSSSLOT (also inside MULTI) and ACL write patterns apply to
+    ///   it. `BY`/`GET` patterns are not keys (a cluster node refuses them).
+    ///   A command's other hidden keys are safe for routing: all keys of a
+    ///   request must share one slot, so any one of them picks the right
+    ///   node, and that node answers CROSSSLOT if the hidden keys are
+    ///   elsewhere. MIGRATE ... KEYS also yields its empty-string key
+    ///   argument, as the specs say.
     ///
     /// On `Err`, `f` has not been called at all: every spec is checked
     /// before any key is reported. Malformed arguments never panic or loop.
@@ -103,6 +107,12 @@ impl CommandSpec {
             eval(spec, args)?;
         }
         for spec in &self.key_specs {
+            if matches!(spec.begin, BeginSearch::Unknown) {
+                if let Some(i) = self.unknown_spec_key(spec, args) {
+                    f(i, spec.flags);
+                }
+                continue;
+            }
             if let Some(r) = eval(spec, args)? {
                 let mut i = r.first;
                 while i <= r.last {
@@ -112,6 +122,31 @@ impl CommandSpec {
             }
         }
         Ok(())
+    }
+
+    /// The key an `unknown` spec stands for, found as Redis's own
+    /// `getkeys_proc` finds it: SORT's `STORE` destination, its spec the
+    /// one that overwrites (`OW`; the `RO` one is `BY`/`GET`'s patterns).
+    /// As `sortGetKeys`: the last `STORE` with a value; `LIMIT` takes two
+    /// values, `BY` and `GET` one, which are never taken for `STORE`.
+    fn unknown_spec_key<A: CommandArgs + ?Sized>(&self, spec: &KeySpec, args: &A) -> Option<usize> {
+        if &*self.name != "sort" || !spec.flags.contains(KeySpecFlags::OW) {
+            return None;
+        }
+        let mut store = None;
+        let mut i = 2;
+        while i < args.argc() {
+            let arg = args.arg(i);
+            if arg.eq_ignore_ascii_case(b"LIMIT") {
+                i += 2;
+            } else if arg.eq_ignore_ascii_case(b"BY") || arg.eq_ignore_ascii_case(b"GET") {
+                i += 1;
+            } else if arg.eq_ignore_ascii_case(b"STORE") && i + 1 < args.argc() {
+                store = Some(i + 1);
+            }
+            i += 1;
+        }
+        store
     }
 
     /// Whether this request blocks. Blocking-flagged commands block, except

@@ -116,12 +116,31 @@ fn keyword_search() {
 }
 
 #[test]
-fn sort_sees_its_source_only() {
-    // STORE/BY/GET are `unknown` specs in Redis 7.0: skipped, the node
-    // checks the rest (see for_each_key).
+fn sort_sees_its_source_and_store_destination() {
+    // STORE is an `unknown` spec in Redis 7.0, found as sortGetKeys finds
+    // it; BY/GET patterns are not keys.
     assert_eq!(key_names("SORT k"), ["k"]);
-    assert_eq!(key_names("SORT k BY w_* GET o_* STORE dst"), ["k"]);
+    assert_eq!(key_names("SORT k BY w_* GET o_* STORE dst"), ["k", "dst"]);
+    assert_eq!(key_names("SORT k store dst ALPHA"), ["k", "dst"]);
+    // The last STORE wins, as SORT itself takes the last one.
+    assert_eq!(key_names("SORT k STORE a STORE b"), ["k", "b"]);
+    // Option values named STORE are not the option.
+    assert_eq!(key_names("SORT k BY STORE GET STORE"), ["k"]);
+    assert_eq!(key_names("SORT k LIMIT STORE STORE"), ["k"]);
+    assert_eq!(key_names("SORT k LIMIT 0 1 STORE d"), ["k", "d"]);
+    // STORE without a value: no key (SORT answers a syntax error).
+    assert_eq!(key_names("SORT k STORE"), ["k"]);
+    // SORT_RO has no STORE.
     assert_eq!(key_names("SORT_RO k LIMIT 0 1"), ["k"]);
+    assert_eq!(key_names("SORT_RO k STORE dst"), ["k"]);
+    // The destination is written: OW and update, as COMMAND says.
+    let args = ["SORT", "k", "STORE", "dst"];
+    let spec = table().lookup(&args[..]).unwrap();
+    let mut flags = Vec::new();
+    spec.for_each_key_flags(&args[..], |i, f| flags.push((i, f)))
+        .unwrap();
+    assert_eq!(flags[1].0, 3);
+    assert!(flags[1].1.contains(KeySpecFlags::OW) && flags[1].1.contains(KeySpecFlags::UPDATE));
 }
 
 #[test]
