@@ -272,7 +272,7 @@ impl Walk {
             return Outcome::Failed(format!("expected refusal {expected:?}, got {reply:?}"));
         }
         let message = &reply[format!("-ERR '{name}' ").len()..reply.len() - 2];
-        let documented = format!("`-ERR '<COMMAND>' {message}`");
+        let documented = format!("`-ERR '<command>' {message}`");
         if self.readme.contains(&documented) {
             Outcome::Refused
         } else {

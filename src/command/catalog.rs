@@ -118,7 +118,8 @@ fn row(class: RouteClass) -> Row {
             10,
             "channel",
             "to the master of the channel's slot (the cluster broadcasts it; one node per \
-             channel keeps messages in order)",
+             channel keeps messages in order); the count of receivers it answers counts \
+             keyway's subscribed clients, as one redis-server counts its own (see Pub/sub)",
         ),
         RouteClass::Subscription => (
             11,
@@ -131,7 +132,9 @@ fn row(class: RouteClass) -> Row {
             "local",
             "answered by keyway, in the client's protocol. `COMMAND` and its `INFO`, \
              `DOCS`, `LIST`, `GETKEYS`, `HELP`, and `CLIENT HELP` go to any master; \
-             `CLIENT TRACKING ON` is refused, naming the options. `AUTH`, `HELLO` and `ACL` \
+             `CLIENT TRACKING ON` is refused, naming the options; `CLIENT REPLY OFF|SKIP` \
+             drops the replies it says, as redis-server (pub/sub messages still go out). \
+             `AUTH`, `HELLO` and `ACL` \
              are about keyway's own users (see Authentication); `ACL HELP` goes to any master",
         ),
         RouteClass::Unsupported(reason) => {
@@ -142,7 +145,7 @@ fn row(class: RouteClass) -> Row {
                 Reason::NodeAdmin => (17, "never: one node's administration"),
                 Reason::ConnectionState => (18, "never: connection state"),
             };
-            let about = format!("`-ERR '<COMMAND>' {}`", reason.message());
+            let about = format!("`-ERR '<command>' {}`", reason.message());
             return Row {
                 order,
                 title,

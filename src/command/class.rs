@@ -169,7 +169,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// The text after `ERR <COMMAND> ` in the error reply; says what to do.
+    /// The text after `ERR '<command>' ` in the error reply; says what to do.
     pub fn message(self) -> &'static str {
         match self {
             Reason::ClusterWide => {
