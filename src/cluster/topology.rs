@@ -300,10 +300,7 @@ impl Topology {
                 .map_get("nodes")
                 .and_then(Value::as_array)
                 .ok_or(TopologyError::Malformed("shard without nodes"))?;
-            let master = nodes
-                .iter()
-                .find(|n| n.map_get("role").and_then(Value::as_bytes) == Some(b"master"))
-                .filter(|_| !ranges.is_empty());
+            let master = shard_master(nodes).filter(|_| !ranges.is_empty());
             let mut replicas = Vec::new();
             for node in nodes {
                 let health = node.map_get("health").and_then(Value::as_bytes);
@@ -389,8 +386,27 @@ impl Topology {
     }
 }
 
-/// A `CLUSTER SHARDS` node's host: its endpoint, else its IP; `None` when
-/// both are empty or `?` (the answering node's host is meant).
+/// The node of a `CLUSTER SHARDS` shard that serves its slots: the one
+/// with role `master` whose health is best (`online`, then `loading`, then
+/// any other), and of two such the one furthest in replication. Never by
+/// position: Valkey 9 keeps a failed master in its shard, listed first and
+/// still `master`, beside the replica promoted in its place (Redis 7.0
+/// moves it to a shard of its own, without slots).
+fn shard_master(nodes: &[Value]) -> Option<&Value> {
+    nodes
+        .iter()
+        .filter(|n| n.map_get("role").and_then(Value::as_bytes) == Some(&b"master"[..]))
+        .min_by_key(|n| {
+            let health = match n.map_get("health").and_then(Value::as_bytes) {
+                Some(b"online") => 0,
+                Some(b"loading") => 1,
+                _ => 2,
+            };
+            let offset = n.map_get("replication-offset").and_then(Value::as_int);
+            (health, std::cmp::Reverse(offset.unwrap_or(0)))
+        })
+}
+
 fn shard_host(node: &Value) -> Option<&[u8]> {
     ["endpoint", "ip"]
         .iter()

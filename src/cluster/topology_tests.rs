@@ -246,3 +246,60 @@ fn a_replica_serving_its_masters_slots_was_promoted() {
     // A slot-less master given slots by a resharding was no replica.
     assert!(one_shard(&[]).promoted_since(&Topology::empty()).is_empty());
 }
+
+/// A node with its replication offset, as `CLUSTER SHARDS` reports it.
+fn node_at(port: i64, role: &str, health: &str, offset: i64) -> Value {
+    let Value::Array(mut fields) = node_in("127.0.0.1", port, role, health) else {
+        unreachable!()
+    };
+    fields.extend([bulk("replication-offset"), Value::Int(offset)]);
+    Value::Array(fields)
+}
+
+#[test]
+fn a_shards_master_is_chosen_by_health_never_by_position() {
+    // Valkey 9 after a failover: the dead master stays in the shard,
+    // listed first and still `master`, beside the promoted replica.
+    let valkey = Value::Array(vec![shard(
+        &[0, 16383],
+        vec![
+            node_at(22401, "master", "fail", 900),
+            node_at(22405, "master", "online", 1000),
+        ],
+    )]);
+    let t = Topology::from_shards(&valkey, "127.0.0.1:22405").unwrap();
+    assert_eq!(&*t.nodes()[0].addr, "127.0.0.1:22405");
+    assert!(t.failed_masters().is_empty());
+    assert!(!t.knows("127.0.0.1:22401"), "a failed node is not kept");
+    // Redis 7.0's shape: the dead node in a shard of its own, no slots.
+    let redis = Value::Array(vec![
+        shard(&[], vec![node_at(7000, "master", "fail", 900)]),
+        shard(&[0, 16383], vec![node_at(7003, "master", "online", 1000)]),
+    ]);
+    let t = Topology::from_shards(&redis, "127.0.0.1:7003").unwrap();
+    assert_eq!(&*t.nodes()[0].addr, "127.0.0.1:7003");
+    // Two healthy masters claiming one shard (a moment of a manual
+    // failover): the one furthest in replication; then `loading` before
+    // `fail`.
+    for (nodes, chosen) in [
+        (
+            vec![
+                node_at(1, "master", "online", 5),
+                node_at(2, "master", "online", 7),
+            ],
+            "127.0.0.1:2",
+        ),
+        (
+            vec![
+                node_at(1, "master", "fail", 9),
+                node_at(2, "master", "loading", 1),
+                node_at(3, "replica", "online", 9),
+            ],
+            "127.0.0.1:2",
+        ),
+    ] {
+        let t =
+            Topology::from_shards(&Value::Array(vec![shard(&[0, 16383], nodes)]), "x:1").unwrap();
+        assert_eq!(&*t.nodes()[0].addr, chosen);
+    }
+}
