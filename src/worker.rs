@@ -27,7 +27,7 @@ use crate::protocol::Protocol;
 use crate::pubsub::census::Census;
 use crate::pubsub::Hub;
 use crate::registry::Registry;
-use crate::script_cache::ScriptCache;
+use crate::script_cache::{ScriptCache, SeenScripts};
 use crate::stats::backends::{BackendStats, WorkerNodes};
 use crate::stats::commands::{CommandStats, WorkerCommands};
 use crate::stats::pubsub::PubSubStats;
@@ -116,6 +116,8 @@ pub struct Worker {
     reads: Arc<WorkerReads>,
     /// This worker's part of [`Shared::commands_answered`].
     pub answered: Arc<WorkerCommands>,
+    /// The `EVAL` bodies this worker passed on to [`Shared::scripts`].
+    pub seen_scripts: RefCell<SeenScripts>,
     /// Shared with the backend's connections, which read it at each
     /// (re)connect ([`SettingsSource`]).
     live: Rc<RefCell<Current<Arc<ArcSwap<Live>>, Live>>>,
@@ -219,6 +221,7 @@ impl Worker {
             next_any: Cell::new(0),
             reads: shared.reads.for_worker(),
             answered: shared.commands_answered.for_worker(),
+            seen_scripts: RefCell::default(),
             live,
             topology: RefCell::new(Current::new(ViewField(
                 shared.view.clone(),

@@ -260,4 +260,28 @@ fn a_script_loaded_through_keyway_survives_a_master_losing_it() {
         .arg(1)
         .query(&mut con);
     assert!(gone.is_err_and(|e| e.code() == Some("NOSCRIPT")));
+
+    // A script keyway saw only in an EVAL (cached by that one master): an
+    // EVALSHA of it on another master is healed too; after a SCRIPT FLUSH
+    // through keyway, a new EVAL is remembered again.
+    let body = "return redis.call('INCRBY', KEYS[1], 10)";
+    let sha = sha1_smol::Sha1::from(body).digest().to_string();
+    let key_on = |m: &String| format!("{{{}}}:e", support::key_for_slot(cluster.slots_of(m)[0]));
+    for round in 1..=2 {
+        let n: i64 = redis::cmd("EVAL")
+            .arg(body)
+            .arg(1)
+            .arg(key_on(&masters[0]))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(n, 10 * round);
+        let n: i64 = redis::cmd("EVALSHA")
+            .arg(&sha)
+            .arg(1)
+            .arg(key_on(&masters[2]))
+            .query(&mut con)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(n, 10 * round);
+        let () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
+    }
 }

@@ -56,6 +56,9 @@ impl Session {
             self.push_local(|out| encode::error(out, refusal.as_bytes()));
             return true;
         }
+        if let Some(spec) = spec {
+            self.note_eval(spec.name(), &request);
+        }
         let route = router::route_spec(spec, &request);
         if self.transactions.borrow().multi.is_some() {
             if let Some(queued) = self.queue_in_multi(table, &request, &route) {

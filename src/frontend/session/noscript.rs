@@ -1,6 +1,7 @@
-//! The session's side of [`crate::script_cache`]: `SCRIPT LOAD`/`FLUSH` passing
-//! through are remembered, and an `EVALSHA` of a remembered script that a
-//! master answers `-NOSCRIPT` is healed and sent again.
+//! The session's side of [`crate::script_cache`]: `SCRIPT LOAD`/`FLUSH` and
+//! `EVAL` bodies passing through are remembered, and an `EVALSHA` of a
+//! remembered script that a master answers `-NOSCRIPT` is healed and sent
+//! again.
 
 use bytes::BytesMut;
 use tracing::info;
@@ -27,8 +28,18 @@ impl Session {
         }
     }
 
+    /// Remembers the script of an `EVAL`/`EVAL_RO` (`spec_name`), so that
+    /// an `EVALSHA` of it can be healed later.
+    pub(super) fn note_eval(&self, spec_name: &str, request: &Request) {
+        if matches!(spec_name, "eval" | "eval_ro") && request.argc() > 1 {
+            let worker = &self.worker;
+            let mut seen = worker.seen_scripts.borrow_mut();
+            seen.remember(request.arg(1), &worker.shared.scripts);
+        }
+    }
+
     /// Entry `token` got `-NOSCRIPT`: if it is an `EVALSHA` of a script
-    /// loaded through keyway (and its redirect budget allows), loads the
+    /// that passed through keyway (and its redirect budget allows), loads the
     /// script on every master, on the connections this client uses, and
     /// sends the request again. False when the error stands.
     ///
@@ -75,7 +86,7 @@ impl Session {
             let _ = conns.pick(proto, id).send_unanswered(&load);
         }
         drop(topology);
-        info!(client = id, sha = %String::from_utf8_lossy(request.arg(1)), "NOSCRIPT for a script loaded through keyway; loading it on every master again");
+        info!(client = id, sha = %String::from_utf8_lossy(request.arg(1)), "NOSCRIPT for a script keyway has seen; loading it on every master again");
         self.restart(token);
         true
     }
