@@ -218,12 +218,14 @@ impl Hub {
     }
 
     /// Removes client `id` from `topic`; the last one out unsubscribes the
-    /// topic where it lives.
-    pub fn unsubscribe(&self, kind: TopicKind, topic: &Bytes, id: u64) {
+    /// topic where it lives. Returns the connections an unsubscribe went
+    /// out on, so the caller can wait until their nodes confirmed (then a
+    /// `PUBLISH` no longer counts the topic there).
+    pub fn unsubscribe(&self, kind: TopicKind, topic: &Bytes, id: u64) -> Vec<Rc<PubSubConn>> {
         let key = (kind, topic.clone());
         let mut topics = self.topics.borrow_mut();
         let Some(t) = topics.get_mut(&key) else {
-            return;
+            return Vec::new();
         };
         let before = t.subscribers.len();
         t.subscribers.retain(|(sid, _)| *sid != id);
@@ -231,15 +233,17 @@ impl Hub {
             census::lock(&self.census).client(kind, topic, false);
         }
         if !t.subscribers.is_empty() {
-            return;
+            return Vec::new();
         }
         let Some(t) = topics.remove(&key) else {
-            return;
+            return Vec::new();
         };
         drop(topics);
         self.figures.topic(kind as usize, false);
+        let mut sent = Vec::new();
         if let Some(conn) = t.node.and_then(|addr| self.conn_for(kind, &addr)) {
             conn.command(kind.verb(false), topic);
+            sent.push(conn);
         }
         if t.placement.on_every_master() {
             let left = self.on_every_master.get() - 1;
@@ -253,9 +257,11 @@ impl Hub {
             } else {
                 for conn in self.every_master_conns() {
                     conn.command(kind.verb(false), topic);
+                    sent.push(conn);
                 }
             }
         }
+        sent
     }
 
     /// Subscribes a new topic on the one node that serves it now; `None`
@@ -459,14 +465,6 @@ impl Hub {
         self.sync_masters();
     }
 
-    /// Whether `conn` is one of the connections to every master.
-    fn is_every_master(&self, conn: &PubSubConn) -> bool {
-        let conns = self.every_master.borrow();
-        conns
-            .get(conn.addr())
-            .is_some_and(|c| std::ptr::eq(Rc::as_ptr(c), conn))
-    }
-
     /// Hands a message to every subscriber of its topic.
     /// `topic` is a slice of `frame`: looking it up copies nothing.
     fn fan_out(&self, kind: TopicKind, frame: &Bytes, topic: Bytes) {
@@ -496,8 +494,10 @@ impl PubSubSink for Hub {
             // A pattern on both sides delivers each message from one.
             PubSubKind::PMessage
                 if !self.every_master.borrow().is_empty()
-                    && !placement::delivers(&frame[parsed.channel], self.is_every_master(conn)) => {
-            }
+                    && !placement::delivers(
+                        &frame[parsed.channel],
+                        holds(&self.every_master, conn),
+                    ) => {}
             PubSubKind::PMessage => self.fan_out(TopicKind::Pattern, &frame, topic),
             PubSubKind::SMessage => self.fan_out(TopicKind::Shard, &frame, topic),
             // The node dropped a shard channel: its slot moved.
@@ -511,7 +511,7 @@ impl PubSubSink for Hub {
 
     fn refused(&self, conn: &PubSubConn, topic: Bytes, reply: Bytes) {
         debug!(node = %conn.addr(), reply = %String::from_utf8_lossy(&reply).trim_end(), "subscribe refused; subscribing again");
-        if self.shard.borrow().get(conn.addr()).is_some() {
+        if holds(&self.shard, conn) {
             self.unplace(TopicKind::Shard, topic);
         }
     }
@@ -527,16 +527,20 @@ impl PubSubSink for Hub {
 
     fn lost(&self, conn: &PubSubConn) {
         for conns in [&self.shard, &self.every_master] {
-            let mut conns = conns.borrow_mut();
-            if conns
-                .get(conn.addr())
-                .is_some_and(|c| std::ptr::eq(Rc::as_ptr(c), conn))
-            {
-                conns.remove(conn.addr());
+            if holds(conns, conn) {
+                conns.borrow_mut().remove(conn.addr());
             }
         }
         self.report_nodes();
         self.view.request_refresh();
         self.schedule_repair();
     }
+}
+
+/// Whether `conn` itself (not only a connection to its node) is in `conns`.
+fn holds(conns: &RefCell<HashMap<Arc<str>, Rc<PubSubConn>>>, conn: &PubSubConn) -> bool {
+    let conns = conns.borrow();
+    conns
+        .get(conn.addr())
+        .is_some_and(|c| std::ptr::eq(Rc::as_ptr(c), conn))
 }

@@ -20,7 +20,9 @@ impl Session {
     /// subscriptions and the worker's hub, and answers with one confirmation
     /// per topic. A subscription new to the worker is confirmed once its
     /// node confirmed it, so a message published after the client's
-    /// confirmation cannot be missed.
+    /// confirmation cannot be missed; the last one out of a topic once its
+    /// node confirmed the unsubscribe, so a `PUBLISH` after it no longer
+    /// counts it.
     pub(super) fn subscription(&self, name: &str, request: &Request) {
         let (kind, subscribe) = match name {
             "subscribe" => (TopicKind::Channel, true),
@@ -43,11 +45,7 @@ impl Session {
             for topic in &topics {
                 if client.subscriptions.insert(kind, topic) {
                     let subscriber: Rc<dyn Subscriber> = me.clone();
-                    for conn in hub.subscribe(kind, topic, id, subscriber) {
-                        if !wait_on.iter().any(|c| Rc::ptr_eq(c, &conn)) {
-                            wait_on.push(conn);
-                        }
-                    }
+                    wait_for(&mut wait_on, hub.subscribe(kind, topic, id, subscriber));
                 }
                 let count = client.subscriptions.count(kind);
                 confirmation(&mut scratch, proto, name, Some(topic), count);
@@ -67,7 +65,7 @@ impl Session {
             }
             for topic in &topics {
                 if client.subscriptions.remove(kind, topic) {
-                    hub.unsubscribe(kind, topic, id);
+                    wait_for(&mut wait_on, hub.unsubscribe(kind, topic, id));
                 }
                 let count = client.subscriptions.count(kind);
                 confirmation(&mut scratch, proto, name, Some(topic), count);
@@ -134,6 +132,15 @@ impl Session {
             crate::metrics::slow_subscriber_closed();
             self.io.broken.set(true);
             self.io.writer.notify_one();
+        }
+    }
+}
+
+/// Adds `conns` to the connections to wait on, each once.
+fn wait_for(wait_on: &mut Vec<Rc<PubSubConn>>, conns: Vec<Rc<PubSubConn>>) {
+    for conn in conns {
+        if !wait_on.iter().any(|c| Rc::ptr_eq(c, &conn)) {
+            wait_on.push(conn);
         }
     }
 }
