@@ -213,6 +213,39 @@ fn resharding_under_load_is_invisible_to_clients() {
     assert_all_readable(&proxy, &report.acked);
 }
 
+/// When one of `replicas` first answers `ROLE` as a master (polled every
+/// 5 ms, for at most 30 s).
+fn first_promotion(mut replicas: Vec<redis::Connection>) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        for replica in &mut replicas {
+            let role: redis::RedisResult<redis::Value> = redis::cmd("ROLE").query(replica);
+            if let Ok(redis::Value::Array(fields)) = role {
+                if fields.first() == Some(&redis::Value::BulkString(b"master".to_vec())) {
+                    return Instant::now();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("no replica became master within 30 s");
+}
+
+/// When a `SET` of `key` through keyway at `addr` first succeeds (tried
+/// every 5 ms on a fresh connection after each failure, for at most 30 s).
+fn first_served(addr: &str, key: &str) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let set = connect(addr, OP_TIMEOUT)
+            .and_then(|mut con| redis::cmd("SET").arg(key).arg("1").query::<()>(&mut con));
+        if set.is_ok() {
+            return Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("keyway did not serve {key} within 30 s");
+}
+
 #[test]
 fn master_failover_heals_after_the_failover_window() {
     let cluster = Cluster::start();
@@ -227,11 +260,30 @@ fn master_failover_heals_after_the_failover_window() {
         .copied()
         .filter(|&s| cluster.node_of_slot(s) == victim)
         .collect();
+    // Measured, not asserted: when a replica first calls itself master
+    // (the cluster's own time), and when keyway first serves the slot.
+    let replicas: Vec<redis::Connection> = cluster
+        .replicas_of(&victim)
+        .iter()
+        .map(|r| cluster.conn(r))
+        .collect();
+    let probe = format!("{{{}}}:first", key_for_slot(victim_slots[0]));
     let killed_at = Instant::now();
     cluster.kill_node(&victim);
+    let promoted = std::thread::spawn(move || first_promotion(replicas));
+    let addr = proxy.addr();
+    let served = std::thread::spawn(move || first_served(&addr, &probe));
     let masters = cluster.wait_for_failover(&victim);
     assert!(!masters.contains(&victim));
     let healed = Instant::now();
+    let (promoted, served) = (promoted.join().unwrap(), served.join().unwrap());
+    eprintln!(
+        "failover: a replica called itself master {:?} after the kill, keyway served the slot {:?} after it ({} ms after the promotion)",
+        promoted - killed_at,
+        served - killed_at,
+        served.duration_since(killed_at).as_millis() as i64
+            - promoted.duration_since(killed_at).as_millis() as i64
+    );
 
     // keyway has caught up once a fresh client can use every slot the
     // victim owned; from then on, no more errors are allowed.
