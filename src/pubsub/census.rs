@@ -30,7 +30,9 @@ pub type Census = PerWorker<Mutex<HubTopics>>;
 #[derive(Debug, Default)]
 pub struct HubTopics {
     channels: HashMap<Bytes, u64>,
-    patterns: HashMap<Bytes, u64>,
+    /// Clients per pattern, and where the hub subscribes it (worked out
+    /// once, not at every `PUBLISH`).
+    patterns: HashMap<Bytes, (u64, Placement)>,
     /// The node of the connection for broadcast channels and patterns.
     any_node: Option<Arc<str>>,
     /// The nodes of the connections to every master.
@@ -40,18 +42,16 @@ pub struct HubTopics {
 impl HubTopics {
     /// One more (`true`) or one fewer client subscribes `topic`.
     pub fn client(&mut self, kind: TopicKind, topic: &Bytes, subscribed: bool) {
-        let counts = match kind {
-            TopicKind::Channel => &mut self.channels,
-            TopicKind::Pattern => &mut self.patterns,
-            TopicKind::Shard => return,
-        };
-        if subscribed {
-            *counts.entry(topic.clone()).or_default() += 1;
-        } else if let Some(count) = counts.get_mut(topic) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(topic);
-            }
+        match kind {
+            TopicKind::Channel => count(&mut self.channels, topic, subscribed, |n| n, || 0),
+            TopicKind::Pattern => count(
+                &mut self.patterns,
+                topic,
+                subscribed,
+                |(n, _)| n,
+                || (0, Placement::of(kind, topic)),
+            ),
+            TopicKind::Shard => {}
         }
     }
 
@@ -80,13 +80,32 @@ impl HubTopics {
                 u64::from(on_any_node)
             };
         }
-        for (pattern, &count) in &self.patterns {
+        for (pattern, &(count, placement)) in &self.patterns {
             if glob::matches(pattern, channel) {
                 clients += count;
-                own += on_node(Placement::of(TopicKind::Pattern, pattern));
+                own += on_node(placement);
             }
         }
         (clients, own)
+    }
+}
+
+/// One client more or fewer for `topic` in `counts` (whose entry holds
+/// the count where `n` says); an entry goes with its last client.
+fn count<T>(
+    counts: &mut HashMap<Bytes, T>,
+    topic: &Bytes,
+    subscribed: bool,
+    n: impl Fn(&mut T) -> &mut u64,
+    new: impl FnOnce() -> T,
+) {
+    if subscribed {
+        *n(counts.entry(topic.clone()).or_insert_with(new)) += 1;
+    } else if let Some(entry) = counts.get_mut(topic) {
+        *n(entry) -= 1;
+        if *n(entry) == 0 {
+            counts.remove(topic);
+        }
     }
 }
 
