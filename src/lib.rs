@@ -33,7 +33,9 @@
 //! 4. Redirects (`MOVED`/`ASK`/`TRYAGAIN`) are followed as one pure
 //!    decision says ([`cluster::redirect::decide`]), for whole requests and
 //!    the parts of split ones alike; replies keep request order and all
-//!    ready ones go out in one write.
+//!    ready ones go out in one write. A request whose shard has no master
+//!    keyway can reach (a failover) is held, not failed, until the slot
+//!    map shows one ([`hold`]).
 //! 5. Requests that need several nodes ([`frontend::fanout`]): keyless
 //!    keyspace commands go to every master (merged; `INFO` and per-node
 //!    diagnostics such as `SLOWLOG` their own way), `CONFIG SET`,
@@ -80,6 +82,7 @@ pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod frontend;
+pub mod hold;
 pub mod metrics;
 pub mod net;
 pub mod protocol;

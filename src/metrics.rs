@@ -29,6 +29,7 @@ const READY: &str = "keyway_ready";
 const CLIENTS_CONNECTED: &str = "keyway_clients_connected";
 const CLIENTS_MAX: &str = "keyway_clients_max";
 const READS: &str = "keyway_reads_total";
+const REQUESTS_HELD: &str = "keyway_requests_held";
 const CONFIG_RELOADS: &str = "keyway_config_reloads_total";
 
 /// Registers every metric's unit and description.
@@ -81,7 +82,12 @@ pub fn describe() {
     describe_counter!(
         REDIRECTS,
         Unit::Count,
-        "MOVED, ASK and TRYAGAIN replies followed, by kind."
+        "MOVED, ASK and TRYAGAIN replies followed, and CLUSTERDOWN, LOADING and MASTERDOWN replies that held their request, by kind."
+    );
+    describe_gauge!(
+        REQUESTS_HELD,
+        Unit::Count,
+        "Requests held while their shard has no reachable master (failover; cluster.failover_hold_ms)."
     );
     describe_counter!(
         BACKEND_FAILURES,
@@ -223,7 +229,8 @@ pub fn slow_subscriber_closed() {
     counter!(SLOW_SUBSCRIBERS).increment(1);
 }
 
-/// A redirect was followed; `kind` is `moved`, `ask` or `tryagain`.
+/// A redirect was followed (`kind` is `moved`, `ask` or `tryagain`), or a
+/// node's refusal held its request (`clusterdown`, `loading`, `masterdown`).
 pub fn redirect(kind: &'static str) {
     counter!(REDIRECTS, "kind" => kind).increment(1);
 }
@@ -245,4 +252,10 @@ pub fn topology_updated(epoch: u64, covered: usize, masters: usize) {
     gauge!(TOPOLOGY_EPOCH).set(epoch as f64);
     gauge!(SLOTS_COVERED).set(covered as f64);
     gauge!(MASTERS).set(masters as f64);
+}
+
+/// `count` more requests are held (negative: released) for a shard
+/// without a reachable master.
+pub fn requests_held(count: f64) {
+    gauge!(REQUESTS_HELD).increment(count);
 }

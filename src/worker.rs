@@ -23,6 +23,7 @@ use crate::cluster::{
 };
 use crate::command::CommandTable;
 use crate::config::{Config, Live, ReadPolicy, Startup};
+use crate::hold::Holds;
 use crate::protocol::Protocol;
 use crate::pubsub::census::Census;
 use crate::pubsub::Hub;
@@ -108,6 +109,8 @@ pub struct Worker {
     pub hub: Rc<Hub>,
     /// Dedicated connections for blocking commands.
     pub blocking: Rc<BlockingPool>,
+    /// Requests held while their shard has no reachable master.
+    pub holds: Rc<Holds>,
     pool: Pool,
     /// Connections by [`NodeIndex`] for the topology epoch they were built for.
     by_index: RefCell<ByIndex>,
@@ -211,6 +214,7 @@ impl Worker {
         let pool = Pool::new(settings, startup.connections_per_node.get(), on_failure);
         Rc::new(Worker {
             hub,
+            holds: Holds::new(shared.view.clone()),
             blocking,
             pool,
             by_index: RefCell::new(ByIndex {
@@ -257,7 +261,9 @@ impl Worker {
         Budgets {
             redirects: live.max_redirects,
             tryagains: live.max_tryagain,
-            clusterdown_wait: live.max_clusterdown_wait,
+            failover_hold: live
+                .failover_hold
+                .unwrap_or_else(|| self.shared.view.failover_hold()),
         }
     }
 

@@ -26,8 +26,9 @@ fn every_kind_of_backend_connection_authenticates() {
 
 /// The ACL rules the README gives for keyway's own user: the data
 /// commands of the categories an application uses, and what keyway sends
-/// itself (slot map, command table, version, `ASKING`, `WAIT`'s `PING`,
-/// `CLIENT UNBLOCK` for a blocked client that left).
+/// itself (slot map, command table, version, `cluster-node-timeout`,
+/// `ASKING`, `WAIT`'s `PING`, `CLIENT UNBLOCK` for a blocked client that
+/// left). The README's line must say the same (checked below).
 const KEYWAY_ACL: &[&str] = &[
     "on",
     ">kw-user-secret",
@@ -40,11 +41,18 @@ const KEYWAY_ACL: &[&str] = &[
     "+cluster|slots",
     "+command",
     "+info",
+    "+config|get",
     "+client|unblock",
 ];
 
 #[test]
 fn an_acl_user_with_the_readmes_minimum_rules_serves_every_connection_kind() {
+    let readme = include_str!("../README.md");
+    let line = format!(
+        "ACL SETUSER keyway on >PASSWORD {}",
+        KEYWAY_ACL[2..].join(" ")
+    );
+    assert!(readme.contains(&line), "the README should give: {line}");
     let cluster = Cluster::start_with_password(PASSWORD);
     for node in cluster.all_addrs() {
         let () = redis::cmd("ACL")

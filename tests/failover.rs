@@ -215,7 +215,7 @@ fn resharding_under_load_is_invisible_to_clients() {
 
 /// When one of `replicas` first answers `ROLE` as a master (polled every
 /// 5 ms, for at most 30 s).
-fn first_promotion(mut replicas: Vec<redis::Connection>) -> Instant {
+pub(crate) fn first_promotion(mut replicas: Vec<redis::Connection>) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         for replica in &mut replicas {

@@ -17,6 +17,7 @@ mod config_set;
 mod data_types;
 mod diagnostics;
 mod failover;
+mod failover_hold;
 mod harness_selftest;
 mod info;
 mod introspection;

@@ -1,7 +1,8 @@
 //! One slow or dead node must not hold up the rest: keyway's backend
 //! connections are per node, so a stalled master delays (or times out) only
-//! the requests sent to it, and a dead master fails only its own requests,
-//! even inside one pipeline.
+//! the requests sent to it, and a dead master holds (then, past
+//! `cluster.failover_hold_ms`, fails) only its own requests, even inside
+//! one pipeline.
 
 use crate::support;
 
@@ -107,12 +108,15 @@ fn a_stalled_master_times_out_alone_while_other_shards_keep_serving() {
 }
 
 #[test]
-fn a_dead_master_fails_only_its_own_requests_in_a_pipeline() {
+fn a_dead_master_holds_only_its_own_requests_in_a_pipeline() {
     let cluster = Cluster::start();
-    let proxy = Proxy::start(&cluster);
+    // One keyway holds requests for the dead master's slots for longer
+    // than the cluster needs to fail over; the other for 500 ms only.
+    let patient = Proxy::start_with_config(&cluster, "[cluster]\nfailover_hold_ms = 15000\n");
+    let impatient = Proxy::start_with_config(&cluster, "[cluster]\nfailover_hold_ms = 500\n");
     let victim = cluster.node_of_slot(0);
     let (dead_key, live_key) = keys_on_and_off(&cluster, &victim);
-    let mut con = proxy.conn();
+    let mut con = patient.conn();
     let () = redis::cmd("SET")
         .arg(&live_key)
         .arg("alive")
@@ -120,25 +124,48 @@ fn a_dead_master_fails_only_its_own_requests_in_a_pipeline() {
         .unwrap();
 
     cluster.kill_node(&victim);
-    let mut raw = proxy.raw_client();
-    let pipeline: Vec<u8> = [
-        support::resp::encode(&[b"GET", live_key.as_bytes()]),
-        support::resp::encode(&[b"GET", dead_key.as_bytes()]),
-        support::resp::encode(&[b"GET", live_key.as_bytes()]),
-        support::resp::encode(&[b"PING"]),
-    ]
-    .concat();
-    raw.send(&pipeline);
+    let get = |key: &str| support::resp::encode(&[b"GET", key.as_bytes()]);
+    // Past the hold, only the dead master's request fails, naming its slot.
+    let mut raw = impatient.raw_client();
+    raw.send(
+        &[
+            get(&live_key),
+            get(&dead_key),
+            get(&live_key),
+            support::resp::encode(&[b"PING"]),
+        ]
+        .concat(),
+    );
     assert_eq!(raw.reply_text(), "$5\r\nalive\r\n");
     let dead = raw.reply_text();
     assert!(
-        dead.starts_with("-CLUSTERDOWN") || dead.starts_with("-ERR keyway lost"),
+        dead.starts_with("-CLUSTERDOWN keyway held the request for ")
+            && dead.contains(" ms and no master for slot 0 answered"),
         "the dead master's request should fail with a clear error: {dead:?}"
-    );
-    assert!(
-        dead.contains(&victim),
-        "the error should name the node: {dead:?}"
     );
     assert_eq!(raw.reply_text(), "$5\r\nalive\r\n");
     assert_eq!(raw.reply_text(), "+PONG\r\n");
+
+    // Within the hold, the pipeline waits for the replica to take over and
+    // is answered whole, in order: the write to the dead master's slot
+    // before the read of it.
+    let mut raw = support::resp::RawClient::connect(&patient.addr(), Duration::from_secs(20));
+    raw.send(
+        &[
+            get(&live_key),
+            support::resp::encode(&[b"SET", dead_key.as_bytes(), b"after"]),
+            get(&dead_key),
+            get(&live_key),
+        ]
+        .concat(),
+    );
+    assert_eq!(raw.reply_text(), "$5\r\nalive\r\n");
+    assert_eq!(
+        raw.reply_text(),
+        "+OK\r\n",
+        "\n--- keyway log ---\n{}",
+        patient.log_tail(20)
+    );
+    assert_eq!(raw.reply_text(), "$5\r\nafter\r\n");
+    assert_eq!(raw.reply_text(), "$5\r\nalive\r\n");
 }

@@ -286,6 +286,38 @@ fn malformed_reply_fails_the_request_only() {
     s.assert_no_panic();
 }
 
+/// A node whose connection closes after a request reached it: a read is
+/// sent again (safe to repeat) and answered; a write fails, saying it may
+/// have run (it may have, before the node died).
+#[test]
+fn a_read_lost_with_its_connection_is_sent_again_a_write_fails_clearly() {
+    let mut s = Setup::start(false, "");
+    let key = "lost:key";
+    s.a.script(key, [Reply::close()]);
+    s.a.set_default(key, Reply::bulk("fine"));
+
+    assert_eq!(s.get(key), "$4\r\nfine\r\n", "the read went again");
+    assert_eq!(s.a.count(&["GET", key]), 2);
+
+    s.a.script(key, [Reply::close()]);
+    let reply = s.client.cmd(&["SET", key, "v"]);
+    assert_starts(
+        &reply,
+        "-ERR keyway lost the connection to node",
+        "a lost write",
+    );
+    assert!(
+        reply.contains("may or may not have run") && reply.contains(&s.a.addr()),
+        "{reply}"
+    );
+    assert_eq!(
+        s.a.count(&["SET", key, "v"]),
+        1,
+        "a write is never sent twice"
+    );
+    s.assert_no_panic();
+}
+
 /// A node that never answers: after `backend.request_timeout_ms` the client
 /// gets an error; keyway reconnects and serves once the node answers.
 #[test]

@@ -10,6 +10,7 @@ pub mod topology;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
@@ -31,8 +32,12 @@ pub struct ClusterView {
     moved: Mutex<Vec<(Slot, String)>>,
     replicas_lagging: AtomicUsize,
     failovers: AtomicU64,
+    node_timeout_ms: AtomicU64,
     unready: Mutex<Option<String>>,
 }
+
+/// Redis's default `cluster-node-timeout`, assumed until a node tells its own.
+const DEFAULT_NODE_TIMEOUT_MS: u64 = 15_000;
 
 /// The version `HELLO` reports until a node has told keyway its own.
 const DEFAULT_SERVER_VERSION: &str = "7.0.0";
@@ -48,6 +53,7 @@ impl ClusterView {
             moved: Mutex::new(Vec::new()),
             replicas_lagging: AtomicUsize::new(0),
             failovers: AtomicU64::new(0),
+            node_timeout_ms: AtomicU64::new(DEFAULT_NODE_TIMEOUT_MS),
             unready: Mutex::new(Some("no slot map yet".to_string())),
         })
     }
@@ -85,6 +91,20 @@ impl ClusterView {
 
     fn failover_seen(&self) {
         self.failovers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How long a request is held while its shard has no reachable master
+    /// when `cluster.failover_hold_ms` is 0 (auto): twice the cluster's
+    /// `cluster-node-timeout` (a master is marked failed after one, its
+    /// replica is elected within about another) plus one second.
+    pub fn failover_hold(&self) -> Duration {
+        Duration::from_millis(self.node_timeout_ms.load(Ordering::Relaxed) * 2 + 1000)
+    }
+
+    /// Records the cluster's `cluster-node-timeout`, as a node reported it.
+    fn set_node_timeout(&self, timeout: Duration) {
+        self.node_timeout_ms
+            .store(timeout.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Why keyway cannot serve every slot now (no slot map, a slot

@@ -1,22 +1,18 @@
 //! Redirections a node answers instead of a reply: `-MOVED`, `-ASK`,
-//! `-TRYAGAIN` (Redis Cluster spec), and `-CLUSTERDOWN` (the node refused
-//! the command while the cluster is down, e.g. for the second between a
-//! master being marked failed and its replica taking over), parsed from
-//! the raw error bytes, and the one decision of what to do with them
-//! ([`decide`]), shared by whole requests and the parts of split ones.
+//! `-TRYAGAIN` (Redis Cluster spec), and the refusals of a node that
+//! cannot serve now (`-CLUSTERDOWN`: the cluster is down, e.g. for the
+//! second between a master being marked failed and its replica taking
+//! over; `-LOADING`; `-MASTERDOWN`), parsed from the raw error bytes, and
+//! the one decision of what to do with them ([`decide`]), shared by whole
+//! requests and the parts of split ones.
 
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use super::Slot;
 
 /// First pause before retrying after `-TRYAGAIN`; doubles per retry.
 pub const TRYAGAIN_BACKOFF: Duration = Duration::from_millis(5);
-
-/// First pause before retrying after `-CLUSTERDOWN`; doubles per retry up
-/// to [`CLUSTERDOWN_PAUSE_MAX`].
-pub const CLUSTERDOWN_BACKOFF: Duration = Duration::from_millis(50);
-/// Longest pause between two tries after `-CLUSTERDOWN`.
-pub const CLUSTERDOWN_PAUSE_MAX: Duration = Duration::from_millis(500);
 
 /// How many redirects a request may follow (`client.max_redirects`,
 /// `client.max_tryagain`).
@@ -26,9 +22,9 @@ pub struct Budgets {
     pub redirects: u32,
     /// `TRYAGAIN`.
     pub tryagains: u32,
-    /// How long a request may wait, in pauses, for a cluster that answers
-    /// `-CLUSTERDOWN` (`client.max_clusterdown_wait_ms`).
-    pub clusterdown_wait: Duration,
+    /// How long a request may be held while its shard has no master that
+    /// serves it (`cluster.failover_hold_ms`, see [`crate::hold`]).
+    pub failover_hold: Duration,
 }
 
 /// How many redirects one request (or one part of a split request)
@@ -39,8 +35,9 @@ pub struct Followed {
     pub redirects: u16,
     /// `TRYAGAIN` retried.
     pub tryagains: u16,
-    /// `CLUSTERDOWN` retried.
-    pub clusterdowns: u16,
+    /// When the request was first held (see [`Followed::hold`]), on
+    /// [`clock`]; 0 while never held. 16 bits keep a reply's place small.
+    pub held_since: u16,
     /// Sent again, to the master, after the replica it went to failed or
     /// answered a null (once).
     pub off_replica: bool,
@@ -66,17 +63,34 @@ impl Followed {
 }
 
 impl Followed {
-    /// Counts one more `CLUSTERDOWN`: the pause before trying again, or
-    /// `None` when the pauses would add up to more than the budget.
-    pub fn spend_clusterdown(&mut self, budgets: Budgets) -> Option<Duration> {
-        self.clusterdowns = self.clusterdowns.saturating_add(1);
-        let pause = |n: u16| {
-            let doubled = CLUSTERDOWN_BACKOFF * 2u32.saturating_pow(u32::from(n.min(16)) - 1);
-            doubled.min(CLUSTERDOWN_PAUSE_MAX)
-        };
-        let waited: Duration = (1..=self.clusterdowns).map(pause).sum();
-        (waited <= budgets.clusterdown_wait).then(|| pause(self.clusterdowns))
+    /// Holds the request once more (see [`crate::hold`]): `Ok` while it
+    /// has been held for less than the budget, counted from the first
+    /// time; else `Err` with how long it was held.
+    pub fn hold(&mut self, budgets: Budgets) -> Result<(), Duration> {
+        let now = clock();
+        if self.held_since == 0 {
+            self.held_since = now;
+        }
+        let held = CLOCK_TICK * u32::from(now.wrapping_sub(self.held_since));
+        if held < budgets.failover_hold {
+            Ok(())
+        } else {
+            Err(held)
+        }
     }
+}
+
+/// The unit of [`clock`].
+const CLOCK_TICK: Duration = Duration::from_millis(16);
+
+/// [`CLOCK_TICK`]s since this clock was first read, never 0 (which means
+/// "never held"). It wraps after 17 minutes, longer than the longest hold
+/// allowed (`cluster.failover_hold_ms` ≤ 10 minutes).
+fn clock() -> u16 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    let ticks = start.elapsed().as_millis() / CLOCK_TICK.as_millis();
+    (ticks as u16).wrapping_add(1).max(1)
 }
 
 fn spend(used: &mut u16, max: u32) -> Option<u32> {
@@ -103,9 +117,12 @@ pub enum Decision<'a> {
         /// The importing node.
         addr: &'a str,
     },
-    /// `TRYAGAIN` or `CLUSTERDOWN` (the kind, for metrics): resend the
-    /// same way after this pause.
+    /// `TRYAGAIN` (the kind, for metrics): resend the same way after this
+    /// pause.
     RetryAfter(Duration, &'static str),
+    /// The node cannot serve now (the kind, for metrics: `clusterdown`,
+    /// `loading`, `masterdown`): hold the request (see [`crate::hold`]).
+    Hold(&'static str),
     /// The `MOVED`/`ASK` budget is spent: a plain client cannot follow the
     /// node's error, so it gets this one instead (the text after `-`).
     GiveUp(String),
@@ -121,11 +138,8 @@ pub fn decide<'a>(reply: &'a [u8], followed: &mut Followed, budgets: Budgets) ->
     let Some(redirect) = parse(reply) else {
         return Decision::Deliver;
     };
-    if redirect == Redirect::ClusterDown {
-        return match followed.spend_clusterdown(budgets) {
-            Some(pause) => Decision::RetryAfter(pause, "clusterdown"),
-            None => Decision::Deliver,
-        };
+    if let Redirect::Unserved(kind) = redirect {
+        return Decision::Hold(kind);
     }
     let attempt = match redirect {
         Redirect::TryAgain => followed.spend_tryagain(budgets),
@@ -136,13 +150,13 @@ pub fn decide<'a>(reply: &'a [u8], followed: &mut Followed, budgets: Budgets) ->
             Redirect::Moved { slot, .. } | Redirect::Ask { slot, .. } => {
                 Decision::GiveUp(budget_spent(slot, budgets.redirects))
             }
-            Redirect::TryAgain | Redirect::ClusterDown => Decision::Deliver,
+            Redirect::TryAgain | Redirect::Unserved(_) => Decision::Deliver,
         };
     };
     match redirect {
         Redirect::Moved { slot, addr } => Decision::Moved { slot, addr },
         Redirect::Ask { addr, .. } => Decision::Ask { addr },
-        Redirect::TryAgain | Redirect::ClusterDown => {
+        Redirect::TryAgain | Redirect::Unserved(_) => {
             let pause = TRYAGAIN_BACKOFF * 2u32.saturating_pow(attempt.min(8) - 1);
             Decision::RetryAfter(pause, "tryagain")
         }
@@ -155,7 +169,7 @@ impl Decision<'_> {
         match self {
             Decision::Moved { .. } => Some("moved"),
             Decision::Ask { .. } => Some("ask"),
-            Decision::RetryAfter(_, kind) => Some(kind),
+            Decision::RetryAfter(_, kind) | Decision::Hold(kind) => Some(kind),
             Decision::Deliver | Decision::GiveUp(_) => None,
         }
     }
@@ -180,8 +194,10 @@ pub enum Redirect<'a> {
     },
     /// A multi-key request hit a slot mid-migration: retry after a pause.
     TryAgain,
-    /// The cluster is down (as the node sees it): retry after a pause.
-    ClusterDown,
+    /// The node cannot serve now, and did not run the command: the cluster
+    /// is down as it sees it (`clusterdown`), it is loading its data
+    /// (`loading`), or it is a replica that lost its master (`masterdown`).
+    Unserved(&'static str),
 }
 
 /// The error a client gets instead of a `MOVED`/`ASK` it cannot follow
@@ -192,6 +208,13 @@ fn budget_spent(slot: Slot, max: u32) -> String {
     )
 }
 
+/// Error prefixes of nodes that cannot serve now, with their kind.
+const UNSERVED: [(&[u8], &str); 3] = [
+    (b"CLUSTERDOWN", "clusterdown"),
+    (b"LOADING", "loading"),
+    (b"MASTERDOWN", "masterdown"),
+];
+
 /// The redirect in `reply`, if it is one (`reply` is a whole RESP error).
 pub fn parse(reply: &[u8]) -> Option<Redirect<'_>> {
     let line = reply.strip_prefix(b"-")?;
@@ -199,8 +222,10 @@ pub fn parse(reply: &[u8]) -> Option<Redirect<'_>> {
     if line.starts_with(b"TRYAGAIN") {
         return Some(Redirect::TryAgain);
     }
-    if line.starts_with(b"CLUSTERDOWN") {
-        return Some(Redirect::ClusterDown);
+    for (prefix, kind) in UNSERVED {
+        if line.starts_with(prefix) {
+            return Some(Redirect::Unserved(kind));
+        }
     }
     let line = std::str::from_utf8(line).ok()?;
     let mut words = line.split(' ');
@@ -249,23 +274,34 @@ mod tests {
     const BUDGETS: Budgets = Budgets {
         redirects: 2,
         tryagains: 3,
-        clusterdown_wait: Duration::from_millis(1000),
+        failover_hold: Duration::from_millis(1000),
     };
 
     #[test]
-    fn clusterdown_is_retried_with_growing_pauses_within_the_wait() {
+    fn nodes_that_cannot_serve_hold_the_request_for_the_failover_budget() {
+        for (reply, kind) in [
+            (&b"-CLUSTERDOWN The cluster is down\r\n"[..], "clusterdown"),
+            (
+                b"-LOADING Redis is loading the dataset in memory\r\n",
+                "loading",
+            ),
+            (b"-MASTERDOWN Link with MASTER is down\r\n", "masterdown"),
+        ] {
+            let mut followed = Followed::default();
+            assert_eq!(decide(reply, &mut followed, BUDGETS), Decision::Hold(kind));
+            assert_eq!(followed, Followed::default(), "no redirect budget spent");
+        }
         let mut followed = Followed::default();
-        let down = b"-CLUSTERDOWN The cluster is down\r\n";
-        let pauses: Vec<Decision> = (0..5)
-            .map(|_| decide(down, &mut followed, BUDGETS))
-            .collect();
-        let ms = |n| Decision::RetryAfter(Duration::from_millis(n), "clusterdown");
-        // 50 + 100 + 200 + 400 = 750 ms; one more 500 ms pause would pass 1 s.
-        assert_eq!(
-            pauses,
-            [ms(50), ms(100), ms(200), ms(400), Decision::Deliver]
-        );
-        assert_eq!(followed.redirects, 0);
+        assert_eq!(followed.hold(BUDGETS), Ok(()));
+        let first = followed.held_since;
+        assert_ne!(first, 0);
+        assert_eq!(followed.hold(BUDGETS), Ok(()));
+        assert_eq!(followed.held_since, first, "counted from the first hold");
+        followed.held_since = first.wrapping_sub(1500 / 16);
+        let held = followed
+            .hold(BUDGETS)
+            .expect_err("1.5 s is over a 1 s budget");
+        assert!(held >= Duration::from_millis(1488), "{held:?}");
     }
 
     #[test]
@@ -337,7 +373,7 @@ mod tests {
         let budgets = Budgets {
             redirects: 0,
             tryagains: 100,
-            clusterdown_wait: Duration::ZERO,
+            failover_hold: Duration::ZERO,
         };
         assert_eq!(
             decide(b"-TRYAGAIN x\r\n", &mut followed, budgets),

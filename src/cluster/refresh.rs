@@ -29,8 +29,10 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 /// After a worker asks for a refresh (a `MOVED`, a node that stopped
 /// answering), the map is re-read this often for [`FAST_WINDOW`]: a failover
 /// or a resharding is under way, and the cluster's new map should reach the
-/// workers soon after the cluster settles, not a full refresh interval later.
-const FAST_REFRESH: Duration = Duration::from_millis(250);
+/// workers soon after the cluster settles, not a full refresh interval
+/// later (requests for a shard without master are held until then, see
+/// [`crate::hold`]). The [`DEBOUNCE`] is part of the period.
+const FAST_REFRESH: Duration = Duration::from_millis(100);
 /// How long refreshes stay frequent after the last request for one.
 const FAST_WINDOW: Duration = Duration::from_secs(10);
 
@@ -51,13 +53,15 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
     let mut links = Links::new();
     let mut lags = Lags::default();
     let mut trigger = "start";
+    let mut answered: Option<String> = None;
     // The last map read (before the lag filter), to see failovers.
     let mut previous: Option<Topology> = None;
     loop {
         let config = live.load_full();
         crate::metrics::topology_refresh(trigger);
-        match fetch(&view, &seeds, &config, &mut links).await {
+        match fetch(&answered, &view, &seeds, &config, &mut links).await {
             Ok((topology, from)) => {
+                answered = Some(from.clone());
                 if warned {
                     info!(node = %from, "cluster reachable again");
                     warned = false;
@@ -121,7 +125,9 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
         let mut wait = if warned {
             config.retry_interval
         } else if Instant::now() < fast_until {
-            FAST_REFRESH.min(config.refresh_interval)
+            FAST_REFRESH
+                .saturating_sub(DEBOUNCE)
+                .min(config.refresh_interval)
         } else {
             config.refresh_interval
         };
@@ -162,18 +168,22 @@ fn apply_moved(view: &ClusterView, epoch: &mut u64) {
     view.topology.store(Arc::new(topology));
 }
 
-/// Asks the known masters, then the seeds, until one gives a usable map.
+/// Asks the node that `answered` last time, the known masters, then the
+/// seeds, until one gives a usable map.
 async fn fetch(
+    answered: &Option<String>,
     view: &ClusterView,
     seeds: &[String],
     config: &Live,
     links: &mut Links,
 ) -> Result<(Topology, String), String> {
     let known = view.topology.load();
-    let candidates = known
-        .nodes()
-        .iter()
-        .map(|n| n.addr.to_string())
+    // The node that answered last time first: a dead or hung master
+    // (a failover under way) costs a refresh round nothing then.
+    let candidates = answered
+        .clone()
+        .into_iter()
+        .chain(known.nodes().iter().map(|n| n.addr.to_string()))
         .chain(seeds.iter().cloned());
     let mut last_error = String::from("no node to ask");
     let mut tried = Vec::new();
@@ -293,6 +303,7 @@ async fn load_commands(view: &ClusterView, config: &Live, addr: &str) -> bool {
                 view.commands.store(Arc::new(table));
             }
             load_server_version(view, addr, timeout, auth).await;
+            load_node_timeout(view, config, addr, timeout, auth).await;
             true
         }
         Ok(other) => {
@@ -303,6 +314,47 @@ async fn load_commands(view: &ClusterView, config: &Live, addr: &str) -> bool {
             debug!(from = %addr, error = %e, "COMMAND not loaded yet");
             false
         }
+    }
+}
+
+/// Records the cluster's `cluster-node-timeout` (`CONFIG GET`), from which
+/// the automatic `cluster.failover_hold_ms` follows; logs the hold in use.
+async fn load_node_timeout(
+    view: &ClusterView,
+    config: &Live,
+    addr: &str,
+    timeout: Duration,
+    auth: Option<&Arc<ClusterAuth>>,
+) {
+    let asked = control::query(
+        addr,
+        &[b"CONFIG", b"GET", b"cluster-node-timeout"],
+        timeout,
+        auth,
+    )
+    .await;
+    let node_timeout = match &asked {
+        Ok(Value::Array(pair)) => match pair.get(1) {
+            Some(Value::Bulk(ms)) => std::str::from_utf8(ms).ok().and_then(|ms| ms.parse().ok()),
+            _ => None,
+        },
+        _ => None,
+    };
+    match node_timeout {
+        Some(ms) => view.set_node_timeout(Duration::from_millis(ms)),
+        None => {
+            warn!(from = %addr, reply = ?asked, "CONFIG GET cluster-node-timeout not answered; the failover hold assumes Redis's default 15000 ms")
+        }
+    }
+    match config.failover_hold {
+        Some(hold) => info!(
+            hold_ms = hold.as_millis() as u64,
+            "failover hold: cluster.failover_hold_ms"
+        ),
+        None => info!(
+            hold_ms = view.failover_hold().as_millis() as u64,
+            "failover hold: cluster-node-timeout x 2 + 1 s (cluster.failover_hold_ms = 0)"
+        ),
     }
 }
 

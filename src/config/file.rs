@@ -78,6 +78,11 @@ pub struct ClusterSection {
     pub password: Option<String>,
     /// File whose first line is that password, read at every connect.
     pub password_file: Option<String>,
+    /// Milliseconds a request for a shard without a reachable master is
+    /// held before it fails; 0 = from the cluster's `cluster-node-timeout`.
+    pub failover_hold_ms: Option<u64>,
+    /// Requests one worker holds at most; past it new ones fail at once.
+    pub failover_hold_max_requests: Option<usize>,
 }
 
 /// `[backend]`: connections from keyway to the cluster's nodes.
@@ -110,8 +115,6 @@ pub struct ClientSection {
     pub max_redirects: Option<u32>,
     /// TRYAGAIN retries for one request before giving up.
     pub max_tryagain: Option<u32>,
-    /// How long one request may wait for a cluster answering CLUSTERDOWN.
-    pub max_clusterdown_wait_ms: Option<u64>,
     /// Most simultaneous client connections per process.
     pub max_clients: Option<usize>,
     /// A subscriber whose unsent output passes this many MiB is disconnected.

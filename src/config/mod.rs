@@ -168,8 +168,12 @@ pub struct Live {
     pub max_redirects: u32,
     /// TRYAGAIN retries per request.
     pub max_tryagain: u32,
-    /// How long a request waits, retrying, while nodes answer CLUSTERDOWN.
-    pub max_clusterdown_wait: Duration,
+    /// How long a request for a shard without a reachable master is held
+    /// (`cluster.failover_hold_ms`); `None`: worked out from the cluster's
+    /// `cluster-node-timeout` ([`crate::cluster::ClusterView::failover_hold`]).
+    pub failover_hold: Option<Duration>,
+    /// Requests one worker holds at most (`cluster.failover_hold_max_requests`).
+    pub failover_hold_max: usize,
     /// Simultaneous client connections per process.
     pub max_clients: NonZeroUsize,
     /// Output limits for clients with subscriptions.
@@ -236,8 +240,10 @@ pub mod defaults {
     pub const MAX_REDIRECTS: u32 = 5;
     /// `client.max_tryagain`.
     pub const MAX_TRYAGAIN: u32 = 10;
-    /// `client.max_clusterdown_wait_ms`.
-    pub const MAX_CLUSTERDOWN_WAIT_MS: u64 = 3000;
+    /// Largest `cluster.failover_hold_ms`.
+    pub const MAX_FAILOVER_HOLD_MS: u64 = 600_000;
+    /// `cluster.failover_hold_max_requests`.
+    pub const FAILOVER_HOLD_MAX_REQUESTS: usize = 100_000;
     /// `proxy.shutdown_grace_s`.
     pub const SHUTDOWN_GRACE_S: u64 = 30;
     /// `proxy.drain_delay_s`.
@@ -494,11 +500,20 @@ impl FileConfig {
             )?,
             max_redirects: self.client.max_redirects.unwrap_or(MAX_REDIRECTS),
             max_tryagain: self.client.max_tryagain.unwrap_or(MAX_TRYAGAIN),
-            max_clusterdown_wait: Duration::from_millis(
-                self.client
-                    .max_clusterdown_wait_ms
-                    .unwrap_or(MAX_CLUSTERDOWN_WAIT_MS),
-            ),
+            failover_hold: match self.cluster.failover_hold_ms.unwrap_or(0) {
+                0 => None,
+                hold if hold > MAX_FAILOVER_HOLD_MS => {
+                    return Err(ConfigError::Invalid {
+                        key: "cluster.failover_hold_ms",
+                        reason: format!("{hold} is over {MAX_FAILOVER_HOLD_MS} (10 minutes); 0 works it out from the cluster's cluster-node-timeout"),
+                    })
+                }
+                hold => Some(Duration::from_millis(hold)),
+            },
+            failover_hold_max: self
+                .cluster
+                .failover_hold_max_requests
+                .unwrap_or(FAILOVER_HOLD_MAX_REQUESTS),
             max_clients: nonzero(self.client.max_clients, MAX_CLIENTS, "client.max_clients")?,
             pubsub_output_limit,
             shutdown_grace: Duration::from_secs(

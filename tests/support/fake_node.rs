@@ -43,6 +43,9 @@ pub struct Reply {
     /// Never answer: the connection goes silent for good (it still reads
     /// and logs), as a hung node would.
     pub hang: bool,
+    /// Close the connection instead of answering, as a node that died
+    /// after the request reached it.
+    pub close: bool,
 }
 
 impl Reply {
@@ -52,6 +55,7 @@ impl Reply {
             bytes: bytes.as_ref().to_vec(),
             delay: Duration::ZERO,
             hang: false,
+            close: false,
         }
     }
 
@@ -86,6 +90,15 @@ impl Reply {
             bytes: Vec::new(),
             delay: Duration::ZERO,
             hang: true,
+            close: false,
+        }
+    }
+
+    /// The connection closes instead of this reply.
+    pub fn close() -> Reply {
+        Reply {
+            close: true,
+            ..Reply::raw("")
         }
     }
 
@@ -345,6 +358,9 @@ fn serve(mut stream: TcpStream, id: usize, me: SocketAddr, inner: &Inner) -> io:
                 silent = true;
                 continue;
             }
+            if reply.close {
+                return Ok(());
+            }
             if !pause(reply.delay, &inner.stop) {
                 return Ok(());
             }
@@ -400,6 +416,9 @@ fn answer(state: &mut State, args: &[Vec<u8>], me: SocketAddr) -> Reply {
             ))
         }
         ("PING", _) => return Reply::raw("+PONG\r\n"),
+        ("CONFIG", "GET") => {
+            return Reply::raw("*2\r\n$20\r\ncluster-node-timeout\r\n$4\r\n2000\r\n")
+        }
         ("ASKING", _) | ("READONLY", _) => return Reply::raw("+OK\r\n"),
         _ => {}
     }

@@ -25,6 +25,7 @@ use crate::backend::{BackendError, ReplySink};
 use crate::cluster::redirect::{self, Decision};
 use crate::cluster::{Access, NoNode, Slot, Topology};
 use crate::config::ReadPolicy;
+use crate::hold::Retry;
 use crate::protocol::{encode, Protocol};
 use crate::worker::Worker;
 
@@ -43,6 +44,8 @@ pub struct Split {
     client: u64,
     plan: RefCell<Plan>,
     missing: Cell<usize>,
+    /// Parts held while their shard has no reachable master.
+    parked: RefCell<Vec<usize>>,
 }
 
 impl Split {
@@ -69,6 +72,7 @@ impl Split {
             client,
             plan: RefCell::new(plan),
             missing: Cell::new(parts),
+            parked: RefCell::default(),
         });
         let me: Rc<dyn ReplySink> = split.clone();
         // One pass over the plan; parts that fail at once end after it
@@ -81,16 +85,16 @@ impl Split {
                     Ok(conns) => conns
                         .pick(proto, client)
                         .send(plan.request(i), false, &me, i as u64)
-                        .map_err(Err),
-                    Err(no_node) => Err(Ok(error(&no_node.text()))),
+                        .map_err(Ok),
+                    Err(no_node) => Err(Err(no_node)),
                 };
-                if let Err(reply) = sent {
-                    failed.push((i, reply));
+                if let Err(why) = sent {
+                    failed.push((i, why));
                 }
             }
         }
-        for (i, reply) in failed {
-            split.finish(i, reply);
+        for (i, why) in failed {
+            split.unsent(i, why);
         }
     }
 
@@ -156,10 +160,73 @@ impl Split {
                 plan.progress(part).asked = asking.then_some(conns);
                 sent
             }
-            Err(no_node) => return self.finish(part, Ok(error(&no_node.text()))),
+            Err(no_node) => return self.unsent(part, Err(no_node)),
         };
         if let Err(e) = sent {
-            self.finish(part, Err(e));
+            self.unsent(part, Ok(e));
+        }
+    }
+
+    /// Part `part` could not be sent, for `why`: held while its shard has
+    /// no reachable master (see [`crate::hold`]), else ended with the error.
+    fn unsent(&self, part: usize, why: Result<BackendError, NoNode>) {
+        match why {
+            Ok(e) if !self.survive(part, &e) => self.finish(part, Err(e)),
+            Ok(_) => {}
+            Err(NoNode::SlotNotServed) => self.park(part),
+            Err(no_node) => self.finish(part, Ok(error(&no_node.text()))),
+        }
+    }
+
+    /// Deals with part `part` failing with `error`, as a whole request's
+    /// failure is: held when it never reached the node, sent again when it
+    /// is a read; true then (else the part ends with the error).
+    fn survive(&self, part: usize, error: &BackendError) -> bool {
+        match error {
+            BackendError::Unreachable(_) => {
+                self.park(part);
+                true
+            }
+            BackendError::Lost(_) => {
+                let budgets = self.worker.redirect_budgets();
+                let resend = {
+                    let mut plan = self.plan.borrow_mut();
+                    plan.access() == Access::Read
+                        && plan.progress(part).followed.hold(budgets).is_ok()
+                };
+                if resend {
+                    self.send_by_map(part, &self.worker.topology());
+                }
+                resend
+            }
+            BackendError::Refused(..) | BackendError::Timeout(..) | BackendError::BadReply(_) => {
+                false
+            }
+        }
+    }
+
+    /// Holds part `part` until this worker's holds retry this split, or
+    /// ends it with the error for a request held too long (or one too many).
+    fn park(&self, part: usize) {
+        let budgets = self.worker.redirect_budgets();
+        let max = self.worker.live().failover_hold_max;
+        let held = self.plan.borrow_mut().progress(part).followed.hold(budgets);
+        let refused = match held {
+            Ok(()) if self.worker.holds.count(max) => None,
+            Ok(()) => Some(None),
+            Err(held) => Some(Some(held)),
+        };
+        if let Some(held) = refused {
+            let slot = self.plan.borrow().slot(part);
+            let text = crate::hold::refusal(held, Some(slot), max);
+            return self.finish(part, Ok(error(&text)));
+        }
+        let mut parked = self.parked.borrow_mut();
+        parked.push(part);
+        if parked.len() == 1 {
+            if let Some(me) = self.me.upgrade() {
+                self.worker.holds.park(me);
+            }
         }
     }
 
@@ -191,6 +258,7 @@ impl Split {
                 self.send(part, Ok(self.worker.node(addr)), false);
             }
             Decision::Ask { addr } => self.send(part, Ok(self.worker.node(addr)), true),
+            Decision::Hold(_) => self.park(part),
             Decision::RetryAfter(pause, _) => {
                 let Some(me) = self.me.upgrade() else {
                     return true;
@@ -232,7 +300,7 @@ impl ReplySink for Split {
         let part = part as usize;
         let followed = match &reply {
             Ok(bytes) => self.follow(part, bytes),
-            Err(error) => self.read_again(part, error),
+            Err(error) => self.read_again(part, error) || self.survive(part, error),
         };
         if !followed {
             self.finish(part, reply);
@@ -243,6 +311,18 @@ impl ReplySink for Split {
         if self.missing.get() == 0 {
             self.collector.flush_gathered();
         }
+    }
+}
+
+impl Retry for Split {
+    fn retry(self: Rc<Self>) {
+        let parked = std::mem::take(&mut *self.parked.borrow_mut());
+        self.worker.holds.uncount(parked.len());
+        let topology = self.worker.topology();
+        for part in parked {
+            self.send_by_map(part, &topology);
+        }
+        ReplySink::flush(&*self);
     }
 }
 

@@ -10,7 +10,7 @@
 //! [`order`] (which requests wait for which), [`send`] (to the nodes,
 //! following redirects), [`blocking`] (dedicated connections), [`pubsub`],
 //! [`scan`], [`transaction`] with [`transaction_state`], [`wait`],
-//! [`noscript`], and the reply queue ([`replies`], [`output`]).
+//! [`noscript`], [`hold`] (failover), and the reply queue ([`replies`], [`output`]).
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -43,6 +43,7 @@ use writes::Writes;
 mod access;
 mod blocking;
 mod dispatch;
+mod hold;
 mod io;
 mod noscript;
 pub mod order;
@@ -74,6 +75,8 @@ pub async fn serve(worker: Rc<Worker>, stream: Stream, peer: SocketAddr) {
         io: io::Writing::default(),
         sent: Cell::new(Way::default()),
         force_send: Cell::new(false),
+        parked: Cell::new(false),
+        held_requests: Cell::new(0),
         blocked: RefCell::new(None),
         transactions: RefCell::new(Transactions::default()),
         writes: RefCell::new(Writes::default()),
@@ -207,6 +210,11 @@ struct Session {
     /// Send the next request without the ordering check: it is the first
     /// of the held ones, released because nothing is in flight.
     force_send: Cell<bool>,
+    /// Requests are held until this worker's holds retry the client (see
+    /// [`hold`]): held ones are not released before.
+    parked: Cell<bool>,
+    /// How many requests the worker's holds count for this client.
+    held_requests: Cell<usize>,
     /// The blocking command in flight (at most one: requests after it are
     /// held), and how to tell it the client left.
     blocked: RefCell<Option<(u64, Rc<Abandon>)>>,
@@ -355,7 +363,7 @@ impl ReplySink for Session {
             Err(e) => {
                 if self.sent.get().lane != order::SHARED_LANE {
                     self.void_watch();
-                } else if self.read_again(token, &e) {
+                } else if self.read_again(token, &e) || self.survive(token, &e) {
                     return self.release_held();
                 }
                 self.complete_local(token, |out| e.write_reply(out))

@@ -396,7 +396,7 @@ mod tests {
         let t = q.push_pending(request("x"), Protocol::Resp2);
         let other = q.push_pending(request("y"), Protocol::Resp2);
         let budgets = Budgets {
-            clusterdown_wait: Duration::ZERO,
+            failover_hold: Duration::ZERO,
             redirects: 2,
             tryagains: 2,
         };

@@ -32,7 +32,7 @@ impl Session {
         let topology = worker.topology();
         let epoch = topology.epoch();
         {
-            let mut replies = self.replies.borrow_mut();
+            let replies = self.replies.borrow();
             let Some((_, proto)) = replies.request(token) else {
                 return;
             };
@@ -52,7 +52,10 @@ impl Session {
                 blocked: self.blocked.borrow().is_some(),
             };
             if order::must_hold(self.sent.get(), next, queue, self.force_send.replace(false)) {
-                replies.hold(token);
+                drop(replies);
+                if !self.refused_behind_held(token) {
+                    self.replies.borrow_mut().hold(token);
+                }
                 return;
             }
             self.sent.set(way);
@@ -149,7 +152,8 @@ impl Session {
     /// Sends the held requests, in order, once nothing sent before them is
     /// still in flight, under the slot map current now.
     pub(super) fn release_held(&self) {
-        loop {
+        // Not while parked: the holds release this client (see `hold`).
+        while !self.parked.get() {
             let tokens = self.replies.borrow_mut().release();
             if tokens.is_empty() {
                 return;
@@ -177,6 +181,7 @@ impl Session {
     pub(super) fn send(&self, token: u64, conns: Result<Rc<NodeConns>, NoNode>, asking: bool) {
         let conns = match conns {
             Ok(conns) => conns,
+            Err(NoNode::SlotNotServed) => return self.park(token),
             Err(no_node) => return self.complete_no_node(token, no_node),
         };
         let proto = match self.replies.borrow().request(token) {
@@ -185,7 +190,9 @@ impl Session {
         };
         let client = self.client.borrow().id;
         if let Err(e) = self.send_on(token, conns.pick(proto, client), asking) {
-            self.complete_local(token, |out| e.write_reply(out));
+            if !self.survive(token, &e) {
+                self.complete_local(token, |out| e.write_reply(out));
+            }
         }
     }
 
@@ -233,6 +240,7 @@ impl Session {
                 self.resend(token, addr, false);
             }
             Decision::Ask { addr } => self.resend(token, addr, true),
+            Decision::Hold(_) => self.park(token),
             Decision::RetryAfter(pause, _) => {
                 let Some(me) = self.me.upgrade() else {
                     return true;
