@@ -17,6 +17,9 @@
 #                               # ops/s, CPU per op, share of GETs served by masters and by replicas
 #   benches/e2e.sh scrape       # time of a /metrics scrape with 0 and CONNS idle clients, and GET
 #                               # latency (p50/p99) and ops/s with and without a scrape every 100 ms
+#   benches/e2e.sh slowreader   # GET latency (p50/p99) of a client of the same worker and shard, and
+#                               # keyway's peak RSS, without and with a client that pipelines
+#                               # SLOW_GETS GETs of a SLOW_MB MiB value and reads nothing
 #   benches/e2e.sh all          # all of them
 #
 # Environment: N (requests per run, 200000), ROUNDS (3), CLIENTS (50),
@@ -25,7 +28,9 @@
 # BLOCKED (200), SUBS (10000), MESSAGES (100), SPLIT_KEYS (100), SPLIT_N
 # (requests per split run, 50000), KEYS_N (1000000), FLOOR_TESTS ("ping_mbulk
 # get set"), SCRAPES (timed /metrics scrapes per batch, 100), KEYWAY_BIN
-# (default release/keyway in cargo's target directory, built here).
+# (default release/keyway in cargo's target directory, built here),
+# SLOW_GETS (300), SLOW_MB (1; at 10, a 3+3 cluster node itself stalls over 2 s
+# copying the replies into its output buffer, no proxy involved), SLOW_N (GETs of the probe per run, 20000).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,13 +55,16 @@ SPLIT_KEYS=${SPLIT_KEYS:-100}
 SPLIT_N=${SPLIT_N:-50000}
 KEYS_N=${KEYS_N:-1000000}
 SCRAPES=${SCRAPES:-100}
+SLOW_GETS=${SLOW_GETS:-300}
+SLOW_MB=${SLOW_MB:-1}
+SLOW_N=${SLOW_N:-20000}
 # Keys of redis-benchmark -r: key:000000000000 to key:000000099999.
 KEYSPACE=100000
 # The 64-byte value of the keys this script writes itself (as -d 64).
 VALUE64=$(printf 'v%.0s' $(seq 64))
 
-case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | floor | auth | replicas | scrape | all) ;; *)
-    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|floor|auth|replicas|scrape|all]" >&2
+case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | floor | auth | replicas | scrape | slowreader | all) ;; *)
+    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|floor|auth|replicas|scrape|slowreader|all]" >&2
     exit 2
     ;;
 esac
@@ -789,8 +797,74 @@ scrape_bench() {
         }' "$results"
 }
 
+# slow_run quiet|slow: a fresh keyway (so its peak RSS is this run's);
+# with "slow", a client that sends SLOW_GETS GETs of {slow}:big at once and
+# reads nothing; then SLOW_N GETs of {slow}:small (same shard, same worker)
+# at -P 1 -c 1. Prints "KIND p50 p99 max peak-RSS-MiB slow-clients-closed
+# backend-failures".
+slow_run() {
+    local kind=$1 slow_pid="" out="$tmp/slow.csv"
+    stop_keyway
+    start_keyway
+    if [ "$kind" = slow ]; then
+        python3 - "$kport" "$SLOW_GETS" <<'PY' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"*2\r\n$3\r\nGET\r\n$10\r\n{slow}:big\r\n" * int(sys.argv[2]))
+time.sleep(600)
+PY
+        slow_pid=$!
+        sleep 0.2
+    fi
+    redis-benchmark -h 127.0.0.1 -p "$kport" -c 1 -n "$SLOW_N" --csv GET '{slow}:small' >"$out"
+    local peak closed failures
+    peak=$(awk '/^VmHWM:/ {printf "%.0f", $2 / 1024}' "/proc/$keyway_pid/status")
+    closed=$(grep -c "too slowly" "$tmp/keyway.log" || true)
+    failures=$(grep -c "backend connection lost\|did not answer in time" "$tmp/keyway.log" || true)
+    stop_pid "$slow_pid"
+    awk -F'"' -v kind="$kind" -v peak="$peak" -v closed="$closed" -v failures="$failures" \
+        '$2 ~ /^GET/ {print kind, $10, $14, $16, peak, closed, failures}' "$out"
+}
+
+# slowreader: issue 18's target, "a non-reading client with 300 pipelined
+# 10 MiB replies: other clients' GETs to the same shard on the same worker
+# keep their usual latency; keyway's RSS stays under client.output_limit_mb
+# + 64 MiB; the slow client is closed; no shared connection is dropped".
+# Runs quiet and slow interleaved over ROUNDS (one worker: KEYWAY_WORKERS=1).
+slowreader() {
+    local results="$tmp/slow-results" r kind
+    echo "slowreader: SLOW_GETS=$SLOW_GETS SLOW_MB=$SLOW_MB SLOW_N=$SLOW_N rounds=$ROUNDS keyway workers=$WORKERS" >&2
+    python3 - "$kport" "$SLOW_MB" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+for key, value in ((b"{slow}:big", b"x" * (int(sys.argv[2]) << 20)), (b"{slow}:small", b"s")):
+    s.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, len(value)) + value + b"\r\n")
+    assert s.recv(5) == b"+OK\r\n"
+PY
+    : >"$results"
+    for r in $(seq "$ROUNDS"); do
+        for kind in $( ((r % 2)) && echo quiet slow || echo slow quiet); do
+            slow_run "$kind" | tee -a "$results" >&2
+        done
+    done
+    awk "$awk_median"'
+        { p50[$1] = p50[$1] " " $2; p99[$1] = p99[$1] " " $3; peak[$1] = peak[$1] " " $5
+          closed[$1] += $6; failures[$1] += $7 }
+        END {
+          printf "GET {slow}:small -P 1 -c 1 through keyway (medians over the rounds)\n"
+          printf "%-8s %8s %8s %14s %14s %17s\n", "run", "p50 ms", "p99 ms", "peak RSS MiB", "slow closed", "backend failures"
+          for (k = 1; k <= 2; k++) {
+            kind = k == 1 ? "quiet" : "slow"
+            printf "%-8s %8.3f %8.3f %14d %14d %17d\n", kind, median(p50[kind]), median(p99[kind]), median(peak[kind]), closed[kind], failures[kind]
+          }
+        }' "$results"
+}
+
 case $mode in
 throughput) compare direct keyway ;;
+slowreader) slowreader ;;
 resp3) compare keyway keyway3 ;;
 conns) conns ;;
 blocked) compare keyway keyway-blocked ;;

@@ -47,7 +47,7 @@ pub fn describe() {
     describe_counter!(
         CLIENTS_CLOSED,
         Unit::Count,
-        "Client connections closed, by reason (client_left, quit_or_protocol_error, killed, shutdown, write_ended)."
+        "Client connections closed, by reason (client_left, quit_or_protocol_error, killed, shutdown, write_ended, output_limit)."
     );
     describe_gauge!(
         CLIENTS_BLOCKED,

@@ -40,6 +40,7 @@ mod reshard_pipelines;
 mod resp3;
 mod scan;
 mod single_server;
+mod slow_reader;
 mod split;
 mod transactions;
 mod wait;

@@ -497,8 +497,13 @@ async fn read_loop(conn: &Conn, stream: &Stream, settings: &ConnSettings) -> Res
                 continue;
             }
         }
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
+        match scanner.awaiting() {
+            // Room for a large value at once, exactly: growing by doubling
+            // would leave up to half of the allocation unused, and the
+            // reply keeps all of it alive until its client has it.
+            Some(end) if end > buf.capacity() => buf.reserve(end - buf.len()),
+            _ if buf.capacity() - buf.len() < READ_CHUNK / 4 => buf.reserve(READ_CHUNK),
+            _ => {}
         }
         match stream.read_some(&mut buf)? {
             None => continue,

@@ -35,8 +35,9 @@ pub struct Followed {
     pub redirects: u16,
     /// `TRYAGAIN` retried.
     pub tryagains: u16,
-    /// When the request was first held (see [`Followed::hold`]), on
-    /// [`clock`]; 0 while never held. 16 bits keep a reply's place small.
+    /// When the request was first held (see [`Followed::hold`]), in 16 ms
+    /// ticks of a process-wide clock; 0 while never held. 16 bits keep a
+    /// reply's place small.
     pub held_since: u16,
     /// Sent again, to the master, after the replica it went to failed or
     /// answered a null (once).

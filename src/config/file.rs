@@ -117,6 +117,9 @@ pub struct ClientSection {
     pub max_tryagain: Option<u32>,
     /// Most simultaneous client connections per process.
     pub max_clients: Option<usize>,
+    /// A client whose replies queued in keyway pass this many MiB is
+    /// disconnected; 0 = no limit.
+    pub output_limit_mb: Option<u64>,
     /// A subscriber whose unsent output passes this many MiB is disconnected.
     pub pubsub_output_limit_hard_mb: Option<u64>,
     /// ... or stays above this many MiB for `pubsub_output_limit_soft_seconds`.

@@ -178,6 +178,9 @@ pub struct Live {
     pub max_clients: NonZeroUsize,
     /// Output limits for clients with subscriptions.
     pub pubsub_output_limit: OutputLimit,
+    /// Bytes of replies one client may have queued in keyway (not yet
+    /// written to it) before it is disconnected; `None`: no limit.
+    pub output_limit: Option<usize>,
     /// How long connected clients get to finish at shutdown.
     pub shutdown_grace: Duration,
     /// How long readiness says 503 before the listeners close at shutdown.
@@ -256,6 +259,8 @@ pub mod defaults {
     pub const ADMIN_LISTEN: &str = "127.0.0.1:9736";
     /// `client.max_clients`: like redis-server's maxclients.
     pub const MAX_CLIENTS: usize = 10_000;
+    /// `client.output_limit_mb`.
+    pub const OUTPUT_LIMIT_MB: u64 = 256;
     /// `client.pubsub_output_limit_hard_mb`: like redis-server's
     /// `client-output-buffer-limit pubsub 32mb 8mb 60`.
     pub const PUBSUB_OUTPUT_LIMIT_HARD_MB: u64 = 32;
@@ -425,6 +430,10 @@ impl FileConfig {
                     .unwrap_or(PUBSUB_OUTPUT_LIMIT_SOFT_SECONDS),
             ),
         };
+        let output_limit = match self.client.output_limit_mb {
+            Some(0) => None,
+            mb => Some(mib(mb, OUTPUT_LIMIT_MB, "client.output_limit_mb")?),
+        };
         if pubsub_output_limit.soft > pubsub_output_limit.hard {
             return Err(invalid(
                 "client.pubsub_output_limit_soft_mb",
@@ -516,6 +525,7 @@ impl FileConfig {
                 .unwrap_or(FAILOVER_HOLD_MAX_REQUESTS),
             max_clients: nonzero(self.client.max_clients, MAX_CLIENTS, "client.max_clients")?,
             pubsub_output_limit,
+            output_limit,
             shutdown_grace: Duration::from_secs(
                 self.proxy.shutdown_grace_s.unwrap_or(SHUTDOWN_GRACE_S),
             ),

@@ -267,3 +267,39 @@ fn a_reload_names_the_start_up_keys_it_cannot_apply() {
         ["proxy.listen", "proxy.workers"]
     );
 }
+
+#[test]
+fn failover_hold_and_output_limit_defaults_zero_and_bounds() {
+    let d = load("", Overrides::default()).unwrap().live;
+    assert_eq!(d.failover_hold, None, "0: from the cluster's node timeout");
+    assert_eq!(d.failover_hold_max, 100_000);
+    assert_eq!(d.output_limit, Some(256 << 20));
+    let set = load(
+        "[cluster]\nfailover_hold_ms = 2500\nfailover_hold_max_requests = 7\n[client]\noutput_limit_mb = 0\n",
+        Overrides::default(),
+    )
+    .unwrap()
+    .live;
+    assert_eq!(
+        set.failover_hold,
+        Some(std::time::Duration::from_millis(2500))
+    );
+    assert_eq!(set.failover_hold_max, 7);
+    assert_eq!(set.output_limit, None, "0: no limit");
+    let too_long = load(
+        "[cluster]\nfailover_hold_ms = 600001\n",
+        Overrides::default(),
+    );
+    assert!(
+        too_long
+            .unwrap_err()
+            .to_string()
+            .contains("cluster.failover_hold_ms"),
+        "names the key"
+    );
+    let old = load(
+        "[client]\nmax_clusterdown_wait_ms = 3000\n",
+        Overrides::default(),
+    );
+    assert!(old.is_err(), "the replaced key is refused");
+}

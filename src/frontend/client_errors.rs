@@ -29,6 +29,8 @@ pub enum ClientError {
     ProtectedMode,
     /// A subscriber past `client.pubsub_output_limit_*`, closed.
     SlowSubscriber,
+    /// A client past `client.output_limit_mb`, closed.
+    SlowReader,
 }
 
 impl ClientError {
@@ -43,6 +45,9 @@ impl ClientError {
             ClientError::SlowSubscriber => {
                 "subscriber reads too slowly; closed it (client.pubsub_output_limit_*)"
             }
+            ClientError::SlowReader => {
+                "client reads its replies too slowly; closed it (client.output_limit_mb)"
+            }
         }
     }
 }
@@ -53,12 +58,12 @@ struct Limiter {
     left_out: AtomicU64,
 }
 
-static LIMITERS: [Limiter; 5] = [const {
+static LIMITERS: [Limiter; 6] = [const {
     Limiter {
         next_ms: AtomicU64::new(0),
         left_out: AtomicU64::new(0),
     }
-}; 5];
+}; 6];
 
 /// Milliseconds since the first call.
 fn now_ms() -> u64 {

@@ -122,6 +122,13 @@ impl ReplyScanner {
         }
     }
 
+    /// While a bulk payload is awaited: how long the buffer must be to
+    /// hold it (its CRLF included), so a reader can make room for all of
+    /// it at once.
+    pub fn awaiting(&self) -> Option<usize> {
+        self.bulk_end
+    }
+
     /// Drops any partial progress, back to a frame boundary (for a new
     /// connection's buffer).
     pub fn reset(&mut self) {

@@ -49,8 +49,12 @@ pub(super) struct Writing {
     /// Set when the socket took less than offered: the writer task waits
     /// for it to drain; flushes leave the rest to it meanwhile.
     pub(super) write_blocked: Cell<bool>,
-    /// Set when writing failed: the client is gone.
+    /// Set when writing failed: the client is gone (or is being closed;
+    /// replies that come for it now are dropped).
     pub(super) broken: Cell<bool>,
+    /// Why the session closes, when keyway closes it for reading too
+    /// slowly (`keyway_clients_closed_total{reason}`).
+    pub(super) closed_for: Cell<Option<&'static str>>,
     /// Wakes the writer task: writes blocked, failed, or closing.
     pub(super) writer: LocalNotify,
     /// Woken when replies left the queue (reading may resume).
@@ -84,7 +88,7 @@ impl Session {
                 ReadEnd::Gone => return "client_left",
             },
             // The socket failed, or the client read too slowly.
-            _ = &mut writer => return "write_ended",
+            _ = &mut writer => return self.io.closed_for.get().unwrap_or("write_ended"),
         };
         self.io.closing.set(true);
         self.flush();
@@ -156,9 +160,16 @@ impl Session {
                 return Err(io::ErrorKind::BrokenPipe.into());
             }
             if self.io.write_blocked.get() {
-                self.stream.writable().await?;
-                self.io.write_blocked.set(false);
-                self.flush();
+                // Also woken when keyway closes the client (output limit):
+                // a client that reads nothing never makes its socket writable.
+                tokio::select! {
+                    writable = self.stream.writable() => {
+                        writable?;
+                        self.io.write_blocked.set(false);
+                        self.flush();
+                    }
+                    () = self.io.writer.notified() => {}
+                }
                 continue;
             }
             if self.io.closing.get()
@@ -169,6 +180,37 @@ impl Session {
             }
             self.io.writer.notified().await;
         }
+    }
+
+    /// Closes a client whose replies queued in keyway (ready, and taken
+    /// but not written) pass `client.output_limit_mb`, unless they are one
+    /// reply: one reply larger than the limit is still delivered. Runs
+    /// while the client's socket takes no more, so a client that reads
+    /// never pays for the check.
+    fn enforce_reply_limit(&self) {
+        let Some(limit) = self.worker.live().output_limit else {
+            return;
+        };
+        let (queued, count) = {
+            let replies = self.replies.borrow();
+            let out = self.io.out.borrow();
+            (
+                replies.ready_bytes() + out.len(),
+                replies.ready_count() + out.replies(),
+            )
+        };
+        if queued <= limit || count <= 1 {
+            return;
+        }
+        let peer = self.client.borrow().record.peer;
+        let detail = format!("{queued} bytes of {count} replies unsent");
+        client_errors::log(ClientError::SlowReader, peer, &detail);
+        self.io.closed_for.set(Some("output_limit"));
+        self.io.broken.set(true);
+        self.io.writer.notify_one();
+        // Its memory goes now, not when the session ends.
+        *self.io.out.borrow_mut() = Output::default();
+        self.replies.borrow_mut().drop_ready();
     }
 
     /// Keeps a request that took `took` in keyway's slow log (not when
@@ -196,8 +238,11 @@ impl Session {
     /// is answered (or they pile up past [`EARLY_WRITE`]), in one write when
     /// the socket takes it all; what it does not take waits for the writer task.
     pub(super) fn flush(&self) {
-        if self.io.write_blocked.get() || self.io.broken.get() {
+        if self.io.broken.get() {
             return;
+        }
+        if self.io.write_blocked.get() {
+            return self.enforce_reply_limit();
         }
         let mut out = self.io.out.borrow_mut();
         let waiting = {
@@ -230,6 +275,8 @@ impl Session {
             Ok(false) => {
                 self.io.write_blocked.set(true);
                 self.io.writer.notify_one();
+                drop(out);
+                self.enforce_reply_limit();
             }
             Err(_) => {
                 self.io.broken.set(true);

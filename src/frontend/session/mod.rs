@@ -253,13 +253,25 @@ impl Session {
     }
 
     /// Puts `reply` in place of entry `token`; the next flush sends it.
+    /// A client being closed keeps no reply (its place is filled, empty).
     fn complete(&self, token: u64, reply: Bytes) {
+        let reply = if self.io.broken.get() {
+            Bytes::new()
+        } else {
+            reply
+        };
         self.replies.borrow_mut().complete(token, reply);
         self.answered(token);
     }
 
-    /// Puts a reply made of `chunks` in place of entry `token`.
+    /// Puts a reply made of `chunks` in place of entry `token` (none for a
+    /// client being closed).
     fn complete_chunks(&self, token: u64, chunks: Vec<Bytes>) {
+        let chunks = if self.io.broken.get() {
+            Vec::new()
+        } else {
+            chunks
+        };
         self.replies.borrow_mut().complete_chunks(token, chunks);
         self.answered(token);
     }

@@ -25,6 +25,9 @@ pub struct Output {
     shared: VecDeque<Bytes>,
     /// Written after `shared`.
     buffer: BytesMut,
+    /// Replies (counted by [`Output::count_reply`]) in it, at most: zero
+    /// once everything is written.
+    replies: usize,
 }
 
 impl Output {
@@ -42,6 +45,16 @@ impl Output {
             self.shared.push_back(self.buffer.split().freeze());
         }
         self.shared.push_back(chunk);
+    }
+
+    /// Counts one more reply pushed (its bytes pushed before).
+    pub fn count_reply(&mut self) {
+        self.replies += 1;
+    }
+
+    /// Replies not (wholly) written yet, at most.
+    pub fn replies(&self) -> usize {
+        self.replies
     }
 
     /// Bytes not written yet.
@@ -69,6 +82,7 @@ impl Output {
         if self.buffer.capacity() > KEEP_OUTPUT {
             self.buffer = BytesMut::new();
         }
+        self.replies = 0;
         Ok(true)
     }
 

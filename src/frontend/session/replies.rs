@@ -262,13 +262,15 @@ impl Replies {
                 }
                 State::Ready(reply) => {
                     self.ready_bytes -= reply.len();
-                    out.push(&reply);
+                    out.push_shared(reply);
+                    out.count_reply();
                 }
                 State::Chunks(chunks) => {
                     for chunk in chunks {
                         self.ready_bytes -= chunk.len();
                         out.push_shared(chunk);
                     }
+                    out.count_reply();
                 }
                 State::Pending(_) => {}
             }
@@ -287,6 +289,22 @@ impl Replies {
     /// behind a reply still missing).
     pub fn ready_bytes(&self) -> usize {
         self.ready_bytes
+    }
+
+    /// Replies that are ready but not taken yet.
+    pub fn ready_count(&self) -> usize {
+        self.entries.len() - self.waiting
+    }
+
+    /// Forgets the bytes of every ready reply (the client is being
+    /// closed); their places stay, empty.
+    pub fn drop_ready(&mut self) {
+        for entry in &mut self.entries {
+            if entry.is_ready() {
+                entry.state = State::Ready(Bytes::new());
+            }
+        }
+        self.ready_bytes = 0;
     }
 }
 
@@ -325,6 +343,23 @@ mod tests {
         assert!(q.is_empty());
         q.complete(a, bytes("+stale\r\n"));
         assert_eq!(q.waiting(), 0);
+    }
+
+    #[test]
+    fn queued_replies_are_counted_and_dropped_when_the_client_is_closed() {
+        let mut q = Replies::default();
+        let a = q.push_pending(request("a"), Protocol::Resp2);
+        let b = q.push_pending(request("b"), Protocol::Resp2);
+        q.push_ready(bytes("+c\r\n"));
+        q.complete(b, bytes("+b\r\n"));
+        assert_eq!((q.ready_count(), q.ready_bytes()), (2, 8));
+        q.drop_ready();
+        assert_eq!((q.ready_count(), q.ready_bytes()), (2, 0), "places kept, bytes gone");
+        q.complete(a, bytes("+a\r\n"));
+        let mut out = Output::default();
+        assert_eq!(q.take_ready(&mut out, |_, _, _| {}), 3);
+        assert_eq!(out.contents(), b"+a\r\n");
+        assert_eq!(out.replies(), 3, "each place counts as a reply in the output");
     }
 
     #[test]
