@@ -8,70 +8,9 @@
 
 use crate::support;
 
-use std::time::{Duration, Instant};
-use support::cluster::connect;
-use support::{key_for_slot, Background, Cluster, Proxy};
-
-/// The clients' socket timeout: longer than the cluster needs to fail over.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What one client thread saw.
-#[derive(Default)]
-struct Seen {
-    /// Failed requests: when, and the error.
-    errors: Vec<(Instant, String)>,
-    /// Longest time between two successful requests.
-    longest_gap: Duration,
-    /// `INCR`s acknowledged (writers).
-    acked: u64,
-    ops: u64,
-}
-
-/// The keys' hash tags: 32 slots spread over every master.
-fn tags() -> Vec<String> {
-    (0..32).map(|i| key_for_slot(i * 512 + 7)).collect()
-}
-
-/// A client that runs `op` (its number, the round) in a loop on one
-/// connection, reconnecting after an error, until stopped.
-fn client(
-    addr: String,
-    op: impl Fn(&mut redis::Connection, u64) -> redis::RedisResult<()> + Send + 'static,
-) -> Background<Seen> {
-    Background::spawn(move |rounds| {
-        let mut seen = Seen::default();
-        let mut con = None;
-        let mut last_ok = Instant::now();
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while rounds.go_on() && Instant::now() < deadline {
-            let c = match &mut con {
-                Some(c) => c,
-                None => match connect(&addr, CLIENT_TIMEOUT) {
-                    Ok(c) => con.insert(c),
-                    Err(e) => {
-                        seen.errors.push((Instant::now(), format!("connect: {e}")));
-                        std::thread::sleep(Duration::from_millis(20));
-                        continue;
-                    }
-                },
-            };
-            match op(c, seen.ops) {
-                Ok(()) => {
-                    seen.longest_gap = seen.longest_gap.max(last_ok.elapsed());
-                    last_ok = Instant::now();
-                    seen.acked += 1;
-                }
-                Err(e) => {
-                    seen.errors.push((Instant::now(), e.to_string()));
-                    con = None;
-                }
-            }
-            seen.ops += 1;
-            rounds.done_one();
-        }
-        seen
-    })
-}
+use std::time::Instant;
+use support::workload::{first_errors, lost_increments, reader, tags, writer, Seen};
+use support::{Background, Cluster, Proxy};
 
 #[test]
 fn a_killed_master_costs_at_most_the_writes_in_flight() {
@@ -79,32 +18,10 @@ fn a_killed_master_costs_at_most_the_writes_in_flight() {
     let proxy = Proxy::start(&cluster);
     let tags = tags();
     let writers: Vec<_> = (0..8)
-        .map(|w| {
-            let tags = tags.clone();
-            client(proxy.addr(), move |c, i| {
-                let tag = &tags[(i as usize + w) % tags.len()];
-                redis::cmd("SET")
-                    .arg(format!("{{{tag}}}:w{w}:{i}"))
-                    .arg(i)
-                    .query::<()>(c)?;
-                redis::cmd("INCR")
-                    .arg(format!("{{{tag}}}:count:{w}"))
-                    .query::<i64>(c)
-                    .map(drop)
-            })
-        })
+        .map(|w| writer(proxy.addr(), w, tags.clone()))
         .collect();
     let readers: Vec<_> = (0..8)
-        .map(|r| {
-            let tags = tags.clone();
-            client(proxy.addr(), move |c, i| {
-                let tag = &tags[(i as usize * 7 + r) % tags.len()];
-                redis::cmd("GET")
-                    .arg(format!("{{{tag}}}:w{r}:{}", i / 2))
-                    .query::<Option<String>>(c)
-                    .map(drop)
-            })
-        })
+        .map(|r| reader(proxy.addr(), r, tags.clone()))
         .collect();
     for load in writers.iter().chain(&readers) {
         load.wait_progress(100, &proxy);
@@ -140,7 +57,7 @@ fn a_killed_master_costs_at_most_the_writes_in_flight() {
             seen.errors.len() <= 1,
             "writer {i} saw {} errors (at most its one write in flight at the crash may fail), the first: {:?}\n--- keyway log ---\n{}",
             seen.errors.len(),
-            &seen.errors[..3.min(seen.errors.len())],
+            first_errors(seen),
             proxy.log_tail(30)
         );
         for (at, error) in &seen.errors {
@@ -155,27 +72,13 @@ fn a_killed_master_costs_at_most_the_writes_in_flight() {
             seen.errors.is_empty(),
             "reader {i} saw {} errors (reads are held or sent again), the first: {:?}\n--- keyway log ---\n{}",
             seen.errors.len(),
-            &seen.errors[..3.min(seen.errors.len())],
+            first_errors(seen),
             proxy.log_tail(30)
         );
     }
 
     // Acknowledged increments the cluster kept: Redis replicates
     // asynchronously, so a SIGKILL may lose the last few (reported).
-    let mut con = proxy.conn();
-    let mut lost = 0;
-    for (w, seen) in writers.iter().enumerate() {
-        let kept: u64 = tags
-            .iter()
-            .map(|tag| {
-                redis::cmd("GET")
-                    .arg(format!("{{{tag}}}:count:{w}"))
-                    .query::<Option<u64>>(&mut con)
-                    .expect("GET through keyway")
-                    .unwrap_or(0)
-            })
-            .sum();
-        lost += seen.acked.saturating_sub(kept);
-    }
+    let lost = lost_increments(&mut proxy.conn(), &writers, &tags);
     eprintln!("failover under load: {lost} acknowledged INCRs lost by the cluster");
 }

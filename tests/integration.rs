@@ -18,6 +18,7 @@ mod data_types;
 mod diagnostics;
 mod failover;
 mod failover_hold;
+mod faults;
 mod harness_selftest;
 mod info;
 mod introspection;

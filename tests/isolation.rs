@@ -39,6 +39,16 @@ fn a_stalled_master_times_out_alone_while_other_shards_keep_serving() {
         .query(&mut con)
         .unwrap();
 
+    // The slow client's worker has its connection to the master open
+    // already: a connection opened during the stall would not complete
+    // (keyway awaits READONLY), and its requests would be held, not timed out.
+    let mut slow_con = support::cluster::connect(&proxy.addr(), Duration::from_secs(10)).unwrap();
+    let before: Option<String> = redis::cmd("GET")
+        .arg(&slow_key)
+        .query(&mut slow_con)
+        .unwrap();
+    assert_eq!(before.as_deref(), Some("before"));
+
     // The stalled master stops processing commands for 5 s: longer than
     // keyway's request timeout.
     let () = redis::cmd("CLIENT")
@@ -50,11 +60,10 @@ fn a_stalled_master_times_out_alone_while_other_shards_keep_serving() {
 
     let (events, seen) = mpsc::channel();
     let slow = {
-        let addr = proxy.addr();
         let events = events.clone();
         let slow_key = slow_key.clone();
         std::thread::spawn(move || {
-            let mut con = support::cluster::connect(&addr, Duration::from_secs(10)).unwrap();
+            let mut con = slow_con;
             let sent = Instant::now();
             let reply: redis::RedisResult<Option<String>> =
                 redis::cmd("GET").arg(&slow_key).query(&mut con);

@@ -62,14 +62,14 @@ if ! cargo test --release "$@"; then
     exit 1
 fi
 
-# The cluster tests of failover, resharding, and pub/sub and notifications
-# across a failover, once more with Valkey 9.1 nodes instead of Redis 7.0
+# The cluster tests of failover (also under load, and the fault suite),
+# resharding, and pub/sub and notifications across a failover, once more with Valkey 9.1 nodes instead of Redis 7.0
 # (the full run only; KEYWAY_TEST_SERVER picks the nodes' server binary).
 if [ $# -eq 0 ]; then
     valkey=$(ensure_valkey)
     "$valkey" --version
     if ! KEYWAY_TEST_SERVER="$valkey" cargo test --release --test integration -- \
-        harness_selftest:: failover:: reshard_pipelines:: \
+        harness_selftest:: failover:: failover_hold:: faults:: reshard_pipelines:: \
         pubsub::subscriptions_survive_a_failover pubsub::a_shard_channel_follows_its_slot \
         pubsub::shard_channels_follow_their_slot single_server::keyspace_notifications \
         scan::a_master_joining_mid_iteration; then

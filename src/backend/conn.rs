@@ -79,6 +79,7 @@ impl ConnSettings {
             timeout: self.connect_timeout,
             limits: self.limits,
             auth: self.auth.clone(),
+            readonly: false,
         }
     }
 }
@@ -237,22 +238,6 @@ impl Conn {
         Ok(())
     }
 
-    /// Puts `command` ahead of everything queued (nothing is in flight: the
-    /// connection just opened); its reply is read and dropped.
-    fn send_first(&self, command: &[u8]) {
-        let mut state = self.state.borrow_mut();
-        let mut out = BytesMut::with_capacity(command.len() + state.out.len());
-        out.extend_from_slice(command);
-        out.extend_from_slice(&state.out);
-        state.out = out;
-        self.figures.sent(1);
-        state.inflight.push_front(Waiter {
-            target: None,
-            token: 0,
-            queued: Instant::now(),
-        });
-    }
-
     /// Whether the connection is down (between a failure and the next
     /// successful connect): what is sent now fails at once.
     pub fn is_down(&self) -> bool {
@@ -291,10 +276,6 @@ impl Conn {
     }
 }
 
-/// Sent first on a shared data connection: a replica then serves the reads
-/// keyway sends it (a master ignores it; roles change with failovers).
-const READONLY: &[u8] = b"*1\r\n$8\r\nREADONLY\r\n";
-
 /// A connection that lived at least this long before failing is followed by
 /// an immediate reconnect; a shorter one by the growing backoff.
 const STABLE: Duration = Duration::from_secs(1);
@@ -311,14 +292,15 @@ async fn run(conn: Rc<Conn>, source: SettingsSource, on_failure: Rc<dyn Fn()>) {
     loop {
         let settings = source();
         conn.set_link(Link::Connecting);
-        let connected = connect(&conn.addr, &settings.connect_options(conn.proto)).await;
+        let options = ConnectOptions {
+            readonly: settings.readonly,
+            ..settings.connect_options(conn.proto)
+        };
+        let connected = connect(&conn.addr, &options).await;
         let (error, lived) = match connected {
             Ok(stream) => {
                 debug!(node = %conn.addr, "backend connected");
                 let _open = conn.figures.opened();
-                if settings.readonly {
-                    conn.send_first(READONLY);
-                }
                 conn.set_link(Link::Up);
                 let since = Instant::now();
                 let result = tokio::select! {

@@ -12,11 +12,14 @@
 //!    is sent: a node with `requirepass` refuses even `HELLO` without them.
 //!    The password is read now (a password file at every connect).
 //! 4. [`Step::Hello`]: `HELLO 3` for a RESP3 connection; nothing for RESP2.
-//! 5. *(CLIENT SETNAME would go here, last, once the connection speaks its
-//!    protocol.)* A shared data connection then sends `READONLY` ahead of
-//!    its first request, pipelined rather than as a step of its own (see
-//!    `conn.rs`): a node that stalls then shows as not answering a request,
-//!    not as one that cannot be connected.
+//! 5. [`Step::Readonly`]: `READONLY` for a shared data connection (it may
+//!    reach a replica; a master ignores it), its answer awaited: a node that
+//!    accepts the TCP connection but answers nothing (stopped, or dying as
+//!    it accepted) is then one keyway cannot connect to, so requests are
+//!    held for its shard (see [`crate::hold`]) instead of being sent into a
+//!    connection that fails them.
+//! 6. *(CLIENT SETNAME would go here, last, once the connection speaks its
+//!    protocol.)*
 //!
 //! Steps in italics are not implemented; each will be one more [`Step`]
 //! variant and one more field in [`ConnectOptions`].
@@ -49,6 +52,8 @@ pub struct ConnectOptions {
     pub limits: Limits,
     /// Credentials, when the cluster needs them.
     pub auth: Option<Arc<ClusterAuth>>,
+    /// Say `READONLY` (a shared data connection).
+    pub readonly: bool,
 }
 
 /// A step of opening a connection; see the module docs for the order and
@@ -61,6 +66,8 @@ pub enum Step {
     Auth,
     /// `HELLO 3`, switching the connection to RESP3.
     Hello,
+    /// `READONLY`, so a replica serves reads.
+    Readonly,
 }
 
 impl fmt::Display for Step {
@@ -69,6 +76,7 @@ impl fmt::Display for Step {
             Step::Connect => "connect",
             Step::Auth => "AUTH",
             Step::Hello => "HELLO 3",
+            Step::Readonly => "READONLY",
         })
     }
 }
@@ -132,6 +140,11 @@ pub async fn connect(addr: &str, options: &ConnectOptions) -> Result<Stream, Con
     if options.protocol == Protocol::Resp3 {
         attempt
             .step(Step::Hello, hello3(&stream, options.limits))
+            .await?;
+    }
+    if options.readonly {
+        attempt
+            .step(Step::Readonly, readonly(&stream, options.limits))
             .await?;
     }
     // (CLIENT SETNAME: here.)
@@ -221,6 +234,13 @@ async fn hello3(stream: &Stream, limits: Limits) -> Result<(), Cause> {
             String::from_utf8_lossy(&buf).trim_end().to_string(),
         )),
     }
+}
+
+/// Any answer will do: the node is alive. One that refuses `READONLY` (an
+/// ACL user without it) still serves its own slots as a master; its
+/// replicas then answer reads with `MOVED`, which keyway follows.
+async fn readonly(stream: &Stream, limits: Limits) -> Result<(), Cause> {
+    round_trip(stream, &[b"READONLY"], limits).await.map(drop)
 }
 
 /// Sends `command` and reads its one reply, which must be all the node

@@ -12,6 +12,7 @@ fn options(protocol: Protocol, timeout: Duration) -> ConnectOptions {
         timeout,
         limits: Limits::default(),
         auth: None,
+        readonly: false,
     }
 }
 

@@ -76,6 +76,7 @@ impl Link {
                     timeout,
                     limits,
                     auth: auth.cloned(),
+                    readonly: false,
                 };
                 // The caller names the node; the error names the step.
                 connect(&self.addr, &options)

@@ -77,11 +77,17 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
                         view.failover_seen();
                     }
                 }
-                previous = Some(topology.clone());
-                let silent = ask_masters(&mut links, &mut lags, &topology, &config).await;
-                view.set_unready(unready(&topology, &silent));
+                let read: &Topology = previous.insert(topology.clone());
+                // The lag filter needs every master's answer first. Without
+                // it the map is published before the masters are asked, so
+                // a hung master (it answers only at the timeout) never
+                // delays the new map of a failover.
+                let mut silent = None;
                 let topology = match config.read.max_lag_bytes {
-                    Some(max) => lags.judge(topology, max),
+                    Some(max) => {
+                        silent = Some(ask_masters(&mut links, &mut lags, &topology, &config).await);
+                        lags.judge(topology, max)
+                    }
                     None => {
                         lags.clear();
                         topology
@@ -89,25 +95,12 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
                 };
                 view.set_replicas_lagging(lags.lagging());
                 links.retain(|addr, _| topology.knows(addr) || seeds.contains(addr));
-                let current = view.topology.load();
-                if current.epoch() == 0 || !topology.same_map(&current) {
-                    epoch += 1;
-                    let topology = topology.with_epoch(epoch);
-                    info!(
-                        epoch,
-                        from = %from,
-                        masters = topology.nodes().len(),
-                        nodes = topology.all_nodes().len(),
-                        covered = topology.covered_slots(),
-                        "topology updated"
-                    );
-                    crate::metrics::topology_updated(
-                        epoch,
-                        topology.covered_slots(),
-                        topology.nodes().len(),
-                    );
-                    view.topology.store(Arc::new(topology));
-                }
+                publish(&view, &mut epoch, topology, &from);
+                let silent = match silent {
+                    Some(silent) => silent,
+                    None => ask_masters(&mut links, &mut lags, read, &config).await,
+                };
+                view.set_unready(unready(read, &silent));
             }
             Err(reason) => {
                 view.set_unready(Some(format!("no cluster node answered: {reason}")));
@@ -146,6 +139,27 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
         tokio::time::sleep(DEBOUNCE).await;
         apply_moved(&view, &mut epoch);
     }
+}
+
+/// Publishes `topology` (read from `from`) under a new epoch, unless it is
+/// the map workers have already.
+fn publish(view: &ClusterView, epoch: &mut u64, topology: Topology, from: &str) {
+    let current = view.topology.load();
+    if current.epoch() != 0 && topology.same_map(&current) {
+        return;
+    }
+    *epoch += 1;
+    let topology = topology.with_epoch(*epoch);
+    info!(
+        epoch = *epoch,
+        from = %from,
+        masters = topology.nodes().len(),
+        nodes = topology.all_nodes().len(),
+        covered = topology.covered_slots(),
+        "topology updated"
+    );
+    crate::metrics::topology_updated(*epoch, topology.covered_slots(), topology.nodes().len());
+    view.topology.store(Arc::new(topology));
 }
 
 /// Publishes the slot moves workers reported since the last look.
@@ -204,8 +218,14 @@ async fn fetch(
     Err(last_error)
 }
 
+/// How long a node may take to answer `CLUSTER SHARDS` (after connecting)
+/// before the next one is asked, or `INFO replication` before it counts as
+/// silent: a healthy node answers in milliseconds, and a hung one must not
+/// hold up the map while a failover is under way.
+const MAP_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
+
 async fn fetch_from(link: &mut Link, addr: &str, config: &Live) -> Result<Topology, String> {
-    let timeout = config.connect_timeout + config.request_timeout;
+    let timeout = config.connect_timeout + config.request_timeout.min(MAP_ANSWER_TIMEOUT);
     let auth = config.cluster_auth.as_ref();
     let shards = link
         .query(&[b"CLUSTER", b"SHARDS"], timeout, auth)
@@ -235,7 +255,8 @@ async fn ask_masters(
     topology: &Topology,
     config: &Live,
 ) -> Vec<String> {
-    let timeout = config.connect_timeout + config.request_timeout;
+    // A hung master must not hold up the next refresh round.
+    let timeout = config.connect_timeout + config.request_timeout.min(MAP_ANSWER_TIMEOUT);
     let mut asked = tokio::task::JoinSet::new();
     for node in topology.nodes() {
         let addr = node.addr.to_string();

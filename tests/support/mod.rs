@@ -46,6 +46,7 @@ pub mod slotmap;
 pub mod standalone;
 pub mod tools;
 pub mod util;
+pub mod workload;
 
 pub use background::Background;
 pub use cluster::Cluster;

@@ -354,12 +354,20 @@ mod tests {
         q.complete(b, bytes("+b\r\n"));
         assert_eq!((q.ready_count(), q.ready_bytes()), (2, 8));
         q.drop_ready();
-        assert_eq!((q.ready_count(), q.ready_bytes()), (2, 0), "places kept, bytes gone");
+        assert_eq!(
+            (q.ready_count(), q.ready_bytes()),
+            (2, 0),
+            "places kept, bytes gone"
+        );
         q.complete(a, bytes("+a\r\n"));
         let mut out = Output::default();
         assert_eq!(q.take_ready(&mut out, |_, _, _| {}), 3);
         assert_eq!(out.contents(), b"+a\r\n");
-        assert_eq!(out.replies(), 3, "each place counts as a reply in the output");
+        assert_eq!(
+            out.replies(),
+            3,
+            "each place counts as a reply in the output"
+        );
     }
 
     #[test]

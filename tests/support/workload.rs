@@ -1,0 +1,127 @@
+//! Client load for fault tests: threads that each run one request (or a
+//! few) in a loop on their own connection, with no retries, recording every
+//! error and the longest time between two successes; and the writers and
+//! readers the fault tests share: writers `SET` a new key and `INCR` their
+//! counter per round (every acknowledged increment remembered), readers
+//! `GET` the writers' keys.
+
+use std::time::{Duration, Instant};
+
+use super::cluster::connect;
+use super::{key_for_slot, Background};
+
+/// The clients' socket timeout: longer than the cluster needs to fail over.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What one client thread saw.
+#[derive(Default)]
+pub struct Seen {
+    /// Failed rounds: when, and the error.
+    pub errors: Vec<(Instant, String)>,
+    /// Longest time between two successful rounds.
+    pub longest_gap: Duration,
+    /// Rounds that succeeded (for a writer: `INCR`s acknowledged).
+    pub acked: u64,
+    /// Rounds run.
+    pub ops: u64,
+}
+
+/// The keys' hash tags: 32 slots spread over every master.
+pub fn tags() -> Vec<String> {
+    (0..32).map(|i| key_for_slot(i * 512 + 7)).collect()
+}
+
+/// A client that runs `round` (given its round number) in a loop on one
+/// connection to `addr`, reconnecting after an error, until stopped.
+pub fn client(
+    addr: String,
+    round: impl Fn(&mut redis::Connection, u64) -> redis::RedisResult<()> + Send + 'static,
+) -> Background<Seen> {
+    Background::spawn(move |rounds| {
+        let mut seen = Seen::default();
+        let mut con = None;
+        let mut last_ok = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while rounds.go_on() && Instant::now() < deadline {
+            let c = match &mut con {
+                Some(c) => c,
+                None => match connect(&addr, CLIENT_TIMEOUT) {
+                    Ok(c) => con.insert(c),
+                    Err(e) => {
+                        seen.errors.push((Instant::now(), format!("connect: {e}")));
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                },
+            };
+            match round(c, seen.ops) {
+                Ok(()) => {
+                    seen.longest_gap = seen.longest_gap.max(last_ok.elapsed());
+                    last_ok = Instant::now();
+                    seen.acked += 1;
+                }
+                Err(e) => {
+                    seen.errors.push((Instant::now(), e.to_string()));
+                    con = None;
+                }
+            }
+            seen.ops += 1;
+            rounds.done_one();
+        }
+        seen
+    })
+}
+
+/// Writer `w`: per round, `SET {tag}:w{w}:{round}` and `INCR {tag}:count:{w}`.
+pub fn writer(addr: String, w: usize, tags: Vec<String>) -> Background<Seen> {
+    client(addr, move |c, i| {
+        let tag = &tags[(i as usize + w) % tags.len()];
+        redis::cmd("SET")
+            .arg(format!("{{{tag}}}:w{w}:{i}"))
+            .arg(i)
+            .query::<()>(c)?;
+        redis::cmd("INCR")
+            .arg(format!("{{{tag}}}:count:{w}"))
+            .query::<i64>(c)
+            .map(drop)
+    })
+}
+
+/// Reader `r`: per round, `GET` one of writer `r`'s keys.
+pub fn reader(addr: String, r: usize, tags: Vec<String>) -> Background<Seen> {
+    client(addr, move |c, i| {
+        let tag = &tags[(i as usize * 7 + r) % tags.len()];
+        redis::cmd("GET")
+            .arg(format!("{{{tag}}}:w{r}:{}", i / 2))
+            .query::<Option<String>>(c)
+            .map(drop)
+    })
+}
+
+/// Writer `w`'s increments the cluster kept, summed over `tags`, read
+/// through `con`.
+pub fn kept_increments(con: &mut redis::Connection, w: usize, tags: &[String]) -> u64 {
+    tags.iter()
+        .map(|tag| {
+            redis::cmd("GET")
+                .arg(format!("{{{tag}}}:count:{w}"))
+                .query::<Option<u64>>(con)
+                .expect("GET through keyway")
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// How many acknowledged increments the cluster lost, over `writers`.
+pub fn lost_increments(con: &mut redis::Connection, writers: &[Seen], tags: &[String]) -> u64 {
+    writers
+        .iter()
+        .enumerate()
+        .map(|(w, seen)| seen.acked.saturating_sub(kept_increments(con, w, tags)))
+        .sum()
+}
+
+/// The first few errors of `seen`, for a failure message.
+pub fn first_errors(seen: &Seen) -> &[(Instant, String)] {
+    &seen.errors[..3.min(seen.errors.len())]
+}
