@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::cluster::connect;
-use super::{key_for_slot, Background};
+use super::{key_for_slot, Background, Proxy};
 
 /// The clients' socket timeout: longer than the cluster needs to fail over.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,6 +122,46 @@ pub fn lost_increments(con: &mut redis::Connection, writers: &[Seen], tags: &[St
 }
 
 /// The first few errors of `seen`, for a failure message.
-pub fn first_errors(seen: &Seen) -> &[(Instant, String)] {
+fn first_errors(seen: &Seen) -> &[(Instant, String)] {
     &seen.errors[..3.min(seen.errors.len())]
+}
+
+/// Fails, with `proxy`'s log, unless each client of `seen` (named `kind`)
+/// saw at most one error, after `since`, saying its request may or may
+/// not have run: the one it had in flight when a node failed.
+pub fn assert_at_most_one_unknown_outcome(
+    kind: &str,
+    seen: &[Seen],
+    since: Instant,
+    proxy: &Proxy,
+) {
+    for (i, seen) in seen.iter().enumerate() {
+        assert!(
+            seen.errors.len() <= 1,
+            "{kind} {i} saw {} errors (at most its one request in flight at the fault may fail), the first: {:?}\n--- keyway log ---\n{}",
+            seen.errors.len(),
+            first_errors(seen),
+            proxy.log_tail(30)
+        );
+        for (at, error) in &seen.errors {
+            assert!(
+                error.contains("may or may not have run") && *at >= since,
+                "{kind} {i}: {error}"
+            );
+        }
+    }
+}
+
+/// Fails, with `proxy`'s log, unless no client of `seen` (named `kind`)
+/// saw an error.
+pub fn assert_no_errors(kind: &str, seen: &[Seen], proxy: &Proxy) {
+    for (i, seen) in seen.iter().enumerate() {
+        assert!(
+            seen.errors.is_empty(),
+            "{kind} {i} saw {} errors, the first: {:?}\n--- keyway log ---\n{}",
+            seen.errors.len(),
+            first_errors(seen),
+            proxy.log_tail(30)
+        );
+    }
 }
