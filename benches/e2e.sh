@@ -846,7 +846,10 @@ PY
     : >"$results"
     for r in $(seq "$ROUNDS"); do
         for kind in $( ((r % 2)) && echo quiet slow || echo slow quiet); do
-            slow_run "$kind" | tee -a "$results" >&2
+            # Not in a pipeline: slow_run starts and stops keyway, and
+            # keyway_pid must stay this shell's, for the next run and cleanup.
+            slow_run "$kind" >>"$results"
+            tail -n 1 "$results" >&2
         done
     done
     awk "$awk_median"'
