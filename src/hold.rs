@@ -63,6 +63,18 @@ impl Holds {
         true
     }
 
+    /// Admits one more held request whose own hold budget check gave
+    /// `within`: counted, or refused with how long it was held (its budget
+    /// spent) or `None` (the worker holds `max` requests already).
+    pub fn admit(&self, within: Result<(), Duration>, max: usize) -> Result<(), Option<Duration>> {
+        within.map_err(Some)?;
+        if self.count(max) {
+            Ok(())
+        } else {
+            Err(None)
+        }
+    }
+
     /// Forgets `requests` counted ones (their holder is trying them again).
     pub fn uncount(&self, requests: usize) {
         if requests == 0 {

@@ -210,13 +210,8 @@ impl Split {
     fn park(&self, part: usize) {
         let budgets = self.worker.redirect_budgets();
         let max = self.worker.live().failover_hold_max;
-        let held = self.plan.borrow_mut().progress(part).followed.hold(budgets);
-        let refused = match held {
-            Ok(()) if self.worker.holds.count(max) => None,
-            Ok(()) => Some(None),
-            Err(held) => Some(Some(held)),
-        };
-        if let Some(held) = refused {
+        let within = self.plan.borrow_mut().progress(part).followed.hold(budgets);
+        if let Err(held) = self.worker.holds.admit(within, max) {
             let slot = self.plan.borrow().slot(part);
             let text = crate::hold::refusal(held, Some(slot), max);
             return self.finish(part, Ok(error(&text)));

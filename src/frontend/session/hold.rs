@@ -10,6 +10,7 @@
 //! asked again: the client gets that error.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use crate::backend::BackendError;
 use crate::cluster::{Access, Slot};
@@ -55,16 +56,11 @@ impl Session {
     /// when the worker holds `cluster.failover_hold_max_requests`.
     pub(super) fn park(&self, token: u64) {
         let budgets = self.worker.redirect_budgets();
-        let held = match self.replies.borrow_mut().followed(token) {
+        let within = match self.replies.borrow_mut().followed(token) {
             Some(followed) => followed.hold(budgets),
             None => return,
         };
-        let refused = match held {
-            Ok(()) if self.count_held() => None,
-            Ok(()) => Some(None),
-            Err(held) => Some(Some(held)),
-        };
-        if let Some(held) = refused {
+        if let Err(held) = self.admit_held(within) {
             let slot = self.routed(token).and_then(|(slot, _)| slot);
             let max = self.worker.live().failover_hold_max;
             let text = crate::hold::refusal(held, slot, max);
@@ -82,7 +78,7 @@ impl Session {
     /// ones: counted as held, or failed at once (true) when the worker
     /// holds its maximum.
     pub(super) fn refused_behind_held(&self, token: u64) -> bool {
-        if !self.parked.get() || self.count_held() {
+        if !self.parked.get() || self.admit_held(Ok(())).is_ok() {
             return false;
         }
         let max = self.worker.live().failover_hold_max;
@@ -91,17 +87,15 @@ impl Session {
         true
     }
 
-    /// Counts one more request this client holds, within the worker's
-    /// maximum; false when it is reached.
-    fn count_held(&self) -> bool {
-        let counted = self
-            .worker
-            .holds
-            .count(self.worker.live().failover_hold_max);
-        if counted {
-            self.held_requests.set(self.held_requests.get() + 1);
-        }
-        counted
+    /// Counts one more request this client holds, as [`Holds::admit`]
+    /// decides given the request's own budget check `within`.
+    ///
+    /// [`Holds::admit`]: crate::hold::Holds::admit
+    fn admit_held(&self, within: Result<(), Duration>) -> Result<(), Option<Duration>> {
+        let max = self.worker.live().failover_hold_max;
+        self.worker.holds.admit(within, max)?;
+        self.held_requests.set(self.held_requests.get() + 1);
+        Ok(())
     }
 
     /// Entry `token`'s slot (when it has one) and whether it only reads;
