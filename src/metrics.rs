@@ -30,6 +30,7 @@ const CLIENTS_CONNECTED: &str = "keyway_clients_connected";
 const CLIENTS_MAX: &str = "keyway_clients_max";
 const READS: &str = "keyway_reads_total";
 const REQUESTS_HELD: &str = "keyway_requests_held";
+const REPLIES_BUFFERED: &str = "keyway_replies_buffered_bytes";
 const CONFIG_RELOADS: &str = "keyway_config_reloads_total";
 
 /// Registers every metric's unit and description.
@@ -47,7 +48,7 @@ pub fn describe() {
     describe_counter!(
         CLIENTS_CLOSED,
         Unit::Count,
-        "Client connections closed, by reason (client_left, quit_or_protocol_error, killed, shutdown, write_ended, output_limit)."
+        "Client connections closed, by reason (client_left, quit_or_protocol_error, killed, shutdown, write_ended, output_limit, max_memory)."
     );
     describe_gauge!(
         CLIENTS_BLOCKED,
@@ -88,6 +89,11 @@ pub fn describe() {
         REQUESTS_HELD,
         Unit::Count,
         "Requests held while their shard has no reachable master (failover; cluster.failover_hold_ms)."
+    );
+    describe_gauge!(
+        REPLIES_BUFFERED,
+        Unit::Bytes,
+        "Reply bytes keyway holds for clients whose sockets take no more (slow readers; proxy.max_memory_mb bounds it)."
     );
     describe_counter!(
         BACKEND_FAILURES,
@@ -174,6 +180,8 @@ pub struct Snapshot {
     pub reads: (u64, u64),
     /// Failovers seen since start.
     pub failovers: u64,
+    /// Reply bytes held for clients whose sockets take no more.
+    pub replies_buffered: usize,
 }
 
 /// Sets the gauges and counters of `snapshot`.
@@ -192,6 +200,7 @@ pub fn snapshot(snapshot: &Snapshot) {
     counter!(READS, "role" => "master").absolute(snapshot.reads.0);
     counter!(READS, "role" => "replica").absolute(snapshot.reads.1);
     counter!(FAILOVERS).absolute(snapshot.failovers);
+    gauge!(REPLIES_BUFFERED).set(snapshot.replies_buffered as f64);
 }
 
 /// A SIGHUP reload was applied (`ok`) or refused (`error`).

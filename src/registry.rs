@@ -61,6 +61,9 @@ pub struct ClientRecord {
     /// Commands queued in `MULTI`, or -1 outside it.
     multi: AtomicI64,
     killed: AtomicBool,
+    /// Reply bytes keyway holds for the client while its socket takes no
+    /// more (part of [`Registry::buffered`]).
+    buffered: AtomicUsize,
     /// Tells the session it was killed; taken by the kill.
     kill: Mutex<Option<oneshot::Sender<Stop>>>,
 }
@@ -224,6 +227,9 @@ pub enum Stop {
     /// keyway is shutting down: answer what was received, then close; an
     /// idle client closes at once.
     Drain,
+    /// Its replies are the largest share of `proxy.max_memory_mb`: close
+    /// at once, dropping them.
+    OverMemory,
 }
 
 /// Every connected client by id, and the client counters.
@@ -239,6 +245,9 @@ pub struct Registry {
     /// Set once keyway drains: clients registered from then on are told
     /// at once.
     draining: AtomicBool,
+    /// Reply bytes held for clients whose sockets take no more, summed
+    /// over [`ClientRecord::buffered`].
+    buffered: AtomicUsize,
 }
 
 impl Default for Registry {
@@ -250,6 +259,7 @@ impl Default for Registry {
             rejected: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             draining: AtomicBool::new(false),
+            buffered: AtomicUsize::new(0),
         }
     }
 }
@@ -269,6 +279,7 @@ pub struct Registration<'a> {
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         self.registry.lock().remove(&self.record.id);
+        self.registry.set_buffered(&self.record, 0);
     }
 }
 
@@ -346,6 +357,7 @@ impl Registry {
             subscriptions: Default::default(),
             multi: AtomicI64::new(-1),
             killed: AtomicBool::new(false),
+            buffered: AtomicUsize::new(0),
             kill: Mutex::new(Some(kill)),
         });
         self.lock().insert(id, record.clone());
@@ -357,6 +369,52 @@ impl Registry {
             record,
             stop,
         }
+    }
+
+    /// Records that `bytes` of replies wait in keyway for `record`'s
+    /// client, whose socket takes no more; returns the bytes so held for
+    /// all clients.
+    pub fn set_buffered(&self, record: &ClientRecord, bytes: usize) -> usize {
+        let before = record.buffered.swap(bytes, Ordering::Relaxed);
+        if bytes >= before {
+            let more = bytes - before;
+            self.buffered.fetch_add(more, Ordering::Relaxed) + more
+        } else {
+            let less = before - bytes;
+            self.buffered.fetch_sub(less, Ordering::Relaxed) - less
+        }
+    }
+
+    /// Reply bytes held for clients whose sockets take no more.
+    pub fn buffered(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
+    /// Brings [`Registry::buffered`] down to `limit` (`proxy.max_memory_mb`)
+    /// by closing the clients with the most bytes held first
+    /// ([`Stop::OverMemory`]); the closed clients' addresses and bytes.
+    pub fn shed(&self, limit: usize) -> Vec<(SocketAddr, usize)> {
+        let clients = self.lock();
+        let mut total = self.buffered();
+        if total <= limit {
+            return Vec::new();
+        }
+        let mut holding: Vec<&Arc<ClientRecord>> = clients
+            .values()
+            .filter(|c| c.buffered.load(Ordering::Relaxed) > 0)
+            .collect();
+        holding.sort_unstable_by_key(|c| std::cmp::Reverse(c.buffered.load(Ordering::Relaxed)));
+        let mut closed = Vec::new();
+        for client in holding {
+            if total <= limit {
+                break;
+            }
+            let freed = client.buffered.swap(0, Ordering::Relaxed);
+            total = self.buffered.fetch_sub(freed, Ordering::Relaxed) - freed;
+            client.stop(Stop::OverMemory);
+            closed.push((client.peer, freed));
+        }
+        closed
     }
 
     /// The connected clients counted in one pass (`/metrics`).

@@ -239,3 +239,34 @@ fn the_census_counts_blocked_subscribed_and_resp3_clients_in_one_pass() {
         }
     );
 }
+
+#[test]
+fn shedding_closes_the_largest_holders_until_under_the_limit() {
+    let clients = Registry::default();
+    let mut held = three(&clients);
+    assert_eq!(clients.set_buffered(&held[0].record, 300), 300);
+    assert_eq!(clients.set_buffered(&held[1].record, 500), 800);
+    assert_eq!(clients.set_buffered(&held[2].record, 100), 900);
+    assert_eq!(
+        clients.set_buffered(&held[2].record, 200),
+        1000,
+        "updated, not added"
+    );
+    assert!(clients.shed(1000).is_empty(), "at the limit: nobody");
+
+    assert_eq!(
+        clients.shed(400),
+        vec![(addr(1002), 500), (addr(1001), 300)]
+    );
+    assert_eq!(clients.buffered(), 200);
+    assert_eq!(held[1].stop.try_recv(), Ok(Stop::OverMemory));
+    assert_eq!(held[0].stop.try_recv(), Ok(Stop::OverMemory));
+    assert!(held[2].stop.try_recv().is_err(), "the smallest stays");
+
+    drop(held.pop());
+    assert_eq!(
+        clients.buffered(),
+        0,
+        "a client leaving gives its bytes back"
+    );
+}

@@ -23,6 +23,7 @@ pub fn render(shared: &Shared, handle: &PrometheusHandle) -> String {
         replicas_lagging: shared.view.replicas_lagging(),
         reads: shared.reads.totals(),
         failovers: shared.view.failovers(),
+        replies_buffered: shared.registry.buffered(),
     });
     let mut text = handle.render();
     if !text.is_empty() && !text.ends_with('\n') {

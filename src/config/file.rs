@@ -60,6 +60,10 @@ pub struct ProxySection {
     pub slowlog_slower_than_us: Option<i64>,
     /// Entries keyway's slow log keeps.
     pub slowlog_max_len: Option<usize>,
+    /// MiB of replies keyway may hold for clients that read slower than
+    /// their replies come; past it the largest holders are closed. 0 =
+    /// no limit.
+    pub max_memory_mb: Option<u64>,
 }
 
 /// `[cluster]`: how the topology is found and kept fresh.
@@ -111,6 +115,8 @@ pub struct ClientSection {
     pub max_bulk_len: Option<u64>,
     /// Requests a client may have outstanding before keyway stops reading it.
     pub max_pipeline: Option<usize>,
+    /// MiB of requests a client may have outstanding, likewise.
+    pub max_pipeline_mb: Option<u64>,
     /// MOVED/ASK redirects followed for one request before giving up.
     pub max_redirects: Option<u32>,
     /// TRYAGAIN retries for one request before giving up.

@@ -164,6 +164,9 @@ pub struct Live {
     pub limits: Limits,
     /// Outstanding requests per client before reading pauses.
     pub max_pipeline: NonZeroUsize,
+    /// Bytes of outstanding requests per client (read, not yet answered)
+    /// before reading pauses.
+    pub max_pipeline_bytes: usize,
     /// Redirects followed per request.
     pub max_redirects: u32,
     /// TRYAGAIN retries per request.
@@ -181,6 +184,9 @@ pub struct Live {
     /// Bytes of replies one client may have queued in keyway (not yet
     /// written to it) before it is disconnected; `None`: no limit.
     pub output_limit: Option<usize>,
+    /// Bytes of replies keyway may hold for all clients whose sockets take
+    /// no more (`proxy.max_memory_mb`); `None`: no limit.
+    pub max_memory: Option<usize>,
     /// How long connected clients get to finish at shutdown.
     pub shutdown_grace: Duration,
     /// How long readiness says 503 before the listeners close at shutdown.
@@ -239,6 +245,8 @@ pub mod defaults {
     pub const MAX_BULK_LEN: u64 = 512 * 1024 * 1024;
     /// `client.max_pipeline`.
     pub const MAX_PIPELINE: usize = 1024;
+    /// `client.max_pipeline_mb`.
+    pub const MAX_PIPELINE_MB: u64 = 64;
     /// `client.max_redirects`.
     pub const MAX_REDIRECTS: u32 = 5;
     /// `client.max_tryagain`.
@@ -434,6 +442,10 @@ impl FileConfig {
             Some(0) => None,
             mb => Some(mib(mb, OUTPUT_LIMIT_MB, "client.output_limit_mb")?),
         };
+        let max_memory = match self.proxy.max_memory_mb {
+            None | Some(0) => None,
+            mb => Some(mib(mb, 0, "proxy.max_memory_mb")?),
+        };
         if pubsub_output_limit.soft > pubsub_output_limit.hard {
             return Err(invalid(
                 "client.pubsub_output_limit_soft_mb",
@@ -507,6 +519,11 @@ impl FileConfig {
                 MAX_PIPELINE,
                 "client.max_pipeline",
             )?,
+            max_pipeline_bytes: mib(
+                self.client.max_pipeline_mb,
+                MAX_PIPELINE_MB,
+                "client.max_pipeline_mb",
+            )?,
             max_redirects: self.client.max_redirects.unwrap_or(MAX_REDIRECTS),
             max_tryagain: self.client.max_tryagain.unwrap_or(MAX_TRYAGAIN),
             failover_hold: match self.cluster.failover_hold_ms.unwrap_or(0) {
@@ -526,6 +543,7 @@ impl FileConfig {
             max_clients: nonzero(self.client.max_clients, MAX_CLIENTS, "client.max_clients")?,
             pubsub_output_limit,
             output_limit,
+            max_memory,
             shutdown_grace: Duration::from_secs(
                 self.proxy.shutdown_grace_s.unwrap_or(SHUTDOWN_GRACE_S),
             ),

@@ -274,8 +274,10 @@ fn failover_hold_and_output_limit_defaults_zero_and_bounds() {
     assert_eq!(d.failover_hold, None, "0: from the cluster's node timeout");
     assert_eq!(d.failover_hold_max, 100_000);
     assert_eq!(d.output_limit, Some(256 << 20));
+    assert_eq!(d.max_memory, None, "no process-wide limit by default");
+    assert_eq!(d.max_pipeline_bytes, 64 << 20);
     let set = load(
-        "[cluster]\nfailover_hold_ms = 2500\nfailover_hold_max_requests = 7\n[client]\noutput_limit_mb = 0\n",
+        "[proxy]\nmax_memory_mb = 1024\n[cluster]\nfailover_hold_ms = 2500\nfailover_hold_max_requests = 7\n[client]\noutput_limit_mb = 0\nmax_pipeline_mb = 8\n",
         Overrides::default(),
     )
     .unwrap()
@@ -286,6 +288,14 @@ fn failover_hold_and_output_limit_defaults_zero_and_bounds() {
     );
     assert_eq!(set.failover_hold_max, 7);
     assert_eq!(set.output_limit, None, "0: no limit");
+    assert_eq!(set.max_memory, Some(1 << 30));
+    assert_eq!(set.max_pipeline_bytes, 8 << 20);
+    assert!(
+        load("[client]\nmax_pipeline_mb = 0\n", Overrides::default())
+            .unwrap_err()
+            .to_string()
+            .contains("client.max_pipeline_mb")
+    );
     let too_long = load(
         "[cluster]\nfailover_hold_ms = 600001\n",
         Overrides::default(),

@@ -31,6 +31,9 @@ pub enum ClientError {
     SlowSubscriber,
     /// A client past `client.output_limit_mb`, closed.
     SlowReader,
+    /// A client holding the most replies when all slow readers' passed
+    /// `proxy.max_memory_mb`, closed.
+    OverMemory,
 }
 
 impl ClientError {
@@ -48,6 +51,9 @@ impl ClientError {
             ClientError::SlowReader => {
                 "client reads its replies too slowly; closed it (client.output_limit_mb)"
             }
+            ClientError::OverMemory => {
+                "client holds the most unsent replies while keyway holds more than proxy.max_memory_mb for slow readers; closed it"
+            }
         }
     }
 }
@@ -58,12 +64,12 @@ struct Limiter {
     left_out: AtomicU64,
 }
 
-static LIMITERS: [Limiter; 6] = [const {
+static LIMITERS: [Limiter; 7] = [const {
     Limiter {
         next_ms: AtomicU64::new(0),
         left_out: AtomicU64::new(0),
     }
-}; 6];
+}; 7];
 
 /// Milliseconds since the first call.
 fn now_ms() -> u64 {

@@ -65,6 +65,9 @@ pub(super) struct Writing {
     pub(super) flush_due: Cell<bool>,
     /// Since when the unsent output of this subscriber is over the soft limit.
     pub(super) over_soft_limit: Cell<Option<Instant>>,
+    /// Reply bytes last counted in the registry as held for this client
+    /// while its socket takes no more (`proxy.max_memory_mb`).
+    pub(super) buffered: Cell<usize>,
 }
 
 impl Session {
@@ -82,6 +85,10 @@ impl Session {
             why = stop => match why {
                 Ok(Stop::Drain) => (self.worker.live().shutdown_grace, "shutdown"),
                 Ok(Stop::Kill) | Err(_) => return "killed",
+                Ok(Stop::OverMemory) => {
+                    self.drop_unsent();
+                    return "max_memory";
+                }
             },
             end = &mut reader => match end {
                 ReadEnd::Close => (FLUSH_ON_CLOSE, "quit_or_protocol_error"),
@@ -99,13 +106,18 @@ impl Session {
 
     pub(super) async fn read_loop(&self) -> ReadEnd {
         let live = self.worker.live();
-        let max_pipeline = live.max_pipeline.get();
+        let (max_pipeline, max_bytes) = (live.max_pipeline.get(), live.max_pipeline_bytes);
         let mut parser = RequestParser::new(live.limits);
         drop(live);
         let mut buf = BytesMut::new();
         let record = self.client.borrow().record.clone();
         loop {
-            while self.replies.borrow().len() >= max_pipeline {
+            // Backpressure: requests read and not answered are bounded in
+            // count and in bytes (one request of any size still goes).
+            while {
+                let replies = self.replies.borrow();
+                replies.len() >= max_pipeline || replies.pending_bytes() >= max_bytes
+            } {
                 self.io.space.notified().await;
             }
             if poll_fn(|cx| self.stream.poll_read_ready(cx)).await.is_err() {
@@ -184,13 +196,16 @@ impl Session {
 
     /// Closes a client whose replies queued in keyway (ready, and taken
     /// but not written) pass `client.output_limit_mb`, unless they are one
-    /// reply: one reply larger than the limit is still delivered. Runs
-    /// while the client's socket takes no more, so a client that reads
-    /// never pays for the check.
+    /// reply: one reply larger than the limit is still delivered. Counts
+    /// them towards `proxy.max_memory_mb`. Runs while the client's socket
+    /// takes no more, so a client that reads never pays for the check.
     fn enforce_reply_limit(&self) {
-        let Some(limit) = self.worker.live().output_limit else {
+        let live = self.worker.live();
+        let (limit, max_memory) = (live.output_limit, live.max_memory);
+        drop(live);
+        if limit.is_none() && max_memory.is_none() {
             return;
-        };
+        }
         let (queued, count) = {
             let replies = self.replies.borrow();
             let out = self.io.out.borrow();
@@ -199,18 +214,48 @@ impl Session {
                 replies.ready_count() + out.replies(),
             )
         };
-        if queued <= limit || count <= 1 {
+        if let Some(max) = max_memory {
+            self.count_buffered(queued, max);
+        }
+        if limit.map_or(true, |limit| queued <= limit) || count <= 1 {
             return;
         }
         let peer = self.client.borrow().record.peer;
         let detail = format!("{queued} bytes of {count} replies unsent");
         client_errors::log(ClientError::SlowReader, peer, &detail);
         self.io.closed_for.set(Some("output_limit"));
-        self.io.broken.set(true);
+        self.drop_unsent();
         self.io.writer.notify_one();
-        // Its memory goes now, not when the session ends.
+    }
+
+    /// Closes the client without writing what it has not read: its
+    /// replies' memory goes now, not when the session ends, and replies
+    /// that come for it later are dropped.
+    fn drop_unsent(&self) {
+        self.io.broken.set(true);
         *self.io.out.borrow_mut() = Output::default();
         self.replies.borrow_mut().drop_ready();
+    }
+
+    /// Counts `queued` reply bytes as held for this client in the
+    /// registry; when all clients' pass `max` (`proxy.max_memory_mb`), the
+    /// clients holding most are closed until they are under it again.
+    /// Skipped while the client's state is being changed (the next flush
+    /// counts it).
+    pub(super) fn count_buffered(&self, queued: usize, max: usize) {
+        let Ok(client) = self.client.try_borrow() else {
+            return;
+        };
+        self.io.buffered.set(queued);
+        let registry = &self.worker.shared.registry;
+        if registry.set_buffered(&client.record, queued) <= max {
+            return;
+        }
+        drop(client);
+        for (peer, bytes) in registry.shed(max) {
+            let detail = format!("{bytes} bytes of replies unsent");
+            client_errors::log(ClientError::OverMemory, peer, &detail);
+        }
     }
 
     /// Keeps a request that took `took` in keyway's slow log (not when
@@ -270,6 +315,9 @@ impl Session {
             Ok(true) => {
                 if self.io.closing.get() {
                     self.io.writer.notify_one();
+                }
+                if self.io.buffered.get() > 0 {
+                    self.count_buffered(0, usize::MAX);
                 }
             }
             Ok(false) => {

@@ -109,8 +109,14 @@ impl Session {
     /// Disconnects a subscriber whose unsent output passed the hard limit,
     /// or stayed over the soft limit too long.
     pub(super) fn enforce_output_limit(&self) {
-        let limit = self.worker.live().pubsub_output_limit;
+        let (limit, max_memory) = {
+            let live = self.worker.live();
+            (live.pubsub_output_limit, live.max_memory)
+        };
         let pending = self.replies.borrow().ready_bytes() + self.io.out.borrow().len();
+        if let Some(max) = max_memory.filter(|_| self.io.write_blocked.get()) {
+            self.count_buffered(pending, max);
+        }
         let over = if pending > limit.hard {
             true
         } else if pending > limit.soft {

@@ -73,6 +73,8 @@ pub struct Replies {
     held: usize,
     /// Bytes of the replies that are ready and not taken yet.
     ready_bytes: usize,
+    /// Bytes of the requests still waiting for their replies.
+    pending_bytes: usize,
     /// Token of `entries[0]`; tokens count requests since the session began.
     front_token: u64,
 }
@@ -87,6 +89,7 @@ impl Default for Replies {
             waiting: 0,
             held: 0,
             ready_bytes: 0,
+            pending_bytes: 0,
             front_token: 0,
         }
     }
@@ -138,6 +141,7 @@ impl Replies {
     /// in `proto`; returns its token.
     pub fn push_pending(&mut self, request: Bytes, proto: Protocol) -> u64 {
         self.waiting += 1;
+        self.pending_bytes += request.len();
         self.push(State::Pending(request), proto)
     }
 
@@ -192,11 +196,13 @@ impl Replies {
     fn fill(&mut self, token: u64, len: usize, state: State) {
         let Some(i) = self.index(token) else { return };
         let entry = &mut self.entries[i];
-        if !entry.is_ready() {
-            self.ready_bytes += len;
-            entry.state = state;
-            self.waiting -= 1;
-        }
+        let State::Pending(request) = &entry.state else {
+            return;
+        };
+        self.pending_bytes -= request.len();
+        self.ready_bytes += len;
+        entry.state = state;
+        self.waiting -= 1;
     }
 
     /// The redirects entry `token` followed so far, while it waits.
@@ -285,6 +291,12 @@ impl Replies {
         self.waiting
     }
 
+    /// Bytes of the requests still waiting for their replies (sent or
+    /// held).
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
     /// Bytes of replies that are ready but not taken yet (some may wait
     /// behind a reply still missing).
     pub fn ready_bytes(&self) -> usize {
@@ -328,8 +340,10 @@ mod tests {
         let c = q.push_ready(bytes("+c\r\n"));
         let d = q.push_pending(request("d"), Protocol::Resp2);
         assert_eq!((a, b, c, d), (0, 1, 2, 3));
+        assert_eq!(q.pending_bytes(), 3, "a, b and d wait");
         let mut out = Output::default();
         q.complete(b, bytes("+b\r\n"));
+        assert_eq!(q.pending_bytes(), 2);
         assert_eq!(q.take_ready(&mut out, |_, _, _| {}), 0, "a still missing");
         assert_eq!(q.ready_bytes(), 8, "+b and +c wait behind a");
         q.complete(a, bytes("+a\r\n"));
@@ -338,6 +352,7 @@ mod tests {
         assert_eq!((q.waiting(), q.ready_bytes()), (1, 0));
         q.complete(d, bytes("+d\r\n"));
         q.complete(d, bytes("+late duplicate\r\n"));
+        assert_eq!(q.pending_bytes(), 0, "a duplicate counts nothing");
         q.take_ready(&mut out, |_, _, _| {});
         assert_eq!(out.contents(), b"+a\r\n+b\r\n+c\r\n+d\r\n");
         assert!(q.is_empty());
