@@ -16,16 +16,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::cluster::{ClusterView, Slot};
 
 /// Longest time between two tries of the held requests while the slot map
 /// stays the same.
 pub const RETRY_EVERY: Duration = Duration::from_millis(100);
-
-/// How often the slot map's epoch is looked at while requests are held.
-const EPOCH_CHECK: Duration = Duration::from_millis(5);
 
 /// Something that held requests and wants to try them again.
 pub trait Retry {
@@ -98,11 +93,7 @@ impl Holds {
     /// least every [`RETRY_EVERY`]; ends once nobody is parked.
     async fn run(self: Rc<Self>) {
         loop {
-            let epoch = self.view.topology().load().epoch();
-            let since = Instant::now();
-            while since.elapsed() < RETRY_EVERY && self.view.topology().load().epoch() == epoch {
-                tokio::time::sleep(EPOCH_CHECK).await;
-            }
+            self.view.map_change(RETRY_EVERY).await;
             let parked = std::mem::take(&mut *self.parked.borrow_mut());
             for holder in parked {
                 holder.retry();
@@ -138,6 +129,8 @@ pub fn refusal(held: Option<Duration>, slot: Option<Slot>, max: usize) -> String
 mod tests {
     use super::*;
     use crate::cluster::topology::one_shard;
+    use crate::cluster::MAP_CHECK;
+    use tokio::time::Instant;
 
     /// Counts its retries.
     struct Counter(Cell<u32>);
@@ -170,12 +163,12 @@ mod tests {
             assert_eq!(holder.0.get(), 0, "nothing changed yet");
             view.topology()
                 .store(Arc::new(one_shard(&[]).with_epoch(7)));
-            tokio::time::sleep(EPOCH_CHECK * 3).await;
+            tokio::time::sleep(MAP_CHECK * 3).await;
             assert_eq!(holder.0.get(), 1, "retried at the new map");
             assert!(started.elapsed() < RETRY_EVERY, "{:?}", started.elapsed());
 
             holds.park(holder.clone());
-            tokio::time::sleep(RETRY_EVERY + EPOCH_CHECK * 3).await;
+            tokio::time::sleep(RETRY_EVERY + MAP_CHECK * 3).await;
             assert_eq!(holder.0.get(), 2, "retried within the period");
             assert!(!holds.running.get(), "the task ends once nobody is parked");
         });

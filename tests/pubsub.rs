@@ -949,3 +949,144 @@ fn a_shard_channel_follows_its_slot_to_a_new_master() {
     assert!(shard_subscribers(&to) >= 1);
     assert_eq!(shard_subscribers(&from), 0);
 }
+
+/// Publishes `<cmd> channel n` for n = 0, 1, ... every 2 ms on
+/// connections from `connect` (a new one after an error) until `stop`;
+/// the numbers acknowledged, with when they were sent.
+fn numbered_publisher(
+    cmd: &'static str,
+    channel: String,
+    connect: impl Fn() -> redis::RedisResult<redis::Connection> + Send + 'static,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(u64, std::time::Instant)>> {
+    std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        let mut con = None;
+        for n in 0.. {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            let c = match &mut con {
+                Some(c) => c,
+                None => match connect() {
+                    Ok(c) => con.insert(c),
+                    Err(_) => continue,
+                },
+            };
+            let sent = std::time::Instant::now();
+            match redis::cmd(cmd).arg(&channel).arg(n).query::<i64>(c) {
+                Ok(_) => acked.push((n, sent)),
+                Err(_) => con = None,
+            }
+        }
+        acked
+    })
+}
+
+/// The pub/sub failover window, measured: a master carrying keyway's
+/// channel subscription and a shard channel's slot is killed while one
+/// publisher sends numbered messages every 2 ms straight to a surviving
+/// master (`PUBLISH`) and another through keyway (`SPUBLISH`, held by
+/// keyway while the shard has no master). Messages published while keyway
+/// is not subscribed anywhere are lost (pub/sub is at-most-once); the test
+/// reports how many and over how long, and asserts that both channels
+/// deliver again.
+#[test]
+fn the_pubsub_failover_window_is_measured() {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start_with(&cluster, &["--workers", "1"]);
+    let mut sub = PubSubClient::connect(&proxy.addr());
+    assert_eq!(
+        sub.cmd(&["SUBSCRIBE", "window:plain"]),
+        confirmation('*', "subscribe", "window:plain", 1)
+    );
+    let victim = cluster
+        .masters()
+        .into_iter()
+        .find(|m| subscribed_connections(&cluster, m, &["sub"]) > 0)
+        .expect("the channel is subscribed on a master");
+    let tag = (0..)
+        .map(|i| format!("w{i}"))
+        .find(|tag| cluster.node_of_slot(key_slot(tag.as_bytes())) == victim)
+        .unwrap();
+    let shard = format!("{{{tag}}}window");
+    assert_eq!(
+        sub.cmd(&["SSUBSCRIBE", &shard]),
+        confirmation('*', "ssubscribe", &shard, 1)
+    );
+    let survivor = cluster
+        .masters()
+        .into_iter()
+        .find(|m| *m != victim)
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let plain_publisher = {
+        let client = cluster.client(&survivor);
+        numbered_publisher(
+            "PUBLISH",
+            "window:plain".into(),
+            move || client.get_connection(),
+            stop.clone(),
+        )
+    };
+    let shard_publisher = {
+        let addr = proxy.addr();
+        numbered_publisher(
+            "SPUBLISH",
+            shard.clone(),
+            move || support::cluster::connect(&addr, Duration::from_secs(10)),
+            stop.clone(),
+        )
+    };
+    let mut received: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let mut collect = |sub: &mut PubSubClient, wait: Duration| {
+        let until = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < until {
+            if let Some(f) = sub.try_frame(Duration::from_millis(50)) {
+                let it = items(&f);
+                received
+                    .entry(it[1].clone())
+                    .or_default()
+                    .insert(it[2].parse().unwrap());
+            }
+        }
+    };
+    collect(&mut sub, Duration::from_millis(500));
+    let killed_at = std::time::Instant::now();
+    cluster.kill_node(&victim);
+    cluster.wait_for_failover(&victim);
+    let promoted_after = killed_at.elapsed();
+    collect(&mut sub, Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let plain_acked = plain_publisher.join().unwrap();
+    let shard_acked = shard_publisher.join().unwrap();
+    collect(&mut sub, Duration::from_millis(500));
+
+    let lost = |channel: &str, acked: &[(u64, std::time::Instant)]| {
+        let got = received.get(channel).cloned().unwrap_or_default();
+        let lost: Vec<std::time::Instant> = acked
+            .iter()
+            .filter(|(n, _)| !got.contains(n))
+            .map(|(_, at)| *at)
+            .collect();
+        let window = match (lost.first(), lost.last()) {
+            (Some(first), Some(last)) => *last - *first + Duration::from_millis(2),
+            _ => Duration::ZERO,
+        };
+        let last_delivered = acked.last().is_some_and(|(n, _)| got.contains(n));
+        (lost.len(), acked.len(), window, last_delivered)
+    };
+    let plain = lost("window:plain", &plain_acked);
+    let sharded = lost(&shard, &shard_acked);
+    eprintln!(
+        "pubsub failover window: master killed, replica promoted after {promoted_after:?}; channel (published to a surviving master): {} of {} lost over {:?}; shard channel (SPUBLISH through keyway): {} of {} acknowledged lost over {:?}",
+        plain.0, plain.1, plain.2, sharded.0, sharded.1, sharded.2
+    );
+    assert!(plain.3, "the channel delivers again after the failover");
+    assert!(
+        sharded.3,
+        "the shard channel delivers again after the failover"
+    );
+}

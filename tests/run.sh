@@ -70,7 +70,8 @@ if [ $# -eq 0 ]; then
     "$valkey" --version
     if ! KEYWAY_TEST_SERVER="$valkey" cargo test --release --test integration -- \
         harness_selftest:: failover:: failover_hold:: faults:: reshard_pipelines:: \
-        pubsub::subscriptions_survive_a_failover pubsub::a_shard_channel_follows_its_slot \
+        pubsub::subscriptions_survive_a_failover pubsub::the_pubsub_failover_window \
+        pubsub::a_shard_channel_follows_its_slot \
         pubsub::shard_channels_follow_their_slot single_server::keyspace_notifications \
         scan::a_master_joining_mid_iteration; then
         echo "tests/run.sh: TESTS FAILED against Valkey ($valkey)" >&2

@@ -60,6 +60,8 @@ pub struct PubSubConn {
     closed: Cell<bool>,
     /// Closed by keyway ([`PubSubConn::shut`]), not lost.
     shut: Cell<bool>,
+    /// The node accepted it (it may have failed since).
+    connected: Cell<bool>,
     stop: LocalNotify,
 }
 
@@ -76,6 +78,7 @@ impl PubSubConn {
             wake_writer: LocalNotify::default(),
             closed: Cell::new(false),
             shut: Cell::new(false),
+            connected: Cell::new(false),
             stop: LocalNotify::default(),
         });
         let task = conn.clone();
@@ -101,6 +104,13 @@ impl PubSubConn {
     /// False once the connection failed.
     pub fn is_open(&self) -> bool {
         !self.closed.get()
+    }
+
+    /// Whether the node accepted the connection (a lost connection that
+    /// was: its node failed; one that was not: the node could not be
+    /// reached).
+    pub fn was_connected(&self) -> bool {
+        self.connected.get()
     }
 
     /// Queues `verb topic` (e.g. `SUBSCRIBE news`).
@@ -160,6 +170,7 @@ impl PubSubConn {
             Err(e) => return io::Error::other(e),
         };
         debug!(node = %self.addr, "pub/sub connection up");
+        self.connected.set(true);
         let _open = settings.nodes.node(&self.addr).opened();
         tokio::select! {
             e = self.write_loop(&stream) => e,

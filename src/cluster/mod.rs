@@ -42,6 +42,9 @@ const DEFAULT_NODE_TIMEOUT_MS: u64 = 15_000;
 /// The version `HELLO` reports until a node has told keyway its own.
 const DEFAULT_SERVER_VERSION: &str = "7.0.0";
 
+/// How often [`ClusterView::map_change`] looks at the slot map's epoch.
+pub const MAP_CHECK: Duration = Duration::from_millis(5);
+
 impl ClusterView {
     /// A view with no slot covered yet and the built-in command table.
     pub fn new() -> Arc<ClusterView> {
@@ -125,6 +128,18 @@ impl ClusterView {
     /// coalesce into one.
     pub fn request_refresh(&self) {
         self.wake.notify_one();
+    }
+
+    /// Waits until a new slot map is published, or `within` passed. The
+    /// map's epoch is looked at every [`MAP_CHECK`]: cheaper than a wake-up
+    /// per change for every waiter on every worker, and soon enough for
+    /// requests held through a failover.
+    pub async fn map_change(&self, within: Duration) {
+        let epoch = self.topology.load().epoch();
+        let since = tokio::time::Instant::now();
+        while since.elapsed() < within && self.topology.load().epoch() == epoch {
+            tokio::time::sleep(MAP_CHECK).await;
+        }
     }
 
     /// Records that a node answered `MOVED slot addr`: the slot map is patched

@@ -42,8 +42,9 @@ use crate::stats::pubsub::WorkerPubSub;
 use census::HubTopics;
 use placement::Placement;
 
-/// Pause before subscribing again after a failure, so that a failover or a
-/// slot move has time to reach the slot map.
+/// Longest pause between two tries to subscribe again the topics that
+/// have no node, while the slot map stays the same (a new map is tried at
+/// once: a failover or a slot move reached it).
 const REPAIR_DELAY: Duration = Duration::from_millis(200);
 
 /// How often the slot map is looked at for masters that joined or left,
@@ -190,7 +191,7 @@ impl Hub {
         let placement = Placement::of(kind, topic);
         let conn = match placement {
             Placement::EveryMaster => None,
-            _ => self.place(kind, topic),
+            _ => self.place(kind, topic, None),
         };
         let node = conn.as_ref().map(|c| c.addr().clone());
         self.figures.topic(kind as usize, true);
@@ -264,12 +265,18 @@ impl Hub {
         sent
     }
 
-    /// Subscribes a new topic on the one node that serves it now; `None`
-    /// if no node does (the repair pass tries again).
-    fn place(&self, kind: TopicKind, topic: &Bytes) -> Option<Rc<PubSubConn>> {
+    /// Subscribes a new topic on the one node that serves it now, other
+    /// than `avoid` (a node that just failed); `None` if no node does (the
+    /// repair pass tries again).
+    fn place(
+        &self,
+        kind: TopicKind,
+        topic: &Bytes,
+        avoid: Option<&Arc<str>>,
+    ) -> Option<Rc<PubSubConn>> {
         let conn = match kind {
-            TopicKind::Channel | TopicKind::Pattern => self.plain_conn(),
-            TopicKind::Shard => self.shard_conn(Slot::of_key(topic)),
+            TopicKind::Channel | TopicKind::Pattern => self.plain_conn(avoid),
+            TopicKind::Shard => self.shard_conn(Slot::of_key(topic), avoid),
         };
         match &conn {
             Some(conn) => conn.command(kind.verb(true), topic),
@@ -365,9 +372,10 @@ impl Hub {
         conn.filter(|c| c.is_open() && c.addr() == addr)
     }
 
-    /// The connection for channels and patterns, opened on some master if
-    /// there is none; a new one gets every channel and pattern subscribed.
-    fn plain_conn(&self) -> Option<Rc<PubSubConn>> {
+    /// The connection for channels and patterns, opened on some master
+    /// (other than `avoid` when there is another) if there is none; a new
+    /// one gets every channel and pattern subscribed.
+    fn plain_conn(&self, avoid: Option<&Arc<str>>) -> Option<Rc<PubSubConn>> {
         if let Some(conn) = self.plain.borrow().as_ref().filter(|c| c.is_open()) {
             return Some(conn.clone());
         }
@@ -377,7 +385,10 @@ impl Hub {
             return None;
         }
         // Rotate, so a dead master is not picked again and again.
-        let i = self.next_node.get() % masters.len();
+        let mut i = self.next_node.get() % masters.len();
+        if masters.len() > 1 && Some(&masters[i].addr) == avoid {
+            i = (i + 1) % masters.len();
+        }
         self.next_node.set(i + 1);
         let conn = self.open(masters[i].addr.clone());
         *self.plain.borrow_mut() = Some(conn.clone());
@@ -394,11 +405,14 @@ impl Hub {
 
     /// The connection to the master of `slot`, opened if needed (shard
     /// channels are served by the slot's master: the node choice for a
-    /// write).
-    fn shard_conn(&self, slot: Slot) -> Option<Rc<PubSubConn>> {
+    /// write); `None` while that is `avoid`, the node that just failed.
+    fn shard_conn(&self, slot: Slot, avoid: Option<&Arc<str>>) -> Option<Rc<PubSubConn>> {
         let topology = self.view.topology().load();
         let index = node_for(&topology, slot, Access::Write).ok()?;
         let addr = topology.nodes()[index as usize].addr.clone();
+        if Some(&addr) == avoid {
+            return None;
+        }
         let existing = self.shard.borrow().get(&addr).cloned();
         if let Some(conn) = existing.filter(|c| c.is_open()) {
             return Some(conn);
@@ -423,8 +437,9 @@ impl Hub {
         self.schedule_repair();
     }
 
-    /// Subscribes again, after [`REPAIR_DELAY`], every topic that is not
-    /// subscribed on an open connection; repeats until all are.
+    /// Subscribes again every topic that is not subscribed on an open
+    /// connection, at the next change of the slot map or after
+    /// [`REPAIR_DELAY`]; repeats until all are.
     fn schedule_repair(&self) {
         if self.repair_scheduled.replace(true) {
             return;
@@ -433,13 +448,15 @@ impl Hub {
             return;
         };
         tokio::task::spawn_local(async move {
-            tokio::time::sleep(REPAIR_DELAY).await;
+            hub.view.map_change(REPAIR_DELAY).await;
             hub.repair_scheduled.set(false);
-            hub.repair();
+            hub.repair(None);
         });
     }
 
-    fn repair(&self) {
+    /// Places every topic that is not subscribed on an open connection,
+    /// on nodes other than `avoid`.
+    fn repair(&self, avoid: Option<&Arc<str>>) {
         let keys: Vec<(TopicKind, Bytes)> = self.topics.borrow().keys().cloned().collect();
         for key in keys {
             let placed = self
@@ -457,7 +474,7 @@ impl Hub {
             if node.is_some_and(|addr| self.conn_for(*kind, &addr).is_some()) {
                 continue;
             }
-            let conn = self.place(*kind, topic);
+            let conn = self.place(*kind, topic, avoid);
             if let Some(t) = self.topics.borrow_mut().get_mut(&key) {
                 t.node = conn.map(|c| c.addr().clone());
             }
@@ -533,6 +550,13 @@ impl PubSubSink for Hub {
         }
         self.report_nodes();
         self.view.request_refresh();
+        // At once, on another node, when the node failed (not when it
+        // could not be reached: that would try dead nodes in turn without
+        // pause): a channel can be subscribed on any master, so its
+        // messages are lost only for a round trip.
+        if conn.was_connected() {
+            self.repair(Some(conn.addr()));
+        }
         self.schedule_repair();
     }
 }
