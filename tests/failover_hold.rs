@@ -4,14 +4,15 @@
 //! of a third of their keys is killed. Requests for its slots are held
 //! until the replica takes over; reads in flight at the crash are sent
 //! again; only the writes in flight at the crash (at most one per writer)
-//! may fail, saying they may have run.
+//! may fail, saying they may have run. Requests every master answers
+//! (`DBSIZE`, `KEYS`), `SCAN` and `PUBLISH` are held the same way.
 
 use crate::support;
 
 use std::time::Instant;
 use support::workload::{
-    assert_at_most_one_unknown_outcome, assert_no_errors, lost_increments, reader, tags, writer,
-    Seen,
+    assert_at_most_one_unknown_outcome, assert_no_errors, client, lost_increments, reader, tags,
+    writer, Seen,
 };
 use support::{Background, Cluster, Proxy};
 
@@ -26,7 +27,43 @@ fn a_killed_master_costs_at_most_the_writes_in_flight() {
     let readers: Vec<_> = (0..8)
         .map(|r| reader(proxy.addr(), r, tags.clone()))
         .collect();
-    for load in writers.iter().chain(&readers) {
+    // Whole-keyspace reads: DBSIZE and KEYS (every master), SCAN (one
+    // master after another, its cursor kept across rounds); and PUBLISH
+    // on a channel of the victim's slot (sent to that master).
+    let gatherers = vec![
+        client(proxy.addr(), |c, _| {
+            redis::cmd("DBSIZE").query::<i64>(c).map(drop)
+        }),
+        client(proxy.addr(), |c, _| {
+            redis::cmd("KEYS")
+                .arg("*:count:0")
+                .query::<Vec<String>>(c)
+                .map(drop)
+        }),
+        {
+            let cursor = std::cell::Cell::new(0u64);
+            client(proxy.addr(), move |c, _| {
+                let (next, _): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor.get())
+                    .arg("COUNT")
+                    .arg(50)
+                    .query(c)?;
+                cursor.set(next);
+                Ok(())
+            })
+        },
+        {
+            let channel = format!("{{{}}}:news", tags[0]);
+            client(proxy.addr(), move |c, i| {
+                redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(i)
+                    .query::<i64>(c)
+                    .map(drop)
+            })
+        },
+    ];
+    for load in writers.iter().chain(&readers).chain(&gatherers) {
         load.wait_progress(100, &proxy);
     }
 
@@ -40,12 +77,13 @@ fn a_killed_master_costs_at_most_the_writes_in_flight() {
     cluster.kill_node(&victim);
     let promoted = crate::failover::first_promotion(replicas);
     cluster.wait_for_failover(&victim);
-    for load in writers.iter().chain(&readers) {
+    for load in writers.iter().chain(&readers).chain(&gatherers) {
         load.wait_progress(100, &proxy);
     }
 
     let writers: Vec<Seen> = writers.into_iter().map(Background::stop).collect();
     let readers: Vec<Seen> = readers.into_iter().map(Background::stop).collect();
+    let gatherers: Vec<Seen> = gatherers.into_iter().map(Background::stop).collect();
     let gap = writers.iter().map(|s| s.longest_gap).max().unwrap();
     let write_errors: usize = writers.iter().map(|s| s.errors.len()).sum();
     eprintln!(
@@ -58,6 +96,9 @@ fn a_killed_master_costs_at_most_the_writes_in_flight() {
     assert_at_most_one_unknown_outcome("writer", &writers, killed_at, &proxy);
     // Reads are held or sent again.
     assert_no_errors("reader", &readers, &proxy);
+    assert_no_errors("DBSIZE/KEYS/SCAN client", &gatherers[..3], &proxy);
+    // PUBLISH is a write: the one in flight at the crash may fail.
+    assert_at_most_one_unknown_outcome("PUBLISH client", &gatherers[3..], killed_at, &proxy);
 
     // Acknowledged increments the cluster kept: Redis replicates
     // asynchronously, so a SIGKILL may lose the last few (reported).

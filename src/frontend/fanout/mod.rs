@@ -54,6 +54,12 @@ pub trait Collector {
     /// Called after a batch of backend replies completed a merge: the
     /// collector may now send held requests and write what is ready.
     fn flush_gathered(&self);
+    /// A node of entry `token` could not be reached, or its connection
+    /// broke before it answered (`ran_nowhere`: no node got the request):
+    /// true when the collector takes the request back, to send it again
+    /// whole (the parts' replies are dropped); else the merged reply
+    /// carries the error.
+    fn node_failed(&self, token: u64, ran_nowhere: bool) -> bool;
 }
 
 /// The parts of one fanned-out request.
@@ -105,6 +111,19 @@ impl ReplySink for Gather {
             return;
         }
         let parts = std::mem::take(&mut *self.parts.borrow_mut());
+        let node_failed = parts.iter().any(|p| {
+            matches!(
+                p,
+                Some(Err(BackendError::Unreachable(_) | BackendError::Lost(_)))
+            )
+        });
+        let ran_nowhere = || {
+            let unreachable = |p: &Option<_>| matches!(p, Some(Err(BackendError::Unreachable(_))));
+            parts.iter().all(unreachable)
+        };
+        if node_failed && self.collector.node_failed(self.token, ran_nowhere()) {
+            return;
+        }
         let parts = self
             .nodes
             .iter()

@@ -51,6 +51,23 @@ impl Session {
         }
     }
 
+    /// Holds entry `token`, a request several nodes answer together
+    /// (`DBSIZE`, `KEYS`, `PUBLISH`'s node, ...) of which some node could
+    /// not be reached or failed before it answered, to send it again whole
+    /// to the nodes of the slot map current then: when it is a read, or
+    /// when it ran nowhere (`ran_nowhere`; a write may have run on the
+    /// other nodes), and not `WAIT` (its wait is over). True when held (or
+    /// failed at the hold's limit).
+    pub(super) fn hold_gather(&self, token: u64, ran_nowhere: bool) -> bool {
+        let waited = matches!(*self.blocked.borrow(), Some((t, _)) if t == token);
+        let read = || self.routed(token).map(|(_, access)| access) == Some(Access::Read);
+        if waited || !(ran_nowhere || read()) {
+            return false;
+        }
+        self.park(token);
+        true
+    }
+
     /// Holds entry `token` until this worker's holds retry this client, or
     /// fails it when it was held for `cluster.failover_hold_ms` already, or
     /// when the worker holds `cluster.failover_hold_max_requests`.

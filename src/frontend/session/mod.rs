@@ -354,6 +354,10 @@ impl Collector for Session {
         self.release_held();
         Session::flush(self);
     }
+
+    fn node_failed(&self, token: u64, ran_nowhere: bool) -> bool {
+        self.hold_gather(token, ran_nowhere)
+    }
 }
 
 impl ReplySink for Session {

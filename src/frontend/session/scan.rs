@@ -34,7 +34,9 @@ impl Session {
         let id = self.client.borrow().id;
         let conns = self.worker.conns(topology, order[position.master]);
         if let Err(e) = conns.pick(proto, id).send(&bytes, false, &target, 0) {
-            self.complete_local(token, |out| e.write_reply(out));
+            if !self.survive(token, &e) {
+                self.complete_local(token, |out| e.write_reply(out));
+            }
         }
     }
 }
