@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Soak runs of the fault suite (issue 18): runs the fault tests (SIGKILL of
-# a master, SIGSTOP of a master, CLUSTER FAILOVER and a killed replica,
-# resharding under load) ROUNDS times, each against a fresh 3+3 cluster
-# with 8 writers and 8 readers through keyway, and prints every run's
-# report lines (errors, longest wait, acknowledged writes lost) and a
-# tally of failed runs. The same tests run once in tests/run.sh.
+# a master, then its restart; SIGSTOP of a master, with the other shards'
+# p99 latency; CLUSTER FAILOVER and a killed replica; resharding of 5,000
+# slots and slots migrating under load; a master added and rebalanced;
+# Valkey 9's CLUSTER MIGRATESLOTS when the nodes run Valkey) ROUNDS times,
+# each against a fresh 3+3 cluster with 8 writers and 8 readers through
+# keyway, and prints every run's report lines (errors, longest wait,
+# acknowledged writes lost) and a tally of failed runs. The same tests run
+# once in tests/run.sh.
 #
 #   benches/faults.sh            # ROUNDS (default 10)
 #   KEYWAY_TEST_SERVER=/path/to/valkey-server benches/faults.sh

@@ -11,8 +11,8 @@ use crate::support;
 
 use std::time::Instant;
 use support::workload::{
-    assert_at_most_one_unknown_outcome, assert_no_errors, client, lost_increments, reader, tags,
-    writer, Seen,
+    assert_at_most_one_unknown_outcome, assert_no_errors, client, cluster_writer, kept_increments,
+    lost_increments, reader, tags, writer, Seen,
 };
 use support::{Background, Cluster, Proxy};
 
@@ -63,7 +63,18 @@ fn a_killed_master_costs_at_most_the_writes_in_flight() {
             })
         },
     ];
-    for load in writers.iter().chain(&readers).chain(&gatherers) {
+    // The same writes straight against the cluster with a cluster-aware
+    // client (writers 8..16, their own counters): what the cluster itself
+    // loses in this run.
+    let direct: Vec<_> = (8..16)
+        .map(|w| cluster_writer(cluster.seeds(), w, tags.clone()))
+        .collect();
+    for load in writers
+        .iter()
+        .chain(&readers)
+        .chain(&gatherers)
+        .chain(&direct)
+    {
         load.wait_progress(100, &proxy);
     }
 
@@ -77,13 +88,19 @@ fn a_killed_master_costs_at_most_the_writes_in_flight() {
     cluster.kill_node(&victim);
     let promoted = crate::failover::first_promotion(replicas);
     cluster.wait_for_failover(&victim);
-    for load in writers.iter().chain(&readers).chain(&gatherers) {
+    for load in writers
+        .iter()
+        .chain(&readers)
+        .chain(&gatherers)
+        .chain(&direct)
+    {
         load.wait_progress(100, &proxy);
     }
 
     let writers: Vec<Seen> = writers.into_iter().map(Background::stop).collect();
     let readers: Vec<Seen> = readers.into_iter().map(Background::stop).collect();
     let gatherers: Vec<Seen> = gatherers.into_iter().map(Background::stop).collect();
+    let direct: Vec<Seen> = direct.into_iter().map(Background::stop).collect();
     let gap = writers.iter().map(|s| s.longest_gap).max().unwrap();
     let write_errors: usize = writers.iter().map(|s| s.errors.len()).sum();
     eprintln!(
@@ -102,6 +119,20 @@ fn a_killed_master_costs_at_most_the_writes_in_flight() {
 
     // Acknowledged increments the cluster kept: Redis replicates
     // asynchronously, so a SIGKILL may lose the last few (reported).
-    let lost = lost_increments(&mut proxy.conn(), &writers, &tags);
-    eprintln!("failover under load: {lost} acknowledged INCRs lost by the cluster");
+    let mut con = proxy.conn();
+    let lost = lost_increments(&mut con, &writers, &tags);
+    let direct_lost: u64 = direct
+        .iter()
+        .zip(8..)
+        .map(|(seen, w)| {
+            seen.acked
+                .saturating_sub(kept_increments(&mut con, w, &tags))
+        })
+        .sum();
+    eprintln!(
+        "failover under load: {lost} acknowledged INCRs lost through keyway; straight against the cluster with a cluster-aware client: {direct_lost} lost, {} errors in {} writes, the longest a writer waited {:?}",
+        direct.iter().map(|s| s.errors.len()).sum::<usize>(),
+        direct.iter().map(|s| s.ops).sum::<u64>(),
+        direct.iter().map(|s| s.longest_gap).max().unwrap(),
+    );
 }

@@ -646,6 +646,31 @@ impl Cluster {
         self.wait_ok();
     }
 
+    /// Spreads the slots over every master by weight, also those without
+    /// slots (`redis-cli --cluster rebalance --cluster-use-empty-masters`,
+    /// asked of the node at `addr`), then waits until the cluster agrees
+    /// on the new map. `weights` are the masters (by address) whose
+    /// weight is not 1.
+    pub fn rebalance(&self, addr: &str, weights: &[(&str, f64)]) {
+        let mut cmd = self.redis_cli();
+        cmd.args(["--cluster", "rebalance", addr])
+            .arg("--cluster-use-empty-masters")
+            .arg("--cluster-yes");
+        if !weights.is_empty() {
+            cmd.arg("--cluster-weight").args(
+                weights
+                    .iter()
+                    .map(|(node, weight)| format!("{}={weight}", self.node_id(node))),
+            );
+        }
+        let (status, output) = run_bounded(&mut cmd, Duration::from_secs(120));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "redis-cli --cluster rebalance failed:\n{output}"
+        );
+        self.wait_ok();
+    }
+
     /// Starts one more `redis-server` (same settings, free loopback ports,
     /// stopped with the cluster), joins it as a master without slots
     /// (`redis-cli --cluster add-node`), and waits until every node knows

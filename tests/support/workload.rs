@@ -3,7 +3,8 @@
 //! error and the longest time between two successes; and the writers and
 //! readers the fault tests share: writers `SET` a new key and `INCR` their
 //! counter per round (every acknowledged increment remembered), readers
-//! `GET` the writers' keys.
+//! `GET` the writers' keys; and timed clients whose every request's
+//! latency is kept, for percentiles before and during a fault.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,9 @@ pub struct Seen {
     pub acked: u64,
     /// Rounds run.
     pub ops: u64,
+    /// When each successful round started and how long it took (kept only
+    /// by [`timed_client`]s).
+    pub latencies: Vec<(Instant, Duration)>,
 }
 
 /// The keys' hash tags: 32 slots spread over every master.
@@ -37,6 +41,25 @@ pub fn client(
     addr: String,
     round: impl Fn(&mut redis::Connection, u64) -> redis::RedisResult<()> + Send + 'static,
 ) -> Background<Seen> {
+    run(move || connect(&addr, CLIENT_TIMEOUT), false, round)
+}
+
+/// Like [`client`], also keeping each successful round's start and
+/// duration in [`Seen::latencies`].
+pub fn timed_client(
+    addr: String,
+    round: impl Fn(&mut redis::Connection, u64) -> redis::RedisResult<()> + Send + 'static,
+) -> Background<Seen> {
+    run(move || connect(&addr, CLIENT_TIMEOUT), true, round)
+}
+
+/// Runs `round` in a loop on a connection from `connect`, a new one after
+/// an error, until stopped; `timed`: keeping each round's latency.
+fn run<C: 'static>(
+    connect: impl Fn() -> redis::RedisResult<C> + Send + 'static,
+    timed: bool,
+    round: impl Fn(&mut C, u64) -> redis::RedisResult<()> + Send + 'static,
+) -> Background<Seen> {
     Background::spawn(move |rounds| {
         let mut seen = Seen::default();
         let mut con = None;
@@ -45,7 +68,7 @@ pub fn client(
         while rounds.go_on() && Instant::now() < deadline {
             let c = match &mut con {
                 Some(c) => c,
-                None => match connect(&addr, CLIENT_TIMEOUT) {
+                None => match connect() {
                     Ok(c) => con.insert(c),
                     Err(e) => {
                         seen.errors.push((Instant::now(), format!("connect: {e}")));
@@ -54,8 +77,12 @@ pub fn client(
                     }
                 },
             };
+            let started = Instant::now();
             match round(c, seen.ops) {
                 Ok(()) => {
+                    if timed {
+                        seen.latencies.push((started, started.elapsed()));
+                    }
                     seen.longest_gap = seen.longest_gap.max(last_ok.elapsed());
                     last_ok = Instant::now();
                     seen.acked += 1;
@@ -72,19 +99,44 @@ pub fn client(
     })
 }
 
+/// One writer's round on `c`: `SET {tag}:w{w}:{i}`, then `INCR
+/// {tag}:count:{w}`, the tag chosen by `i`.
+fn write_round(
+    c: &mut impl redis::ConnectionLike,
+    tags: &[String],
+    w: usize,
+    i: u64,
+) -> redis::RedisResult<()> {
+    let tag = &tags[(i as usize + w) % tags.len()];
+    redis::cmd("SET")
+        .arg(format!("{{{tag}}}:w{w}:{i}"))
+        .arg(i)
+        .query::<()>(c)?;
+    redis::cmd("INCR")
+        .arg(format!("{{{tag}}}:count:{w}"))
+        .query::<i64>(c)
+        .map(drop)
+}
+
+/// Writer `w` straight against the cluster (`seeds`), with the `redis`
+/// crate's cluster-aware client (its own slot map, `MOVED`/`ASK`, retries
+/// with backoff), doing what [`writer`] does: the reference keyway's lost
+/// writes are compared with.
+pub fn cluster_writer(seeds: Vec<String>, w: usize, tags: Vec<String>) -> Background<Seen> {
+    let connect = move || {
+        let nodes: Vec<String> = seeds.iter().map(|s| format!("redis://{s}")).collect();
+        redis::cluster::ClusterClient::builder(nodes)
+            .connection_timeout(CLIENT_TIMEOUT)
+            .response_timeout(CLIENT_TIMEOUT)
+            .build()?
+            .get_connection()
+    };
+    run(connect, false, move |c, i| write_round(c, &tags, w, i))
+}
+
 /// Writer `w`: per round, `SET {tag}:w{w}:{round}` and `INCR {tag}:count:{w}`.
 pub fn writer(addr: String, w: usize, tags: Vec<String>) -> Background<Seen> {
-    client(addr, move |c, i| {
-        let tag = &tags[(i as usize + w) % tags.len()];
-        redis::cmd("SET")
-            .arg(format!("{{{tag}}}:w{w}:{i}"))
-            .arg(i)
-            .query::<()>(c)?;
-        redis::cmd("INCR")
-            .arg(format!("{{{tag}}}:count:{w}"))
-            .query::<i64>(c)
-            .map(drop)
-    })
+    client(addr, move |c, i| write_round(c, &tags, w, i))
 }
 
 /// Reader `r`: per round, `GET` one of writer `r`'s keys.
@@ -96,6 +148,37 @@ pub fn reader(addr: String, r: usize, tags: Vec<String>) -> Background<Seen> {
             .query::<Option<String>>(c)
             .map(drop)
     })
+}
+
+/// Client `p` of only the keys tagged `tags` (chosen so that they avoid
+/// a shard): per round one request, `SET` (even rounds) or `GET` (odd) of
+/// `{tag}:probe:{p}`, each timed.
+pub fn prober(addr: String, p: usize, tags: Vec<String>) -> Background<Seen> {
+    timed_client(addr, move |c, i| {
+        let key = format!("{{{}}}:probe:{p}", tags[(i as usize / 2 + p) % tags.len()]);
+        if i % 2 == 0 {
+            redis::cmd("SET").arg(key).arg(i).query::<()>(c)
+        } else {
+            redis::cmd("GET")
+                .arg(key)
+                .query::<Option<String>>(c)
+                .map(drop)
+        }
+    })
+}
+
+/// The 99th percentile of the latencies in `seen` of rounds started in
+/// `from..to`, and how many there were; `None` without any.
+pub fn p99(seen: &[Seen], from: Instant, to: Instant) -> Option<(Duration, usize)> {
+    let mut all: Vec<Duration> = seen
+        .iter()
+        .flat_map(|s| &s.latencies)
+        .filter(|(at, _)| from <= *at && *at < to)
+        .map(|(_, took)| *took)
+        .collect();
+    all.sort_unstable();
+    let at = (all.len() * 99).div_ceil(100).checked_sub(1)?;
+    Some((all[at], all.len()))
 }
 
 /// Writer `w`'s increments the cluster kept, summed over `tags`, read
@@ -114,10 +197,24 @@ pub fn kept_increments(con: &mut redis::Connection, w: usize, tags: &[String]) -
 
 /// How many acknowledged increments the cluster lost, over `writers`.
 pub fn lost_increments(con: &mut redis::Connection, writers: &[Seen], tags: &[String]) -> u64 {
+    lost_increments_since(con, writers, tags, &[])
+}
+
+/// Like [`lost_increments`], for writers that started on counters that
+/// already held `before[w]` increments (missing: 0).
+pub fn lost_increments_since(
+    con: &mut redis::Connection,
+    writers: &[Seen],
+    tags: &[String],
+    before: &[u64],
+) -> u64 {
     writers
         .iter()
         .enumerate()
-        .map(|(w, seen)| seen.acked.saturating_sub(kept_increments(con, w, tags)))
+        .map(|(w, seen)| {
+            let expected = before.get(w).copied().unwrap_or(0) + seen.acked;
+            expected.saturating_sub(kept_increments(con, w, tags))
+        })
         .sum()
 }
 
