@@ -15,8 +15,10 @@ use arc_swap::{ArcSwap, Cache};
 
 use crate::acl::Acl;
 use crate::backend::blocking::BlockingPool;
-use crate::backend::conn::{Conn, ConnSettings, SettingsSource};
+use crate::backend::conn::Conn;
+use crate::backend::node_loss::NodeLosses;
 use crate::backend::pool::{NodeConns, Pool};
+use crate::backend::settings::{ConnSettings, SettingsSource};
 use crate::cluster::redirect::Budgets;
 use crate::cluster::{
     node_for, read_node, Access, ClusterView, NoNode, NodeIndex, Pick, Slot, Topology,
@@ -56,6 +58,9 @@ pub struct Shared {
     pub commands_answered: CommandStats,
     /// Connections, requests in flight and round trips, by node.
     pub backends: BackendStats,
+    /// Connections lost, by node: a node one worker saw die is suspect to
+    /// the others' connections to it.
+    pub node_losses: Arc<NodeLosses>,
     /// Topics subscribed on nodes and messages delivered.
     pub pubsub: PubSubStats,
     /// Every worker's subscribers, for `PUBLISH`'s count of receivers.
@@ -92,6 +97,7 @@ impl Shared {
             reads: ReadCounts::default(),
             commands_answered: CommandStats::default(),
             backends: BackendStats::default(),
+            node_losses: Arc::default(),
             pubsub: PubSubStats::default(),
             subscribers: Arc::default(),
             slowlog: SlowLog::default(),
@@ -137,7 +143,7 @@ struct ByIndex {
 }
 
 /// What a backend connection takes from the live configuration.
-fn conn_settings(live: &Live, nodes: &Arc<WorkerNodes>) -> ConnSettings {
+fn conn_settings(live: &Live, nodes: &Arc<WorkerNodes>, losses: &Arc<NodeLosses>) -> ConnSettings {
     ConnSettings {
         connect_timeout: live.connect_timeout,
         request_timeout: live.request_timeout,
@@ -147,6 +153,7 @@ fn conn_settings(live: &Live, nodes: &Arc<WorkerNodes>) -> ConnSettings {
         auth: live.cluster_auth.clone(),
         readonly: true,
         nodes: nodes.clone(),
+        losses: losses.clone(),
     }
 }
 
@@ -199,7 +206,8 @@ impl Worker {
         let settings: SettingsSource = {
             let live = live.clone();
             let nodes = shared.backends.for_worker();
-            Rc::new(move || conn_settings(&live.borrow_mut().get(), &nodes))
+            let losses = shared.node_losses.clone();
+            Rc::new(move || conn_settings(&live.borrow_mut().get(), &nodes, &losses))
         };
         let view = shared.view.clone();
         let on_failure: Rc<dyn Fn()> = Rc::new(move || view.request_refresh());
@@ -427,7 +435,7 @@ mod tests {
         live.request_timeout = std::time::Duration::from_millis(1234);
         shared.live.store(Arc::new(live));
         assert_eq!(worker.redirect_budgets().redirects, 9);
-        let settings = conn_settings(&worker.live(), &Arc::default());
+        let settings = conn_settings(&worker.live(), &Arc::default(), &Arc::default());
         assert_eq!(settings.request_timeout.as_millis(), 1234);
     }
 }

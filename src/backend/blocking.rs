@@ -32,8 +32,8 @@ use crate::net::Stream;
 use crate::protocol::{Limits, Protocol, ReplyScanner, Value};
 use crate::stats::backends::OpenConnection;
 
-use super::conn::SettingsSource;
 use super::connect::{connect, round_trip};
+use super::settings::SettingsSource;
 use super::{control, BackendError};
 
 /// Idle connections kept per node and protocol.

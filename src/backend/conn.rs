@@ -24,13 +24,14 @@ use bytes::BytesMut;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::config::ClusterAuth;
 use crate::net::Stream;
-use crate::protocol::{Limits, Protocol, ReplyScanner};
-use crate::stats::backends::{NodeFigures, WorkerNodes};
+use crate::protocol::{Protocol, ReplyScanner};
+use crate::stats::backends::NodeFigures;
 use crate::wake::LocalNotify;
 
 use super::connect::{connect, Cause, ConnectOptions, Step};
+use super::node_loss::LossWatch;
+use super::settings::{ConnSettings, SettingsSource};
 use super::{BackendError, ReplySink};
 
 /// `ASKING`, sent before a request that follows an `-ASK` redirect.
@@ -43,46 +44,12 @@ const READ_CHUNK: usize = 64 * 1024;
 /// buffer is replaced after a reply larger than this.
 const KEEP_BUFFER: usize = 1 << 20;
 
-/// Settings shared by a worker's backend connections.
-#[derive(Clone, Debug)]
-pub struct ConnSettings {
-    /// Time allowed to connect.
-    pub connect_timeout: Duration,
-    /// Time the oldest outstanding request may wait for its reply.
-    pub request_timeout: Duration,
-    /// First reconnect delay.
-    pub reconnect_min: Duration,
-    /// Longest reconnect delay.
-    pub reconnect_max: Duration,
-    /// Bounds for replies (a node is trusted, but not unboundedly).
-    pub limits: Limits,
-    /// Credentials for the cluster's nodes, if they need them.
-    pub auth: Option<Arc<ClusterAuth>>,
-    /// Say `READONLY` when a shared data connection opens: it may reach a
-    /// replica. (Dedicated and subscriber connections go to masters and
-    /// never say it.)
-    pub readonly: bool,
-    /// The worker's figures about the nodes it connects to.
-    pub nodes: Arc<WorkerNodes>,
-}
+/// `PING`, sent instead of requests while the node is suspect.
+const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
-/// Where a connection reads its [`ConnSettings`]: once per (re)connect,
-/// so a changed live configuration applies to the next connection opened
-/// (the worker's view of the live config; a fixed value in tests).
-pub type SettingsSource = Rc<dyn Fn() -> ConnSettings>;
-
-impl ConnSettings {
-    /// How to open a connection speaking `protocol`.
-    pub fn connect_options(&self, protocol: Protocol) -> ConnectOptions {
-        ConnectOptions {
-            protocol,
-            timeout: self.connect_timeout,
-            limits: self.limits,
-            auth: self.auth.clone(),
-            readonly: false,
-        }
-    }
-}
+/// [`Waiter::token`] bit of the `PING` that checks a suspect node (the
+/// rest: the node's losses when it was sent).
+const PROBE: u64 = 1 << 63;
 
 /// A request waiting for its reply.
 struct Waiter {
@@ -109,6 +76,11 @@ struct State {
     /// When the first request of the batch now in `out` was queued; the
     /// whole batch shares it (one clock read per batch, not per request).
     batch_started: Instant,
+    /// Waiters (at the end of `inflight`) of the requests in `out`, not
+    /// yet taken by the writer.
+    unwritten: usize,
+    /// A `PING` checks whether the suspect node is alive.
+    probing: bool,
 }
 
 /// Whether a connection comes back after it fails.
@@ -129,6 +101,9 @@ pub struct Conn {
     proto: Protocol,
     reconnect: Reconnect,
     state: RefCell<State>,
+    /// Whether another connection to the node was lost since this one
+    /// knew it alive.
+    loss: LossWatch,
     /// Wakes the connection's task (writer and reader share it): requests
     /// were queued, or the connection was retired.
     wake: LocalNotify,
@@ -146,7 +121,9 @@ impl Conn {
         settings: SettingsSource,
         on_failure: Rc<dyn Fn()>,
     ) -> Rc<Conn> {
-        let figures = settings().nodes.node(&addr);
+        let settings_now = settings();
+        let figures = settings_now.nodes.node(&addr);
+        let loss = settings_now.losses.watch(&addr);
         let conn = Rc::new(Conn {
             addr,
             figures,
@@ -157,7 +134,10 @@ impl Conn {
                 out: BytesMut::new(),
                 inflight: VecDeque::new(),
                 batch_started: Instant::now(),
+                unwritten: 0,
+                probing: false,
             }),
+            loss,
             wake: LocalNotify::default(),
             retired: Cell::new(false),
         });
@@ -224,6 +204,7 @@ impl Conn {
             });
         }
         state.out.extend_from_slice(request);
+        state.unwritten += replies as usize + usize::from(asking);
         for i in 0..u64::from(replies) {
             state.inflight.push_back(Waiter {
                 target: target.clone(),
@@ -258,8 +239,14 @@ impl Conn {
         let waiters = {
             let mut state = self.state.borrow_mut();
             state.out.clear();
+            state.unwritten = 0;
             std::mem::take(&mut state.inflight)
         };
+        self.fail(waiters, error);
+    }
+
+    /// Fails `waiters` with `error`.
+    fn fail(&self, waiters: VecDeque<Waiter>, error: &BackendError) {
         self.figures.failed(waiters.len() as u64);
         let mut targets = Targets::default();
         for waiter in waiters {
@@ -269,6 +256,39 @@ impl Conn {
             }
         }
         targets.flush();
+    }
+
+    /// Takes the requests queued and not yet written, if they must not be
+    /// written now: another connection to the node was lost since this one
+    /// knew it alive (see [`super::node_loss`]). A `PING` goes into
+    /// `writing` instead (once); the requests are failed as never sent.
+    fn hold_back(&self, writing: &mut BytesMut) -> bool {
+        if self.reconnect != Reconnect::Always {
+            return false;
+        }
+        let Some(losses) = self.loss.suspect() else {
+            return false;
+        };
+        let unsent = {
+            let mut state = self.state.borrow_mut();
+            let keep = state.inflight.len() - state.unwritten;
+            let unsent = state.inflight.split_off(keep);
+            state.out.clear();
+            state.unwritten = 0;
+            if !state.probing {
+                state.probing = true;
+                writing.extend_from_slice(PING);
+                state.inflight.push_back(Waiter {
+                    target: None,
+                    token: PROBE | losses,
+                    queued: Instant::now(),
+                });
+            }
+            unsent
+        };
+        debug!(node = %self.addr, requests = unsent.len(), "node suspect: another connection to it was lost; pinging it first");
+        self.fail(unsent, &BackendError::Unreachable(self.addr.clone()));
+        true
     }
 
     fn set_link(&self, link: Link) {
@@ -301,6 +321,8 @@ async fn run(conn: Rc<Conn>, source: SettingsSource, on_failure: Rc<dyn Fn()>) {
             Ok(stream) => {
                 debug!(node = %conn.addr, "backend connected");
                 let _open = conn.figures.opened();
+                conn.loss.connected();
+                conn.state.borrow_mut().probing = false;
                 conn.set_link(Link::Up);
                 let since = Instant::now();
                 let result = tokio::select! {
@@ -317,6 +339,7 @@ async fn run(conn: Rc<Conn>, source: SettingsSource, on_failure: Rc<dyn Fn()>) {
                     }
                     Err(ConnError::Io(e)) => {
                         warn!(node = %conn.addr, error = %e, "backend connection lost");
+                        conn.loss.lost();
                         BackendError::Lost(conn.addr.clone())
                     }
                     Err(ConnError::Timeout) => {
@@ -382,11 +405,11 @@ impl From<io::Error> for ConnError {
 async fn write_loop(conn: &Conn, stream: &Stream) -> Result<(), ConnError> {
     let mut writing = BytesMut::new();
     loop {
-        {
+        let queued = !conn.state.borrow().out.is_empty();
+        if queued && !conn.hold_back(&mut writing) {
             let mut state = conn.state.borrow_mut();
-            if !state.out.is_empty() {
-                std::mem::swap(&mut state.out, &mut writing);
-            }
+            std::mem::swap(&mut state.out, &mut writing);
+            state.unwritten = 0;
         }
         if writing.is_empty() {
             conn.wake.notified().await;
@@ -531,6 +554,14 @@ async fn read_loop(conn: &Conn, stream: &Stream, settings: &ConnSettings) -> Res
                 }) => {
                     target.deliver(token, Ok(reply));
                     targets.add(&target);
+                }
+                Some(Waiter {
+                    target: None,
+                    token,
+                    ..
+                }) if token & PROBE != 0 => {
+                    conn.loss.alive(token & !PROBE);
+                    conn.state.borrow_mut().probing = false;
                 }
                 Some(Waiter { target: None, .. }) => {}
                 None => {

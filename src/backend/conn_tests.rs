@@ -1,4 +1,7 @@
 use super::*;
+use crate::backend::node_loss::NodeLosses;
+use crate::protocol::Limits;
+use crate::stats::backends::WorkerNodes;
 
 use std::time::Duration;
 
@@ -17,6 +20,7 @@ impl ReplySink for Deliveries {
 
 fn settings(request_timeout: Duration) -> SettingsSource {
     let nodes = Arc::new(WorkerNodes::default());
+    let losses = Arc::new(NodeLosses::default());
     Rc::new(move || ConnSettings {
         connect_timeout: Duration::from_secs(5),
         request_timeout,
@@ -26,6 +30,7 @@ fn settings(request_timeout: Duration) -> SettingsSource {
         auth: None,
         readonly: false,
         nodes: nodes.clone(),
+        losses: losses.clone(),
     })
 }
 
@@ -106,6 +111,66 @@ async fn a_retired_idle_connection_closes_at_once() {
                 conn.send(b"*1\r\n$4\r\nPING\r\n", false, &target, 1)
                     .is_err(),
                 "a retired, closed connection takes no more requests"
+            );
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn after_a_sibling_connection_is_lost_requests_wait_for_a_ping() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let (node, addr) = silent_node().await;
+            let settings = settings(Duration::from_secs(30));
+            let spawn = || {
+                let settings = settings.clone();
+                Conn::spawn(
+                    addr.clone(),
+                    Protocol::Resp2,
+                    Reconnect::Always,
+                    settings,
+                    Rc::new(|| {}),
+                )
+            };
+            let (first, second) = (spawn(), spawn());
+            let (lost_side, _) = node.accept().await.unwrap();
+            let (mut node_side, _) = node.accept().await.unwrap();
+            // The node drops one connection: the other is suspect.
+            drop(lost_side);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            drop(first);
+
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let target: Rc<dyn ReplySink> = Rc::new(Deliveries(tx));
+            let get = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+            second.send(get, false, &target, 1).unwrap();
+            let (token, reply, _) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .expect("the request was sent to the suspect node")
+                .unwrap();
+            assert_eq!(token, 1);
+            assert!(
+                matches!(reply, Err(BackendError::Unreachable(_))),
+                "not sent, so not 'may have run': {reply:?}"
+            );
+            let mut got = vec![0u8; PING.len()];
+            node_side.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, PING, "the suspect node is pinged instead");
+
+            // The node answers: requests flow again.
+            node_side.write_all(b"+PONG\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            second.send(get, false, &target, 2).unwrap();
+            let mut got = vec![0u8; get.len()];
+            node_side.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, get);
+            node_side.write_all(b"$1\r\nv\r\n").await.unwrap();
+            let (token, reply, _) = rx.recv().await.unwrap();
+            assert_eq!(
+                (token, reply.unwrap()),
+                (2, Bytes::from_static(b"$1\r\nv\r\n"))
             );
         })
         .await;

@@ -13,8 +13,10 @@ pub mod conn;
 pub mod connect;
 pub mod control;
 pub mod giveback;
+pub mod node_loss;
 pub mod pool;
 pub mod pubsub_conn;
+pub mod settings;
 
 use std::sync::Arc;
 use std::time::Duration;

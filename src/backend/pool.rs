@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::Protocol;
 
-use super::conn::{Conn, Reconnect, SettingsSource};
+use super::conn::{Conn, Reconnect};
+use super::settings::SettingsSource;
 
 /// What opening a set of connections to a node takes.
 struct Opener {

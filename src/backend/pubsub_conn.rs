@@ -21,8 +21,8 @@ use crate::protocol::pubsub::{parse_pubsub, PubSubFrame, PubSubKind};
 use crate::protocol::{encode, Limits, Protocol, ReplyScanner};
 use crate::wake::LocalNotify;
 
-use super::conn::ConnSettings;
 use super::connect::connect;
+use super::settings::ConnSettings;
 
 /// Receives what a pub/sub connection hears; implemented by the hub.
 pub trait PubSubSink {

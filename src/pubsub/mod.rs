@@ -32,8 +32,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::debug;
 
-use crate::backend::conn::SettingsSource;
 use crate::backend::pubsub_conn::{PubSubConn, PubSubSink};
+use crate::backend::settings::SettingsSource;
 use crate::cluster::{node_for, Access, ClusterView, Slot};
 use crate::protocol::pubsub::{to_push, PubSubFrame, PubSubKind};
 use crate::protocol::Protocol;
