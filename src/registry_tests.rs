@@ -1,4 +1,5 @@
 use super::*;
+use filter::SYNTAX;
 
 fn request(args: &str) -> Request {
     let args: Vec<&[u8]> = args.split(' ').map(str::as_bytes).collect();
