@@ -105,6 +105,16 @@ impl Load {
         );
         (writers, readers, lost)
     }
+
+    /// Stops every client as [`Load::stop`] does and fails unless no
+    /// client saw an error and the cluster lost no acknowledged increment
+    /// (`fault` names the fault in the failure).
+    fn stop_unharmed(self, fault: &str, proxy: &Proxy, tags: &[String]) {
+        let (writers, readers, lost) = self.stop(fault, proxy, tags);
+        assert_no_errors("writer", &writers, proxy);
+        assert_no_errors("reader", &readers, proxy);
+        assert_eq!(lost, 0, "{fault}: acknowledged writes lost");
+    }
 }
 
 /// `ROLE` of the node at `addr` says master.
@@ -256,11 +266,7 @@ fn a_manual_failover_and_a_killed_replica_cost_no_error_and_no_write() {
     cluster.kill_node(&dead_replica);
     load.progress(100, &proxy);
 
-    let (writers, readers, lost) =
-        load.stop("CLUSTER FAILOVER, then a replica killed", &proxy, &tags);
-    assert_no_errors("writer", &writers, &proxy);
-    assert_no_errors("reader", &readers, &proxy);
-    assert_eq!(lost, 0, "a manual failover loses no acknowledged write");
+    load.stop_unharmed("CLUSTER FAILOVER, then a replica killed", &proxy, &tags);
 }
 
 #[test]
@@ -295,10 +301,7 @@ fn a_killed_master_restarts_as_a_replica_keyway_never_writes_to() {
     assert!(rejoined.is_some(), "{victim} should rejoin as a replica");
     cluster.wait_ok();
     load.progress(200, &proxy);
-    let (writers, readers, lost) = load.stop("the killed master restarted", &proxy, &tags);
-    assert_no_errors("writer", &writers, &proxy);
-    assert_no_errors("reader", &readers, &proxy);
-    assert_eq!(lost, 0, "the restart loses no acknowledged write");
+    load.stop_unharmed("the killed master restarted", &proxy, &tags);
     // A replica answers a write MOVED (counted in its errorstats); keyway
     // sends it none.
     let errors: String = redis::cmd("INFO")
@@ -331,14 +334,11 @@ fn resharding_5000_slots_costs_no_error_and_no_write() {
     assert_eq!(cluster.node_of_slot(slots - 1), to);
     load.progress(100, &proxy);
 
-    let (writers, readers, lost) = load.stop(
+    load.stop_unharmed(
         &format!("redis-cli --cluster reshard of {slots} slots, in {took:.1?}"),
         &proxy,
         &tags,
     );
-    assert_no_errors("writer", &writers, &proxy);
-    assert_no_errors("reader", &readers, &proxy);
-    assert_eq!(lost, 0, "resharding loses no acknowledged write");
 }
 
 #[test]
@@ -360,14 +360,11 @@ fn a_master_added_and_rebalanced_costs_no_error_and_no_write() {
     assert!(moved > 0, "rebalance should give {new} slots");
     load.progress(100, &proxy);
 
-    let (writers, readers, lost) = load.stop(
+    load.stop_unharmed(
         &format!("a master added, {moved} slots rebalanced to it in {took:.1?}"),
         &proxy,
         &tags,
     );
-    assert_no_errors("writer", &writers, &proxy);
-    assert_no_errors("reader", &readers, &proxy);
-    assert_eq!(lost, 0, "rebalancing loses no acknowledged write");
 }
 
 #[test]
@@ -414,14 +411,11 @@ fn valkey_atomic_slot_migration_costs_no_error_and_no_write() {
     assert_eq!(cluster.node_of_slot(SLOTS_MOVED - 1), to);
     load.progress(100, &proxy);
 
-    let (writers, readers, lost) = load.stop(
+    load.stop_unharmed(
         &format!("CLUSTER MIGRATESLOTS of {SLOTS_MOVED} slots, in {took:.1?}"),
         &proxy,
         &tags,
     );
-    assert_no_errors("writer", &writers, &proxy);
-    assert_no_errors("reader", &readers, &proxy);
-    assert_eq!(lost, 0, "atomic slot migration loses no acknowledged write");
 }
 
 /// The server the cluster runs is Valkey 9 or later.
