@@ -213,13 +213,14 @@ fn a_hung_master_fails_only_requests_in_flight_to_it_and_is_failed_over() {
     assert_no_errors("client of the other shards", &probes, &proxy);
     // Only requests sent to the hung master failed, at
     // backend.request_timeout_ms (the node may run them when it wakes up):
-    // at most one per shared connection to it, one per worker (a client
-    // that reconnects after its error may land on the other worker, whose
-    // connection is stuck too until its own timeout); nothing else failed.
+    // each client's one in flight at the stop. A client that reconnects
+    // after its error may land on the other worker, whose connection is
+    // stuck too until its own timeout: the first timeout made it suspect
+    // (backend::node_loss), so the new request is held, not sent into it.
     let timeout = format!("no reply from node {victim} within 5000 ms");
     for (i, seen) in writers.iter().chain(&readers).enumerate() {
         assert!(
-            seen.errors.len() <= 2,
+            seen.errors.len() <= 1,
             "client {i} saw {} errors: {:?}\n--- keyway log ---\n{}",
             seen.errors.len(),
             seen.errors,

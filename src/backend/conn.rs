@@ -344,6 +344,7 @@ async fn run(conn: Rc<Conn>, source: SettingsSource, on_failure: Rc<dyn Fn()>) {
                     }
                     Err(ConnError::Timeout) => {
                         warn!(node = %conn.addr, timeout = ?settings.request_timeout, "backend did not answer in time; reconnecting");
+                        conn.loss.lost();
                         BackendError::Timeout(conn.addr.clone(), settings.request_timeout)
                     }
                     Err(ConnError::BadReply(e)) => {

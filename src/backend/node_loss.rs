@@ -4,8 +4,10 @@
 //! requests into a connection that is already dead, and they fail as
 //! "may or may not have run", although the node died before they were
 //! sent (seen as a second error of a client that reconnected onto the other
-//! worker). So a connection lost to an I/O error counts one more loss for
-//! its node, process-wide ([`NodeLosses`]); a connection to that node that
+//! worker); likewise a node that stopped answering (SIGSTOP, a partition)
+//! holds every worker's connection until each one's own request timeout.
+//! So a connection lost to an I/O error or a request timeout counts one
+//! more loss for its node, process-wide ([`NodeLosses`]); a connection to that node that
 //! was opened before it ([`LossWatch::suspect`]) writes no new request
 //! until the node proves alive: it sends `PING` instead, and the requests
 //! fail as never sent (held through a failover, see [`crate::hold`]). The
@@ -17,7 +19,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Connections lost to I/O errors, counted per node, for every worker.
+/// Connections lost (I/O errors, request timeouts), counted per node, for
+/// every worker.
 #[derive(Debug, Default)]
 pub struct NodeLosses {
     by_node: Mutex<HashMap<Arc<str>, Arc<AtomicU64>>>,
@@ -50,8 +53,8 @@ impl LossWatch {
         self.seen.set(self.losses.load(Ordering::Acquire));
     }
 
-    /// This connection was lost to an I/O error: the others to the node
-    /// are suspect.
+    /// This connection was lost to an I/O error or a request timeout: the
+    /// others to the node are suspect.
     pub fn lost(&self) {
         self.losses.fetch_add(1, Ordering::AcqRel);
     }
