@@ -69,6 +69,7 @@ pub fn run(config: Config, reload: Reload) -> io::Result<()> {
             view,
             shared.live.clone(),
             shared.startup.seeds.clone(),
+            shared.node_losses.clone(),
         ));
         if let Some((listener, handle)) = admin {
             let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -12,18 +12,28 @@
 //! until the node proves alive: it sends `PING` instead, and the requests
 //! fail as never sent (held through a failover, see [`crate::hold`]). The
 //! `PING`'s reply ([`LossWatch::alive`]) ends the suspicion: a node that
-//! only dropped one connection costs the others one round trip.
+//! only dropped one connection costs the others one round trip. The
+//! topology refresh asks a recently lost node last ([`NodeLosses::lost_within`]):
+//! a hung node would hold up the new map of its failover.
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Connections lost (I/O errors, request timeouts), counted per node, for
 /// every worker.
 #[derive(Debug, Default)]
 pub struct NodeLosses {
-    by_node: Mutex<HashMap<Arc<str>, Arc<AtomicU64>>>,
+    by_node: Mutex<HashMap<Arc<str>, Arc<NodeLoss>>>,
+}
+
+/// One node's losses: how many, and when the last was.
+#[derive(Debug, Default)]
+struct NodeLoss {
+    count: AtomicU64,
+    last: Mutex<Option<Instant>>,
 }
 
 impl NodeLosses {
@@ -37,12 +47,21 @@ impl NodeLosses {
             seen: Cell::new(0),
         }
     }
+
+    /// Whether a connection to `addr` was lost within the last `within`.
+    pub fn lost_within(&self, addr: &str, within: Duration) -> bool {
+        let by_node = self.by_node.lock().unwrap_or_else(|e| e.into_inner());
+        by_node.get(addr).is_some_and(|loss| {
+            let last = *loss.last.lock().unwrap_or_else(|e| e.into_inner());
+            last.is_some_and(|at| at.elapsed() < within)
+        })
+    }
 }
 
 /// One connection's view of its node's losses.
 #[derive(Debug)]
 pub struct LossWatch {
-    losses: Arc<AtomicU64>,
+    losses: Arc<NodeLoss>,
     /// The node's losses when the connection last knew the node alive.
     seen: Cell<u64>,
 }
@@ -50,20 +69,21 @@ pub struct LossWatch {
 impl LossWatch {
     /// The connection is up: the node is alive now.
     pub fn connected(&self) {
-        self.seen.set(self.losses.load(Ordering::Acquire));
+        self.seen.set(self.losses.count.load(Ordering::Acquire));
     }
 
     /// This connection was lost to an I/O error or a request timeout: the
     /// others to the node are suspect.
     pub fn lost(&self) {
-        self.losses.fetch_add(1, Ordering::AcqRel);
+        *self.losses.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        self.losses.count.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether another connection to the node was lost since this one
     /// last knew the node alive; the losses counted then, to pass to
     /// [`LossWatch::alive`] once the node answers.
     pub fn suspect(&self) -> Option<u64> {
-        let now = self.losses.load(Ordering::Acquire);
+        let now = self.losses.count.load(Ordering::Acquire);
         (now != self.seen.get()).then_some(now)
     }
 
@@ -87,7 +107,10 @@ mod tests {
         b.connected();
         assert_eq!(b.suspect(), None);
 
+        assert!(!losses.lost_within(&addr, Duration::from_secs(60)));
         a.lost();
+        assert!(losses.lost_within(&addr, Duration::from_secs(60)));
+        assert!(!losses.lost_within("127.0.0.1:7001", Duration::from_secs(60)));
         let seen = b.suspect().expect("b is suspect");
         assert_eq!(other.suspect(), None, "another node is not");
         a.connected();

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::backend::control::{self, Link};
+use crate::backend::node_loss::NodeLosses;
 use arc_swap::ArcSwap;
 
 use crate::config::{ClusterAuth, Live};
@@ -45,7 +46,12 @@ type Links = HashMap<String, Link>;
 
 /// Runs until the process ends; call inside a tokio runtime. Each round
 /// reads the live configuration current then (intervals, timeouts).
-pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<String>) {
+pub async fn run(
+    view: Arc<ClusterView>,
+    live: Arc<ArcSwap<Live>>,
+    seeds: Vec<String>,
+    losses: Arc<NodeLosses>,
+) {
     let mut epoch = 0u64;
     let mut commands_loaded = false;
     let mut warned = false;
@@ -59,7 +65,12 @@ pub async fn run(view: Arc<ClusterView>, live: Arc<ArcSwap<Live>>, seeds: Vec<St
     loop {
         let config = live.load_full();
         crate::metrics::topology_refresh(trigger);
-        match fetch(&answered, &view, &seeds, &config, &mut links).await {
+        let asked = Asked {
+            answered: &answered,
+            seeds: &seeds,
+            losses: &losses,
+        };
+        match fetch(&asked, &view, &config, &mut links).await {
             Ok((topology, from)) => {
                 answered = Some(from.clone());
                 if warned {
@@ -182,23 +193,41 @@ fn apply_moved(view: &ClusterView, epoch: &mut u64) {
     view.topology.store(Arc::new(topology));
 }
 
-/// Asks the node that `answered` last time, the known masters, then the
-/// seeds, until one gives a usable map.
+/// A connection to a node lost within this long (a dead or hung node) makes
+/// the refresh ask that node last.
+const RECENTLY_LOST: Duration = Duration::from_secs(30);
+
+/// Whom a refresh round asks for the map.
+struct Asked<'a> {
+    /// The node that answered last time.
+    answered: &'a Option<String>,
+    /// `cluster.seeds`.
+    seeds: &'a [String],
+    /// Connections lost, by node, for every worker.
+    losses: &'a NodeLosses,
+}
+
+/// Asks the node that answered last time, the known masters, then the
+/// seeds, until one gives a usable map; a node whose connection was lost
+/// recently only after all of them.
 async fn fetch(
-    answered: &Option<String>,
+    asked: &Asked<'_>,
     view: &ClusterView,
-    seeds: &[String],
     config: &Live,
     links: &mut Links,
 ) -> Result<(Topology, String), String> {
     let known = view.topology.load();
-    // The node that answered last time first: a dead or hung master
-    // (a failover under way) costs a refresh round nothing then.
-    let candidates = answered
+    // The node that answered last time first: a dead master (a failover
+    // under way) costs a refresh round nothing then; a hung one, whose
+    // connection timed out, is asked last (it would take the answer timeout).
+    let (lost, fine): (Vec<String>, Vec<String>) = asked
+        .answered
         .clone()
         .into_iter()
         .chain(known.nodes().iter().map(|n| n.addr.to_string()))
-        .chain(seeds.iter().cloned());
+        .chain(asked.seeds.iter().cloned())
+        .partition(|addr| asked.losses.lost_within(addr, RECENTLY_LOST));
+    let candidates = fine.into_iter().chain(lost);
     let mut last_error = String::from("no node to ask");
     let mut tried = Vec::new();
     for addr in candidates {
