@@ -117,6 +117,25 @@ impl Load {
     }
 }
 
+/// A fresh 3+3 cluster, keyway in front of it, and the writers and
+/// readers of the keys tagged [`tags`] running through keyway.
+fn under_load() -> (Cluster, Proxy, Vec<String>, Load) {
+    let cluster = Cluster::start();
+    let proxy = Proxy::start(&cluster);
+    let tags = tags();
+    let load = Load::start(&proxy, &tags);
+    (cluster, proxy, tags, load)
+}
+
+/// Waits until one of `replicas` says it is master (their master failed);
+/// that replica.
+fn promotion(cluster: &Cluster, replicas: &[String]) -> String {
+    poll_until(Duration::from_secs(30), || {
+        replicas.iter().find(|r| is_master(cluster, r)).cloned()
+    })
+    .expect("a replica takes over its failed master")
+}
+
 /// `ROLE` of the node at `addr` says master.
 fn is_master(cluster: &Cluster, addr: &str) -> bool {
     role(cluster, addr).as_deref() == Some("master")
@@ -155,10 +174,7 @@ fn signal(pid: u32, signal: libc::c_int) {
 
 #[test]
 fn a_hung_master_fails_only_requests_in_flight_to_it_and_is_failed_over() {
-    let cluster = Cluster::start();
-    let proxy = Proxy::start(&cluster);
-    let tags = tags();
-    let load = Load::start(&proxy, &tags);
+    let (cluster, proxy, tags, load) = under_load();
     let victim = cluster.node_of_slot(7);
     let replicas = cluster.replicas_of(&victim);
     // Two more clients, of the other shards' keys only, time each request.
@@ -178,10 +194,7 @@ fn a_hung_master_fails_only_requests_in_flight_to_it_and_is_failed_over() {
 
     let stopped_at = Instant::now();
     let stopped = Stopped::stop(cluster.pid_of(&victim));
-    let promoted = poll_until(Duration::from_secs(30), || {
-        replicas.iter().find(|r| is_master(&cluster, r)).cloned()
-    })
-    .expect("a replica takes over the hung master");
+    let promoted = promotion(&cluster, &replicas);
     eprintln!(
         "hung master: a replica took over after {:?}",
         stopped_at.elapsed()
@@ -239,10 +252,7 @@ fn a_hung_master_fails_only_requests_in_flight_to_it_and_is_failed_over() {
 
 #[test]
 fn a_manual_failover_and_a_killed_replica_cost_no_error_and_no_write() {
-    let cluster = Cluster::start();
-    let proxy = Proxy::start(&cluster);
-    let tags = tags();
-    let load = Load::start(&proxy, &tags);
+    let (cluster, proxy, tags, load) = under_load();
 
     // CLUSTER FAILOVER: the replica catches up, then takes over; the old
     // master answers MOVED from then on.
@@ -272,19 +282,13 @@ fn a_manual_failover_and_a_killed_replica_cost_no_error_and_no_write() {
 
 #[test]
 fn a_killed_master_restarts_as_a_replica_keyway_never_writes_to() {
-    let cluster = Cluster::start();
-    let proxy = Proxy::start(&cluster);
-    let tags = tags();
-    let load = Load::start(&proxy, &tags);
+    let (cluster, proxy, tags, load) = under_load();
     let victim = cluster.node_of_slot(7);
     let replicas = cluster.replicas_of(&victim);
 
     let killed_at = Instant::now();
     cluster.kill_node(&victim);
-    poll_until(Duration::from_secs(30), || {
-        replicas.iter().find(|r| is_master(&cluster, r)).cloned()
-    })
-    .expect("a replica takes over the killed master");
+    promotion(&cluster, &replicas);
     cluster.wait_for_failover(&victim);
     load.progress(100, &proxy);
     let (writers, readers, _) = load.stop("SIGKILL of a master", &proxy, &tags);
@@ -319,10 +323,7 @@ fn a_killed_master_restarts_as_a_replica_keyway_never_writes_to() {
 
 #[test]
 fn resharding_5000_slots_costs_no_error_and_no_write() {
-    let cluster = Cluster::start();
-    let proxy = Proxy::start(&cluster);
-    let tags = tags();
-    let load = Load::start(&proxy, &tags);
+    let (cluster, proxy, tags, load) = under_load();
     // redis-cli moves the source's lowest slots: 0..5000 hold 10 of the
     // 32 tags (0..500: 1).
     let from = cluster.node_of_slot(0);
@@ -344,10 +345,7 @@ fn resharding_5000_slots_costs_no_error_and_no_write() {
 
 #[test]
 fn a_master_added_and_rebalanced_costs_no_error_and_no_write() {
-    let cluster = Cluster::start();
-    let proxy = Proxy::start(&cluster);
-    let tags = tags();
-    let load = Load::start(&proxy, &tags);
+    let (cluster, proxy, tags, load) = under_load();
 
     let new = cluster.add_master();
     load.progress(100, &proxy);
@@ -377,10 +375,7 @@ fn valkey_atomic_slot_migration_costs_no_error_and_no_write() {
         );
         return;
     }
-    let cluster = Cluster::start();
-    let proxy = Proxy::start(&cluster);
-    let tags = tags();
-    let load = Load::start(&proxy, &tags);
+    let (cluster, proxy, tags, load) = under_load();
     let from = cluster.node_of_slot(0);
     let to = cluster.node_of_slot(16383);
 

@@ -72,6 +72,11 @@ impl Session {
 }
 
 impl Session {
+    /// Whether entry `token` is the blocking command in flight (or `WAIT`).
+    pub(super) fn is_blocked_on(&self, token: u64) -> bool {
+        matches!(*self.blocked.borrow(), Some((t, _)) if t == token)
+    }
+
     /// Notes the blocking command in flight (or none), also for `CLIENT LIST`.
     pub(super) fn set_blocked(&self, blocked: Option<(u64, Rc<Abandon>)>) {
         self.client.borrow().record.set_blocked(blocked.is_some());

@@ -59,9 +59,8 @@ impl Session {
     /// other nodes), and not `WAIT` (its wait is over). True when held (or
     /// failed at the hold's limit).
     pub(super) fn hold_gather(&self, token: u64, ran_nowhere: bool) -> bool {
-        let waited = matches!(*self.blocked.borrow(), Some((t, _)) if t == token);
         let read = || self.routed(token).map(|(_, access)| access) == Some(Access::Read);
-        if waited || !(ran_nowhere || read()) {
+        if self.is_blocked_on(token) || !(ran_nowhere || read()) {
             return false;
         }
         self.park(token);

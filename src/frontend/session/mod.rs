@@ -342,8 +342,7 @@ impl Collector for Session {
     fn gathered(&self, token: u64, chunks: Vec<Bytes>) {
         // May run inside `start` (a part failed at once): releasing held
         // requests waits for the flush, which never runs nested.
-        let waited = matches!(*self.blocked.borrow(), Some((t, _)) if t == token);
-        if waited {
+        if self.is_blocked_on(token) {
             // `WAIT` is over on every master.
             self.set_blocked(None);
         }

@@ -262,8 +262,7 @@ impl Session {
         if self.sent.get().lane != SHARED_LANE {
             return self.redirected_on_watch(token, addr, asking);
         }
-        let blocking = matches!(*self.blocked.borrow(), Some((t, _)) if t == token);
-        if blocking {
+        if self.is_blocked_on(token) {
             self.block(token, addr.into(), asking);
         } else {
             self.send(token, Ok(self.worker.node(addr)), asking);
