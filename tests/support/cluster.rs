@@ -527,7 +527,7 @@ impl Cluster {
         done.ok_or_else(|| {
             format!(
                 "cluster did not converge within {CONVERGE_TIMEOUT:?}: {last}\n{}",
-                self.logs_tail(15)
+                self.stuck_report(&last)
             )
         })
     }
@@ -623,7 +623,7 @@ impl Cluster {
             }
             None => panic!(
                 "no failover of {old_master} within {CONVERGE_TIMEOUT:?}: {last}\n{}",
-                self.logs_tail(15)
+                self.stuck_report(&last)
             ),
         }
     }
@@ -735,6 +735,37 @@ impl Cluster {
             cmd.args(["-a", password, "--no-auth-warning"]);
         }
         cmd
+    }
+
+    /// What a failed wait reports: for the node `problem` names first (a
+    /// convergence problem starts with its address), its `CLUSTER INFO`,
+    /// `CLUSTER NODES` and a long log tail; then the other nodes' tails.
+    /// The stuck node comes first because CI output is cut in the middle.
+    fn stuck_report(&self, problem: &str) -> String {
+        let addr = problem
+            .split(|c: char| c == ' ' || c == ',')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(':');
+        let Some(port) = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) else {
+            return self.logs_tail(15);
+        };
+        let state = |cmd: &str, sub: &str| {
+            query::<String>(addr, redis::cmd(cmd).arg(sub)).unwrap_or_else(|e| e.to_string())
+        };
+        let others: Vec<u16> = self.nodes.lock().unwrap().iter().map(|n| n.port).collect();
+        let others: Vec<String> = others
+            .into_iter()
+            .filter(|p| *p != port)
+            .map(|p| self.node_log_tail(p, 15))
+            .collect();
+        format!(
+            "--- {addr}: CLUSTER INFO ---\n{}\n--- {addr}: CLUSTER NODES ---\n{}\n{}\n{}",
+            state("CLUSTER", "INFO"),
+            state("CLUSTER", "NODES"),
+            self.node_log_tail(port, 60),
+            others.join("\n")
+        )
     }
 
     /// The last `lines` lines of every node's log, labelled.
