@@ -92,5 +92,6 @@ pub mod router;
 pub mod script_cache;
 pub mod server;
 pub mod stats;
+pub mod tls;
 pub mod wake;
 pub mod worker;

@@ -32,6 +32,8 @@ const READS: &str = "keyway_reads_total";
 const REQUESTS_HELD: &str = "keyway_requests_held";
 const REPLIES_BUFFERED: &str = "keyway_replies_buffered_bytes";
 const CONFIG_RELOADS: &str = "keyway_config_reloads_total";
+const TLS_HANDSHAKE_FAILURES: &str = "keyway_tls_handshake_failures_total";
+const TLS_CERTIFICATE_EXPIRY: &str = "keyway_tls_certificate_expiry_seconds";
 
 /// Registers every metric's unit and description.
 pub fn describe() {
@@ -39,6 +41,16 @@ pub fn describe() {
         CLIENTS_ACCEPTED,
         Unit::Count,
         "Client connections accepted."
+    );
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        Unit::Count,
+        "Client TLS handshakes that failed, by reason (plaintext, unknown_ca, expired, no_client_cert, bad_certificate, protocol, timeout, io)."
+    );
+    describe_gauge!(
+        TLS_CERTIFICATE_EXPIRY,
+        Unit::Seconds,
+        "Seconds until the TLS certificate keyway presents expires: to clients (listener=client) and to the cluster's nodes (listener=cluster)."
     );
     describe_counter!(
         CLIENTS_REJECTED,
@@ -267,4 +279,15 @@ pub fn topology_updated(epoch: u64, covered: usize, masters: usize) {
 /// without a reachable master.
 pub fn requests_held(count: f64) {
     gauge!(REQUESTS_HELD).increment(count);
+}
+
+/// A client's TLS handshake failed, for `reason`.
+pub fn tls_handshake_failed(reason: &'static str) {
+    counter!(TLS_HANDSHAKE_FAILURES, "reason" => reason).increment(1);
+}
+
+/// The certificate keyway presents as `listener` (`client` or `cluster`)
+/// expires in `seconds`.
+pub fn tls_certificate_expiry(listener: &'static str, seconds: f64) {
+    gauge!(TLS_CERTIFICATE_EXPIRY, "listener" => listener).set(seconds);
 }

@@ -33,7 +33,9 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::admin;
 use crate::cluster::{refresh, ClusterView};
 use crate::config::{Config, ConfigError};
-use crate::frontend::{listener, session};
+use crate::frontend::listener::{self, Listeners};
+use crate::frontend::session;
+use crate::tls::{ClusterTls, ServerTls};
 use crate::wake::{LocalNotify, NotifyOnDrop};
 use crate::worker::{Shared, Worker};
 
@@ -51,13 +53,27 @@ pub struct Reload {
 /// when start-up fails (e.g. the listen address is taken); an unreachable
 /// cluster is not an error: keyway serves `-CLUSTERDOWN` and keeps
 /// retrying.
-pub fn run(config: Config, reload: Reload) -> io::Result<()> {
+pub fn run(mut config: Config, reload: Reload) -> io::Result<()> {
     let admin = match config.startup.admin_listen {
         Some(addr) => Some(bind_admin(addr)?),
         None => None,
     };
+    let tls_listener = config
+        .startup
+        .tls
+        .as_ref()
+        .map(|tls| ServerTls::load(tls.files.clone()).map(Arc::new))
+        .transpose()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("tls: {e}")))?;
+    config.live.cluster_tls = config
+        .startup
+        .cluster_tls
+        .as_ref()
+        .map(|tls| ClusterTls::load(tls.files.clone(), tls.server_name.clone()).map(Arc::new))
+        .transpose()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("cluster.tls: {e}")))?;
     let view = ClusterView::new();
-    let shared = Shared::new(view.clone(), config);
+    let shared = Shared::new(view.clone(), config, tls_listener);
     let (stop, stopped) = watch::channel(false);
     let workers = spawn_workers(shared.clone(), stopped)?;
 
@@ -71,6 +87,13 @@ pub fn run(config: Config, reload: Reload) -> io::Result<()> {
             shared.startup.seeds.clone(),
             shared.node_losses.clone(),
         ));
+        if shared.tls_listener.is_some() || shared.live.load().cluster_tls.is_some() {
+            tokio::spawn(crate::tls::watch(
+                shared.tls_listener.clone(),
+                shared.live.load().cluster_tls.clone(),
+                shared.startup.tls_reload_interval,
+            ));
+        }
         if let Some((listener, handle)) = admin {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             tokio::spawn(admin::serve(listener, shared.clone(), handle));
@@ -121,9 +144,17 @@ async fn wait_for_signal(on_hangup: impl Fn()) -> io::Result<()> {
     }
 }
 
-/// Reads the configuration again and applies what may change at run time.
+/// Reads the configuration again and applies what may change at run time;
+/// reads the TLS files again too.
 fn apply_reload(shared: &Shared, reload: &Reload) {
-    let config = match (reload.read_config)() {
+    if let Some(tls) = &shared.tls_listener {
+        tls.reload(true);
+    }
+    let cluster_tls = shared.live.load().cluster_tls.clone();
+    if let Some(tls) = &cluster_tls {
+        tls.reload(true);
+    }
+    let mut config = match (reload.read_config)() {
         Ok(config) => config,
         Err(e) => {
             warn!("configuration not reloaded, keeping the running one: {e}");
@@ -145,6 +176,9 @@ fn apply_reload(shared: &Shared, reload: &Reload) {
         (reload.set_log_level)(&level);
         info!(%level, "log level changed");
     }
+    // The material loaded at start, reloaded above (its files are
+    // start-up keys).
+    config.live.cluster_tls = cluster_tls;
     shared.live.store(Arc::new(config.live));
     crate::metrics::config_reloaded("ok");
     info!("configuration reloaded (SIGHUP)");
@@ -182,7 +216,14 @@ fn spawn_workers(
             .build()?;
         let listener = {
             let _context = runtime.enter();
-            tokio::net::TcpListener::from_std(listener::bind(startup.listen)?)?
+            let bind = |addr| tokio::net::TcpListener::from_std(listener::bind(addr)?);
+            Listeners {
+                plain: startup.listen.map(bind).transpose()?,
+                tls: match (&startup.tls, &shared.tls_listener) {
+                    (Some(tls), Some(material)) => Some((bind(tls.addr)?, material.clone())),
+                    _ => None,
+                },
+            }
         };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
@@ -191,7 +232,14 @@ fn spawn_workers(
             .spawn(move || run_worker(id, runtime, shared, listener, shutdown))?;
         handles.push(handle);
     }
-    info!(listen = %startup.listen, workers = startup.workers.get(), "keyway accepting clients");
+    let listen = startup
+        .listen
+        .map_or_else(|| "none".to_string(), |a| a.to_string());
+    let tls_listen = startup
+        .tls
+        .as_ref()
+        .map_or_else(|| "none".to_string(), |t| t.addr.to_string());
+    info!(%listen, %tls_listen, workers = startup.workers.get(), "keyway accepting clients");
     Ok(handles)
 }
 
@@ -199,7 +247,7 @@ fn run_worker(
     id: usize,
     runtime: tokio::runtime::Runtime,
     shared: Arc<Shared>,
-    listener: tokio::net::TcpListener,
+    listener: Listeners,
     shutdown: watch::Receiver<bool>,
 ) {
     let local = tokio::task::LocalSet::new();
@@ -240,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_reload_changes_the_log_level_only_when_it_changed_and_a_bad_file_changes_nothing() {
-        let shared = Shared::new(ClusterView::new(), config(""));
+        let shared = Shared::new(ClusterView::new(), config(""), None);
         let levels = Arc::new(Mutex::new(Vec::new()));
         let next = Arc::new(Mutex::new(Some("[proxy]\nlog_level = \"debug\"\n")));
         let reload = Reload {

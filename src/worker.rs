@@ -36,6 +36,7 @@ use crate::stats::commands::{CommandStats, WorkerCommands};
 use crate::stats::pubsub::PubSubStats;
 use crate::stats::reads::{ReadCounts, WorkerReads};
 use crate::stats::slowlog::SlowLog;
+use crate::tls::ServerTls;
 
 /// State shared by every worker of the process, one handle per concern.
 pub struct Shared {
@@ -71,6 +72,8 @@ pub struct Shared {
     pub started: Instant,
     /// Set at SIGTERM/SIGINT: readiness answers 503 from then on.
     pub stopping: AtomicBool,
+    /// The TLS listener's material, when `tls.listen` is set.
+    pub tls_listener: Option<Arc<ServerTls>>,
 }
 
 impl Shared {
@@ -85,7 +88,11 @@ impl Shared {
     }
 
     /// Bundles what workers share.
-    pub fn new(view: Arc<ClusterView>, config: Config) -> Arc<Shared> {
+    pub fn new(
+        view: Arc<ClusterView>,
+        config: Config,
+        tls_listener: Option<Arc<ServerTls>>,
+    ) -> Arc<Shared> {
         let users = crate::acl::Users::clone(&config.live.client_auth.users);
         Arc::new(Shared {
             view,
@@ -103,6 +110,7 @@ impl Shared {
             slowlog: SlowLog::default(),
             started: Instant::now(),
             stopping: AtomicBool::new(false),
+            tls_listener,
         })
     }
 }
@@ -150,7 +158,7 @@ fn conn_settings(live: &Live, nodes: &Arc<WorkerNodes>, losses: &Arc<NodeLosses>
         reconnect_min: live.reconnect_min,
         reconnect_max: live.reconnect_max,
         limits: crate::protocol::Limits::default(),
-        auth: live.cluster_auth.clone(),
+        access: live.node_access(),
         readonly: true,
         nodes: nodes.clone(),
         losses: losses.clone(),
@@ -427,7 +435,7 @@ mod tests {
     #[test]
     fn a_swapped_live_config_is_what_the_worker_and_its_connections_read_next() {
         let config = FileConfig::default().validate().unwrap();
-        let shared = Shared::new(ClusterView::new(), config);
+        let shared = Shared::new(ClusterView::new(), config, None);
         let worker = Worker::new(shared.clone());
         assert_eq!(worker.redirect_budgets().redirects, 5);
         let mut live = Live::clone(&shared.live.load());

@@ -190,12 +190,7 @@ impl BlockingPool {
         let settings = (self.settings)();
         let id = id.to_string();
         let command: &[&[u8]] = &[b"CLIENT", b"UNBLOCK", id.as_bytes()];
-        let reply = control::query(
-            addr,
-            command,
-            settings.connect_timeout,
-            settings.auth.as_ref(),
-        );
+        let reply = control::query(addr, command, settings.connect_timeout, &settings.access);
         // `:1` unblocked it; `:0` it was answered already. Either way its
         // reply is on its way, ahead of this one.
         matches!(reply.await, Ok(Value::Int(_)))

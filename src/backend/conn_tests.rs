@@ -27,7 +27,7 @@ fn settings(request_timeout: Duration) -> SettingsSource {
         reconnect_min: Duration::from_millis(10),
         reconnect_max: Duration::from_millis(100),
         limits: Limits::default(),
-        auth: None,
+        access: Default::default(),
         readonly: false,
         nodes: nodes.clone(),
         losses: losses.clone(),

@@ -6,7 +6,9 @@
 //! The steps ([`Step`]), in order:
 //!
 //! 1. [`Step::Connect`]: TCP connect, then socket options (`TCP_NODELAY`).
-//! 2. *(TLS: the TLS handshake goes here, once keyway speaks TLS to nodes.)*
+//! 2. [`Step::Tls`]: the TLS handshake, when `[cluster.tls]` is on,
+//!    checking the node's certificate as `cluster.tls.server_name` or the
+//!    node's own host (see [`crate::tls`]).
 //! 3. [`Step::Auth`]: `AUTH [user] password` when the cluster needs
 //!    credentials (`cluster.user`, `cluster.password`), before anything else
 //!    is sent: a node with `requirepass` refuses even `HELLO` without them.
@@ -21,7 +23,7 @@
 //! 6. *(CLIENT SETNAME would go here, last, once the connection speaks its
 //!    protocol.)*
 //!
-//! Steps in italics are not implemented; each will be one more [`Step`]
+//! The step in italics is not implemented; it will be one more [`Step`]
 //! variant and one more field in [`ConnectOptions`].
 
 use std::fmt;
@@ -33,11 +35,11 @@ use bytes::BytesMut;
 use tokio::time::Instant;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use tracing::{info, warn};
 
-use crate::config::ClusterAuth;
+use crate::config::{ClusterAuth, NodeAccess};
 use crate::net::Stream;
 use crate::protocol::{encode, Limits, Protocol, ProtocolError, ReplyScanner};
 
@@ -50,18 +52,20 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// Bounds for the replies read during the handshake.
     pub limits: Limits,
-    /// Credentials, when the cluster needs them.
-    pub auth: Option<Arc<ClusterAuth>>,
+    /// Credentials and TLS, when the cluster needs them.
+    pub access: NodeAccess,
     /// Say `READONLY` (a shared data connection).
     pub readonly: bool,
 }
 
 /// A step of opening a connection; see the module docs for the order and
-/// the steps still to come (TLS, CLIENT SETNAME).
+/// the step still to come (CLIENT SETNAME).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// TCP connect and socket options.
     Connect,
+    /// The TLS handshake.
+    Tls,
     /// `AUTH`, with the cluster's credentials.
     Auth,
     /// `HELLO 3`, switching the connection to RESP3.
@@ -74,6 +78,7 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Step::Connect => "connect",
+            Step::Tls => "TLS handshake",
             Step::Auth => "AUTH",
             Step::Hello => "HELLO 3",
             Step::Readonly => "READONLY",
@@ -106,6 +111,10 @@ pub enum Cause {
     /// The node's reply was not valid RESP.
     #[error("the node sent a malformed reply: {0}")]
     BadReply(ProtocolError),
+    /// The TLS handshake failed (a certificate, a version), or the node
+    /// has no name to check its certificate against.
+    #[error("{0}")]
+    Tls(String),
     /// The password could not be read (`cluster.password_file`).
     #[error("no password: {0}")]
     Password(io::Error),
@@ -129,8 +138,21 @@ pub async fn connect(addr: &str, options: &ConnectOptions) -> Result<Stream, Con
             Ok(stream)
         })
         .await?;
-    // (TLS: here.)
-    if let Some(auth) = &options.auth {
+    let stream = match &options.access.tls {
+        None => stream,
+        Some(tls) => {
+            attempt
+                .step(Step::Tls, async {
+                    let name = tls.server_name(host_of(addr)).map_err(Cause::Tls)?;
+                    stream
+                        .connect_tls(tls.config(), name)
+                        .await
+                        .map_err(|e| Cause::Tls(e.to_string()))
+                })
+                .await?
+        }
+    };
+    if let Some(auth) = &options.access.auth {
         let authenticated = attempt
             .step(Step::Auth, authenticate(&stream, auth, options.limits))
             .await;
@@ -149,6 +171,12 @@ pub async fn connect(addr: &str, options: &ConnectOptions) -> Result<Stream, Con
     }
     // (CLIENT SETNAME: here.)
     Ok(stream)
+}
+
+/// The host of `host:port` (`[v6]:port` too), as certificates name it.
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// One call of [`connect`]: where to, and until when.

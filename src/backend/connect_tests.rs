@@ -11,7 +11,7 @@ fn options(protocol: Protocol, timeout: Duration) -> ConnectOptions {
         protocol,
         timeout,
         limits: Limits::default(),
-        auth: None,
+        access: Default::default(),
         readonly: false,
     }
 }

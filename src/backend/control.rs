@@ -4,25 +4,24 @@
 //! data path.
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::ClusterAuth;
+use crate::config::NodeAccess;
 use crate::net::Stream;
 use crate::protocol::{decode, Limits, Protocol, Value};
 
 use super::connect::{connect, round_trip, Cause, ConnectOptions};
 
-/// Sends `args` to `addr` (authenticating with `auth`) and returns the
+/// Sends `args` to `addr` (connecting with `access`) and returns the
 /// decoded reply (an error reply is `Ok(Value::Error)`); fails on I/O
 /// errors, bad replies, or after `timeout`.
 pub async fn query(
     addr: &str,
     args: &[&[u8]],
     timeout: Duration,
-    auth: Option<&Arc<ClusterAuth>>,
+    access: &NodeAccess,
 ) -> io::Result<Value> {
-    Link::new(addr).query(args, timeout, auth).await
+    Link::new(addr).query(args, timeout, access).await
 }
 
 /// A control connection to one node kept open between queries (for
@@ -47,9 +46,9 @@ impl Link {
         &mut self,
         args: &[&[u8]],
         timeout: Duration,
-        auth: Option<&Arc<ClusterAuth>>,
+        access: &NodeAccess,
     ) -> io::Result<Value> {
-        tokio::time::timeout(timeout, self.query_inner(args, timeout, auth))
+        tokio::time::timeout(timeout, self.query_inner(args, timeout, access))
             .await
             .unwrap_or_else(|_| {
                 Err(io::Error::new(
@@ -63,7 +62,7 @@ impl Link {
         &mut self,
         args: &[&[u8]],
         timeout: Duration,
-        auth: Option<&Arc<ClusterAuth>>,
+        access: &NodeAccess,
     ) -> io::Result<Value> {
         let limits = Limits::default();
         // Taken out while the query runs: a query that fails or is cut
@@ -75,7 +74,7 @@ impl Link {
                     protocol: Protocol::Resp2,
                     timeout,
                     limits,
-                    auth: auth.cloned(),
+                    access: access.clone(),
                     readonly: false,
                 };
                 // The caller names the node; the error names the step.

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::ClusterAuth;
+use crate::config::NodeAccess;
 use crate::protocol::{Limits, Protocol};
 use crate::stats::backends::WorkerNodes;
 
@@ -26,8 +26,8 @@ pub struct ConnSettings {
     pub reconnect_max: Duration,
     /// Bounds for replies (a node is trusted, but not unboundedly).
     pub limits: Limits,
-    /// Credentials for the cluster's nodes, if they need them.
-    pub auth: Option<Arc<ClusterAuth>>,
+    /// Credentials and TLS for the cluster's nodes, if they need them.
+    pub access: NodeAccess,
     /// Say `READONLY` when a shared data connection opens: it may reach a
     /// replica. (Dedicated and subscriber connections go to masters and
     /// never say it.)
@@ -50,7 +50,7 @@ impl ConnSettings {
             protocol,
             timeout: self.connect_timeout,
             limits: self.limits,
-            auth: self.auth.clone(),
+            access: self.access.clone(),
             readonly: false,
         }
     }

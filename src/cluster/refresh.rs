@@ -16,7 +16,7 @@ use crate::backend::control::{self, Link};
 use crate::backend::node_loss::NodeLosses;
 use arc_swap::ArcSwap;
 
-use crate::config::{ClusterAuth, Live};
+use crate::config::{Live, NodeAccess};
 use crate::protocol::Value;
 
 use super::lag::{Lags, MasterOffsets};
@@ -255,17 +255,17 @@ const MAP_ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 
 async fn fetch_from(link: &mut Link, addr: &str, config: &Live) -> Result<Topology, String> {
     let timeout = config.connect_timeout + config.request_timeout.min(MAP_ANSWER_TIMEOUT);
-    let auth = config.cluster_auth.as_ref();
+    let access = config.node_access();
     let shards = link
-        .query(&[b"CLUSTER", b"SHARDS"], timeout, auth)
+        .query(&[b"CLUSTER", b"SHARDS"], timeout, &access)
         .await
         .map_err(|e| e.to_string())?;
-    match Topology::from_shards(&shards, addr) {
+    match Topology::from_shards(&shards, addr, access.tls.is_some()) {
         Ok(t) => Ok(t),
         Err(_) if shards.is_error() => {
             // Before Redis 7 there is no CLUSTER SHARDS.
             let slots = link
-                .query(&[b"CLUSTER", b"SLOTS"], timeout, auth)
+                .query(&[b"CLUSTER", b"SLOTS"], timeout, &access)
                 .await
                 .map_err(|e| e.to_string())?;
             Topology::from_slots(&slots, addr).map_err(|e| e.to_string())
@@ -290,10 +290,10 @@ async fn ask_masters(
     for node in topology.nodes() {
         let addr = node.addr.to_string();
         let mut link = links.remove(&addr).unwrap_or_else(|| Link::new(&addr));
-        let auth = config.cluster_auth.clone();
+        let access = config.node_access();
         asked.spawn(async move {
             let info = link
-                .query(&[b"INFO", b"replication"], timeout, auth.as_ref())
+                .query(&[b"INFO", b"replication"], timeout, &access)
                 .await;
             (addr, link, info)
         });
@@ -343,8 +343,8 @@ fn unready(topology: &Topology, silent: &[String]) -> Option<String> {
 /// table does not (newer commands, modules). True once done.
 async fn load_commands(view: &ClusterView, config: &Live, addr: &str) -> bool {
     let timeout = config.connect_timeout + config.request_timeout;
-    let auth = config.cluster_auth.as_ref();
-    match control::query(addr, &[b"COMMAND"], timeout, auth).await {
+    let access = config.node_access();
+    match control::query(addr, &[b"COMMAND"], timeout, &access).await {
         Ok(reply @ Value::Array(_)) => {
             let mut table = crate::command::CommandTable::clone(&view.commands.load());
             let added = table.extend_from_command_reply(&reply);
@@ -352,8 +352,8 @@ async fn load_commands(view: &ClusterView, config: &Live, addr: &str) -> bool {
                 info!(added, from = %addr, "commands learned from the cluster");
                 view.commands.store(Arc::new(table));
             }
-            load_server_version(view, addr, timeout, auth).await;
-            load_node_timeout(view, config, addr, timeout, auth).await;
+            load_server_version(view, addr, timeout, &access).await;
+            load_node_timeout(view, config, addr, timeout, &access).await;
             true
         }
         Ok(other) => {
@@ -374,13 +374,13 @@ async fn load_node_timeout(
     config: &Live,
     addr: &str,
     timeout: Duration,
-    auth: Option<&Arc<ClusterAuth>>,
+    access: &NodeAccess,
 ) {
     let asked = control::query(
         addr,
         &[b"CONFIG", b"GET", b"cluster-node-timeout"],
         timeout,
-        auth,
+        access,
     )
     .await;
     let node_timeout = match &asked {
@@ -413,9 +413,9 @@ async fn load_server_version(
     view: &ClusterView,
     addr: &str,
     timeout: Duration,
-    auth: Option<&Arc<ClusterAuth>>,
+    access: &NodeAccess,
 ) {
-    let Ok(Value::Bulk(info)) = control::query(addr, &[b"INFO", b"server"], timeout, auth).await
+    let Ok(Value::Bulk(info)) = control::query(addr, &[b"INFO", b"server"], timeout, access).await
     else {
         return;
     };

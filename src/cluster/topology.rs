@@ -287,8 +287,13 @@ impl Topology {
     /// `host:port` that answered: the spec says an empty or unknown endpoint
     /// means "the node you asked". Each shard's master serves its slots;
     /// its replicas, and the nodes of a shard without slots, are the other
-    /// nodes, unless their `health` is `fail`.
-    pub fn from_shards(reply: &Value, answering: &str) -> Result<Topology, TopologyError> {
+    /// nodes, unless their `health` is `fail`. With `tls`, each node is
+    /// reached at its `tls-port` (a node with `port 0` lists no `port`).
+    pub fn from_shards(
+        reply: &Value,
+        answering: &str,
+        tls: bool,
+    ) -> Result<Topology, TopologyError> {
         let shards = as_list(reply)?;
         let mut topology = Topology::empty();
         for shard in shards {
@@ -308,7 +313,7 @@ impl Topology {
                 if serves || health == Some(b"fail") {
                     continue;
                 }
-                if let Some(port) = node.map_get("port").and_then(Value::as_int) {
+                if let Some(port) = node_port(node, tls) {
                     let addr = node_addr(shard_host(node), port, answering);
                     let replica =
                         node.map_get("role").and_then(Value::as_bytes) == Some(b"replica");
@@ -319,10 +324,8 @@ impl Topology {
                 }
             }
             let Some(master) = master else { continue };
-            let port = master
-                .map_get("port")
-                .and_then(Value::as_int)
-                .ok_or(TopologyError::Malformed("node without port"))?;
+            let port =
+                node_port(master, tls).ok_or(TopologyError::Malformed("node without port"))?;
             let addr = node_addr(shard_host(master), port, answering);
             if master.map_get("health").and_then(Value::as_bytes) == Some(b"fail") {
                 topology.failed.push(addr.as_str().into());
@@ -423,6 +426,18 @@ fn as_list(reply: &Value) -> Result<&[Value], TopologyError> {
     reply
         .as_array()
         .ok_or(TopologyError::Malformed("reply is not an array"))
+}
+
+/// The port of a `CLUSTER SHARDS` node keyway connects to: `tls-port`
+/// when it speaks TLS to the nodes (else `port`), `port` otherwise.
+fn node_port(node: &Value, tls: bool) -> Option<i64> {
+    let tls_port = || node.map_get("tls-port").and_then(Value::as_int);
+    let port = || node.map_get("port").and_then(Value::as_int);
+    if tls {
+        tls_port().or_else(port)
+    } else {
+        port()
+    }
 }
 
 /// `host:port`, taking the answering node's host when the reply has none.

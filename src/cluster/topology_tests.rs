@@ -54,7 +54,7 @@ fn shards_reply_maps_every_range_to_its_master() {
         ),
         shard(&[], vec![node("127.0.0.1", 7009, "master")]),
     ]);
-    let t = Topology::from_shards(&reply, "10.0.0.9:7003").unwrap();
+    let t = Topology::from_shards(&reply, "10.0.0.9:7003", false).unwrap();
     assert_eq!(t.covered_slots(), 16384);
     let addr = |s: u16| &*t.nodes()[t.master_of(Slot::new(s).unwrap()).unwrap() as usize].addr;
     assert_eq!(addr(0), "127.0.0.1:7000");
@@ -91,7 +91,7 @@ fn every_node_is_known_masters_first_then_the_others_by_address() {
             ],
         ),
     ]);
-    let t = Topology::from_shards(&reply, "10.0.0.9:7000").unwrap();
+    let t = Topology::from_shards(&reply, "10.0.0.9:7000", false).unwrap();
     assert_eq!(t.nodes().len(), 2, "only masters with slots serve slots");
     let all = t.all_nodes();
     assert_eq!(
@@ -124,7 +124,7 @@ fn every_node_is_known_masters_first_then_the_others_by_address() {
     // A replica more (or less) is a new map; a MOVED to a replica makes it
     // a master, listed once.
     let fewer = Value::Array(reply.as_array().unwrap()[..2].to_vec());
-    let fewer = Topology::from_shards(&fewer, "10.0.0.9:7000").unwrap();
+    let fewer = Topology::from_shards(&fewer, "10.0.0.9:7000", false).unwrap();
     assert!(!fewer.same_map(&t) && !t.same_map(&fewer));
     assert!(t.same_map(&t.clone().with_epoch(4)));
     let moved = t.with_slot_moved(Slot::new(0).unwrap(), "127.0.0.1:7003", 5);
@@ -159,13 +159,13 @@ fn bad_replies_are_errors_not_panics() {
         b"ERR This instance has cluster support disabled",
     ));
     assert!(matches!(
-        Topology::from_shards(&err, "a:1"),
+        Topology::from_shards(&err, "a:1", false),
         Err(TopologyError::ErrorReply(_))
     ));
     let out_of_range = Value::Array(vec![shard(&[0, 16384], vec![node("h", 1, "master")])]);
-    assert!(Topology::from_shards(&out_of_range, "a:1").is_err());
+    assert!(Topology::from_shards(&out_of_range, "a:1", false).is_err());
     let reversed = Value::Array(vec![shard(&[10, 5], vec![node("h", 1, "master")])]);
-    assert!(Topology::from_shards(&reversed, "a:1").is_err());
+    assert!(Topology::from_shards(&reversed, "a:1", false).is_err());
     assert!(Topology::from_slots(&Value::Int(3), "a:1").is_err());
 }
 
@@ -175,7 +175,9 @@ fn moved_patches_one_slot_and_drops_empty_nodes() {
         shard(&[0, 0], vec![node("h", 1, "master")]),
         shard(&[1, 16383], vec![node("h", 2, "master")]),
     ]);
-    let t = Topology::from_shards(&reply, "a:1").unwrap().with_epoch(1);
+    let t = Topology::from_shards(&reply, "a:1", false)
+        .unwrap()
+        .with_epoch(1);
     let moved = t.with_slot_moved(Slot::new(0).unwrap(), "h:2", 2);
     assert_eq!(moved.epoch(), 2);
     assert_eq!(moved.nodes().len(), 1);
@@ -206,7 +208,7 @@ fn masters_the_cluster_marks_failed_still_serve_their_slots_and_are_listed() {
         ),
         shard(&[8192, 16383], vec![node("127.0.0.1", 7001, "master")]),
     ]);
-    let t = Topology::from_shards(&reply, "127.0.0.1:7001").unwrap();
+    let t = Topology::from_shards(&reply, "127.0.0.1:7001", false).unwrap();
     assert_eq!(t.covered_slots(), 16384);
     assert_eq!(
         t.failed_masters().iter().map(|a| &**a).collect::<Vec<_>>(),
@@ -225,6 +227,7 @@ fn a_replica_serving_its_masters_slots_was_promoted() {
             ],
         )]),
         "127.0.0.1:7000",
+        false,
     )
     .unwrap();
     assert!(before.promoted_since(&before).is_empty());
@@ -237,6 +240,7 @@ fn a_replica_serving_its_masters_slots_was_promoted() {
             ],
         )]),
         "127.0.0.1:7001",
+        false,
     )
     .unwrap();
     assert_eq!(
@@ -267,7 +271,7 @@ fn a_shards_master_is_chosen_by_health_never_by_position() {
             node_at(22405, "master", "online", 1000),
         ],
     )]);
-    let t = Topology::from_shards(&valkey, "127.0.0.1:22405").unwrap();
+    let t = Topology::from_shards(&valkey, "127.0.0.1:22405", false).unwrap();
     assert_eq!(&*t.nodes()[0].addr, "127.0.0.1:22405");
     assert!(t.failed_masters().is_empty());
     assert!(!t.knows("127.0.0.1:22401"), "a failed node is not kept");
@@ -276,7 +280,7 @@ fn a_shards_master_is_chosen_by_health_never_by_position() {
         shard(&[], vec![node_at(7000, "master", "fail", 900)]),
         shard(&[0, 16383], vec![node_at(7003, "master", "online", 1000)]),
     ]);
-    let t = Topology::from_shards(&redis, "127.0.0.1:7003").unwrap();
+    let t = Topology::from_shards(&redis, "127.0.0.1:7003", false).unwrap();
     assert_eq!(&*t.nodes()[0].addr, "127.0.0.1:7003");
     // Two healthy masters claiming one shard (a moment of a manual
     // failover): the one furthest in replication; then `loading` before
@@ -298,8 +302,48 @@ fn a_shards_master_is_chosen_by_health_never_by_position() {
             "127.0.0.1:2",
         ),
     ] {
-        let t =
-            Topology::from_shards(&Value::Array(vec![shard(&[0, 16383], nodes)]), "x:1").unwrap();
+        let t = Topology::from_shards(&Value::Array(vec![shard(&[0, 16383], nodes)]), "x:1", false)
+            .unwrap();
         assert_eq!(&*t.nodes()[0].addr, chosen);
     }
+}
+
+/// A node with `port 0` and `tls-port` (`tls-cluster yes`) lists only
+/// `tls-port`; with TLS keyway connects there, and a node listing both is
+/// reached at the port that matches keyway's side.
+#[test]
+fn with_tls_nodes_are_reached_at_their_tls_port() {
+    let tls_node = |port: i64, tls_port: Option<i64>, role: &str| {
+        let mut fields = vec![bulk("id"), bulk("abc")];
+        if port != 0 {
+            fields.extend([bulk("port"), Value::Int(port)]);
+        }
+        if let Some(tls_port) = tls_port {
+            fields.extend([bulk("tls-port"), Value::Int(tls_port)]);
+        }
+        fields.extend([
+            bulk("endpoint"),
+            bulk("127.0.0.1"),
+            bulk("role"),
+            bulk(role),
+            bulk("health"),
+            bulk("online"),
+        ]);
+        Value::Array(fields)
+    };
+    let reply = Value::Array(vec![shard(
+        &[0, 16383],
+        vec![
+            tls_node(0, Some(27001), "master"),
+            tls_node(7002, Some(27002), "replica"),
+        ],
+    )]);
+    let t = Topology::from_shards(&reply, "127.0.0.1:27001", true).unwrap();
+    assert_eq!(&*t.nodes()[0].addr, "127.0.0.1:27001");
+    assert_eq!(&*t.nodes()[0].replicas[0], "127.0.0.1:27002");
+    let plain = Topology::from_shards(&reply, "127.0.0.1:27001", false);
+    assert!(
+        plain.is_err(),
+        "a master with only a TLS port is unreachable in plain"
+    );
 }

@@ -5,8 +5,21 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::tls::ClusterTls;
 
 use super::ConfigError;
+
+/// What every connection to a node needs besides its address: the
+/// credentials and, when the cluster speaks TLS, the TLS material.
+#[derive(Clone, Debug, Default)]
+pub struct NodeAccess {
+    /// `AUTH` credentials, when the cluster needs them.
+    pub auth: Option<Arc<ClusterAuth>>,
+    /// TLS to the nodes (`[cluster.tls]`), when on.
+    pub tls: Option<Arc<ClusterTls>>,
+}
 
 /// How keyway authenticates to every node it connects to.
 #[derive(Clone, PartialEq, Eq)]

@@ -29,6 +29,47 @@ pub struct FileConfig {
     /// `[admin]` section.
     #[serde(default)]
     pub admin: AdminSection,
+    /// `[tls]` section.
+    #[serde(default)]
+    pub tls: TlsSection,
+}
+
+/// `[tls]`: the TLS listener for clients.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// `IP:port` of the TLS listener; absent or `""`: none.
+    pub listen: Option<String>,
+    /// PEM certificate chain keyway presents, leaf first.
+    pub cert_file: Option<String>,
+    /// PEM private key of that certificate.
+    pub key_file: Option<String>,
+    /// PEM CAs that sign client certificates.
+    pub ca_file: Option<String>,
+    /// `none`, `optional` or `required`: client certificates.
+    pub client_auth: Option<String>,
+    /// `none` or `cn`: a client certificate's common name names its ACL user.
+    pub user_from_cert: Option<String>,
+    /// Seconds between checks of the certificate, key and CA files.
+    pub reload_interval_s: Option<u64>,
+}
+
+/// `[cluster.tls]`: TLS on connections to the nodes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTlsSection {
+    /// Speak TLS to every node.
+    pub enabled: Option<bool>,
+    /// PEM CAs that sign the nodes' certificates.
+    pub ca_file: Option<String>,
+    /// PEM client certificate, for nodes with `tls-auth-clients yes`.
+    pub cert_file: Option<String>,
+    /// PEM private key of that certificate.
+    pub key_file: Option<String>,
+    /// The name node certificates are checked against (and SNI).
+    pub server_name: Option<String>,
+    /// `full`, `ca` or `none`: how much of a node's certificate is checked.
+    pub verify: Option<String>,
 }
 
 /// `[admin]`: the HTTP endpoint for metrics and health checks.
@@ -87,6 +128,9 @@ pub struct ClusterSection {
     pub failover_hold_ms: Option<u64>,
     /// Requests one worker holds at most; past it new ones fail at once.
     pub failover_hold_max_requests: Option<usize>,
+    /// `[cluster.tls]`.
+    #[serde(default)]
+    pub tls: ClusterTlsSection,
 }
 
 /// `[backend]`: connections from keyway to the cluster's nodes.
@@ -132,6 +176,8 @@ pub struct ClientSection {
     pub pubsub_output_limit_soft_mb: Option<u64>,
     /// Seconds a subscriber's output may stay above the soft limit.
     pub pubsub_output_limit_soft_seconds: Option<u64>,
+    /// Milliseconds a TLS client may take to finish its handshake.
+    pub handshake_timeout_ms: Option<u64>,
 }
 
 /// `[auth]`: who may use keyway.

@@ -12,12 +12,15 @@ use crate::protocol::Limits;
 
 mod auth;
 mod client_auth;
+pub mod defaults;
 mod file;
 mod read;
+mod tls;
 
-pub use auth::ClusterAuth;
+pub use auth::{ClusterAuth, NodeAccess};
 pub use client_auth::{acl_file_lines, ClientAuth};
 pub use read::{ReadPolicy, ReadSettings};
+pub use tls::{ClusterTlsFiles, TlsListen};
 
 pub use file::{
     AuthSection, BackendSection, ClientSection, ClusterSection, FileConfig, ProxySection,
@@ -89,8 +92,15 @@ pub struct Config {
 /// Keys read once at start: the sockets, threads and pools they size.
 #[derive(Debug, Clone)]
 pub struct Startup {
-    /// Address clients connect to.
-    pub listen: SocketAddr,
+    /// Address plain clients connect to; `None` with `proxy.listen = ""`
+    /// (TLS only).
+    pub listen: Option<SocketAddr>,
+    /// The TLS listener, if on.
+    pub tls: Option<TlsListen>,
+    /// TLS to the nodes, if on.
+    pub cluster_tls: Option<ClusterTlsFiles>,
+    /// How often the TLS files are checked for changes.
+    pub tls_reload_interval: Duration,
     /// Address of the admin HTTP endpoint, if on.
     pub admin_listen: Option<SocketAddr>,
     /// Worker threads.
@@ -121,6 +131,12 @@ impl Startup {
     pub fn changed_keys(&self, new: &Startup) -> Vec<&'static str> {
         let changed = [
             ("proxy.listen", self.listen != new.listen),
+            ("tls.*", self.tls != new.tls),
+            ("cluster.tls.*", self.cluster_tls != new.cluster_tls),
+            (
+                "tls.reload_interval_s",
+                self.tls_reload_interval != new.tls_reload_interval,
+            ),
             ("admin.listen", self.admin_listen != new.admin_listen),
             ("proxy.workers", self.workers != new.workers),
             ("cluster.seeds", self.seeds != new.seeds),
@@ -198,10 +214,25 @@ pub struct Live {
     pub slowlog_max_len: usize,
     /// Credentials for every node connection, if the cluster needs them.
     pub cluster_auth: Option<Arc<ClusterAuth>>,
+    /// TLS to the nodes: set by the server from the material it loaded
+    /// at start (the config file names the files; it does not read them).
+    pub cluster_tls: Option<Arc<crate::tls::ClusterTls>>,
+    /// Time a TLS client has to finish its handshake.
+    pub handshake_timeout: Duration,
     /// Who may use keyway.
     pub client_auth: ClientAuth,
     /// Which node serves a read, and when a replica may not.
     pub read: ReadSettings,
+}
+
+impl Live {
+    /// What connections to the nodes need: credentials and TLS.
+    pub fn node_access(&self) -> NodeAccess {
+        NodeAccess {
+            auth: self.cluster_auth.clone(),
+            tls: self.cluster_tls.clone(),
+        }
+    }
 }
 
 /// When a client that reads too slowly is disconnected: its unsent output
@@ -215,67 +246,6 @@ pub struct OutputLimit {
     pub soft: usize,
     /// How long output may stay above `soft`.
     pub soft_for: Duration,
-}
-
-/// Defaults, also written in `conf/keyway.toml`.
-pub mod defaults {
-    /// `proxy.listen`.
-    pub const LISTEN: &str = "127.0.0.1:6380";
-    /// `proxy.log_level`.
-    pub const LOG_LEVEL: &str = "info";
-    /// `cluster.seeds`.
-    pub const SEED: &str = "127.0.0.1:7000";
-    /// `cluster.refresh_interval_s`.
-    pub const REFRESH_INTERVAL_S: u64 = 10;
-    /// `cluster.retry_interval_ms`.
-    pub const RETRY_INTERVAL_MS: u64 = 1000;
-    /// `backend.connections_per_node`.
-    pub const CONNECTIONS_PER_NODE: usize = 1;
-    /// `backend.connect_timeout_ms`.
-    pub const CONNECT_TIMEOUT_MS: u64 = 1000;
-    /// `backend.request_timeout_ms`.
-    pub const REQUEST_TIMEOUT_MS: u64 = 5000;
-    /// `backend.reconnect_min_ms`.
-    pub const RECONNECT_MIN_MS: u64 = 50;
-    /// `backend.reconnect_max_ms`.
-    pub const RECONNECT_MAX_MS: u64 = 2000;
-    /// `backend.max_blocking_connections`.
-    pub const MAX_BLOCKING_CONNECTIONS: usize = 1000;
-    /// `client.max_bulk_len`: 512 MiB, like redis-server's proto-max-bulk-len.
-    pub const MAX_BULK_LEN: u64 = 512 * 1024 * 1024;
-    /// `client.max_pipeline`.
-    pub const MAX_PIPELINE: usize = 1024;
-    /// `client.max_pipeline_mb`.
-    pub const MAX_PIPELINE_MB: u64 = 64;
-    /// `client.max_redirects`.
-    pub const MAX_REDIRECTS: u32 = 5;
-    /// `client.max_tryagain`.
-    pub const MAX_TRYAGAIN: u32 = 10;
-    /// Largest `cluster.failover_hold_ms`.
-    pub const MAX_FAILOVER_HOLD_MS: u64 = 600_000;
-    /// `cluster.failover_hold_max_requests`.
-    pub const FAILOVER_HOLD_MAX_REQUESTS: usize = 100_000;
-    /// `proxy.shutdown_grace_s`.
-    pub const SHUTDOWN_GRACE_S: u64 = 30;
-    /// `proxy.drain_delay_s`.
-    pub const DRAIN_DELAY_S: u64 = 0;
-    /// `proxy.slowlog_slower_than_us` (redis-server's default).
-    pub const SLOWLOG_SLOWER_THAN_US: i64 = 10_000;
-    /// `proxy.slowlog_max_len` (redis-server's default).
-    pub const SLOWLOG_MAX_LEN: usize = 128;
-    /// `admin.listen`.
-    pub const ADMIN_LISTEN: &str = "127.0.0.1:9736";
-    /// `client.max_clients`: like redis-server's maxclients.
-    pub const MAX_CLIENTS: usize = 10_000;
-    /// `client.output_limit_mb`.
-    pub const OUTPUT_LIMIT_MB: u64 = 256;
-    /// `client.pubsub_output_limit_hard_mb`: like redis-server's
-    /// `client-output-buffer-limit pubsub 32mb 8mb 60`.
-    pub const PUBSUB_OUTPUT_LIMIT_HARD_MB: u64 = 32;
-    /// `client.pubsub_output_limit_soft_mb`.
-    pub const PUBSUB_OUTPUT_LIMIT_SOFT_MB: u64 = 8;
-    /// `client.pubsub_output_limit_soft_seconds`.
-    pub const PUBSUB_OUTPUT_LIMIT_SOFT_SECONDS: u64 = 60;
 }
 
 impl Config {
@@ -336,10 +306,24 @@ impl FileConfig {
     pub fn validate(self) -> Result<Config, ConfigError> {
         use defaults::*;
         let listen_text = self.proxy.listen.unwrap_or_else(|| LISTEN.to_string());
-        let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
-            key: "proxy.listen",
-            reason: format!("`{listen_text}` is not an IP:port address"),
-        })?;
+        let listen = match listen_text.as_str() {
+            "" => None,
+            text => Some(text.parse().map_err(|_| ConfigError::Invalid {
+                key: "proxy.listen",
+                reason: format!(
+                    "`{text}` is not an IP:port address (\"\" turns it off when tls.listen is set)"
+                ),
+            })?),
+        };
+        let tls_reload_interval = tls::reload_interval(&self.tls)?;
+        let tls = tls::listener(self.tls)?;
+        if listen.is_none() && tls.is_none() {
+            return Err(invalid(
+                "proxy.listen",
+                "is \"\" and tls.listen is not set: keyway would listen nowhere",
+            ));
+        }
+        let cluster_tls = tls::cluster(self.cluster.tls)?;
         let admin_text = self
             .admin
             .listen
@@ -466,6 +450,9 @@ impl FileConfig {
         }
         let startup = Startup {
             listen,
+            tls,
+            cluster_tls,
+            tls_reload_interval,
             admin_listen,
             workers,
             seeds,
@@ -563,6 +550,12 @@ impl FileConfig {
             )?
             .map(Arc::new),
             client_auth: ClientAuth::from_section(self.auth)?,
+            cluster_tls: None,
+            handshake_timeout: ms(
+                self.client.handshake_timeout_ms,
+                HANDSHAKE_TIMEOUT_MS,
+                "client.handshake_timeout_ms",
+            )?,
             read: ReadSettings::from_section(&self.read)?,
         };
         Ok(Config { startup, live })

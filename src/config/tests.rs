@@ -13,7 +13,7 @@ fn load(text: &str, o: Overrides) -> Result<Config, ConfigError> {
 #[test]
 fn defaults_validate() {
     let c = load("", Overrides::default()).unwrap();
-    assert_eq!(c.startup.listen.to_string(), defaults::LISTEN);
+    assert_eq!(c.startup.listen.unwrap().to_string(), defaults::LISTEN);
     assert_eq!(c.startup.seeds, vec![defaults::SEED.to_string()]);
     assert_eq!(c.live.limits.max_bulk_len, 512 * 1024 * 1024);
 }
@@ -49,7 +49,7 @@ fn flags_override_the_file() {
     let users = &c.live.client_auth.users;
     assert!(users.authenticate(b"default", b"from-env").is_some());
     assert!(users.authenticate(b"default", b"from-file").is_none());
-    assert_eq!(c.startup.listen.port(), 7777);
+    assert_eq!(c.startup.listen.unwrap().port(), 7777);
     assert_eq!(c.startup.seeds, vec!["a:1".to_string(), "b:2".to_string()]);
     assert_eq!(c.startup.workers.get(), 3);
     assert_eq!(c.live.log_level, "debug");

@@ -1,21 +1,25 @@
 //! Per-worker listening sockets (`SO_REUSEPORT`, so the kernel spreads new
-//! clients across workers) and the accept loop with protected mode and the
-//! client limit; at shutdown, the wait for this worker's sessions to drain.
+//! clients across workers), plain and TLS, and the accept loop with
+//! protected mode, the client limit and the TLS handshake; at shutdown,
+//! the wait for this worker's sessions to drain.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::frontend::client_errors::{self, ClientError};
 use crate::net::Stream;
+use crate::tls::ServerTls;
 use crate::worker::Worker;
 
 /// Pending connections the kernel queues per listener.
@@ -37,11 +41,10 @@ fn protected(worker: &Worker, peer: SocketAddr) -> bool {
         && worker.shared.acl.users().open()
 }
 
-/// Writes `refusal` to a client keyway does not serve, then closes it.
-fn refuse(stream: Stream, refusal: &'static [u8]) {
-    tokio::task::spawn_local(async move {
-        let _ = stream.write_all(&mut Bytes::from_static(refusal)).await;
-    });
+/// Writes `refusal` to a client keyway does not serve: what the socket
+/// takes now (a refusal is short), then the client is closed.
+fn refuse(stream: &Stream, refusal: &'static [u8]) {
+    let _ = stream.write_some(&mut Bytes::from_static(refusal));
 }
 
 /// A non-blocking listener on `addr` that other workers can bind too.
@@ -57,26 +60,76 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Accepts clients and runs `serve` for each until `shutdown` is true; then
-/// waits for this worker's sessions to drain, at most the grace period
-/// (`proxy.shutdown_grace_s`) and a margin.
+/// A worker's listening sockets: the plain one, the TLS one, or both.
+pub struct Listeners {
+    /// `proxy.listen`.
+    pub plain: Option<TcpListener>,
+    /// `tls.listen`, and the material its handshakes use.
+    pub tls: Option<(TcpListener, Arc<ServerTls>)>,
+}
+
+/// An accepted socket, and the TLS material when it came on `tls.listen`.
+type Accepted = (io::Result<(TcpStream, SocketAddr)>, Option<Arc<ServerTls>>);
+
+impl Listeners {
+    /// The next connection on either listener; `tls_first` says which one
+    /// is asked first (alternated, so neither starves the other).
+    fn poll_accept(&self, cx: &mut Context<'_>, tls_first: bool) -> Poll<Accepted> {
+        let plain = |cx: &mut Context<'_>| match &self.plain {
+            Some(listener) => listener.poll_accept(cx).map(|a| (a, None)),
+            None => Poll::Pending,
+        };
+        let tls = |cx: &mut Context<'_>| match &self.tls {
+            Some((listener, tls)) => listener.poll_accept(cx).map(|a| (a, Some(tls.clone()))),
+            None => Poll::Pending,
+        };
+        if tls_first {
+            tls(cx).or_else(|| plain(cx))
+        } else {
+            plain(cx).or_else(|| tls(cx))
+        }
+    }
+}
+
+/// `Poll::or_else` for two sources.
+trait OrElse<T> {
+    fn or_else(self, other: impl FnOnce() -> Poll<T>) -> Poll<T>;
+}
+
+impl<T> OrElse<T> for Poll<T> {
+    fn or_else(self, other: impl FnOnce() -> Poll<T>) -> Poll<T> {
+        match self {
+            Poll::Ready(t) => Poll::Ready(t),
+            Poll::Pending => other(),
+        }
+    }
+}
+
+/// Accepts clients on `listeners` and runs `serve` for each until
+/// `shutdown` is true; then waits for this worker's sessions to drain, at
+/// most the grace period (`proxy.shutdown_grace_s`) and a margin. A TLS
+/// client is admitted (`client.max_clients`) before its handshake, which
+/// has `client.handshake_timeout_ms` to finish: half-open connections
+/// cannot pile up.
 pub async fn accept_loop<F, Fut>(
-    listener: TcpListener,
+    listeners: Listeners,
     worker: Rc<Worker>,
     mut shutdown: watch::Receiver<bool>,
     serve: F,
 ) where
-    F: Fn(Rc<Worker>, Stream, SocketAddr) -> Fut,
+    F: Fn(Rc<Worker>, Stream, SocketAddr) -> Fut + Copy + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let live = Rc::new(());
+    let mut tls_first = false;
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        tls_first = !tls_first;
+        let (accepted, tls) = tokio::select! {
+            accepted = poll_fn(|cx| listeners.poll_accept(cx, tls_first)) => accepted,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
-        let (stream, peer) = match accepted {
-            Ok((tcp, peer)) => (Stream::from_tcp(tcp), peer),
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 warn!(error = %e, "accept failed");
@@ -84,34 +137,87 @@ pub async fn accept_loop<F, Fut>(
                 continue;
             }
         };
-        if protected(&worker, peer) {
-            crate::metrics::auth_failed("protected_mode");
-            client_errors::log(ClientError::ProtectedMode, peer, &"");
-            refuse(stream, PROTECTED_MODE);
+        let Some(tls) = tls else {
+            let stream = Stream::from_tcp(tcp);
+            if admit(&worker, &stream, peer) {
+                spawn_session(&worker, &live, serve(worker.clone(), stream, peer));
+            }
             continue;
-        }
+        };
         let max_clients = worker.live().max_clients.get();
         if !worker.shared.registry.admit(max_clients) {
             crate::metrics::client_rejected();
             client_errors::log(ClientError::MaxClients, peer, &max_clients);
-            refuse(stream, b"-ERR max number of clients reached\r\n");
             continue;
         }
-        crate::metrics::client_accepted();
-        let _ = stream.set_nodelay(true);
-        let session = serve(worker.clone(), stream, peer);
-        let live = live.clone();
-        let worker = worker.clone();
+        let timeout = worker.live().handshake_timeout;
+        let (worker, live) = (worker.clone(), live.clone());
         tokio::task::spawn_local(async move {
-            session.await;
+            let handshake = Stream::accept_tls(tcp, tls.config());
+            let failure = match tokio::time::timeout(timeout, handshake).await {
+                Ok(Ok(stream)) => {
+                    if refused(&worker, &stream, peer) {
+                        worker.shared.registry.left();
+                        return;
+                    }
+                    crate::metrics::client_accepted();
+                    let session = serve(worker.clone(), stream, peer);
+                    session.await;
+                    worker.shared.registry.left();
+                    drop(live);
+                    return;
+                }
+                Ok(Err(e)) => (e.reason(), e.to_string()),
+                Err(_) => ("timeout", format!("not finished within {timeout:?}")),
+            };
             worker.shared.registry.left();
-            drop(live);
+            crate::metrics::tls_handshake_failed(failure.0);
+            debug!(%peer, reason = failure.0, "TLS handshake failed: {}", failure.1);
         });
     }
-    drop(listener);
+    drop(listeners);
     let deadline = tokio::time::Instant::now() + worker.live().shutdown_grace + GRACE_MARGIN;
     while Rc::strong_count(&live) > 1 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     info!(remaining = Rc::strong_count(&live) - 1, "worker stopped");
+}
+
+/// The admission of a plain client: protected mode, then the client
+/// limit. False (and the client told why) when it is refused.
+fn admit(worker: &Worker, stream: &Stream, peer: SocketAddr) -> bool {
+    if refused(worker, stream, peer) {
+        return false;
+    }
+    let max_clients = worker.live().max_clients.get();
+    if !worker.shared.registry.admit(max_clients) {
+        crate::metrics::client_rejected();
+        client_errors::log(ClientError::MaxClients, peer, &max_clients);
+        refuse(stream, b"-ERR max number of clients reached\r\n");
+        return false;
+    }
+    crate::metrics::client_accepted();
+    true
+}
+
+/// Protected mode's refusal, written to the client; true when it applies.
+fn refused(worker: &Worker, stream: &Stream, peer: SocketAddr) -> bool {
+    if !protected(worker, peer) {
+        return false;
+    }
+    crate::metrics::auth_failed("protected_mode");
+    client_errors::log(ClientError::ProtectedMode, peer, &"");
+    refuse(stream, PROTECTED_MODE);
+    true
+}
+
+/// Runs an admitted plain client's session as a task of its own.
+fn spawn_session(worker: &Rc<Worker>, live: &Rc<()>, session: impl Future<Output = ()> + 'static) {
+    let live = live.clone();
+    let worker = worker.clone();
+    tokio::task::spawn_local(async move {
+        session.await;
+        worker.shared.registry.left();
+        drop(live);
+    });
 }

@@ -51,6 +51,33 @@ pub fn log_in(
     }
 }
 
+/// `tls.user_from_cert = "cn"`: logs a client whose verified certificate
+/// names an enabled user (its common name) in as that user, without a
+/// password, as redis-server's `tls-auth-clients-user CN` does. A name
+/// that is no user (or a disabled one) leaves the client as it was:
+/// `default` when that needs no password, else not logged in.
+pub fn log_in_by_certificate(client: &mut ClientInfo, shared: &Shared, certificate: &[u8]) {
+    let Some(name) = crate::tls::x509::subject_common_name(certificate) else {
+        return;
+    };
+    let user = shared
+        .acl
+        .users()
+        .get(name.as_bytes())
+        .filter(|u| u.enabled())
+        .cloned();
+    match user {
+        Some(user) => {
+            tracing::Span::current().record("user", &**user.name());
+            client.log_in(user);
+        }
+        None => tracing::debug!(
+            user = %name,
+            "client certificate names no enabled user; not logged in by it"
+        ),
+    }
+}
+
 /// How long to hold the reply to `request` (`spec` its entry): past
 /// `auth.max_failures` failures from the client's address, an `AUTH` or a
 /// `HELLO` with `AUTH` waits `auth.failure_delay_ms`; anything else, no

@@ -7,36 +7,41 @@
 //! a thin `#[inline]` wrapper (one `match`, no allocation, no dynamic
 //! dispatch).
 //!
-//! ## How TLS fits
+//! ## TLS
 //!
-//! TLS becomes one more variant, `Tls { tcp, conn: RefCell<rustls::Connection> }`,
-//! behind the same methods, so sessions and connections do not change:
+//! The second kind, [`Inner::Tls`]: the socket and rustls' connection
+//! state (`net::tls`), behind the same methods, so sessions and
+//! connections do not change:
 //!
-//! - readiness (`poll_read_ready`, `readable`, `writable`) is the socket's,
-//!   except that `poll_read_ready`/`readable` are ready at once while rustls
-//!   holds plaintext not yet handed out;
-//! - `read_some` reads the TLS records the socket has (`read_tls` from a
-//!   `try_read`), decrypts them (`process_new_packets`), then copies the
-//!   plaintext into the caller's buffer; the "short read clears readiness"
-//!   rule applies to the socket read;
-//! - `write_some` hands the caller's bytes to rustls (one record per flushed
-//!   batch, as callers already write whole batches) and writes the records
-//!   (`write_tls` into a `try_write`); it reports done only once rustls has
-//!   nothing left to send;
+//! - readiness is the socket's, except that the stream is readable at
+//!   once while rustls holds decrypted bytes not handed out yet;
+//! - `read_some` reads records (`read_tls` from `try_read`), decrypts them
+//!   and copies the plaintext into the caller's buffer;
+//! - `write_some` hands the caller's bytes to rustls (one record per
+//!   flushed batch, as callers write whole batches) and writes the records
+//!   (`write_tls` into `try_write`); it reports done only once rustls has
+//!   nothing left to send, and [`Stream::wants_write`] tells a caller whose
+//!   own buffer is empty that records still wait;
 //! - `shutdown_write` sends `close_notify` before the TCP half-close, and
-//!   `is_idle` also requires that rustls holds no unread plaintext.
+//!   `is_idle` lets TLS housekeeping (session tickets) through.
 //!
-//! The TLS handshake itself happens before a `Stream` is handed out:
-//! `backend::connect` for nodes, the listener for clients.
+//! The handshake happens before a `Stream` exists: [`Stream::accept_tls`]
+//! for clients, [`Stream::connect_tls`] (from `backend::connect`) for
+//! nodes.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
+use rustls::{ClientConfig, ServerConfig};
+use rustls_pki_types::ServerName;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+use super::tls::{self, HandshakeError, Tls};
 
 /// A connected socket; see the module docs.
 #[derive(Debug)]
@@ -44,10 +49,11 @@ pub struct Stream {
     inner: Inner,
 }
 
-/// The kinds of stream. TLS will be the second.
+/// The kinds of stream.
 #[derive(Debug)]
 enum Inner {
     Tcp(TcpStream),
+    Tls(TcpStream, Box<Tls>),
 }
 
 impl Stream {
@@ -64,12 +70,46 @@ impl Stream {
         TcpStream::connect(addr).await.map(Stream::from_tcp)
     }
 
+    /// Runs the server side of a TLS handshake on an accepted socket.
+    pub async fn accept_tls(
+        tcp: TcpStream,
+        config: Arc<ServerConfig>,
+    ) -> Result<Stream, HandshakeError> {
+        let tls = tls::accept(&tcp, config).await?;
+        Ok(Stream {
+            inner: Inner::Tls(tcp, Box::new(tls)),
+        })
+    }
+
+    /// Runs the client side of a TLS handshake on a connected stream,
+    /// checking the peer's certificate as `name`.
+    pub async fn connect_tls(
+        self,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> Result<Stream, HandshakeError> {
+        let tcp = match self.inner {
+            Inner::Tcp(tcp) => tcp,
+            Inner::Tls(..) => unreachable!("TLS over TLS"),
+        };
+        let tls = tls::connect(&tcp, config, name).await?;
+        Ok(Stream {
+            inner: Inner::Tls(tcp, Box::new(tls)),
+        })
+    }
+
+    /// The socket under either kind.
+    #[inline]
+    fn tcp(&self) -> &TcpStream {
+        match &self.inner {
+            Inner::Tcp(tcp) | Inner::Tls(tcp, _) => tcp,
+        }
+    }
+
     /// Sets `TCP_NODELAY`: requests and replies go out as soon as they are
     /// written (keyway batches them itself).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        match &self.inner {
-            Inner::Tcp(tcp) => tcp.set_nodelay(nodelay),
-        }
+        self.tcp().set_nodelay(nodelay)
     }
 
     /// Polls until there may be something to read (or an error to report).
@@ -77,6 +117,8 @@ impl Stream {
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &self.inner {
             Inner::Tcp(tcp) => tcp.poll_read_ready(cx),
+            Inner::Tls(_, tls) if tls.has_plaintext() => Poll::Ready(Ok(())),
+            Inner::Tls(tcp, _) => tcp.poll_read_ready(cx),
         }
     }
 
@@ -84,16 +126,15 @@ impl Stream {
     #[inline]
     pub async fn readable(&self) -> io::Result<()> {
         match &self.inner {
-            Inner::Tcp(tcp) => tcp.readable().await,
+            Inner::Tls(_, tls) if tls.has_plaintext() => Ok(()),
+            Inner::Tcp(tcp) | Inner::Tls(tcp, _) => tcp.readable().await,
         }
     }
 
     /// Waits until the socket may take more bytes.
     #[inline]
     pub async fn writable(&self) -> io::Result<()> {
-        match &self.inner {
-            Inner::Tcp(tcp) => tcp.writable().await,
-        }
+        self.tcp().writable().await
     }
 
     /// Reads what the stream has into `buf` (which must have spare capacity).
@@ -121,6 +162,7 @@ impl Stream {
                     Err(e) => Err(e),
                 }
             }
+            Inner::Tls(tcp, tls) => tls.read_some(tcp, buf),
         }
     }
 
@@ -140,6 +182,18 @@ impl Stream {
                 }
                 Ok(true)
             }
+            Inner::Tls(tcp, tls) => tls.write_some(tcp, out),
+        }
+    }
+
+    /// Bytes written to the stream still wait inside it (TLS records the
+    /// socket did not take): a caller whose own buffer is empty must still
+    /// wait for [`Stream::writable`] and call [`Stream::write_some`].
+    #[inline]
+    pub fn wants_write(&self) -> bool {
+        match &self.inner {
+            Inner::Tcp(_) => false,
+            Inner::Tls(_, tls) => tls.wants_write(),
         }
     }
 
@@ -155,9 +209,10 @@ impl Stream {
     /// Half-closes: the peer reads end-of-stream, and this side can still
     /// read what the peer sends.
     pub fn shutdown_write(&self) -> io::Result<()> {
-        match &self.inner {
-            Inner::Tcp(tcp) => socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write),
+        if let Inner::Tls(tcp, tls) = &self.inner {
+            tls.close_notify(tcp);
         }
+        socket2::SockRef::from(self.tcp()).shutdown(std::net::Shutdown::Write)
     }
 
     /// True when the connection is still open and has nothing unread: a
@@ -169,30 +224,33 @@ impl Stream {
                 let mut probe = [0u8; 1];
                 matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
             }
+            Inner::Tls(tcp, tls) => tls.is_idle(tcp),
+        }
+    }
+
+    /// The leaf certificate a TLS peer presented (DER), if any.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        match &self.inner {
+            Inner::Tcp(_) => None,
+            Inner::Tls(_, tls) => tls.peer_certificate(),
         }
     }
 
     /// This side's address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        match &self.inner {
-            Inner::Tcp(tcp) => tcp.local_addr(),
-        }
+        self.tcp().local_addr()
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        match &self.inner {
-            Inner::Tcp(tcp) => tcp.peer_addr(),
-        }
+        self.tcp().peer_addr()
     }
 }
 
 /// The socket's descriptor (`CLIENT LIST` shows it as `fd=`).
 impl AsRawFd for Stream {
     fn as_raw_fd(&self) -> RawFd {
-        match &self.inner {
-            Inner::Tcp(tcp) => tcp.as_raw_fd(),
-        }
+        self.tcp().as_raw_fd()
     }
 }
 

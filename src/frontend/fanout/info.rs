@@ -54,7 +54,11 @@ impl Own {
         let registry = &shared.registry;
         Own {
             redis_version: shared.view.server_version().to_string(),
-            tcp_port: shared.startup.listen.port(),
+            tcp_port: shared
+                .startup
+                .listen
+                .or(shared.startup.tls.as_ref().map(|t| t.addr))
+                .map_or(0, |a| a.port()),
             uptime: shared.started.elapsed().as_secs(),
             connected_clients: registry.connected(),
             max_clients: shared.live.load().max_clients.get(),

@@ -187,6 +187,7 @@ impl Session {
             if self.io.closing.get()
                 && self.replies.borrow().is_empty()
                 && self.io.out.borrow().is_empty()
+                && !self.stream.wants_write()
             {
                 return Ok(());
             }
@@ -308,7 +309,9 @@ impl Session {
             }
             replies.waiting()
         };
-        if out.is_empty() || (waiting > 0 && out.len() < EARLY_WRITE && !self.io.closing.get()) {
+        // (TLS records may wait in the stream with `out` empty.)
+        let nothing = out.is_empty() && !self.stream.wants_write();
+        if nothing || (waiting > 0 && out.len() < EARLY_WRITE && !self.io.closing.get()) {
             return;
         }
         match out.write_to(&self.stream) {

@@ -62,13 +62,24 @@ pub mod writes;
 pub async fn serve(worker: Rc<Worker>, stream: Stream, peer: SocketAddr) {
     let shared = worker.shared.clone();
     let id = shared.registry.next_id();
-    let local = stream.local_addr().unwrap_or(shared.startup.listen);
+    let local = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut registration = shared
         .registry
         .register(id, peer, local, stream.as_raw_fd());
+    let mut client = ClientInfo::new(registration.record.clone(), &shared.acl);
+    let by_certificate = shared
+        .startup
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.user_from_cert);
+    if let Some(certificate) = stream.peer_certificate().filter(|_| by_certificate) {
+        super::login::log_in_by_certificate(&mut client, &shared, &certificate);
+    }
     let session = Rc::new_cyclic(|me| Session {
         me: me.clone(),
-        client: RefCell::new(ClientInfo::new(registration.record.clone(), &shared.acl)),
+        client: RefCell::new(client),
         worker,
         stream,
         replies: RefCell::new(Replies::default()),
