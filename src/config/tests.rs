@@ -313,3 +313,92 @@ fn failover_hold_and_output_limit_defaults_zero_and_bounds() {
     );
     assert!(old.is_err(), "the replaced key is refused");
 }
+
+#[test]
+fn tls_keys_on_both_sides() {
+    let text = r#"
+        [proxy]
+        listen = ""
+        [tls]
+        listen = "127.0.0.1:6390"
+        cert_file = "s.crt"
+        key_file = "s.key"
+        ca_file = "ca.crt"
+        client_auth = "required"
+        user_from_cert = "cn"
+        reload_interval_s = 5
+        [client]
+        handshake_timeout_ms = 500
+        [cluster.tls]
+        enabled = true
+        verify = "ca"
+        server_name = "redis.internal"
+        cert_file = "c.crt"
+        key_file = "c.key"
+    "#;
+    let c = load(text, Overrides::default()).unwrap();
+    assert_eq!(c.startup.listen, None);
+    let tls = c.startup.tls.unwrap();
+    assert_eq!(tls.addr.port(), 6390);
+    assert_eq!(tls.files.client_auth, crate::tls::ClientAuth::Required);
+    assert!(tls.user_from_cert);
+    assert_eq!(c.startup.tls_reload_interval, Duration::from_secs(5));
+    assert_eq!(c.live.handshake_timeout, Duration::from_millis(500));
+    let cluster = c.startup.cluster_tls.unwrap();
+    assert_eq!(cluster.files.verify, crate::tls::Verify::Ca);
+    assert_eq!(cluster.server_name.as_deref(), Some("redis.internal"));
+    assert_eq!(
+        cluster.files.ca_file.as_deref(),
+        Some(Path::new("/etc/ssl/certs/ca-certificates.crt")),
+        "the system's CAs when none is named"
+    );
+
+    let plain = load("", Overrides::default()).unwrap();
+    assert!(plain.startup.tls.is_none() && plain.startup.cluster_tls.is_none());
+    let disabled = load(
+        "[cluster.tls]\nenabled = false\nverify = \"none\"",
+        Overrides::default(),
+    );
+    assert!(disabled.unwrap().startup.cluster_tls.is_none());
+}
+
+#[test]
+fn bad_tls_keys_name_the_key() {
+    let key_of = |text: &str| match load(text, Overrides::default()) {
+        Err(ConfigError::Invalid { key, .. }) => key,
+        other => panic!("{text}: {other:?}"),
+    };
+    let tls = "[tls]\nlisten = \"127.0.0.1:1\"\ncert_file = \"c\"\nkey_file = \"k\"\n";
+    assert_eq!(key_of("[proxy]\nlisten = \"\""), "proxy.listen");
+    assert_eq!(key_of("[tls]\nlisten = \"127.0.0.1:1\""), "tls.cert_file");
+    assert_eq!(
+        key_of(&format!("{tls}client_auth = \"yes\"")),
+        "tls.client_auth"
+    );
+    assert_eq!(
+        key_of(&format!("{tls}client_auth = \"required\"")),
+        "tls.ca_file"
+    );
+    assert_eq!(
+        key_of(&format!("{tls}user_from_cert = \"cn\"")),
+        "tls.user_from_cert"
+    );
+    assert_eq!(
+        key_of(&format!("{tls}reload_interval_s = 0")),
+        "tls.reload_interval_s"
+    );
+    assert_eq!(key_of("[tls]\nlisten = \"nowhere\""), "tls.listen");
+    let cluster = "[cluster.tls]\nenabled = true\n";
+    assert_eq!(
+        key_of(&format!("{cluster}verify = \"some\"")),
+        "cluster.tls.verify"
+    );
+    assert_eq!(
+        key_of(&format!("{cluster}cert_file = \"c\"")),
+        "cluster.tls.cert_file"
+    );
+    assert_eq!(
+        key_of("[client]\nhandshake_timeout_ms = 0"),
+        "client.handshake_timeout_ms"
+    );
+}

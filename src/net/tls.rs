@@ -240,18 +240,15 @@ impl Tls {
     /// See [`super::Stream::is_idle`]: open, and nothing but TLS
     /// housekeeping (session tickets) arrived.
     pub(super) fn is_idle(&self, tcp: &TcpStream) -> bool {
-        if self.has_plaintext() {
-            return false;
-        }
         let mut conn = self.conn();
         loop {
+            match conn.process_new_packets() {
+                Ok(state) if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {}
+                _ => return false,
+            }
             match conn.read_tls(&mut Socket(tcp)) {
                 Ok(0) => return false,
-                Ok(_) => match conn.process_new_packets() {
-                    Ok(state)
-                        if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {}
-                    _ => return false,
-                },
+                Ok(_) => {}
                 Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
             }
         }
@@ -316,3 +313,7 @@ impl Write for Socket<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;

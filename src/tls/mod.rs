@@ -265,3 +265,6 @@ fn stamps(paths: &[PathBuf]) -> Vec<Option<Stamp>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

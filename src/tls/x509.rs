@@ -172,6 +172,29 @@ mod tests {
     }
 
     #[test]
+    fn expiry_and_common_name_of_a_real_certificate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2031, 7, 9);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "keyway");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "alice");
+        let cert = params.self_signed(&key).unwrap();
+        // 2031-07-09T00:00:00Z, as `date -d 2031-07-09Z +%s` says.
+        assert_eq!(not_after(cert.der()), Some(1_941_321_600));
+        assert_eq!(subject_common_name(cert.der()).as_deref(), Some("alice"));
+
+        let mut nameless = rcgen::CertificateParams::new(vec!["x".to_string()]).unwrap();
+        nameless.distinguished_name = rcgen::DistinguishedName::new();
+        let cert = nameless.self_signed(&key).unwrap();
+        assert_eq!(subject_common_name(cert.der()), None);
+        assert!(not_after(cert.der()).is_some());
+    }
+
+    #[test]
     fn long_lengths_and_truncated_input() {
         let mut long = vec![0x04, 0x82, 0x01, 0x00];
         long.extend(std::iter::repeat(7).take(256));
