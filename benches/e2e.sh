@@ -20,6 +20,10 @@
 #   benches/e2e.sh slowreader   # GET latency (p50/p99) of a client of the same worker and shard, and
 #                               # keyway's peak RSS, without and with a client that pipelines
 #                               # SLOW_GETS GETs of a SLOW_MB MiB value and reads nothing
+#   benches/e2e.sh tls          # TLS: redis-benchmark --tls through keyway's TLS port vs its plain
+#                               # port; a lone redis-server's tls-port vs its plain port (its own
+#                               # TLS cost); keyway with [cluster.tls] (nodes' tls-ports) vs plain
+#                               # backends; ops/s and CPU per op at each -P; memory per idle TLS client
 #   benches/e2e.sh all          # all of them
 #
 # Environment: N (requests per run, 200000), ROUNDS (3), CLIENTS (50),
@@ -63,8 +67,8 @@ KEYSPACE=100000
 # The 64-byte value of the keys this script writes itself (as -d 64).
 VALUE64=$(printf 'v%.0s' $(seq 64))
 
-case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | floor | auth | replicas | scrape | slowreader | all) ;; *)
-    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|floor|auth|replicas|scrape|slowreader|all]" >&2
+case $mode in throughput | resp3 | conns | blocked | pubsub | split | keys | floor | auth | replicas | scrape | slowreader | tls | all) ;; *)
+    echo "usage: $0 [throughput|resp3|conns|blocked|pubsub|split|keys|floor|auth|replicas|scrape|slowreader|tls|all]" >&2
     exit 2
     ;;
 esac
@@ -78,6 +82,9 @@ lone_pid=""
 # Background helpers of the scrape mode (idle clients, scrape loop).
 holder_pid=""
 scraper_pid=""
+# The tls mode's second keyway (TLS to the nodes) and its port.
+keyway2_pid=""
+k2port=""
 # stop_pid PID: ends a process this script started, if any.
 stop_pid() {
     if [ -n "$1" ]; then
@@ -89,6 +96,7 @@ cleanup() {
     trap - INT TERM EXIT
     stop_pid "$scraper_pid"
     stop_pid "$holder_pid"
+    stop_pid "$keyway2_pid"
     if [ -n "$keyway_pid" ]; then
         stop_keyway
     fi
@@ -105,6 +113,30 @@ if [ -z "${KEYWAY_BIN:-}" ]; then
     # build.target-dir) when set.
     KEYWAY_BIN=$(cd "$root" && cargo metadata --format-version 1 --no-deps |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/keyway
+fi
+# tls_files DIR: a CA and a certificate for 127.0.0.1 and localhost it
+# signed (ca.crt, tls.crt, tls.key), made with openssl.
+tls_files() {
+    local d=$1
+    mkdir -p "$d"
+    # ECDSA P-256: a handshake costs the server tens of microseconds (RSA
+    # 2048: over a millisecond, which would show in the CPU per op of short
+    # runs).
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -days 2 \
+        -subj "/CN=keyway bench CA" 2>/dev/null
+    openssl req "${ec[@]}" -keyout "$d/tls.key" -out "$d/tls.csr" \
+        -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/ext.cnf"
+    openssl x509 -req -in "$d/tls.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+        -out "$d/tls.crt" -days 2 -extfile "$d/ext.cnf" 2>/dev/null
+}
+if [ "$mode" = tls ] || [ "$mode" = all ]; then
+    ensure_packages openssl openssl
+    tls_files "$tmp/tls"
+    CLUSTER_TLS_DIR=$tmp/tls
+    # redis-benchmark --tls: the CA that signed keyway's and the nodes' certificate.
+    TLS_CLIENT=(--tls --cacert "$tmp/tls/ca.crt")
 fi
 start_cluster "$tmp/cluster"
 seed_port=${CLUSTER_PORTS%% *}
@@ -130,7 +162,7 @@ start_keyway() {
         admin=(--admin-listen "127.0.0.1:$kadmin")
     fi
     "$KEYWAY_BIN" --config "$tmp/keyway.toml" "${admin[@]}" --listen "127.0.0.1:$kport" \
-        --cluster "$CLUSTER_SEEDS" --workers "$WORKERS" --log-level warn \
+        --cluster "${KEYWAY_SEEDS:-$CLUSTER_SEEDS}" --workers "$WORKERS" --log-level warn \
         >"$tmp/keyway.log" 2>&1 &
     keyway_pid=$!
     local deadline=$((SECONDS + 30))
@@ -157,10 +189,18 @@ start_keyway
 cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$keyway_pid}/stat"; }
 
 # start_lone: one redis-server outside the cluster (no persistence) on a
-# free port; sets lone_port and lone_pid. The floor mode's yardstick.
+# free port; sets lone_port and lone_pid. The floor mode's yardstick. With
+# CLUSTER_TLS_DIR, also a tls-port, lone_tls_port.
 start_lone() {
-    lone_port=$(free_ports 1)
-    redis-server --port "$lone_port" --bind 127.0.0.1 --save '' --appendonly no \
+    local ports tls=()
+    mapfile -t ports < <(free_ports 2)
+    lone_port=${ports[0]} lone_tls_port=${ports[1]}
+    if [ -n "${CLUSTER_TLS_DIR:-}" ]; then
+        tls=(--tls-port "$lone_tls_port" --tls-cert-file "$CLUSTER_TLS_DIR/tls.crt"
+            --tls-key-file "$CLUSTER_TLS_DIR/tls.key" --tls-ca-cert-file "$CLUSTER_TLS_DIR/ca.crt"
+            --tls-auth-clients no)
+    fi
+    redis-server "${tls[@]}" --port "$lone_port" --bind 127.0.0.1 --save '' --appendonly no \
         --daemonize no --logfile "$tmp/lone.log" </dev/null >/dev/null 2>&1 &
     lone_pid=$!
     local deadline=$((SECONDS + 10))
@@ -253,10 +293,27 @@ run_bench() { # run_bench {direct|lone|keyway|keyway3|keyway-blocked|mget-one-sl
         echo "$t $p $kind $(rps_of "$out" "$t") 0"
         return
         ;;
-    lone)
+    lone | lone-tls)
+        local port=$lone_port
+        [ "$kind" = lone ] || { port=$lone_tls_port; args+=("${TLS_CLIENT[@]}"); }
         before=$(cpu_ticks "$lone_pid")
-        redis-benchmark -h 127.0.0.1 -p "$lone_port" "${args[@]}" >"$out"
+        redis-benchmark -h 127.0.0.1 -p "$port" "${args[@]}" >"$out"
         after=$(cpu_ticks "$lone_pid")
+        echo "$t $p $kind $(rps_of "$out" "$t") $((after - before))"
+        return
+        ;;
+    keyway-tls | keyway-cluster-tls)
+        # Through keyway's TLS listener; or through the second keyway,
+        # which speaks TLS to the nodes.
+        local port=$ktls pid=$keyway_pid
+        if [ "$kind" = keyway-tls ]; then
+            args+=("${TLS_CLIENT[@]}")
+        else
+            port=$k2port pid=$keyway2_pid
+        fi
+        before=$(cpu_ticks "$pid")
+        redis-benchmark -h 127.0.0.1 -p "$port" "${args[@]}" >"$out"
+        after=$(cpu_ticks "$pid")
         echo "$t $p $kind $(rps_of "$out" "$t") $((after - before))"
         return
         ;;
@@ -320,6 +377,43 @@ compare() {
         }' "$results"
 }
 
+# tls_bench: the TLS costs (see the usage at the top).
+tls_bench() {
+    stop_keyway
+    ktls=$(free_ports 1)
+    start_keyway "[tls]
+listen = \"127.0.0.1:$ktls\"
+cert_file = \"$tmp/tls/tls.crt\"
+key_file = \"$tmp/tls/tls.key\""
+    compare keyway keyway-tls
+    start_lone
+    compare lone lone-tls
+    stop_pid "$lone_pid"
+    lone_pid=""
+    # A second keyway, speaking TLS to the nodes' tls-ports.
+    local first_port=$kport first_pid=$keyway_pid
+    KEYWAY_SEEDS=$CLUSTER_TLS_SEEDS start_keyway "[cluster.tls]
+enabled = true
+ca_file = \"$tmp/tls/ca.crt\""
+    k2port=$kport keyway2_pid=$keyway_pid kport=$first_port keyway_pid=$first_pid
+    compare keyway keyway-cluster-tls
+    stop_pid "$keyway2_pid"
+    keyway2_pid=""
+    echo "idle connections: CONNS=$CONNS (open files limit $(ulimit -n))" >&2
+    stop_keyway
+    start_keyway "[tls]
+listen = \"127.0.0.1:$ktls\"
+cert_file = \"$tmp/tls/tls.crt\"
+key_file = \"$tmp/tls/tls.key\""
+    conns_memory keyway-plain "$keyway_pid" "$kport" ping
+    stop_keyway
+    start_keyway "[tls]
+listen = \"127.0.0.1:$ktls\"
+cert_file = \"$tmp/tls/tls.crt\"
+key_file = \"$tmp/tls/tls.key\""
+    conns_memory keyway-tls "$keyway_pid" "$ktls" tls
+}
+
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # conns_memory NAME PID PORT [GREETING]: RSS growth of PID while CONNS idle
@@ -327,11 +421,14 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 # session up: PING (the default), or HELLO 2 / HELLO 3 (GREETING hello2 /
 # hello3), whose replies are the same size in both protocols.
 conns_memory() {
-    python3 - "$1" "$2" "$3" "$CONNS" "${4:-ping}" <<'PY'
-import socket, sys, time
+    python3 - "$1" "$2" "$3" "$CONNS" "${4:-ping}" "${CLUSTER_TLS_DIR:-}" <<'PY'
+import socket, ssl, sys, time
 name, pid, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+# "tls": PING over TLS, the CA in the directory of the last argument.
+tls = ssl.create_default_context(cafile=f"{sys.argv[6]}/ca.crt") if sys.argv[5] == "tls" else None
 hello, want = {
     "ping": (b"PING\r\n", b"+PONG"),
+    "tls": (b"PING\r\n", b"+PONG"),
     "hello2": (b"HELLO 2\r\n", b"*14"),
     "hello3": (b"HELLO 3\r\n", b"%7"),
     "auth": (b"AUTH bench pw\r\n", b"+OK"),
@@ -344,6 +441,8 @@ before = rss()
 socks = []
 for i in range(n):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if tls:
+        s = tls.wrap_socket(s, server_hostname="127.0.0.1")
     s.sendall(hello)
     socks.append(s)
 for s in socks:
@@ -877,6 +976,7 @@ floor) floor ;;
 auth) auth_conns ;;
 replicas) replica_reads ;;
 scrape) scrape_bench ;;
+tls) tls_bench ;;
 split)
     N=$SPLIT_N TESTS=mget compare mget-one-slot mget-cross-slot
     ;;
@@ -892,5 +992,6 @@ all)
     floor
     auth_conns
     scrape_bench
+    tls_bench
     ;;
 esac

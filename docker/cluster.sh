@@ -10,6 +10,11 @@
 # start_cluster exports CLUSTER_SEEDS (comma-separated host:port of the
 # masters at creation, the form keyway's --cluster takes), CLUSTER_PORTS
 # (space-separated client ports of all nodes), CLUSTER_PIDS and CLUSTER_DIR.
+# With CLUSTER_TLS_DIR set (holding ca.crt, tls.crt, tls.key), each node
+# also serves TLS clients on a tls-port of its own, the cluster bus and
+# replication are TLS too (so that every node knows the others' TLS ports:
+# CLUSTER SHARDS lists them), and CLUSTER_TLS_SEEDS lists the masters' TLS
+# addresses.
 
 # Runs "$@" as root: as is when root, else with sudo.
 as_root() {
@@ -126,13 +131,19 @@ start_cluster() {
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     local ports
-    mapfile -t ports < <(free_ports 12)
+    mapfile -t ports < <(free_ports 18)
     CLUSTER_DIR=$dir
     CLUSTER_PORTS="${ports[*]:0:6}"
     CLUSTER_PIDS=""
+    local tls=()
     for i in 0 1 2 3 4 5; do
         p=${ports[$i]}
-        redis-server --port "$p" --cluster-port "${ports[$((i + 6))]}" --bind 127.0.0.1 \
+        if [ -n "${CLUSTER_TLS_DIR:-}" ]; then
+            tls=(--tls-port "${ports[$((i + 12))]}" --tls-cert-file "$CLUSTER_TLS_DIR/tls.crt"
+                --tls-key-file "$CLUSTER_TLS_DIR/tls.key" --tls-ca-cert-file "$CLUSTER_TLS_DIR/ca.crt"
+                --tls-auth-clients no --tls-cluster yes --tls-replication yes)
+        fi
+        redis-server "${tls[@]}" --port "$p" --cluster-port "${ports[$((i + 6))]}" --bind 127.0.0.1 \
             --protected-mode no --cluster-enabled yes --cluster-config-file "nodes-$p.conf" \
             --cluster-node-timeout 2000 --save '' --appendonly no --daemonize no \
             --repl-diskless-sync-delay 0 --repl-ping-replica-period 1 \
@@ -166,6 +177,16 @@ start_cluster() {
     CLUSTER_SEEDS=$(redis-cli -p "${CLUSTER_PORTS%% *}" cluster nodes |
         awk '$3 ~ /master/ {split($2, a, "@"); print a[1]}' | paste -sd, -)
     export CLUSTER_SEEDS
+    if [ -n "${CLUSTER_TLS_DIR:-}" ]; then
+        CLUSTER_TLS_SEEDS=""
+        for i in 0 1 2 3 4 5; do
+            if [[ ",$CLUSTER_SEEDS," == *",127.0.0.1:${ports[$i]},"* ]]; then
+                CLUSTER_TLS_SEEDS="$CLUSTER_TLS_SEEDS,127.0.0.1:${ports[$((i + 12))]}"
+            fi
+        done
+        CLUSTER_TLS_SEEDS=${CLUSTER_TLS_SEEDS#,}
+        export CLUSTER_TLS_SEEDS
+    fi
 }
 
 # Kills the nodes started by start_cluster and waits for them.
