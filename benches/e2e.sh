@@ -381,10 +381,11 @@ compare() {
 tls_bench() {
     stop_keyway
     ktls=$(free_ports 1)
-    start_keyway "[tls]
+    local tls_listener="[tls]
 listen = \"127.0.0.1:$ktls\"
 cert_file = \"$tmp/tls/tls.crt\"
 key_file = \"$tmp/tls/tls.key\""
+    start_keyway "$tls_listener"
     compare keyway keyway-tls
     start_lone
     compare lone lone-tls
@@ -401,16 +402,10 @@ ca_file = \"$tmp/tls/ca.crt\""
     keyway2_pid=""
     echo "idle connections: CONNS=$CONNS (open files limit $(ulimit -n))" >&2
     stop_keyway
-    start_keyway "[tls]
-listen = \"127.0.0.1:$ktls\"
-cert_file = \"$tmp/tls/tls.crt\"
-key_file = \"$tmp/tls/tls.key\""
+    start_keyway "$tls_listener"
     conns_memory keyway-plain "$keyway_pid" "$kport" ping
     stop_keyway
-    start_keyway "[tls]
-listen = \"127.0.0.1:$ktls\"
-cert_file = \"$tmp/tls/tls.crt\"
-key_file = \"$tmp/tls/tls.key\""
+    start_keyway "$tls_listener"
     conns_memory keyway-tls "$keyway_pid" "$ktls" tls
 }
 

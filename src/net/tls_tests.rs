@@ -158,3 +158,24 @@ async fn a_server_the_ca_did_not_sign_is_refused() {
     let failed = connected.unwrap_err();
     assert_eq!(failed.reason(), "unknown_ca", "{failed}");
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_read_fills_no_more_than_the_room_made_for_it() {
+    let (client, server) = tls_pair().await;
+    let value = vec![b'v'; 100_000];
+    let mut out = BytesMut::from(&value[..]);
+    out.extend_from_slice(b"next reply");
+    server.write_all(&mut out).await.unwrap();
+    // Room for exactly the value, as the backend reader makes it.
+    let mut buf = BytesMut::with_capacity(value.len());
+    let capacity = buf.capacity();
+    while buf.len() < value.len() {
+        client.readable().await.unwrap();
+        client.read_some(&mut buf).unwrap();
+        assert!(buf.len() <= capacity, "read past the room: {}", buf.len());
+    }
+    assert_eq!(buf.capacity(), capacity, "no reallocation");
+    let mut rest = BytesMut::new();
+    read_until(&client, &mut rest, b"next reply".len()).await;
+    assert_eq!(&rest[..], b"next reply", "what did not fit comes next");
+}
