@@ -159,9 +159,18 @@ impl Tls {
         let mut ended = false;
         // Left from before: decrypted bytes to hand out before reading.
         let mut read_socket = !self.plaintext.swap(false, Relaxed);
+        let mut socket = Draining {
+            tcp,
+            drained: false,
+        };
         while total < room && !ended {
             if read_socket {
-                match conn.read_tls(&mut Socket(tcp)) {
+                if socket.drained {
+                    // The last read took all the socket had: another would
+                    // only fail with `EAGAIN`.
+                    break;
+                }
+                match conn.read_tls(&mut socket) {
                     Ok(0) => ended = true,
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -293,6 +302,28 @@ fn take_plaintext(conn: &mut Connection, buf: &mut BytesMut, want: usize) -> io:
 /// The socket as `Read`/`Write` for rustls: non-blocking calls that fail
 /// with `WouldBlock` (clearing tokio's readiness) when it has nothing.
 struct Socket<'a>(&'a TcpStream);
+
+/// The socket as `Read` for [`Tls::read_some`], which notes a read that
+/// did not fill rustls' buffer: the socket is drained, so (as a plain
+/// stream's `read_some` does) it is marked not readable at once and the
+/// caller's next wait goes to epoll, not to a `recv` that fails.
+struct Draining<'a> {
+    tcp: &'a TcpStream,
+    drained: bool,
+}
+
+impl Read for Draining<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.tcp.try_read(buf)?;
+        if n > 0 && n < buf.len() {
+            self.drained = true;
+            let _ = self.tcp.try_io(tokio::io::Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
+        Ok(n)
+    }
+}
 
 impl Read for Socket<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
