@@ -75,33 +75,19 @@ impl Listeners {
     /// The next connection on either listener; `tls_first` says which one
     /// is asked first (alternated, so neither starves the other).
     fn poll_accept(&self, cx: &mut Context<'_>, tls_first: bool) -> Poll<Accepted> {
-        let plain = |cx: &mut Context<'_>| match &self.plain {
-            Some(listener) => listener.poll_accept(cx).map(|a| (a, None)),
-            None => Poll::Pending,
-        };
-        let tls = |cx: &mut Context<'_>| match &self.tls {
-            Some((listener, tls)) => listener.poll_accept(cx).map(|a| (a, Some(tls.clone()))),
-            None => Poll::Pending,
-        };
-        if tls_first {
-            tls(cx).or_else(|| plain(cx))
-        } else {
-            plain(cx).or_else(|| tls(cx))
+        for tls in [tls_first, !tls_first] {
+            let accepted = match (tls, &self.plain, &self.tls) {
+                (false, Some(listener), _) => listener.poll_accept(cx).map(|a| (a, None)),
+                (true, _, Some((listener, material))) => listener
+                    .poll_accept(cx)
+                    .map(|a| (a, Some(material.clone()))),
+                _ => Poll::Pending,
+            };
+            if accepted.is_ready() {
+                return accepted;
+            }
         }
-    }
-}
-
-/// `Poll::or_else` for two sources.
-trait OrElse<T> {
-    fn or_else(self, other: impl FnOnce() -> Poll<T>) -> Poll<T>;
-}
-
-impl<T> OrElse<T> for Poll<T> {
-    fn or_else(self, other: impl FnOnce() -> Poll<T>) -> Poll<T> {
-        match self {
-            Poll::Ready(t) => Poll::Ready(t),
-            Poll::Pending => other(),
-        }
+        Poll::Pending
     }
 }
 
@@ -150,29 +136,11 @@ pub async fn accept_loop<F, Fut>(
             client_errors::log(ClientError::MaxClients, peer, &max_clients);
             continue;
         }
-        let timeout = worker.live().handshake_timeout;
         let (worker, live) = (worker.clone(), live.clone());
         tokio::task::spawn_local(async move {
-            let handshake = Stream::accept_tls(tcp, tls.config());
-            let failure = match tokio::time::timeout(timeout, handshake).await {
-                Ok(Ok(stream)) => {
-                    if refused(&worker, &stream, peer) {
-                        worker.shared.registry.left();
-                        return;
-                    }
-                    crate::metrics::client_accepted();
-                    let session = serve(worker.clone(), stream, peer);
-                    session.await;
-                    worker.shared.registry.left();
-                    drop(live);
-                    return;
-                }
-                Ok(Err(e)) => (e.reason(), e.to_string()),
-                Err(_) => ("timeout", format!("not finished within {timeout:?}")),
-            };
+            serve_tls(&worker, tcp, peer, &tls, serve).await;
             worker.shared.registry.left();
-            crate::metrics::tls_handshake_failed(failure.0);
-            debug!(%peer, reason = failure.0, "TLS handshake failed: {}", failure.1);
+            drop(live);
         });
     }
     drop(listeners);
@@ -181,6 +149,36 @@ pub async fn accept_loop<F, Fut>(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     info!(remaining = Rc::strong_count(&live) - 1, "worker stopped");
+}
+
+/// A TLS client, admitted already: its handshake, within
+/// `client.handshake_timeout_ms`, then protected mode, then its session.
+/// A failed handshake is counted by reason and logged at debug level.
+async fn serve_tls<F, Fut>(
+    worker: &Rc<Worker>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: &ServerTls,
+    serve: F,
+) where
+    F: Fn(Rc<Worker>, Stream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let timeout = worker.live().handshake_timeout;
+    let (reason, why) =
+        match tokio::time::timeout(timeout, Stream::accept_tls(tcp, tls.config())).await {
+            Ok(Ok(stream)) => {
+                if !refused(worker, &stream, peer) {
+                    crate::metrics::client_accepted();
+                    serve(worker.clone(), stream, peer).await;
+                }
+                return;
+            }
+            Ok(Err(e)) => (e.reason(), e.to_string()),
+            Err(_) => ("timeout", format!("not finished within {timeout:?}")),
+        };
+    crate::metrics::tls_handshake_failed(reason);
+    debug!(%peer, reason, "TLS handshake failed: {why}");
 }
 
 /// The admission of a plain client: protected mode, then the client
