@@ -10,7 +10,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use support::pubsub_client::PubSubClient;
+use support::pubsub_client::check_channel_and_shard_channel;
 use support::util::TempDir;
 use support::{key_slot, poll_until, Cluster, Launch, Proxy, RawClient, Ready, OP_TIMEOUT};
 
@@ -155,28 +155,7 @@ fn use_every_kind_of_backend_connection(cluster: &Cluster, proxy: &Proxy) {
     assert_eq!(popped, Some(("auth:list".to_string(), "x".to_string())));
 
     // Pub/sub connections: a channel and a shard channel.
-    let mut subscriber = PubSubClient::connect(&proxy.addr());
-    assert!(subscriber
-        .cmd(&["SUBSCRIBE", "auth:chan"])
-        .contains("subscribe"));
-    assert!(subscriber
-        .cmd(&["SSUBSCRIBE", "auth:shard"])
-        .contains("ssubscribe"));
-    let _: i64 = redis::cmd("PUBLISH")
-        .arg("auth:chan")
-        .arg("m1")
-        .query(&mut con)
-        .unwrap();
-    let _: i64 = redis::cmd("SPUBLISH")
-        .arg("auth:shard")
-        .arg("m2")
-        .query(&mut con)
-        .unwrap();
-    let messages = subscriber.frames(2).concat();
-    assert!(
-        messages.contains("m1") && messages.contains("m2"),
-        "{messages}"
-    );
+    check_channel_and_shard_channel(&proxy.addr(), &mut con, "auth");
 
     // Nothing was refused along the way.
     let log = proxy.log_tail(200);

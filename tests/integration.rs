@@ -43,5 +43,6 @@ mod scan;
 mod single_server;
 mod slow_reader;
 mod split;
+mod tls;
 mod transactions;
 mod wait;

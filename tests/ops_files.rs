@@ -13,8 +13,9 @@ use crate::support;
 use support::http::Scrape;
 use support::pubsub_client::PubSubClient;
 use support::replicas::read_config;
+use support::tls::{Pki, Spec};
 use support::tools::{installed, required};
-use support::util::{run_bounded, TempDir};
+use support::util::{free_ports, run_bounded, TempDir};
 use support::{key_slot, poll_until, Cluster, Proxy};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,16 +123,6 @@ const METRIC_USERS: [&str; 3] = [
     "conf/grafana/keyway-dashboard.json",
 ];
 
-/// The one name the ops files may use that keyway does not export: the
-/// certificate expiry of `KeywayCertificateExpiresSoon`, because TLS is not
-/// built yet. The test fails once keyway exports it, so that this exception
-/// is removed (and the alert checked against the real metric) when TLS
-/// lands.
-const NOT_EXPORTED_YET: (&str, &str) = (
-    "keyway_tls_certificate_expiry_seconds",
-    "TLS is not built yet",
-);
-
 /// Every `keyway_[a-z0-9_]+` and `process_[a-z_]+` name in `text` that
 /// starts a word (so `xkeyway_a` is not one), anywhere: expressions,
 /// annotations, comments, series of the rule tests.
@@ -238,11 +229,22 @@ fn metric_names_are_found_where_an_expression_uses_them() {
 /// pub/sub families), an ASK redirect and a backend failure. The last two
 /// because their counters have labels (kind; node and kind) and appear with
 /// their first event: a keyway that never saw one does not list them.
+/// keyway serves TLS too (a certificate made here), for the certificate
+/// expiry `KeywayCertificateExpiresSoon` watches.
 #[test]
 fn ops_files_use_only_metrics_keyway_exports() {
     let cluster = Cluster::start();
+    let pki = Pki::new("ops files CA");
+    let certificate = pki.issue("keyway", &Spec::server("localhost"));
+    let tls = format!(
+        "[tls]\nlisten = \"127.0.0.1:{}\"\ncert_file = {:?}\nkey_file = {:?}\n",
+        free_ports(1)[0],
+        certificate.cert,
+        certificate.key
+    );
     // Reads go to replicas, so that killing one fails a backend connection.
-    let proxy = Proxy::start_with_config(&cluster, &read_config("policy = \"replica\""));
+    let config = read_config("policy = \"replica\"") + &tls;
+    let proxy = Proxy::start_with_config(&cluster, &config);
     let mut client = proxy.raw_client();
     for n in 0..10 {
         let key = format!("ops:metrics:{n}");
@@ -311,14 +313,7 @@ fn ops_files_use_only_metrics_keyway_exports() {
         eprintln!("  {name} {kind}");
     }
 
-    let (exception, reason) = NOT_EXPORTED_YET;
-    assert!(
-        !exported.contains_key(exception),
-        "keyway exports {exception} now: remove it from NOT_EXPORTED_YET ({reason}) \
-         and check the ops files against it"
-    );
     let mut unknown: Vec<String> = Vec::new();
-    let mut exception_used = false;
     for file in METRIC_USERS {
         let text =
             std::fs::read_to_string(repo_file(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
@@ -327,16 +322,11 @@ fn ops_files_use_only_metrics_keyway_exports() {
         eprintln!("{file}: {} names", names.len());
         for name in &names {
             let family = family_of(name, &exported);
-            exception_used |= family == exception;
-            if family != exception && !exported.contains_key(family) {
+            if !exported.contains_key(family) {
                 unknown.push(format!("{file}: {name}"));
             }
         }
     }
-    assert!(
-        exception_used,
-        "no ops file uses {exception} any more: remove it from NOT_EXPORTED_YET"
-    );
     assert!(
         unknown.is_empty(),
         "metric names keyway does not export ({} of them):\n  {}\n\nthe scrape:\n{}",

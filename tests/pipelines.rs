@@ -5,6 +5,7 @@
 use crate::support;
 
 use support::util::raise_nofile_limit;
+use support::workload::concurrent_clients;
 use support::{key_for_slot, key_slot, Cluster, Proxy, OP_TIMEOUT, SLOTS};
 
 /// A value that names its key, so a reply delivered to the wrong request
@@ -128,60 +129,7 @@ async fn five_hundred_concurrent_clients() {
     raise_nofile_limit();
     let cluster = Cluster::start();
     let proxy = Proxy::start(&cluster);
-    let client = proxy.client();
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(OP_TIMEOUT)
-        .set_response_timeout(OP_TIMEOUT);
-
-    let mut tasks = Vec::new();
-    for c in 0..500u32 {
-        let client = client.clone();
-        let config = config.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut con = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .map_err(|e| format!("client {c}: connect: {e}"))?;
-            for i in 0..20u32 {
-                let k = format!("c{c}:k{i}");
-                let v = format!("{c}/{i}");
-                let () = redis::cmd("SET")
-                    .arg(&k)
-                    .arg(&v)
-                    .query_async(&mut con)
-                    .await
-                    .map_err(|e| format!("client {c}: SET {k}: {e}"))?;
-                let got: String = redis::cmd("GET")
-                    .arg(&k)
-                    .query_async(&mut con)
-                    .await
-                    .map_err(|e| format!("client {c}: GET {k}: {e}"))?;
-                if got != v {
-                    return Err(format!("client {c}: GET {k} = {got:?}, want {v:?}"));
-                }
-            }
-            Ok::<_, String>(con)
-        }));
-    }
-    let mut errors = Vec::new();
-    let mut open = Vec::new();
-    for t in tasks {
-        match t.await.expect("client task panicked") {
-            Ok(con) => open.push(con),
-            Err(e) => errors.push(e),
-        }
-    }
-    assert!(
-        errors.is_empty(),
-        "{} of 500 clients failed, e.g.:\n{}",
-        errors.len(),
-        errors
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    let mut open = concurrent_clients(&proxy.client(), 500, 20, "", OP_TIMEOUT).await;
     // All 500 were connected at once; each still answers.
     assert_eq!(open.len(), 500);
     for con in open.iter_mut().step_by(50) {

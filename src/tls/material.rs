@@ -169,7 +169,7 @@ fn certified_key(
 ) -> Result<CertifiedKey, TlsError> {
     let chain = certificates(cert_file)?;
     let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| TlsError::new(key_file, format!("no private key: {e}")))?;
+        .map_err(|e| TlsError::new(key_file, format!("no private key: {}", pem_error(e))))?;
     let key = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
         TlsError::new(
             key_file,
@@ -182,9 +182,9 @@ fn certified_key(
 /// Every certificate in a PEM file; at least one.
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let chain = CertificateDer::pem_file_iter(path)
-        .map_err(|e| TlsError::new(path, e))?
+        .map_err(|e| TlsError::new(path, pem_error(e)))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::new(path, e))?;
+        .map_err(|e| TlsError::new(path, pem_error(e)))?;
     if chain.is_empty() {
         return Err(TlsError::new(path, "no certificate in the file"));
     }
@@ -200,4 +200,16 @@ fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
             .map_err(|e| TlsError::new(path, format!("not a CA certificate: {e}")))?;
     }
     Ok(store)
+}
+
+/// A PEM reader's error in words: the marker of a file cut short is
+/// text, not the list of bytes the reader's own message shows.
+fn pem_error(e: rustls_pki_types::pem::Error) -> String {
+    match e {
+        rustls_pki_types::pem::Error::MissingSectionEnd { end_marker } => format!(
+            "cut short: no \"-----END {}-----\" line (a file still being written?)",
+            String::from_utf8_lossy(&end_marker)
+        ),
+        other => other.to_string(),
+    }
 }

@@ -1,6 +1,7 @@
 //! A real Redis Cluster of 6 `redis-server` processes (3 masters, 3
 //! replicas) on free loopback ports, owned by one test; a test may add a
-//! master.
+//! master. [`Cluster::start_tls`] starts one whose nodes speak TLS only
+//! (see [`super::tls`]); every helper here then speaks TLS to them.
 //!
 //! Everything the cluster starts is killed and reaped on `Drop` (also when
 //! the test panics), and each child also carries `PR_SET_PDEATHSIG` in case
@@ -8,6 +9,7 @@
 
 pub use super::slotmap::SlotRange;
 use super::slotmap::{parse_slots, text};
+use super::tls::{self, NodeTls};
 use super::util::{die_with_parent, free_ports, poll_until, run_bounded, tail, TempDir};
 use super::SLOTS;
 use redis::Value;
@@ -15,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const NODES: usize = 6;
@@ -36,6 +38,9 @@ pub struct Cluster {
     dir: TempDir,
     /// `requirepass` and `masterauth` of every node, if the cluster has one.
     password: Option<String>,
+    /// TLS only (`port 0`, `tls-port`, `tls-cluster`, `tls-replication`,
+    /// `tls-auth-clients`): the nodes' certificates, and the harness's.
+    tls: Option<Arc<NodeTls>>,
 }
 
 /// The password of each password-protected node, by port, so that every
@@ -119,6 +124,14 @@ fn open(
     password: Option<&str>,
     timeout: Duration,
 ) -> redis::RedisResult<redis::Connection> {
+    let tls = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .and_then(tls::node_tls);
+    if let Some(tls) = tls {
+        return tls::redis_connect(addr, tls.ca(), Some(&tls.client), password, timeout);
+    }
     let url = match password {
         Some(password) => format!("redis://:{password}@{addr}/"),
         None => format!("redis://{addr}/"),
@@ -151,6 +164,7 @@ fn spawn_node(
     port: u16,
     bus_port: u16,
     password: Option<&str>,
+    tls: Option<&Arc<NodeTls>>,
 ) -> std::io::Result<Child> {
     let log = dir.join(format!("node-{port}.log"));
     let out = File::create(dir.join(format!("node-{port}.stdout")))?;
@@ -163,8 +177,16 @@ fn spawn_node(
         cmd.args(["--requirepass", password])
             .args(["--masterauth", password]);
     }
-    cmd.args(["--port", &port.to_string()])
-        .args(["--cluster-port", &bus_port.to_string()])
+    match tls {
+        None => cmd.args(["--port", &port.to_string()]),
+        Some(tls) => {
+            tls::register_node(port, tls);
+            cmd.args(["--port", "0"])
+                .args(["--tls-port", &port.to_string()])
+                .args(tls.server_args())
+        }
+    };
+    cmd.args(["--cluster-port", &bus_port.to_string()])
         .args(["--bind", "127.0.0.1"])
         .args(["--protected-mode", "no"])
         .args(["--cluster-enabled", "yes"])
@@ -194,20 +216,41 @@ impl Cluster {
     /// Retries the whole start (fresh ports) on a failure such as a port
     /// race; panics with the nodes' log tails after 3 attempts.
     pub fn start() -> Cluster {
-        Cluster::start_with(None)
+        Cluster::start_with(None, false)
     }
 
     /// Like [`Cluster::start`], every node with `requirepass` and
     /// `masterauth` set to `password` (the operations guide's set-up).
     pub fn start_with_password(password: &str) -> Cluster {
-        Cluster::start_with(Some(password))
+        Cluster::start_with(Some(password), false)
     }
 
-    fn start_with(password: Option<&str>) -> Cluster {
+    /// Like [`Cluster::start`], every node speaking TLS only: `port 0`,
+    /// `tls-port` (the port in its address), `tls-cluster yes`,
+    /// `tls-replication yes` and `tls-auth-clients yes`, with certificates
+    /// from a fresh CA ([`Cluster::tls`]). Every helper here speaks TLS to
+    /// the nodes, with the harness's client certificate.
+    pub fn start_tls() -> Cluster {
+        Cluster::start_with(None, true)
+    }
+
+    /// [`Cluster::start_tls`] and [`Cluster::start_with_password`] at once.
+    pub fn start_tls_with_password(password: &str) -> Cluster {
+        Cluster::start_with(Some(password), true)
+    }
+
+    /// The TLS material of a [`Cluster::start_tls`] cluster (panics for a
+    /// plain one).
+    pub fn tls(&self) -> &NodeTls {
+        self.tls.as_deref().expect("not a TLS cluster")
+    }
+
+    fn start_with(password: Option<&str>, tls: bool) -> Cluster {
         require_redis();
+        let tls = tls.then(|| Arc::new(NodeTls::new()));
         let mut errors = Vec::new();
         for attempt in 1..=3 {
-            match Cluster::try_start(password) {
+            match Cluster::try_start(password, tls.clone()) {
                 Ok(cluster) => return cluster,
                 Err(e) => errors.push(format!("attempt {attempt}: {e}")),
             }
@@ -215,14 +258,14 @@ impl Cluster {
         panic!("could not start a Redis Cluster:\n{}", errors.join("\n\n"));
     }
 
-    fn try_start(password: Option<&str>) -> Result<Cluster, String> {
+    fn try_start(password: Option<&str>, tls: Option<Arc<NodeTls>>) -> Result<Cluster, String> {
         let t0 = std::time::Instant::now();
         let dir = TempDir::new("cluster");
         let ports = free_ports(2 * NODES);
         let mut nodes = Vec::new();
         for i in 0..NODES {
             let (port, bus_port) = (ports[i], ports[NODES + i]);
-            let child = spawn_node(dir.path(), port, bus_port, password)
+            let child = spawn_node(dir.path(), port, bus_port, password, tls.as_ref())
                 .map_err(|e| format!("cannot spawn redis-server: {e}"))?;
             nodes.push(Node {
                 port,
@@ -234,6 +277,7 @@ impl Cluster {
             nodes: Mutex::new(nodes),
             dir,
             password: password.map(str::to_string),
+            tls,
         };
         for a in cluster.all_addrs() {
             cluster.wait_node_up(&a)?;
@@ -443,8 +487,13 @@ impl Cluster {
     }
 
     /// A `redis::Client` pointed directly at one node (plain, not cluster-aware).
+    /// To a TLS cluster's node it speaks TLS, with the harness's client
+    /// certificate.
     pub fn client(&self, addr: &str) -> redis::Client {
-        redis::Client::open(format!("redis://{addr}/")).expect("valid redis URL")
+        match &self.tls {
+            Some(tls) => tls.client_of(addr, None),
+            None => redis::Client::open(format!("redis://{addr}/")).expect("valid redis URL"),
+        }
     }
 
     /// A synchronous connection to one node with [`super::OP_TIMEOUT`] on
@@ -575,6 +624,7 @@ impl Cluster {
                 node.port,
                 node.bus_port,
                 self.password.as_deref(),
+                self.tls.as_ref(),
             )
             .unwrap_or_else(|e| panic!("cannot respawn redis-server on {addr}: {e}"));
             node.child = Some(child);
@@ -683,6 +733,7 @@ impl Cluster {
             ports[0],
             ports[1],
             self.password.as_deref(),
+            self.tls.as_ref(),
         )
         .unwrap_or_else(|e| panic!("cannot spawn redis-server: {e}"));
         self.nodes.lock().unwrap().push(Node {
@@ -728,11 +779,16 @@ impl Cluster {
         new
     }
 
-    /// `redis-cli`, with the cluster's password when it has one.
-    fn redis_cli(&self) -> Command {
+    /// `redis-cli`, with the cluster's password when it has one, and
+    /// `--tls` with the CA and the harness's client certificate for a TLS
+    /// cluster.
+    pub fn redis_cli(&self) -> Command {
         let mut cmd = Command::new("redis-cli");
         if let Some(password) = &self.password {
             cmd.args(["-a", password, "--no-auth-warning"]);
+        }
+        if let Some(tls) = &self.tls {
+            cmd.args(tls.cli_args());
         }
         cmd
     }
@@ -743,7 +799,7 @@ impl Cluster {
     /// The stuck node comes first because CI output is cut in the middle.
     fn stuck_report(&self, problem: &str) -> String {
         let addr = problem
-            .split(|c: char| c == ' ' || c == ',')
+            .split([' ', ','])
             .next()
             .unwrap_or("")
             .trim_end_matches(':');
@@ -795,6 +851,9 @@ impl Drop for Cluster {
         let mut passwords = PASSWORDS.lock().unwrap_or_else(|e| e.into_inner());
         for node in nodes.iter() {
             passwords.remove(&node.port);
+            if self.tls.is_some() {
+                tls::forget_node(node.port);
+            }
         }
         drop(passwords);
         for node in nodes.iter_mut() {

@@ -23,6 +23,9 @@
 //! - [`background`]: a client load in its own thread, waited on and stopped.
 //! - [`http`]: a plain HTTP/1.1 client for keyway's admin endpoint, and
 //!   `/metrics` scrapes looked up sample by sample.
+//! - [`tls`]: certificates made with `openssl` at test time (CAs, server
+//!   and client certificates, expired ones, chains, RSA/ECDSA/Ed25519),
+//!   rotation by rename, raw rustls clients, `redis` clients over TLS.
 //! - [`tools`]: external checkers (promtool, prometheus-redis-exporter),
 //!   skipped when missing unless `CI` is set.
 //! - [`util`]: free ports, bounded polling, temp dirs, log tails, child
@@ -44,6 +47,7 @@ pub mod resp;
 pub mod slot;
 pub mod slotmap;
 pub mod standalone;
+pub mod tls;
 pub mod tools;
 pub mod util;
 pub mod workload;

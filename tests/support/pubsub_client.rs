@@ -112,3 +112,33 @@ impl PubSubClient {
             .expect("set read timeout");
     }
 }
+
+/// Subscribes through keyway at `addr` to the channel `{prefix}:chan` and
+/// the shard channel `{prefix}:shard`, publishes one message to each with
+/// `con`, and checks the subscriber got both: keyway's subscriber
+/// connections and its publishing path both work.
+pub fn check_channel_and_shard_channel(addr: &str, con: &mut redis::Connection, prefix: &str) {
+    let (channel, shard) = (format!("{prefix}:chan"), format!("{prefix}:shard"));
+    let mut subscriber = PubSubClient::connect(addr);
+    assert!(subscriber
+        .cmd(&["SUBSCRIBE", &channel])
+        .contains("subscribe"));
+    assert!(subscriber
+        .cmd(&["SSUBSCRIBE", &shard])
+        .contains("ssubscribe"));
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg("m1")
+        .query(con)
+        .unwrap();
+    let _: i64 = redis::cmd("SPUBLISH")
+        .arg(&shard)
+        .arg("m2")
+        .query(con)
+        .unwrap();
+    let messages = subscriber.frames(2).concat();
+    assert!(
+        messages.contains("m1") && messages.contains("m2"),
+        "{messages}"
+    );
+}

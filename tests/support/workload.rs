@@ -262,3 +262,65 @@ pub fn assert_no_errors(kind: &str, seen: &[Seen], proxy: &Proxy) {
         );
     }
 }
+
+/// `n` clients of `client`, connected at once (multiplexed, async), each
+/// doing `rounds` SET-then-GET of its own keys (`{prefix}c{c}:k{i}`),
+/// checked; returns the connections, all still open. Panics naming up to
+/// 10 clients that failed.
+pub async fn concurrent_clients(
+    client: &redis::Client,
+    n: u32,
+    rounds: u32,
+    prefix: &str,
+    timeout: std::time::Duration,
+) -> Vec<redis::aio::MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(timeout)
+        .set_response_timeout(timeout);
+    let mut tasks = Vec::new();
+    for c in 0..n {
+        let client = client.clone();
+        let config = config.clone();
+        let prefix = prefix.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut con = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(|e| format!("client {c}: connect: {e}"))?;
+            for i in 0..rounds {
+                let k = format!("{prefix}c{c}:k{i}");
+                let v = format!("{c}/{i}");
+                let () = redis::cmd("SET")
+                    .arg(&k)
+                    .arg(&v)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(|e| format!("client {c}: SET {k}: {e}"))?;
+                let got: String = redis::cmd("GET")
+                    .arg(&k)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(|e| format!("client {c}: GET {k}: {e}"))?;
+                if got != v {
+                    return Err(format!("client {c}: GET {k} = {got:?}, want {v:?}"));
+                }
+            }
+            Ok::<_, String>(con)
+        }));
+    }
+    let mut errors = Vec::new();
+    let mut open = Vec::new();
+    for t in tasks {
+        match t.await.expect("client task panicked") {
+            Ok(con) => open.push(con),
+            Err(e) => errors.push(e),
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "{} of {n} clients failed, e.g.:\n{}",
+        errors.len(),
+        errors[..errors.len().min(10)].join("\n")
+    );
+    open
+}
