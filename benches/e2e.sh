@@ -393,6 +393,8 @@ key_file = \"$tmp/tls/tls.key\""
     lone_pid=""
     # A second keyway, speaking TLS to the nodes' tls-ports.
     local first_port=$kport first_pid=$keyway_pid
+    # Known to the clean-up while the second one starts (or fails to).
+    keyway2_pid=$first_pid
     KEYWAY_SEEDS=$CLUSTER_TLS_SEEDS start_keyway "[cluster.tls]
 enabled = true
 ca_file = \"$tmp/tls/ca.crt\""

@@ -23,6 +23,11 @@ redis-server --version
 ensure_packages python3 python3
 # tests/tls.rs makes its certificates with the openssl command line.
 ensure_packages openssl openssl
+# tests/tls.rs also drives keyway with redis-py, the Python client, over
+# TLS: installed from PyPI into target/redis-py (nothing system-wide).
+if ! PYTHONPATH=target/redis-py python3 -c "import redis" 2>/dev/null; then
+    python3 -m pip install --quiet --root-user-action=ignore --target target/redis-py redis
+fi
 if ! command -v promtool >/dev/null; then
     ensure_packages promtool prometheus
     if systemctl is-active --quiet prometheus 2>/dev/null; then

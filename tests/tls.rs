@@ -359,6 +359,60 @@ impl Drop for TlsOnly {
     }
 }
 
+/// Where `tests/run.sh` installs redis-py.
+const REDIS_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/redis-py");
+
+/// redis-py, the client most Python applications use, with `ssl=True`:
+/// the server certificate checked against the CA, then a client
+/// certificate too (mutual TLS), a pipeline of 100 INCRs.
+#[test]
+fn redis_py_with_ssl_true() {
+    let importable = Command::new("python3")
+        .args(["-c", "import redis"])
+        .env("PYTHONPATH", REDIS_PY)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !importable {
+        let note = format!("redis-py is not in {REDIS_PY} (tests/run.sh installs it)");
+        assert!(std::env::var_os("CI").is_none(), "{note}, and CI is set");
+        eprintln!("SKIPPED: {note}");
+        return;
+    }
+    let cluster = Cluster::start();
+    let front = Front::new();
+    let alice = front.client("alice");
+    let _proxy = Proxy::start_with_config(&cluster, &front.section("optional", ""));
+    let script = r#"
+import sys, redis
+port, ca, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+plain = redis.Redis(host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=ca)
+plain.set("tls:py", "v1")
+assert plain.get("tls:py") == b"v1", plain.get("tls:py")
+mutual = redis.Redis(host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=ca,
+                     ssl_certfile=cert, ssl_keyfile=key)
+pipe = mutual.pipeline(transaction=False)
+for _ in range(100):
+    pipe.incr("tls:py:n")
+replies = pipe.execute()
+print(replies[-1], mutual.get("tls:py").decode())
+"#;
+    let port = front.port.to_string();
+    let (status, out) = run_bounded(
+        Command::new("python3")
+            .env("PYTHONPATH", REDIS_PY)
+            .args(["-c", script, &port])
+            .arg(front.pki.ca())
+            .arg(&alice.cert)
+            .arg(&alice.key),
+        Duration::from_secs(60),
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "redis-py over TLS:\n{out}"
+    );
+    assert_eq!(out.trim(), "100 v1", "{out}");
+}
+
 #[test]
 fn proxy_listen_empty_serves_tls_only() {
     let cluster = Cluster::start();
