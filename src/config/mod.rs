@@ -466,16 +466,11 @@ impl FileConfig {
                 MAX_BLOCKING_CONNECTIONS,
                 "backend.max_blocking_connections",
             )?,
-            log_format: match self.proxy.log_format.as_deref() {
-                None | Some("text") => LogFormat::Text,
-                Some("json") => LogFormat::Json,
-                Some(other) => {
-                    return Err(ConfigError::Invalid {
-                        key: "proxy.log_format",
-                        reason: format!("`{other}` is neither \"text\" nor \"json\""),
-                    })
-                }
-            },
+            log_format: one_of(
+                "proxy.log_format",
+                self.proxy.log_format.as_deref(),
+                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+            )?,
         };
         let live = Live {
             log_level,
@@ -566,6 +561,26 @@ fn invalid(key: &'static str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         key,
         reason: reason.to_string(),
+    }
+}
+
+/// The value of `key` among `choices` (name, value); the first is the
+/// default when the key is absent.
+fn one_of<T: Copy>(
+    key: &'static str,
+    given: Option<&str>,
+    choices: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let name = given.unwrap_or(choices[0].0);
+    match choices.iter().find(|(n, _)| *n == name) {
+        Some((_, value)) => Ok(*value),
+        None => {
+            let names: Vec<String> = choices.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            Err(ConfigError::Invalid {
+                key,
+                reason: format!("`{name}` is not one of {}", names.join(", ")),
+            })
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::tls::{ClientAuth, ClientFiles, ServerFiles, Verify};
 
 use super::file::{ClusterTlsSection, TlsSection};
-use super::{invalid, ConfigError};
+use super::{invalid, one_of, ConfigError};
 
 /// Default `tls.reload_interval_s`.
 const RELOAD_INTERVAL_S: u64 = 60;
@@ -54,39 +54,32 @@ pub fn listener(section: TlsSection) -> Result<Option<TlsListen>, ConfigError> {
     let key_file = section
         .key_file
         .ok_or_else(|| invalid("tls.key_file", "is needed with tls.listen"))?;
-    let client_auth = match section.client_auth.as_deref() {
-        None | Some("none") => ClientAuth::None,
-        Some("optional") => ClientAuth::Optional,
-        Some("required") => ClientAuth::Required,
-        Some(other) => {
-            return Err(ConfigError::Invalid {
-                key: "tls.client_auth",
-                reason: format!("`{other}` is not \"none\", \"optional\" or \"required\""),
-            })
-        }
-    };
+    let client_auth = one_of(
+        "tls.client_auth",
+        section.client_auth.as_deref(),
+        &[
+            ("none", ClientAuth::None),
+            ("optional", ClientAuth::Optional),
+            ("required", ClientAuth::Required),
+        ],
+    )?;
     if client_auth != ClientAuth::None && section.ca_file.is_none() {
         return Err(invalid(
             "tls.ca_file",
             "is needed when tls.client_auth checks client certificates",
         ));
     }
-    let user_from_cert = match section.user_from_cert.as_deref() {
-        None | Some("none") => false,
-        Some("cn") if client_auth == ClientAuth::None => {
-            return Err(invalid(
-                "tls.user_from_cert",
-                "needs tls.client_auth = \"optional\" or \"required\"",
-            ))
-        }
-        Some("cn") => true,
-        Some(other) => {
-            return Err(ConfigError::Invalid {
-                key: "tls.user_from_cert",
-                reason: format!("`{other}` is neither \"none\" nor \"cn\""),
-            })
-        }
-    };
+    let user_from_cert = one_of(
+        "tls.user_from_cert",
+        section.user_from_cert.as_deref(),
+        &[("none", false), ("cn", true)],
+    )?;
+    if user_from_cert && client_auth == ClientAuth::None {
+        return Err(invalid(
+            "tls.user_from_cert",
+            "needs tls.client_auth = \"optional\" or \"required\"",
+        ));
+    }
     Ok(Some(TlsListen {
         addr,
         files: ServerFiles {
@@ -112,17 +105,15 @@ pub fn cluster(section: ClusterTlsSection) -> Result<Option<ClusterTlsFiles>, Co
     if section.enabled != Some(true) {
         return Ok(None);
     }
-    let verify = match section.verify.as_deref() {
-        None | Some("full") => Verify::Full,
-        Some("ca") => Verify::Ca,
-        Some("none") => Verify::None,
-        Some(other) => {
-            return Err(ConfigError::Invalid {
-                key: "cluster.tls.verify",
-                reason: format!("`{other}` is not \"full\", \"ca\" or \"none\""),
-            })
-        }
-    };
+    let verify = one_of(
+        "cluster.tls.verify",
+        section.verify.as_deref(),
+        &[
+            ("full", Verify::Full),
+            ("ca", Verify::Ca),
+            ("none", Verify::None),
+        ],
+    )?;
     if section.cert_file.is_some() != section.key_file.is_some() {
         return Err(invalid(
             "cluster.tls.cert_file",

@@ -67,10 +67,7 @@ pub fn log_in_by_certificate(client: &mut ClientInfo, shared: &Shared, certifica
         .filter(|u| u.enabled())
         .cloned();
     match user {
-        Some(user) => {
-            tracing::Span::current().record("user", &**user.name());
-            client.log_in(user);
-        }
+        Some(user) => client.log_in(user),
         None => tracing::debug!(
             user = %name,
             "client certificate names no enabled user; not logged in by it"

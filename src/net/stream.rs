@@ -38,7 +38,6 @@ use std::task::{Context, Poll};
 use bytes::{Buf, BytesMut};
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::ServerName;
-use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::tls::{self, HandshakeError, Tls};
@@ -90,7 +89,10 @@ impl Stream {
     ) -> Result<Stream, HandshakeError> {
         let tcp = match self.inner {
             Inner::Tcp(tcp) => tcp,
-            Inner::Tls(..) => unreachable!("TLS over TLS"),
+            Inner::Tls(..) => {
+                let twice = io::Error::other("the stream speaks TLS already");
+                return Err(HandshakeError::Io(twice));
+            }
         };
         let tls = tls::connect(&tcp, config, name).await?;
         Ok(Stream {
@@ -152,9 +154,7 @@ impl Stream {
                 match tcp.try_read_buf(buf) {
                     Ok(n) => {
                         if n > 0 && n < space {
-                            let _ = tcp.try_io(Interest::READABLE, || {
-                                Err::<(), _>(io::ErrorKind::WouldBlock.into())
-                            });
+                            tls::mark_drained(tcp);
                         }
                         Ok(Some(n))
                     }

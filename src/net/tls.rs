@@ -66,6 +66,13 @@ pub(super) async fn accept(
     tcp: &TcpStream,
     config: Arc<ServerConfig>,
 ) -> Result<Tls, HandshakeError> {
+    // A TLS client's first byte opens a handshake record (22).
+    let mut first = [0u8; 1];
+    match tcp.peek(&mut first).await? {
+        0 => return Err(closed().into()),
+        _ if first[0] != 22 => return Err(HandshakeError::Plaintext),
+        _ => {}
+    }
     let conn = ServerConnection::new(config).map_err(HandshakeError::Tls)?;
     handshake(tcp, Connection::Server(conn)).await
 }
@@ -82,30 +89,15 @@ pub(super) async fn connect(
 
 async fn handshake(tcp: &TcpStream, mut conn: Connection) -> Result<Tls, HandshakeError> {
     conn.set_buffer_limit(Some(SEND_BUFFER));
-    let mut first = true;
     loop {
-        while conn.wants_write() {
-            match conn.write_tls(&mut Socket(tcp)) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => tcp.writable().await?,
-                Err(e) => return Err(e.into()),
-            }
+        while !flush(&mut conn, tcp)? {
+            tcp.writable().await?;
         }
         if !conn.is_handshaking() {
             break;
         }
-        if first && matches!(conn, Connection::Server(_)) {
-            // A TLS client's first byte opens a handshake record (22).
-            first = false;
-            let mut byte = [0u8; 1];
-            match tcp.peek(&mut byte).await? {
-                0 => return Err(closed().into()),
-                _ if byte[0] != 22 => return Err(HandshakeError::Plaintext),
-                _ => {}
-            }
-        }
         tcp.readable().await?;
-        match conn.read_tls(&mut Socket(tcp)) {
+        match conn.read_tls(&mut Socket::new(tcp)) {
             Ok(0) => return Err(closed().into()),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -113,7 +105,7 @@ async fn handshake(tcp: &TcpStream, mut conn: Connection) -> Result<Tls, Handsha
         }
         if let Err(e) = conn.process_new_packets() {
             // Tell the peer why (the alert rustls queued), best effort.
-            let _ = conn.write_tls(&mut Socket(tcp));
+            let _ = flush(&mut conn, tcp);
             return Err(HandshakeError::Tls(e));
         }
     }
@@ -159,10 +151,7 @@ impl Tls {
         let mut ended = false;
         // Left from before: decrypted bytes to hand out before reading.
         let mut read_socket = !self.plaintext.swap(false, Relaxed);
-        let mut socket = Draining {
-            tcp,
-            drained: false,
-        };
+        let mut socket = Socket::new(tcp);
         while total < room && !ended {
             if read_socket {
                 if socket.drained {
@@ -185,19 +174,13 @@ impl Tls {
                 Err(_) if total > 0 => break,
                 Err(e) => {
                     // Tell the peer why (the alert rustls queued), best effort.
-                    let _ = conn.write_tls(&mut Socket(tcp));
+                    let _ = flush(&mut conn, tcp);
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
             };
             // A key update or an alert to answer; what the socket does not
             // take now goes with the next write.
-            while conn.wants_write() {
-                match conn.write_tls(&mut Socket(tcp)) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(e),
-                }
-            }
+            flush(&mut conn, tcp)?;
             // No more than the caller made room for: a reader that reserved
             // exactly the rest of a large value gets no reallocation.
             let want = state.plaintext_bytes_to_read().min(room - total);
@@ -219,12 +202,8 @@ impl Tls {
     pub(super) fn write_some(&self, tcp: &TcpStream, out: &mut impl Buf) -> io::Result<bool> {
         let mut conn = self.conn();
         loop {
-            while conn.wants_write() {
-                match conn.write_tls(&mut Socket(tcp)) {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                    Err(e) => return Err(e),
-                }
+            if !flush(&mut conn, tcp)? {
+                return Ok(false);
             }
             if !out.has_remaining() {
                 return Ok(true);
@@ -243,11 +222,7 @@ impl Tls {
     pub(super) fn close_notify(&self, tcp: &TcpStream) {
         let mut conn = self.conn();
         conn.send_close_notify();
-        while conn.wants_write() {
-            if conn.write_tls(&mut Socket(tcp)).is_err() {
-                break;
-            }
-        }
+        let _ = flush(&mut conn, tcp);
     }
 
     /// See [`super::Stream::is_idle`]: open, and nothing but TLS
@@ -259,7 +234,7 @@ impl Tls {
                 Ok(state) if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {}
                 _ => return false,
             }
-            match conn.read_tls(&mut Socket(tcp)) {
+            match conn.read_tls(&mut Socket::new(tcp)) {
                 Ok(0) => return false,
                 Ok(_) => {}
                 Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
@@ -299,45 +274,66 @@ fn take_plaintext(conn: &mut Connection, buf: &mut BytesMut, want: usize) -> io:
     Ok(filled)
 }
 
-/// The socket as `Read`/`Write` for rustls: non-blocking calls that fail
-/// with `WouldBlock` (clearing tokio's readiness) when it has nothing.
-struct Socket<'a>(&'a TcpStream);
+/// Writes the records rustls holds as far as the socket takes them: true
+/// when none is left, false when the socket is full.
+fn flush(conn: &mut Connection, tcp: &TcpStream) -> io::Result<bool> {
+    while conn.wants_write() {
+        match conn.write_tls(&mut Socket::new(tcp)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
 
-/// The socket as `Read` for [`Tls::read_some`], which notes a read that
-/// did not fill rustls' buffer: the socket is drained, so (as a plain
-/// stream's `read_some` does) it is marked not readable at once and the
-/// caller's next wait goes to epoll, not to a `recv` that fails.
-struct Draining<'a> {
+/// Marks `tcp` not readable until epoll says otherwise: after a read that
+/// did not fill its buffer drained the socket, the next wait goes to epoll
+/// instead of a `recv` that would only fail with `EAGAIN`. Tokio keeps
+/// "read closed" across that, so a FIN that came with the data is not lost.
+#[inline]
+pub(super) fn mark_drained(tcp: &TcpStream) {
+    let _ = tcp.try_io(tokio::io::Interest::READABLE, || {
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
+}
+
+/// The socket as `Read`/`Write` for rustls: non-blocking calls that fail
+/// with `WouldBlock` when it has nothing. A read that does not fill
+/// rustls' buffer drained the socket ([`mark_drained`]), and says so in
+/// `drained`.
+struct Socket<'a> {
     tcp: &'a TcpStream,
     drained: bool,
 }
 
-impl Read for Draining<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.tcp.try_read(buf)?;
-        if n > 0 && n < buf.len() {
-            self.drained = true;
-            let _ = self.tcp.try_io(tokio::io::Interest::READABLE, || {
-                Err::<(), _>(io::ErrorKind::WouldBlock.into())
-            });
+impl<'a> Socket<'a> {
+    fn new(tcp: &'a TcpStream) -> Socket<'a> {
+        Socket {
+            tcp,
+            drained: false,
         }
-        Ok(n)
     }
 }
 
 impl Read for Socket<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        let n = self.tcp.try_read(buf)?;
+        if n > 0 && n < buf.len() {
+            self.drained = true;
+            mark_drained(self.tcp);
+        }
+        Ok(n)
     }
 }
 
 impl Write for Socket<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
+        self.tcp.try_write(buf)
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.0.try_write_vectored(bufs)
+        self.tcp.try_write_vectored(bufs)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -87,14 +87,25 @@ impl<C> Reloadable<C> {
     }
 
     /// Reads the files again when one changed since the last attempt, or
-    /// always with `force` (SIGHUP). Logs what happened.
+    /// always with `force` (SIGHUP), and logs what happened; then sets
+    /// `keyway_tls_certificate_expiry_seconds` to the time left.
     pub fn reload(&self, force: bool) {
         let stamp = stamps(&self.paths);
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if !force && stamp == loaded.stamp {
-            return;
+        if force || stamp != loaded.stamp {
+            loaded.stamp = stamp;
+            self.load_again(&mut loaded);
         }
-        loaded.stamp = stamp;
+        if let Some(not_after) = loaded.not_after {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            crate::metrics::tls_certificate_expiry(self.label, (not_after - now) as f64);
+        }
+    }
+
+    /// Loads the files; keeps the material in use when they do not load.
+    fn load_again(&self, loaded: &mut Loaded) {
         match (self.load)() {
             Ok((config, leaf)) => {
                 self.current.store(Arc::new(config));
@@ -109,23 +120,6 @@ impl<C> Reloadable<C> {
                 listener = self.label,
                 "TLS material not reloaded, the previous one stays in use: {e}"
             ),
-        }
-        drop(loaded);
-        self.report_expiry();
-    }
-
-    /// Sets `keyway_tls_certificate_expiry_seconds` to the time left.
-    pub fn report_expiry(&self) {
-        let not_after = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .not_after;
-        if let Some(not_after) = not_after {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            crate::metrics::tls_certificate_expiry(self.label, (not_after - now) as f64);
         }
     }
 
@@ -205,11 +199,6 @@ impl ClusterTls {
     pub fn reload(&self, force: bool) {
         self.material.reload(force);
     }
-
-    /// See [`Reloadable::report_expiry`].
-    pub fn report_expiry(&self) {
-        self.material.report_expiry();
-    }
 }
 
 impl std::fmt::Debug for ClusterTls {
@@ -230,8 +219,9 @@ impl<C> std::fmt::Debug for Reloadable<C> {
     }
 }
 
-/// Checks the files of `listener` and `cluster` every `every`, reloading
-/// what changed, and keeps the expiry metric current.
+/// Checks the files of `listener` and `cluster` every `every` (the first
+/// time at once), reloading what changed and keeping the expiry metric
+/// current.
 pub async fn watch(
     listener: Option<Arc<ServerTls>>,
     cluster: Option<Arc<ClusterTls>>,
@@ -243,11 +233,9 @@ pub async fn watch(
         tick.tick().await;
         if let Some(listener) = &listener {
             listener.reload(false);
-            listener.report_expiry();
         }
         if let Some(cluster) = &cluster {
             cluster.reload(false);
-            cluster.report_expiry();
         }
     }
 }

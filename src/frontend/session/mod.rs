@@ -74,7 +74,7 @@ pub async fn serve(worker: Rc<Worker>, stream: Stream, peer: SocketAddr) {
         .tls
         .as_ref()
         .is_some_and(|t| t.user_from_cert);
-    if let Some(certificate) = stream.peer_certificate().filter(|_| by_certificate) {
+    if let Some(certificate) = by_certificate.then(|| stream.peer_certificate()).flatten() {
         super::login::log_in_by_certificate(&mut client, &shared, &certificate);
     }
     let session = Rc::new_cyclic(|me| Session {
